@@ -1,0 +1,65 @@
+"""What every DeepProspect algorithm shares: naming, groups, help, icon and error translation."""
+
+from __future__ import annotations
+
+import os
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+from ..core.errors import DeepProspectError
+
+ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons", "deepprospect.svg")
+
+# group id -> display name, in pipeline order
+GROUPS = {
+    "evidence": "1 · Evidence layers",
+    "trainingdata": "2 · Training data",
+    "models": "3 · Models",
+    "maps": "4 · Prospectivity maps",
+}
+
+
+class DeepProspectAlgorithm(QgsProcessingAlgorithm):
+    """Base class: subclasses set NAME, DISPLAY_NAME, GROUP, HELP and implement ``run``."""
+
+    NAME = ""
+    DISPLAY_NAME = ""
+    GROUP = ""
+    HELP = ""
+
+    def name(self) -> str:
+        return self.NAME
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API name
+        return self.tr(self.DISPLAY_NAME)
+
+    def group(self) -> str:
+        return self.tr(GROUPS[self.GROUP])
+
+    def groupId(self) -> str:  # noqa: N802 - QGIS API name
+        return self.GROUP
+
+    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API name
+        return self.tr(self.HELP)
+
+    def icon(self) -> QIcon:
+        return QIcon(ICON)
+
+    def createInstance(self) -> "DeepProspectAlgorithm":  # noqa: N802 - QGIS API name
+        return type(self)()
+
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate(type(self).__name__, text)
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        """Run the algorithm; any DeepProspect error reaches the user as a plain message."""
+        try:
+            return self.run(parameters, context, feedback)
+        except DeepProspectError as error:
+            raise QgsProcessingException(str(error)) from error
+
+    def run(self, parameters, context, feedback) -> dict:
+        """Do the work; raise a DeepProspectError subclass for anything the user must fix."""
+        raise NotImplementedError

@@ -1,0 +1,66 @@
+"""The DeepProspect Processing provider (id ``deepprospect``)."""
+
+from __future__ import annotations
+
+import importlib
+
+from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from ..dependencies import install_hint
+from .base import ICON
+
+# module in this package -> algorithm class; modules are imported one by one so a missing optional
+# package disables only the algorithms that need it.
+ALGORITHMS = [
+    ("idw_gridding", "IdwGridding"),
+]
+
+
+class DeepProspectProvider(QgsProcessingProvider):
+    """Loads every algorithm whose Python dependencies are installed and reports the others."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.missing_modules: dict[str, list[str]] = {}
+
+    def id(self) -> str:  # noqa: A003 - QGIS API name
+        return "deepprospect"
+
+    def name(self) -> str:
+        return "DeepProspect"
+
+    def longName(self) -> str:  # noqa: N802 - QGIS API name
+        return "DeepProspect — deep-learning mineral prospectivity mapping"
+
+    def icon(self) -> QIcon:
+        return QIcon(ICON)
+
+    def svgIconPath(self) -> str:  # noqa: N802 - QGIS API name
+        return ICON
+
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802 - QGIS API name
+        return ["tif"]
+
+    def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API name
+        self.missing_modules = {}
+        for module_name, class_name in ALGORITHMS:
+            try:
+                module = importlib.import_module(f"..{module_name}", __name__)
+            except ModuleNotFoundError as error:
+                if error.name and error.name.split(".")[0] in __name__.split("."):
+                    raise
+                self.missing_modules.setdefault(error.name.split(".")[0], []).append(module_name)
+                continue
+            self.addAlgorithm(getattr(module, class_name)())
+        if self.missing_modules:
+            QgsMessageLog.logMessage(self.missing_message(), "DeepProspect", Qgis.Warning)
+
+    def missing_message(self) -> str:
+        """Which packages are missing, which algorithms they disable, and how to install them."""
+        modules = sorted(self.missing_modules)
+        disabled = sorted({alg for algs in self.missing_modules.values() for alg in algs})
+        return (
+            f"DeepProspect needs the Python package(s) {', '.join(modules)}; these algorithms are unavailable "
+            f"until they are installed: {', '.join(disabled)}. {install_hint(modules)}"
+        )

@@ -1,0 +1,119 @@
+"""Conversions between QGIS layers/parameters and the arrays and grid specs that core/ works on."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeatureRequest,
+    QgsProcessingFeatureSource,
+    QgsProject,
+    QgsRectangle,
+)
+
+from ..core.errors import InputError
+from ..core.grid import GridSpec
+from ..core.progress import check_cancelled
+from ..core.raster_io import read_grid_spec
+
+
+def feedback_callbacks(feedback):
+    """(progress, is_cancelled) callables that forward core progress to a Processing feedback."""
+    if feedback is None:
+        return None, None
+    return feedback.setProgress, feedback.isCanceled
+
+
+def crs_to_string(crs: QgsCoordinateReferenceSystem) -> str:
+    """WKT that GDAL and rasterio read back as the same CRS."""
+    return crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL)
+
+
+def crs_from_string(crs: str) -> QgsCoordinateReferenceSystem:
+    """QGIS CRS from the WKT or authority id stored in a GridSpec."""
+    result = QgsCoordinateReferenceSystem.fromWkt(crs)
+    if not result.isValid():
+        result = QgsCoordinateReferenceSystem(crs)
+    return result
+
+
+def require_projected(
+    crs: QgsCoordinateReferenceSystem, what: str, data_crs: QgsCoordinateReferenceSystem, data_extent: QgsRectangle
+) -> None:
+    """Refuse a geographic or invalid CRS, suggesting the UTM zone that holds the data."""
+    if not crs.isValid():
+        raise InputError(f"{what} has no valid CRS; set its CRS (Layer Properties ▸ Source) first.")
+    if crs.isGeographic():
+        raise InputError(
+            f"{what} is in a geographic CRS ({crs.authid() or crs.description()}): distances in degrees "
+            "are not distances. Choose a projected output CRS (parameter 'Output CRS') or a template raster, "
+            f"for example {utm_suggestion(data_crs, data_extent)}."
+        )
+
+
+def utm_suggestion(crs: QgsCoordinateReferenceSystem, extent: QgsRectangle) -> str:
+    """The WGS 84 / UTM zone that holds the centre of ``extent``, as 'EPSG:326zz (WGS 84 / UTM zone zzN)'."""
+    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+    centre = extent.center()
+    if crs.isValid() and crs != wgs84:
+        centre = QgsCoordinateTransform(crs, wgs84, QgsProject.instance()).transform(centre)
+    zone = min(60, max(1, int(math.floor((centre.x() + 180.0) / 6.0)) + 1))
+    north = centre.y() >= 0
+    return f"EPSG:{32600 + zone if north else 32700 + zone} (WGS 84 / UTM zone {zone}{'N' if north else 'S'})"
+
+
+def grid_from_raster_layer(layer) -> GridSpec:
+    """The exact grid of a file-based raster layer (for snapping outputs to a template)."""
+    if layer.providerType() != "gdal":
+        raise InputError(f"The template raster '{layer.name()}' must be a file (GDAL) raster, not {layer.providerType()}.")
+    return read_grid_spec(layer.source())
+
+
+def read_points(
+    source: QgsProcessingFeatureSource,
+    field_names: list[str],
+    target_crs: QgsCoordinateReferenceSystem,
+    context,
+    feedback=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Point coordinates in ``target_crs`` and field values as floats (NULL → NaN).
+
+    Multipoint features give one sample per part; features without geometry are skipped and reported.
+    """
+    field_index = [source.fields().lookupField(name) for name in field_names]
+    request = QgsFeatureRequest().setSubsetOfAttributes(field_index)
+    request.setDestinationCrs(target_crs, context.transformContext())
+    total = max(source.featureCount(), 1)
+    xs, ys, rows = [], [], []
+    skipped = 0
+    _, is_cancelled = feedback_callbacks(feedback)
+    for count, feature in enumerate(source.getFeatures(request)):
+        if count % 10000 == 0:
+            check_cancelled(is_cancelled)
+            if feedback is not None:
+                feedback.setProgress(10.0 * count / total)
+        geometry = feature.geometry()
+        if geometry.isNull() or geometry.isEmpty():
+            skipped += 1
+            continue
+        attributes = feature.attributes()
+        values = [_as_float(attributes[i]) for i in field_index]
+        for part in geometry.asMultiPoint() if geometry.isMultipart() else [geometry.asPoint()]:
+            xs.append(part.x())
+            ys.append(part.y())
+            rows.append(values)
+    if skipped and feedback is not None:
+        feedback.reportError(f"{skipped} feature(s) without geometry were skipped.", fatalError=False)
+    values = np.array(rows, dtype=np.float64).reshape(len(rows), len(field_names))
+    return np.column_stack([xs, ys]).astype(np.float64).reshape(-1, 2), values
+
+
+def _as_float(value) -> float:
+    """A number from an attribute; NULL, empty and non-numeric values become NaN."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

@@ -1,0 +1,5 @@
+"""Pure compute for DeepProspect: numpy/scipy/scikit-learn only, never QGIS or torch.
+
+Everything here works from plain Python, so it is unit-testable in milliseconds and can later run
+under Dask or in batch jobs without a QGIS install.
+"""

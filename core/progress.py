@@ -1,0 +1,22 @@
+"""Progress and cancel callbacks that core functions accept instead of QGIS feedback objects."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from .errors import Cancelled
+
+ProgressFn = Optional[Callable[[float], None]]
+CancelFn = Optional[Callable[[], bool]]
+
+
+def report(progress: ProgressFn, percent: float) -> None:
+    """Send a 0–100 progress figure to the caller, if it asked for one."""
+    if progress is not None:
+        progress(float(percent))
+
+
+def check_cancelled(is_cancelled: CancelFn) -> None:
+    """Raise :class:`Cancelled` when the caller's cancel flag is set."""
+    if is_cancelled is not None and is_cancelled():
+        raise Cancelled()

@@ -1,0 +1,136 @@
+"""GeoTIFF reading and writing with rasterio: band names, nodata, metadata, and no partial files.
+
+Outputs are written to a temporary file beside the target and renamed into place only when complete,
+so a failure or a cancel never leaves a half-written raster.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import Affine
+
+from .errors import InputError, ResourceError
+from .grid import GridSpec
+
+NODATA = -9999.0
+_TILE = 256
+
+
+def check_writable(path: str) -> None:
+    """Fail early, with the path in the message, when ``path`` cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(folder):
+        raise InputError(f"The output folder does not exist: {folder}. Create it or choose another output path.")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"The output folder is not writable: {folder}. Choose a folder you can write to.")
+    if os.path.isdir(path):
+        raise InputError(f"The output path is a folder: {path}. Give a file name ending in .tif.")
+
+
+@contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    check_writable(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    suffix = os.path.splitext(path)[1] or ".tmp"
+    handle, temporary = tempfile.mkstemp(prefix=".deepprospect-", suffix=suffix, dir=folder)
+    os.close(handle)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+
+
+def write_geotiff(
+    path: str,
+    bands: np.ndarray,
+    grid: GridSpec,
+    band_names: Sequence[str],
+    *,
+    metadata: Mapping[str, str] | None = None,
+    band_metadata: Sequence[Mapping[str, str]] | None = None,
+    nodata: float = NODATA,
+    dtype: str = "float32",
+) -> None:
+    """Write a (bands, rows, cols) array as a tiled, compressed GeoTIFF; NaN becomes ``nodata``."""
+    bands = np.asarray(bands)
+    if bands.ndim == 2:
+        bands = bands[None]
+    if bands.shape[1:] != grid.shape:
+        raise InputError(f"Array shape {bands.shape[1:]} does not match the grid {grid.shape}.")
+    if len(band_names) != bands.shape[0]:
+        raise InputError(f"{bands.shape[0]} bands but {len(band_names)} band names.")
+    profile = {
+        "driver": "GTiff",
+        "width": grid.cols,
+        "height": grid.rows,
+        "count": bands.shape[0],
+        "dtype": dtype,
+        "crs": crs_from_string(grid.crs),
+        "transform": Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max),
+        "nodata": nodata,
+        "tiled": grid.cols >= _TILE and grid.rows >= _TILE,
+        "blockxsize": _TILE,
+        "blockysize": _TILE,
+        "compress": "deflate",
+        "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
+        "BIGTIFF": "IF_SAFER",
+    }
+    with atomic_path(path) as temporary:
+        try:
+            with rasterio.open(temporary, "w", **profile) as dst:
+                for index, name in enumerate(band_names, start=1):
+                    band = bands[index - 1]
+                    dst.write(np.where(np.isnan(band), nodata, band).astype(dtype), index)
+                    dst.set_band_description(index, str(name))
+                    if band_metadata is not None:
+                        dst.update_tags(index, **band_metadata[index - 1])
+                if metadata:
+                    dst.update_tags(**metadata)
+        except rasterio.errors.RasterioIOError as error:
+            raise ResourceError(f"Could not write {path}: {error}") from error
+
+
+def read_grid_spec(path: str) -> GridSpec:
+    """The grid of an existing raster, exactly as stored (for snapping outputs to a template)."""
+    try:
+        with rasterio.open(path) as src:
+            transform, crs, width, height = src.transform, src.crs, src.width, src.height
+    except rasterio.errors.RasterioIOError as error:
+        raise InputError(f"Cannot open the raster {path}: {error}") from error
+    if transform.b != 0 or transform.d != 0 or transform.e >= 0:
+        raise InputError(f"{path} is rotated or not north-up; warp it to a north-up grid first.")
+    if crs is None:
+        raise InputError(f"{path} has no CRS; assign one (Raster ▸ Projections ▸ Assign Projection).")
+    return GridSpec(transform.c, transform.f, transform.a, -transform.e, width, height, crs.to_wkt())
+
+
+def read_band_names(path: str) -> list[str]:
+    """Band descriptions of a raster ('' where a band has none)."""
+    with rasterio.open(path) as src:
+        return [description or "" for description in src.descriptions]
+
+
+def crs_from_string(crs: str) -> CRS:
+    """A rasterio CRS from WKT or an authority id such as ``EPSG:32650``."""
+    try:
+        return CRS.from_user_input(crs)
+    except rasterio.errors.CRSError as error:
+        raise InputError(f"Unrecognised coordinate reference system: {crs[:80]}") from error
+
+
+def _remove_quietly(path: str) -> None:
+    for candidate in (path, path + ".aux.xml"):
+        try:
+            os.remove(candidate)
+        except FileNotFoundError:
+            pass
