@@ -22,7 +22,7 @@ GROUPS = {
 
 
 class DeepProspectAlgorithm(QgsProcessingAlgorithm):
-    """Base class: subclasses set NAME, DISPLAY_NAME, GROUP, HELP and implement ``run``."""
+    """Base class: subclasses set NAME, DISPLAY_NAME, GROUP, HELP and implement ``compute``."""
 
     NAME = ""
     DISPLAY_NAME = ""
@@ -47,7 +47,7 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
     def icon(self) -> QIcon:
         return QIcon(ICON)
 
-    def createInstance(self) -> "DeepProspectAlgorithm":  # noqa: N802 - QGIS API name
+    def createInstance(self) -> DeepProspectAlgorithm:  # noqa: N802 - QGIS API name
         return type(self)()
 
     def tr(self, text: str) -> str:
@@ -56,10 +56,10 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
         """Run the algorithm; any DeepProspect error reaches the user as a plain message."""
         try:
-            return self.run(parameters, context, feedback)
+            return self.compute(parameters, context, feedback)
         except DeepProspectError as error:
             raise QgsProcessingException(str(error)) from error
 
-    def run(self, parameters, context, feedback) -> dict:
+    def compute(self, parameters, context, feedback) -> dict:
         """Do the work; raise a DeepProspectError subclass for anything the user must fix."""
         raise NotImplementedError

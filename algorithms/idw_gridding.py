@@ -64,7 +64,7 @@ class IdwGridding(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(self.LOG10, "Interpolate log10 of the values", False))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Gridded fields"))
 
-    def run(self, parameters, context, feedback):
+    def compute(self, parameters, context, feedback):
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             raise InputError("The sample point layer could not be opened.")

@@ -24,7 +24,7 @@ class DeepProspectProvider(QgsProcessingProvider):
         super().__init__()
         self.missing_modules: dict[str, list[str]] = {}
 
-    def id(self) -> str:  # noqa: A003 - QGIS API name
+    def id(self) -> str:
         return "deepprospect"
 
     def name(self) -> str:

@@ -60,7 +60,7 @@ def utm_suggestion(crs: QgsCoordinateReferenceSystem, extent: QgsRectangle) -> s
     centre = extent.center()
     if crs.isValid() and crs != wgs84:
         centre = QgsCoordinateTransform(crs, wgs84, QgsProject.instance()).transform(centre)
-    zone = min(60, max(1, int(math.floor((centre.x() + 180.0) / 6.0)) + 1))
+    zone = min(60, max(1, math.floor((centre.x() + 180.0) / 6.0) + 1))
     north = centre.y() >= 0
     return f"EPSG:{32600 + zone if north else 32700 + zone} (WGS 84 / UTM zone {zone}{'N' if north else 'S'})"
 
@@ -68,7 +68,9 @@ def utm_suggestion(crs: QgsCoordinateReferenceSystem, extent: QgsRectangle) -> s
 def grid_from_raster_layer(layer) -> GridSpec:
     """The exact grid of a file-based raster layer (for snapping outputs to a template)."""
     if layer.providerType() != "gdal":
-        raise InputError(f"The template raster '{layer.name()}' must be a file (GDAL) raster, not {layer.providerType()}.")
+        raise InputError(
+            f"The template raster '{layer.name()}' must be a file (GDAL) raster, not {layer.providerType()}."
+        )
     return read_grid_spec(layer.source())
 
 

@@ -21,7 +21,7 @@ class ModelError(DeepProspectError):
     """A model file is corrupt, foreign, or does not match the evidence it is applied to."""
 
 
-class Cancelled(DeepProspectError):
+class Cancelled(DeepProspectError):  # noqa: N818 - a state, not a fault
     """The user cancelled the run; nothing was written."""
 
     def __init__(self, message: str = "Cancelled by the user; no output was written.") -> None:

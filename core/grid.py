@@ -42,7 +42,7 @@ class GridSpec:
     @classmethod
     def from_extent(
         cls, x_min: float, y_min: float, x_max: float, y_max: float, pixel_size: float, crs: str
-    ) -> "GridSpec":
+    ) -> GridSpec:
         """Grid anchored at the extent's upper-left corner that covers the extent with square pixels.
 
         Columns and rows are rounded up, so the grid may reach up to one pixel beyond the right and

@@ -15,9 +15,9 @@ fields cost little more than one.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -154,7 +154,7 @@ def _groups_by_valid_samples(
     return groups
 
 
-def _run_blocks(kernel: "_Kernel", workers: int, is_cancelled: CancelFn) -> Iterator[tuple[int, int, np.ndarray]]:
+def _run_blocks(kernel: _Kernel, workers: int, is_cancelled: CancelFn) -> Iterator[tuple[int, int, np.ndarray]]:
     """Run the kernel over blocks of cells on a thread pool, yielding results in grid order."""
     bounds = kernel.block_bounds()
     with ThreadPoolExecutor(max_workers=workers) as pool:

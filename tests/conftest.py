@@ -1,0 +1,35 @@
+"""Test set-up shared by every level: import the plugin as ``deepprospect`` whatever the clone is called.
+
+The repo root is the plugin package. A symlink ``build/test-package/deepprospect`` → repo root is put
+first on sys.path, so tests import ``deepprospect.core...`` and no module is loaded under two names.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+_PACKAGE_PARENT = ROOT / "build" / "test-package"
+_LINK = _PACKAGE_PARENT / "deepprospect"
+_PACKAGE_PARENT.mkdir(parents=True, exist_ok=True)
+if not _LINK.is_symlink():
+    _LINK.symlink_to(ROOT, target_is_directory=True)
+sys.path.insert(0, str(_PACKAGE_PARENT))
+sys.path.insert(1, str(ROOT / "tests"))  # shared test helpers (layer_factory)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root (the plugin folder)."""
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """tests/data: real and synthetic fixtures bundled with the project."""
+    return DATA

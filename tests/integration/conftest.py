@@ -1,0 +1,30 @@
+"""QGIS-level fixtures: Processing initialised with the DeepProspect provider registered."""
+
+import pytest
+from qgis.core import QgsApplication
+
+
+@pytest.fixture(scope="session")
+def deepprospect_provider(qgis_app, qgis_processing):
+    """Register the provider once per session (and keep a reference so it is not collected)."""
+    from deepprospect.algorithms.provider import DeepProspectProvider
+
+    provider = DeepProspectProvider()
+    QgsApplication.processingRegistry().addProvider(provider)
+    yield provider
+    QgsApplication.processingRegistry().removeProvider(provider)
+
+
+@pytest.fixture
+def run_alg(deepprospect_provider):
+    """Run a Processing algorithm by id with a fresh context and feedback; returns its result dict."""
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProject
+
+    def run(algorithm_id: str, parameters: dict, feedback=None) -> dict:
+        context = QgsProcessingContext()
+        context.setProject(QgsProject.instance())
+        return processing.run(algorithm_id, parameters, context=context,
+                              feedback=feedback or QgsProcessingFeedback())
+
+    return run

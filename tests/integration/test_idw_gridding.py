@@ -1,0 +1,144 @@
+"""deepprospect:idwgridding through processing.run: outputs, snapping, real data and bad input."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.idw import IdwSettings, idw_grid
+from deepprospect.core.raster_io import write_geotiff
+from layer_factory import point_layer
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
+
+ALG = "deepprospect:idwgridding"
+
+
+@pytest.fixture
+def survey():
+    rng = np.random.default_rng(3)
+    points = np.array([400000.0, 3300000.0]) + rng.uniform(0, 2000, (80, 2))
+    cu = rng.lognormal(3, 0.5, 80)
+    au = rng.lognormal(1, 0.9, 80)
+    au[[2, 9]] = np.nan
+    return points, {"Cu": cu, "Au": au, "lith": ["granite"] * 80, "empty": [None] * 80}
+
+
+def params(layer, output, **extra):
+    base = {"INPUT": layer, "FIELDS": ["Cu", "Au"], "PIXEL_SIZE": 50,
+            "EXTENT": "400000,402000,3300000,3302000 [EPSG:32650]", "OUTPUT": str(output)}
+    base.update(extra)
+    return base
+
+
+def test_bands_are_named_and_equal_the_core_result(run_alg, survey, tmp_path):
+    points, fields = survey
+    out = tmp_path / "grid.tif"
+    result = run_alg(ALG, params(point_layer(points, fields), out, MAX_POINTS=8, RADIUS=600))
+    assert result["OUTPUT"] == str(out)
+    with rasterio.open(out) as src:
+        assert src.descriptions == ("Cu", "Au")
+        assert (src.width, src.height, src.res) == (40, 40, (50.0, 50.0))
+        assert src.crs.to_epsg() == 32650
+        data = src.read(masked=True).astype(np.float64).filled(np.nan)
+    grid = GridSpec.from_extent(400000, 3300000, 402000, 3302000, 50, "EPSG:32650")
+    expected = idw_grid(points, np.column_stack([fields["Cu"], fields["Au"]]), grid,
+                        IdwSettings(max_points=8, radius=600))
+    np.testing.assert_allclose(data, expected, rtol=1e-6, equal_nan=True)
+
+
+def test_output_snaps_exactly_to_a_template(run_alg, survey, tmp_path):
+    points, fields = survey
+    template_grid = GridSpec(399987.3, 3302011.7, 33.3, 33.3, 57, 61, "EPSG:32650")
+    template = str(tmp_path / "template.tif")
+    write_geotiff(template, np.zeros((1, 61, 57)), template_grid, ["zero"])
+    out = tmp_path / "snapped.tif"
+    run_alg(ALG, {"INPUT": point_layer(points, fields), "FIELDS": ["Cu"], "TEMPLATE": template,
+                  "OUTPUT": str(out)})
+    with rasterio.open(template) as ref, rasterio.open(out) as src:
+        assert src.transform == ref.transform and src.shape == ref.shape and src.crs == ref.crs
+
+
+def test_log10_grids_the_logarithm(run_alg, survey, tmp_path):
+    points, fields = survey
+    plain, logged = tmp_path / "plain.tif", tmp_path / "log.tif"
+    run_alg(ALG, params(point_layer(points, fields), plain, FIELDS=["Cu"], MAX_POINTS=1))
+    run_alg(ALG, params(point_layer(points, fields), logged, FIELDS=["Cu"], MAX_POINTS=1, LOG10=True))
+    with rasterio.open(plain) as a, rasterio.open(logged) as b:
+        np.testing.assert_allclose(np.log10(a.read(1)), b.read(1), rtol=1e-5)
+        assert b.tags()["VALUE_TRANSFORM"] == "log10"
+
+
+def test_real_colorado_survey_in_a_projected_crs(run_alg, data_dir, tmp_path):
+    layer = QgsVectorLayer(str(data_dir / "colorado_soil" / "colorado_soil_geochem.gpkg"), "colorado", "ogr")
+    assert layer.featureCount() == 959
+    elements = [f.name() for f in layer.fields() if f.isNumeric() and f.name() not in ("fid",)]
+    elements = [e for e in elements if e not in ("longitude", "latitude")]
+    assert len(elements) == 39
+    out = tmp_path / "colorado.tif"
+    run_alg(ALG, {"INPUT": layer, "FIELDS": elements, "PIXEL_SIZE": 5000, "OUTPUT_CRS": "EPSG:26913",
+                  "OUTPUT": str(out)})
+    with rasterio.open(out) as src:
+        assert list(src.descriptions) == elements and src.crs.to_epsg() == 26913
+        assert 100 < src.width < 140 and 70 < src.height < 110  # Colorado is ~600 × 450 km
+        data = src.read(masked=True)
+    for band, name in zip(data, elements):
+        values = np.array([f[name] for f in layer.getFeatures()], dtype=float)
+        assert not band.mask.any()
+        assert values.min() - 1e-3 * abs(values.min()) <= band.min() <= band.max() <= values.max() * (1 + 1e-6)
+
+
+def bad_input_cases(tmp_path, survey):
+    points, fields = survey
+    layer = point_layer(points, fields)
+    empty = point_layer(np.zeros((0, 2)), {"Cu": []})
+    far = "500000,501000,3500000,3501000 [EPSG:32650]"
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text("x")
+    return [
+        ({"INPUT": empty, "FIELDS": ["Cu"]}, "no features"),
+        ({"INPUT": layer, "FIELDS": ["Ni"]}, "Ni"),
+        ({"INPUT": layer, "FIELDS": ["lith"]}, "not numeric"),
+        ({"INPUT": layer, "FIELDS": ["empty"]}, "no sample has a value"),
+        ({"INPUT": layer, "MIN_POINTS": 200, "MAX_POINTS": 0}, "fewer than the minimum number of points"),
+        ({"INPUT": layer, "EXTENT": far}, "does not overlap the sample points"),
+        ({"INPUT": layer, "PIXEL_SIZE": 0}, "pixel size must be greater than zero"),
+        ({"INPUT": layer, "PIXEL_SIZE": -5}, "pixel size must be greater than zero"),
+        ({"INPUT": layer, "PIXEL_SIZE": 0.001}, "would need about"),
+        ({"INPUT": point_layer(points / 1e5, {"Cu": fields["Cu"]}, crs="EPSG:4326"), "FIELDS": ["Cu"],
+          "EXTENT": None}, "geographic CRS"),
+        ({"INPUT": layer, "OUTPUT": str(not_a_folder / "out.tif")}, "does not exist"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(11))
+def test_bad_input_gives_a_clear_error_and_no_file(run_alg, survey, tmp_path, case):
+    (overrides, message) = bad_input_cases(tmp_path, survey)[case]
+    out = tmp_path / "out" / "grid.tif"
+    out.parent.mkdir()
+    parameters = params(overrides["INPUT"], out)
+    parameters.update({k: v for k, v in overrides.items() if v is not None})
+    for key in [k for k, v in overrides.items() if v is None]:
+        parameters.pop(key)
+    with pytest.raises(QgsProcessingException, match=message):
+        run_alg(ALG, parameters)
+    assert os.listdir(out.parent) == []
+
+
+def test_cancel_during_the_run_leaves_nothing(run_alg, tmp_path):
+    rng = np.random.default_rng(5)
+    points = np.array([400000.0, 3300000.0]) + rng.uniform(0, 2000, (3000, 2))
+    layer = point_layer(points, {"Cu": rng.lognormal(3, 0.5, 3000)})
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda percent: feedback.cancel() if percent > 20 else None)
+    out = tmp_path / "cancelled.tif"
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        run_alg(ALG, params(layer, out, FIELDS=["Cu"], PIXEL_SIZE=2, MAX_POINTS=0), feedback=feedback)
+    assert os.listdir(tmp_path) == []
+
+
+def test_provider_lists_the_algorithm(deepprospect_provider):
+    assert deepprospect_provider.id() == "deepprospect"
+    assert deepprospect_provider.algorithm("idwgridding") is not None
+    assert shutil.which("gdal_grid") is not None

@@ -1,0 +1,31 @@
+"""Builders of small QGIS layers for algorithm tests."""
+
+from __future__ import annotations
+
+import numpy as np
+from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
+
+
+def point_layer(points, fields: dict, crs: str = "EPSG:32650", name: str = "samples") -> QgsVectorLayer:
+    """A memory point layer; ``fields`` maps name -> values (floats, None for NULL, or strings)."""
+    spec = "&".join(
+        f"field={key}:{'string' if any(isinstance(v, str) for v in values) else 'double'}"
+        for key, values in fields.items()
+    )
+    layer = QgsVectorLayer(f"Point?crs={crs}" + (f"&{spec}" if spec else ""), name, "memory")
+    features = []
+    for i, (x, y) in enumerate(np.asarray(points, dtype=float).reshape(-1, 2)):
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(float(x), float(y))))
+        feature.setAttributes([_plain(values[i]) for values in fields.values()])
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    layer.updateExtents()
+    return layer
+
+
+def _plain(value):
+    if value is None or isinstance(value, str):
+        return value
+    value = float(value)
+    return None if np.isnan(value) else value

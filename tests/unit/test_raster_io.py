@@ -1,0 +1,62 @@
+"""GeoTIFF writer/reader: band names, nodata, metadata, exact grids, and no partial files."""
+
+import os
+
+import numpy as np
+import pytest
+import rasterio
+from deepprospect.core.errors import InputError
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.raster_io import NODATA, atomic_path, read_band_names, read_grid_spec, write_geotiff
+
+GRID = GridSpec(500000.5, 3300000.25, 30.0, 30.0, 300, 260, "EPSG:32650")
+
+
+def test_round_trip_keeps_grid_names_nodata_and_metadata(tmp_path):
+    bands = np.arange(2 * 260 * 300, dtype=np.float32).reshape(2, 260, 300)
+    bands[1, 5, 7] = np.nan
+    path = str(tmp_path / "out.tif")
+    write_geotiff(path, bands, GRID, ["Cu", "Au"], metadata={"IDW_POWER": "2"}, band_metadata=[{"A": "1"}, {}])
+    assert read_band_names(path) == ["Cu", "Au"]
+    spec = read_grid_spec(path)
+    assert (spec.x_min, spec.y_max, spec.pixel_width, spec.cols, spec.rows) == (500000.5, 3300000.25, 30, 300, 260)
+    with rasterio.open(path) as src:
+        assert src.nodata == NODATA and src.dtypes == ("float32", "float32")
+        assert src.crs.to_epsg() == 32650
+        assert src.profile["tiled"] and src.compression.value == "DEFLATE"
+        assert src.tags()["IDW_POWER"] == "2" and src.tags(1)["A"] == "1"
+        data = src.read(masked=True)
+    assert data.mask[1, 5, 7] and not data.mask[0].any()
+    np.testing.assert_array_equal(data[0], bands[0])
+    assert os.listdir(tmp_path) == ["out.tif"]
+
+
+def test_failure_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "out.tif"
+    with pytest.raises(RuntimeError), atomic_path(str(target)) as temporary:
+        with open(temporary, "w") as handle:
+            handle.write("partial")
+        raise RuntimeError("stopped half way")
+    assert os.listdir(tmp_path) == []
+
+
+def test_unwritable_or_missing_folder_is_refused(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        write_geotiff(str(tmp_path / "missing" / "out.tif"), np.zeros((1, 260, 300)), GRID, ["a"])
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        with pytest.raises(InputError, match="not writable"):
+            write_geotiff(str(locked / "out.tif"), np.zeros((1, 260, 300)), GRID, ["a"])
+    finally:
+        locked.chmod(0o700)
+
+
+def test_shape_and_name_mismatches_are_refused(tmp_path):
+    with pytest.raises(InputError, match="does not match the grid"):
+        write_geotiff(str(tmp_path / "a.tif"), np.zeros((1, 10, 10)), GRID, ["a"])
+    with pytest.raises(InputError, match="band names"):
+        write_geotiff(str(tmp_path / "a.tif"), np.zeros((2, 260, 300)), GRID, ["a"])
