@@ -114,6 +114,19 @@ def read_grid_spec(path: str) -> GridSpec:
     return GridSpec(transform.c, transform.f, transform.a, -transform.e, width, height, crs.to_wkt())
 
 
+def read_raster(path: str) -> tuple[np.ndarray, GridSpec, list[str]]:
+    """All bands of a raster as float64 (bands, rows, cols) with NaN at nodata, its grid and band names.
+
+    Bands without a description are named ``<file stem>_b<number>`` so every band has a usable name.
+    """
+    grid = read_grid_spec(path)
+    with rasterio.open(path) as src:
+        data = src.read(masked=True).astype(np.float64).filled(np.nan)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        names = [description or f"{stem}_b{index}" for index, description in enumerate(src.descriptions, start=1)]
+    return data, grid, names
+
+
 def read_band_names(path: str) -> list[str]:
     """Band descriptions of a raster ('' where a band has none)."""
     with rasterio.open(path) as src:

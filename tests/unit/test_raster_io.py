@@ -7,7 +7,14 @@ import pytest
 import rasterio
 from deepprospect.core.errors import InputError
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.raster_io import NODATA, atomic_path, read_band_names, read_grid_spec, write_geotiff
+from deepprospect.core.raster_io import (
+    NODATA,
+    atomic_path,
+    read_band_names,
+    read_grid_spec,
+    read_raster,
+    write_geotiff,
+)
 
 GRID = GridSpec(500000.5, 3300000.25, 30.0, 30.0, 300, 260, "EPSG:32650")
 
@@ -29,6 +36,16 @@ def test_round_trip_keeps_grid_names_nodata_and_metadata(tmp_path):
     assert data.mask[1, 5, 7] and not data.mask[0].any()
     np.testing.assert_array_equal(data[0], bands[0])
     assert os.listdir(tmp_path) == ["out.tif"]
+    array, grid, names = read_raster(path)
+    assert names == ["Cu", "Au"] and grid.shape == (260, 300) and np.isnan(array[1, 5, 7])
+
+
+def test_bands_without_description_get_derived_names(tmp_path):
+    path = str(tmp_path / "plain.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=3, count=2, dtype="float32",
+                       crs="EPSG:32650", transform=rasterio.transform.from_origin(0, 3, 1, 1)) as dst:
+        dst.write(np.ones((2, 3, 4), dtype="float32"))
+    assert read_raster(path)[2] == ["plain_b1", "plain_b2"]
 
 
 def test_failure_leaves_nothing_behind(tmp_path):
