@@ -12,7 +12,8 @@ python=$root/.venv/bin/python
 mapfile -t elements < <("$python" - "$survey" <<'PY'
 import sys
 from osgeo import ogr
-layer = ogr.Open(sys.argv[1]).GetLayerByName("samples")
+source = ogr.Open(sys.argv[1])  # keep the datasource alive while its layer is used
+layer = source.GetLayerByName("samples")
 definition = layer.GetLayerDefn()
 for i in range(definition.GetFieldCount()):
     field = definition.GetFieldDefn(i)
@@ -20,6 +21,7 @@ for i in range(definition.GetFieldCount()):
         print(field.GetName())
 PY
 )
+[ ${#elements[@]} -gt 0 ] || { echo "No numeric fields found in $survey (layer samples)." >&2; exit 1; }
 fields=()
 for element in "${elements[@]}"; do fields+=("FIELDS=$element"); done
 
@@ -30,5 +32,5 @@ start=$(date +%s)
   PIXEL_SIZE=50 LOG10=true "OUTPUT=$out/element_grids.tif" >"$out/idwgridding.log" 2>&1 \
   || { cat "$out/idwgridding.log"; exit 1; }
 echo "Done in $(( $(date +%s) - start )) s."
-echo "Element grids (one band per element, log10 ppm): $out/element_grids.tif"
+echo "Element grids (one band per element, log10 of the concentration): $out/element_grids.tif"
 echo "Log: $out/idwgridding.log"
