@@ -41,3 +41,19 @@ def test_geographic_input_without_projected_target_fails_cleanly(qgis_process, d
     assert "geographic CRS" in done.stdout + done.stderr and "EPSG:326" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_run_on_the_demo_survey_writes_a_raster_gdal_opens(run_json, repo_root, tmp_path):
+    from osgeo import gdal
+
+    out = tmp_path / "demo.tif"
+    survey = repo_root / "resources" / "demo" / "demo_survey.gpkg"
+    code, result, log = run_json("deepprospect:idwgridding", INPUT=f"{survey}|layername=samples",
+                                 FIELDS=["Au", "As", "Sb"], PIXEL_SIZE=200, MAX_POINTS=12, RADIUS=2000,
+                                 MIN_POINTS=3, OUTPUT=out)
+    assert code == 0, log
+    dataset = gdal.Open(str(out))
+    assert dataset.RasterCount == 3
+    assert [dataset.GetRasterBand(i).GetDescription() for i in (1, 2, 3)] == ["Au", "As", "Sb"]
+    assert dataset.GetRasterBand(1).DataType == gdal.GDT_Float32
+    assert dataset.GetMetadataItem("IDW_MAX_POINTS") == "12"
