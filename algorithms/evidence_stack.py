@@ -1,0 +1,104 @@
+"""deepprospect:evidencestack — align rasters to one grid, transform, normalise, write one named multi-band stack."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+
+from ..core.errors import InputError
+from ..core.raster_io import check_writable
+from ..core.stack import NORMALISATIONS, TRANSFORMS, StackInput, build_evidence_stack, write_evidence_stack
+from .base import DeepProspectAlgorithm
+from .qgis_io import feedback_callbacks, grid_from_raster_layer, require_projected
+
+
+class EvidenceStack(DeepProspectAlgorithm):
+    """Evidence rasters → one aligned, named, optionally log-ratio transformed and normalised GeoTIFF."""
+
+    INPUTS, CATEGORICAL, TEMPLATE, TRANSFORM = "INPUTS", "CATEGORICAL", "TEMPLATE", "TRANSFORM"
+    TRANSFORM_BANDS, NORMALISE, OUTPUT = "TRANSFORM_BANDS", "NORMALISE", "OUTPUT"
+
+    NAME = "evidencestack"
+    DISPLAY_NAME = "Build evidence stack"
+    GROUP = "evidence"
+    HELP = (
+        "Stacks evidence rasters (element grids, distance and density maps, geology classes; single- or "
+        "multi-band) into one multi-band GeoTIFF on one grid, ready for screening, training and prediction.<br><br>"
+        "<b>Grid</b>: the template raster's CRS, transform and size (default: the first input's). Inputs are "
+        "warped onto it — bilinear for continuous rasters, nearest neighbour for <i>categorical</i> ones (class "
+        "values are kept). Categorical rasters may be listed in both lists or only in the categorical one. Inputs "
+        "in another CRS are reprojected (logged).<br>"
+        "<b>Band names</b>: the band descriptions; a band without one is named &lt;layer&gt;_b&lt;n&gt; and a "
+        "repeated name gets _2, _3 … (both logged). A cell that is nodata in any band is nodata in every band.<br>"
+        "<b>Transform</b> of the <i>transform bands</i> (comma-separated names, in the order given; default: every "
+        "non-categorical band): log10 (bands log10_&lt;name&gt;), clr (clr_&lt;name&gt;) or ilr in pivot "
+        "coordinates (D bands → ilr1 … ilr&lt;D−1&gt;; ilr1 contrasts the first band with all others), for "
+        "compositional element data (zhang2021 ilr-transformed 39 elements; Egozcue et al. 2003). Values ≤ 0 are "
+        "replaced by 0.65 × the band's smallest positive value (logged). The transformed bands take the place of "
+        "the first transform band.<br>"
+        "<b>Normalise</b> the continuous bands by z-score or min-max, statistics over the common valid cells "
+        "(categorical bands keep their classes).<br>"
+        "<b>Output</b>: the transform and the statistics are recorded as JSON in the metadata tag "
+        "DEEPPROSPECT_STACK, so training and prediction re-apply exactly them."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.INPUTS, "Evidence rasters", QgsProcessing.TypeRaster))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.CATEGORICAL, "Categorical rasters (class values; resampled by nearest neighbour)",
+            QgsProcessing.TypeRaster, optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.TEMPLATE, "Template raster (output grid; default: the first evidence raster)", optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.TRANSFORM, "Transform", options=list(TRANSFORMS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterString(
+            self.TRANSFORM_BANDS, "Transform bands (comma-separated band names; default: all non-categorical)",
+            optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.NORMALISE, "Normalisation", options=list(NORMALISATIONS), defaultValue=1))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Evidence stack"))
+
+    def compute(self, parameters, context, feedback):
+        inputs = self._stack_inputs(parameters, context)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        check_writable(output)
+        template = self.parameterAsRasterLayer(parameters, self.TEMPLATE, context) or inputs[0][0]
+        require_projected(template.crs(), f"The template raster '{template.name()}'", template.crs(),
+                          template.extent())
+        grid = grid_from_raster_layer(template)
+        bands = [name.strip() for name in self.parameterAsString(parameters, self.TRANSFORM_BANDS, context).split(",")]
+        transform = TRANSFORMS[self.parameterAsEnum(parameters, self.TRANSFORM, context)]
+        normalise = NORMALISATIONS[self.parameterAsEnum(parameters, self.NORMALISE, context)]
+        feedback.pushInfo(f"Stacking {len(inputs)} raster(s) onto {grid.rows} × {grid.cols} pixels of "
+                          f"{grid.pixel_width:g} × {grid.pixel_height:g} ({template.crs().authid()}); transform "
+                          f"{transform}, normalisation {normalise}.")
+        progress, is_cancelled = feedback_callbacks(feedback)
+        stack, names, recipe = build_evidence_stack(
+            [item for _, item in inputs], grid, transform=transform, transform_bands=[b for b in bands if b],
+            normalise=normalise, log=feedback.pushInfo, progress=progress, is_cancelled=is_cancelled)
+        feedback.pushInfo(f"Bands: {', '.join(names)}.")
+        write_evidence_stack(output, stack, grid, names, recipe)
+        return {self.OUTPUT: output}
+
+    def _stack_inputs(self, parameters, context) -> list:
+        """(layer, StackInput) pairs: the evidence rasters, then categorical rasters not already listed."""
+        layers = self.parameterAsLayerList(parameters, self.INPUTS, context)
+        categorical = self.parameterAsLayerList(parameters, self.CATEGORICAL, context)
+        categorical_sources = {layer.source() for layer in categorical}
+        listed = {layer.source() for layer in layers}
+        pairs = []
+        for layer in layers + [layer for layer in categorical if layer.source() not in listed]:
+            if layer.providerType() != "gdal":
+                raise InputError(f"The raster '{layer.name()}' must be a file (GDAL) raster, not "
+                                 f"{layer.providerType()}; save it as a GeoTIFF first.")
+            pairs.append((layer, StackInput(layer.source(), layer.name(), layer.source() in categorical_sources)))
+        if not pairs:
+            raise InputError("No input rasters: give at least one evidence raster to stack.")
+        return pairs

@@ -1,0 +1,423 @@
+"""Evidence stack: rasters aligned to one grid, optionally log-ratio transformed and normalised.
+
+The stack is the model input, so everything done to it is recorded as a *recipe* (JSON in the
+GeoTIFF tag ``DEEPPROSPECT_STACK``) that :func:`apply_stack_recipe` re-applies to new data with the
+same replacement values and statistics, so training and prediction see identical transforms.
+
+Steps, in order:
+
+1. **Alignment** (:func:`align_raster`): every input is warped onto the template grid with
+   ``rasterio.warp.reproject`` — bilinear for continuous rasters, nearest for categorical ones, so
+   class values survive. Inputs in another CRS are reprojected.
+2. **Common mask**: a cell that is nodata in any band is nodata in every band.
+3. **Transform** of a group of continuous bands (the *parts*, in a recorded order):
+   ``log10`` per band; ``clr`` (D bands ``clr_<name>``: ln x_i − mean_j ln x_j); ``ilr`` with pivot
+   coordinates (Hron, Filzmoser & Thompson 2012; an orthonormal basis after Egozcue et al. 2003):
+   ``ilr_i = sqrt((D−i)/(D−i+1)) · ln(x_i / g(x_{i+1}, …, x_D))`` for i = 1…D−1, named ``ilr1``…,
+   so ``ilr1`` contrasts the first part with all others. zhang2021 ilr-transformed 39 elements.
+   **Zero rule**: log-ratios need positive values, so a value ≤ 0 (e.g. below detection) is replaced
+   by ``ZERO_REPLACEMENT_FRACTION`` × the band's smallest positive value over the valid cells
+   (multiplicative replacement at 65 % of the detection limit, Martín-Fernández et al. 2003). The
+   count is logged and the replacement value recorded; a band with no positive value is refused.
+   The transformed group takes the position of its first band in the stack.
+4. **Normalisation** of continuous bands (categorical bands keep their class values): z-score
+   (population standard deviation) or min-max to [0, 1], statistics over the common valid cells.
+   A constant band is only shifted (its scale is taken as 1) and logged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import Affine
+from rasterio.warp import Resampling, reproject, transform_bounds
+from scipy.linalg import helmert
+
+from .errors import InputError
+from .grid import GridSpec
+from .progress import CancelFn, ProgressFn, check_cancelled, report
+from .raster_io import crs_from_string, write_geotiff
+from .resources import require_memory
+
+STACK_TAG = "DEEPPROSPECT_STACK"
+RECIPE_FORMAT = "deepprospect-evidence-stack"
+RECIPE_VERSION = 1
+TRANSFORMS = ("none", "log10", "clr", "ilr")
+NORMALISATIONS = ("none", "z-score", "min-max")
+ZERO_REPLACEMENT_FRACTION = 0.65
+ILR_BASIS = "pivot: ilr_i = sqrt((D-i)/(D-i+1)) * ln(x_i / geometric_mean(x_{i+1..D})), parts in 'bands' order"
+ZERO_RULE = f"values <= 0 replaced by {ZERO_REPLACEMENT_FRACTION} x the band's smallest positive value"
+# Working copies held at once while stacking: aligned inputs, transformed stack, logarithms.
+_WORKING_COPIES = 3
+
+LogFn = Optional[Callable[[str], None]]
+
+
+@dataclass(frozen=True)
+class StackInput:
+    """One raster file to stack; ``name`` (the layer name) names its bands when they have no description."""
+
+    path: str
+    name: str
+    categorical: bool = False
+
+
+def stack_band_names(descriptions: Sequence[Sequence[str]], layer_names: Sequence[str],
+                     log: LogFn = None) -> list[list[str]]:
+    """Band names per raster: the band description, else ``<layer name>_b<n>``; duplicates get ``_2``, ``_3``…"""
+    names, seen = [], set()
+    for bands, layer in zip(descriptions, layer_names):
+        if not all(bands):
+            _log(log, f"'{layer}' has bands without a name; they are named {layer}_b<band number>.")
+        own = []
+        for number, description in enumerate(bands, start=1):
+            name = description or f"{layer}_b{number}"
+            unique, count = name, 1
+            while unique in seen:
+                count += 1
+                unique = f"{name}_{count}"
+            if unique != name:
+                _log(log, f"Band name '{name}' of '{layer}' is already used; this band is named '{unique}'.")
+            seen.add(unique)
+            own.append(unique)
+        names.append(own)
+    return names
+
+
+def align_raster(path: str, grid: GridSpec, *, categorical: bool = False, name: str | None = None,
+                 log: LogFn = None) -> np.ndarray:
+    """Every band of a raster warped onto ``grid`` as float64 (bands, rows, cols), NaN where nodata.
+
+    Continuous rasters are resampled bilinearly, categorical ones by nearest neighbour. GDAL reads
+    only the part of the file the grid needs.
+    """
+    label = name or path
+    grid_crs = crs_from_string(grid.crs)
+    with _open(path, label) as src:
+        if src.crs is None:
+            raise InputError(f"The raster '{label}' has no CRS; assign one (Raster ▸ Projections ▸ Assign Projection).")
+        bounds = transform_bounds(src.crs, grid_crs, *src.bounds, densify_pts=21)
+        if not (bounds[0] < grid.x_max and bounds[2] > grid.x_min and bounds[1] < grid.y_max
+                and bounds[3] > grid.y_min):
+            raise InputError(
+                f"The raster '{label}' {_rounded(bounds)} does not overlap the template grid {_rounded(grid.bounds)}; "
+                "remove it or choose another template."
+            )
+        if src.crs != grid_crs:
+            _log(log, f"'{label}' is in {_crs_label(src.crs)}; reprojected to the template CRS "
+                      f"{_crs_label(grid_crs)}.")
+        nodata = src.nodata
+        if nodata is None and np.dtype(src.dtypes[0]).kind == "f":
+            nodata = np.nan
+        out = np.full((src.count, grid.rows, grid.cols), np.nan)
+        for index in range(src.count):  # band by band: rasterio 1.4 ignores src_nodata in a multi-band warp
+            reproject(
+                rasterio.band(src, index + 1), out[index], src_nodata=nodata,
+                dst_transform=Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max),
+                dst_crs=grid_crs, dst_nodata=np.nan,
+                resampling=Resampling.nearest if categorical else Resampling.bilinear,
+            )
+    if np.isnan(out).all():
+        raise InputError(f"The raster '{label}' has no valid cell on the template grid (all nodata there).")
+    return out
+
+
+def build_evidence_stack(
+    inputs: Sequence[StackInput],
+    grid: GridSpec,
+    *,
+    transform: str = "none",
+    transform_bands: Sequence[str] | None = None,
+    normalise: str = "none",
+    log: LogFn = None,
+    progress: ProgressFn = None,
+    is_cancelled: CancelFn = None,
+) -> tuple[np.ndarray, list[str], dict]:
+    """Align ``inputs`` onto ``grid`` and stack them (see :func:`make_stack`).
+
+    Returns the (bands, rows, cols) stack with NaN at nodata, its band names and its recipe.
+    """
+    if not inputs:
+        raise InputError("No input rasters: give at least one raster to stack.")
+    descriptions = []
+    for item in inputs:
+        with _open(item.path, item.name) as src:
+            descriptions.append([description or "" for description in src.descriptions])
+    names = stack_band_names(descriptions, [item.name for item in inputs], log)
+    categorical = [band for item, own in zip(inputs, names) if item.categorical for band in own]
+    flat_names = [band for own in names for band in own]
+    if transform in TRANSFORMS[1:]:  # refuse bad transform bands before the (slow) alignment
+        _transform_parts(flat_names, categorical, transform, transform_bands)
+    band_count = len(flat_names)
+    require_memory(_WORKING_COPIES * 8 * band_count * grid.cell_count,
+                   f"A stack of {band_count} band(s) on {grid.rows} × {grid.cols} pixels")
+    aligned = []
+    for index, item in enumerate(inputs):
+        check_cancelled(is_cancelled)
+        aligned.append(align_raster(item.path, grid, categorical=item.categorical, name=item.name, log=log))
+        report(progress, 80.0 * (index + 1) / len(inputs))
+    check_cancelled(is_cancelled)
+    result = make_stack(np.concatenate(aligned), flat_names, categorical=categorical,
+                        transform=transform, transform_bands=transform_bands, normalise=normalise, log=log)
+    report(progress, 95.0)
+    return result
+
+
+def make_stack(
+    arrays: np.ndarray,
+    band_names: Sequence[str],
+    *,
+    categorical: Sequence[str] = (),
+    transform: str = "none",
+    transform_bands: Sequence[str] | None = None,
+    normalise: str = "none",
+    log: LogFn = None,
+) -> tuple[np.ndarray, list[str], dict]:
+    """Common mask, transform and normalisation of aligned bands; returns (stack, names, recipe).
+
+    ``transform_bands`` (default: every band not in ``categorical``) are the parts of the transform,
+    in that order.
+    """
+    arrays, band_names = _validated(arrays, band_names)
+    if transform not in TRANSFORMS:
+        raise InputError(f"Unknown transform '{transform}'; choose one of {', '.join(TRANSFORMS)}.")
+    if normalise not in NORMALISATIONS:
+        raise InputError(f"Unknown normalisation '{normalise}'; choose one of {', '.join(NORMALISATIONS)}.")
+    unknown = [name for name in categorical if name not in band_names]
+    if unknown:
+        raise InputError(f"Categorical band(s) {', '.join(unknown)} are not in the stack.")
+    valid = ~np.isnan(arrays).any(axis=0)
+    if not valid.any():
+        raise InputError("No cell has a value in every band (the inputs' valid areas do not overlap); "
+                         "check the inputs' extents and nodata.")
+    _log(log, f"{int(valid.sum())} of {valid.size} cells have a value in every band; the others are nodata "
+              "in every band.")
+    recipe = {
+        "format": RECIPE_FORMAT,
+        "version": RECIPE_VERSION,
+        "input_bands": band_names,
+        "categorical_bands": [name for name in band_names if name in categorical],
+        "transform": _fit_transform(arrays, band_names, valid, categorical, transform, transform_bands, log),
+    }
+    stack, names = _apply_transform(arrays, band_names, recipe)
+    recipe["normalise"] = _fit_normalisation(stack, names, valid, recipe["categorical_bands"], normalise, log)
+    recipe["output_bands"] = names
+    _apply_normalisation(stack, names, recipe["normalise"])
+    return stack, names, recipe
+
+
+def apply_stack_recipe(arrays: np.ndarray, band_names: Sequence[str], recipe: dict) -> tuple[np.ndarray, list[str]]:
+    """Re-apply a recorded recipe (mask, transform, recorded statistics) to aligned raw bands.
+
+    ``arrays`` may hold more bands than the recipe needs and in another order: bands are taken by name.
+    """
+    arrays, band_names = _validated(arrays, band_names)
+    _check_recipe(recipe)
+    missing = [name for name in recipe["input_bands"] if name not in band_names]
+    if missing:
+        raise InputError(f"The data lacks the band(s) the stack was built from: {', '.join(missing)}.")
+    wanted = recipe["input_bands"]
+    stack, names = _apply_transform(arrays[[band_names.index(name) for name in wanted]], wanted, recipe)
+    if names != recipe["output_bands"]:
+        raise InputError(f"The recipe's output bands {recipe['output_bands']} do not match its transform ({names}).")
+    _apply_normalisation(stack, names, recipe["normalise"])
+    return stack, names
+
+
+def write_evidence_stack(path: str, stack: np.ndarray, grid: GridSpec, band_names: Sequence[str],
+                         recipe: dict) -> None:
+    """Write the stack as a GeoTIFF with its recipe as JSON in the ``DEEPPROSPECT_STACK`` tag."""
+    write_geotiff(path, stack, grid, band_names, metadata={
+        "DEEPPROSPECT_ALGORITHM": "evidencestack",
+        STACK_TAG: json.dumps(recipe, allow_nan=False),
+    })
+
+
+def read_stack_recipe(path: str) -> dict:
+    """The recipe recorded in an evidence stack written by :func:`write_evidence_stack`."""
+    try:
+        with rasterio.open(path) as src:
+            text = src.tags().get(STACK_TAG)
+    except rasterio.errors.RasterioIOError as error:
+        raise InputError(f"Cannot open the raster {path}: {error}") from error
+    if text is None:
+        raise InputError(f"{path} is not a DeepProspect evidence stack (no {STACK_TAG} metadata); "
+                         "build it with 'Build evidence stack'.")
+    try:
+        recipe = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"The {STACK_TAG} metadata of {path} is not valid JSON: {error}") from error
+    _check_recipe(recipe)
+    return recipe
+
+
+def pivot_basis(parts: int) -> np.ndarray:
+    """(D−1, D) orthonormal pivot-coordinate basis; rows sum to 0, so ``basis @ ln x`` is the ilr of x.
+
+    It is the Helmert sub-matrix with parts and rows reversed and the sign flipped, so row i puts
+    sqrt((D−i)/(D−i+1)) on part i and −1/sqrt((D−i)(D−i+1)) on each later part.
+    """
+    return -helmert(parts)[::-1, ::-1]
+
+
+def _fit_transform(arrays: np.ndarray, band_names: list[str], valid: np.ndarray, categorical: Sequence[str],
+                   method: str, requested: Sequence[str] | None, log: LogFn) -> dict:
+    """The transform part of the recipe: method, parts in order and zero-replacement values."""
+    if method == "none":
+        if requested:
+            _log(log, "No transform chosen: the transform bands are ignored.")
+        return {"method": "none"}
+    parts = _transform_parts(band_names, categorical, method, requested)
+    replacement = {}
+    for name in parts:
+        values = arrays[band_names.index(name)][valid]
+        positive = values[values > 0]
+        if positive.size == 0:
+            raise InputError(f"Band '{name}' has no positive value, so it has no logarithm; remove it from "
+                             "the transform bands.")
+        replacement[name] = float(ZERO_REPLACEMENT_FRACTION * positive.min())
+        if positive.size < values.size:
+            _log(log, f"Band '{name}': {values.size - positive.size} value(s) ≤ 0 replaced by "
+                      f"{replacement[name]:.6g} ({ZERO_REPLACEMENT_FRACTION} × its smallest positive value) "
+                      "before the logarithm.")
+    transform = {"method": method, "bands": parts, "zero_rule": ZERO_RULE, "replacement": replacement}
+    if method == "ilr":
+        transform["basis"] = ILR_BASIS
+    return transform
+
+
+def _transform_parts(band_names: list[str], categorical: Sequence[str], method: str,
+                     requested: Sequence[str] | None) -> list[str]:
+    """The bands a transform applies to, in order: the requested ones (checked), else every continuous band."""
+    parts = list(dict.fromkeys(requested)) if requested else [n for n in band_names if n not in categorical]
+    unknown = [name for name in parts if name not in band_names]
+    if unknown:
+        raise InputError(f"Transform band(s) not in the stack: {', '.join(unknown)}. "
+                         f"Available bands: {', '.join(band_names)}.")
+    classes = [name for name in parts if name in categorical]
+    if classes:
+        raise InputError(f"Band(s) {', '.join(classes)} are categorical (class values) and cannot be "
+                         f"{method}-transformed; remove them from the transform bands.")
+    if not parts:
+        raise InputError(f"No continuous band to {method}-transform.")
+    if method in ("clr", "ilr") and len(parts) < 2:
+        raise InputError(f"A {method} transform needs at least 2 bands (parts of a composition); got "
+                         f"{', '.join(parts)}. Add element bands or choose log10.")
+    return parts
+
+
+def _apply_transform(arrays: np.ndarray, band_names: list[str], recipe: dict) -> tuple[np.ndarray, list[str]]:
+    """Masked, transformed stack; the transformed group takes the position of its first band."""
+    spec = recipe["transform"]
+    mask = np.isnan(arrays).any(axis=0)
+    parts = spec.get("bands", [])
+    if spec["method"] == "none":
+        blocks = [(arrays[i], name) for i, name in enumerate(band_names)]
+    else:
+        group = _log_ratio(arrays[[band_names.index(name) for name in parts]], parts, spec)
+        blocks = []
+        for index, name in enumerate(band_names):
+            if name == parts[0]:
+                blocks.extend(group)
+            elif name not in parts:
+                blocks.append((arrays[index], name))
+    stack = np.stack([band for band, _ in blocks])
+    stack[:, mask] = np.nan
+    return stack, [name for _, name in blocks]
+
+
+def _log_ratio(parts: np.ndarray, names: list[str], spec: dict) -> list[tuple[np.ndarray, str]]:
+    """log10, clr or pivot ilr of the parts (positive after the recorded zero replacement)."""
+    replacement = np.array([spec["replacement"][name] for name in names])[:, None, None]
+    positive = np.where(parts <= 0, replacement, parts)
+    if spec["method"] == "log10":
+        return [(band, f"log10_{name}") for band, name in zip(np.log10(positive), names)]
+    logs = np.log(positive)
+    if spec["method"] == "clr":
+        return [(band, f"clr_{name}") for band, name in zip(logs - logs.mean(axis=0), names)]
+    coordinates = np.tensordot(pivot_basis(len(names)), logs, axes=1)
+    return [(band, f"ilr{i}") for i, band in enumerate(coordinates, start=1)]
+
+
+def _fit_normalisation(stack: np.ndarray, names: list[str], valid: np.ndarray, categorical: list[str],
+                       method: str, log: LogFn) -> dict:
+    """Per continuous band: mean/std (z-score) or min/max (min-max) over the common valid cells."""
+    statistics = {}
+    if method != "none":
+        for band, name in zip(stack, names):
+            if name in categorical:
+                continue
+            values = band[valid]
+            if method == "z-score":
+                statistics[name] = {"mean": float(values.mean()), "std": float(values.std())}
+            else:
+                statistics[name] = {"min": float(values.min()), "max": float(values.max())}
+            if values.min() == values.max():
+                _log(log, f"Band '{name}' is constant over the valid cells; it is only shifted, not scaled.")
+    return {"method": method, "statistics": statistics}
+
+
+def _apply_normalisation(stack: np.ndarray, names: list[str], spec: dict) -> None:
+    """Normalise the bands that have recorded statistics, in place."""
+    for index, name in enumerate(names):
+        if name in spec["statistics"]:
+            offset, scale = _offset_scale(spec["statistics"][name])
+            stack[index] = (stack[index] - offset) / scale
+
+
+def _offset_scale(statistics: dict) -> tuple[float, float]:
+    """(offset, scale) of recorded statistics; a zero scale (constant band) becomes 1."""
+    if "mean" in statistics:
+        offset, scale = statistics["mean"], statistics["std"]
+    else:
+        offset, scale = statistics["min"], statistics["max"] - statistics["min"]
+    return offset, scale if scale > 0 else 1.0
+
+
+def _validated(arrays: np.ndarray, band_names: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    arrays = np.asarray(arrays, dtype=np.float64)
+    if arrays.ndim == 2:
+        arrays = arrays[None]
+    band_names = list(band_names)
+    if arrays.ndim != 3 or arrays.shape[0] != len(band_names):
+        raise InputError(f"Expected a (bands, rows, cols) array with one band per name; got shape {arrays.shape} "
+                         f"for {len(band_names)} name(s).")
+    duplicates = sorted({name for name in band_names if band_names.count(name) > 1})
+    if duplicates:
+        raise InputError(f"Band names must be unique; repeated: {', '.join(duplicates)}.")
+    return arrays, band_names
+
+
+def _check_recipe(recipe: dict) -> None:
+    if not isinstance(recipe, dict) or recipe.get("format") != RECIPE_FORMAT:
+        raise InputError(f"Not an evidence-stack recipe (its 'format' is not '{RECIPE_FORMAT}').")
+    if recipe.get("version", 0) > RECIPE_VERSION:
+        raise InputError(f"The stack recipe is version {recipe['version']}, newer than this DeepProspect "
+                         f"understands ({RECIPE_VERSION}); update the plugin.")
+
+
+def _open(path: str, label: str) -> rasterio.DatasetReader:
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as error:
+        raise InputError(f"Cannot open the raster '{label}': {error}") from error
+
+
+def _log(log: LogFn, message: str) -> None:
+    if log is not None:
+        log(message)
+
+
+def _crs_label(crs: CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_string()[:60]
+
+
+def _rounded(bounds: Sequence[float]) -> tuple[float, ...]:
+    return tuple(round(float(b), 3) for b in bounds)

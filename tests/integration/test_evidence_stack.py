@@ -1,0 +1,189 @@
+"""deepprospect:evidencestack through processing.run: synthetic and real Murchison evidence, recipe, bad input."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import rasterio
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.raster_io import read_raster, write_geotiff
+from deepprospect.core.stack import STACK_TAG, apply_stack_recipe, read_stack_recipe
+from deepprospect.core.synthetic import make_survey
+from layer_factory import point_layer
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
+from rasterio.warp import transform_bounds
+from scipy.spatial import cKDTree
+
+ALG = "deepprospect:evidencestack"
+ILR, CLR, ZSCORE, MINMAX = 3, 2, 1, 2
+ELEMENTS = ["Au", "As", "Sb", "Cu", "Zn"]
+
+
+class LogFeedback(QgsProcessingFeedback):
+    """Feedback that keeps every info message."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def pushInfo(self, info):  # noqa: N802 - QGIS API name
+        self.messages.append(info)
+        super().pushInfo(info)
+
+
+@pytest.fixture
+def evidence(run_alg, tmp_path):
+    """IDW element grids of the synthetic survey, an unnamed fault-distance raster, geology in EPSG:3857."""
+    survey = make_survey(seed=7, n_samples=300)
+    values = {name: survey.values[:, i] for i, name in enumerate(survey.element_names) if name in ELEMENTS}
+    x0, y0, x1, y1 = survey.bounds
+    idw = str(tmp_path / "elements.tif")
+    run_alg("deepprospect:idwgridding", {"INPUT": point_layer(survey.sample_xy, values), "FIELDS": ELEMENTS,
+                                         "PIXEL_SIZE": 500, "EXTENT": f"{x0},{x1},{y0},{y1} [EPSG:32650]",
+                                         "OUTPUT": idw})
+    coarse = GridSpec.from_extent(x0, y0, x1, y1, 1000.0, survey.crs)
+    distance, _ = cKDTree(np.concatenate(survey.faults)).query(coarse.cell_centres())
+    faults = str(tmp_path / "fault_distance.tif")
+    write_geotiff(faults, distance.reshape(1, *coarse.shape), coarse, [""])
+    mx0, my0, mx1, my1 = transform_bounds(survey.crs, "EPSG:3857", *survey.bounds)
+    mercator = GridSpec.from_extent(mx0, my0, mx1, my1, 700.0, "EPSG:3857")
+    classes = np.where(mercator.x_centres() < (mx0 + mx1) / 2, 1, 2)[None, None].repeat(mercator.rows, 1)
+    classes[0, : mercator.rows // 3] = 3
+    geology = str(tmp_path / "geology.tif")
+    write_geotiff(geology, classes, mercator, ["rock"], nodata=0, dtype="uint8")
+    return idw, faults, geology
+
+
+def test_ilr_stack_of_multiband_unnamed_and_reprojected_inputs(run_alg, evidence, tmp_path):
+    idw, faults, geology = evidence
+    out = str(tmp_path / "stack.tif")
+    feedback = LogFeedback()
+    result = run_alg(ALG, {"INPUTS": [idw, faults], "CATEGORICAL": [geology], "TRANSFORM": ILR,
+                           "TRANSFORM_BANDS": "Cu, Au,As,Sb", "NORMALISE": ZSCORE, "OUTPUT": out}, feedback)
+    assert result["OUTPUT"] == out
+    log = "\n".join(feedback.messages)
+    assert "'fault_distance' has bands without a name" in log
+    assert "'geology' is in EPSG:3857; reprojected" in log
+    stack, grid, names = read_raster(out)
+    _, idw_grid, _ = read_raster(idw)
+    assert names == ["ilr1", "ilr2", "ilr3", "Zn", "fault_distance_b1", "rock"]
+    assert grid.geotransform == idw_grid.geotransform and grid.shape == idw_grid.shape
+    valid = ~np.isnan(stack[0])
+    assert valid.sum() > 0.8 * valid.size and (np.isnan(stack) == ~valid).all()
+    for band in stack[:5]:
+        assert abs(band[valid].mean()) < 1e-4 and band[valid].std() == pytest.approx(1.0, abs=1e-4)
+    assert set(np.unique(stack[5][valid])) == {1.0, 2.0, 3.0}
+    with rasterio.open(out) as src:
+        recipe = json.loads(src.tags()[STACK_TAG])
+    assert recipe == read_stack_recipe(out)
+    assert recipe["transform"]["method"] == "ilr" and recipe["transform"]["bands"] == ["Cu", "Au", "As", "Sb"]
+    assert recipe["categorical_bands"] == ["rock"] and "pivot" in recipe["transform"]["basis"]
+
+
+def test_recipe_reproduces_the_stack_from_the_raw_inputs(run_alg, evidence, tmp_path):
+    idw, faults, _ = evidence
+    raw = str(tmp_path / "raw.tif")
+    run_alg(ALG, {"INPUTS": [idw, faults], "NORMALISE": 0, "OUTPUT": raw})
+    out = str(tmp_path / "clr.tif")
+    run_alg(ALG, {"INPUTS": [idw, faults], "TRANSFORM": CLR, "TRANSFORM_BANDS": ",".join(ELEMENTS),
+                  "NORMALISE": MINMAX, "OUTPUT": out})
+    stack, _, names = read_raster(out)
+    assert names == [f"clr_{e}" for e in ELEMENTS] + ["fault_distance_b1"]
+    raw_stack, _, raw_names = read_raster(raw)
+    again, again_names = apply_stack_recipe(raw_stack, raw_names, read_stack_recipe(out))
+    assert again_names == names
+    np.testing.assert_allclose(stack, again, rtol=1e-5, atol=1e-5, equal_nan=True)
+    assert np.nanmin(stack, axis=(1, 2)) == pytest.approx(0, abs=1e-6)
+    assert np.nanmax(stack, axis=(1, 2)) == pytest.approx(1, abs=1e-6)
+
+
+def test_output_snaps_to_a_template(run_alg, evidence, tmp_path):
+    idw, faults, _ = evidence
+    template = str(tmp_path / "template.tif")
+    template_grid = GridSpec(402345.0, 3317789.0, 333.0, 333.0, 30, 27, "EPSG:32650")
+    write_geotiff(template, np.zeros((1, 27, 30)), template_grid, ["zero"])
+    out = str(tmp_path / "snapped.tif")
+    run_alg(ALG, {"INPUTS": [idw, faults], "TEMPLATE": template, "OUTPUT": out})
+    with rasterio.open(template) as ref, rasterio.open(out) as src:
+        assert src.transform == ref.transform and src.shape == ref.shape and src.crs == ref.crs
+        assert src.count == 6
+
+
+def test_repeated_band_names_are_made_unique(run_alg, evidence, tmp_path):
+    idw = evidence[0]
+    out = str(tmp_path / "twice.tif")
+    feedback = LogFeedback()
+    run_alg(ALG, {"INPUTS": [idw, idw], "NORMALISE": 0, "OUTPUT": out}, feedback)
+    assert read_raster(out)[2] == ELEMENTS + [f"{e}_2" for e in ELEMENTS]
+    assert any("'Au' of 'elements' is already used; this band is named 'Au_2'" in m for m in feedback.messages)
+
+
+def test_real_murchison_faults_and_greenstone(run_alg, data_dir, tmp_path):
+    gpkg = str(data_dir / "murchison" / "murchison_copper.gpkg")
+    greenstone = QgsVectorLayer(f"{gpkg}|layername=murchison_greenstone_rings", "greenstone", "ogr")
+    greenstone.setSubsetString("is_hole_cw = '0'")  # outer rings; holes are burnt back to 0 below
+    extent = greenstone.extent()
+    box = f"{extent.xMinimum()},{extent.xMaximum()},{extent.yMinimum()},{extent.yMaximum()} [EPSG:20350]"
+    rock = str(tmp_path / "greenstone.tif")
+    run_alg("gdal:rasterize", {"INPUT": greenstone, "BURN": 1, "UNITS": 1, "WIDTH": 2000, "HEIGHT": 2000,
+                               "EXTENT": box, "INIT": 0, "DATA_TYPE": 0, "OUTPUT": rock})
+    holes = QgsVectorLayer(f"{gpkg}|layername=murchison_greenstone_rings", "holes", "ogr")
+    holes.setSubsetString("is_hole_cw = '1'")
+    run_alg("gdal:rasterize_over_fixed_value", {"INPUT": holes, "INPUT_RASTER": rock, "BURN": 0})
+    faults = QgsVectorLayer(f"{gpkg}|layername=murchison_faults", "faults", "ogr")
+    vertices = np.array([[p.x(), p.y()] for f in faults.getFeatures() for p in f.geometry().vertices()])
+    grid = GridSpec.from_extent(extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum(),
+                                4000.0, "EPSG:20350")
+    distance = cKDTree(vertices).query(grid.cell_centres())[0].reshape(1, *grid.shape)
+    fault_distance = str(tmp_path / "fault_distance.tif")
+    write_geotiff(fault_distance, distance, grid, ["fault_distance"])
+    out = str(tmp_path / "murchison_stack.tif")
+    run_alg(ALG, {"INPUTS": [fault_distance], "CATEGORICAL": [rock], "TEMPLATE": rock, "TRANSFORM": 1,
+                  "OUTPUT": out})
+    stack, out_grid, names = read_raster(out)
+    assert names == ["log10_fault_distance", "greenstone_b1"] and out_grid.pixel_width == 2000
+    valid = ~np.isnan(stack[0])
+    assert valid.mean() > 0.9
+    assert set(np.unique(stack[1][valid])) == {0.0, 1.0}
+    assert stack[0][valid].std() == pytest.approx(1.0, abs=1e-4)
+    gold = QgsVectorLayer(f"{gpkg}|layername=murchison_gold", "gold", "ogr")
+    rows, cols = zip(*[(int((out_grid.y_max - f.geometry().asPoint().y()) // 2000),
+                        int((f.geometry().asPoint().x() - out_grid.x_min) // 2000)) for f in gold.getFeatures()])
+    inside = (np.array(rows) < out_grid.rows) & (np.array(cols) < out_grid.cols)
+    on_greenstone = stack[1][np.array(rows)[inside], np.array(cols)[inside]]
+    assert np.nanmean(on_greenstone) > np.nanmean(stack[1][valid])  # gold lies in greenstone (real data)
+
+
+def bad_cases(evidence, tmp_path):
+    idw, _, geology = evidence
+    far = str(tmp_path / "far.tif")
+    write_geotiff(far, np.ones((1, 5, 5)), GridSpec(900000.0, 3000000.0, 100.0, 100.0, 5, 5, "EPSG:32650"), ["x"])
+    return [
+        ({"INPUTS": []}, "No input rasters"),
+        ({"TRANSFORM": CLR, "TRANSFORM_BANDS": "Cu,Ni"}, r"Transform band\(s\) not in the stack: Ni"),
+        ({"TRANSFORM": ILR, "TRANSFORM_BANDS": "Cu"}, "needs at least 2 bands"),
+        ({"TRANSFORM": CLR, "TRANSFORM_BANDS": "Cu,rock", "CATEGORICAL": [geology]}, "categorical"),
+        ({"INPUTS": [idw, far]}, "'far'.*does not overlap the template"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_bad_input_gives_a_clear_error_and_no_file(run_alg, evidence, tmp_path, case):
+    overrides, message = bad_cases(evidence, tmp_path)[case]
+    out = tmp_path / "out" / "stack.tif"
+    out.parent.mkdir()
+    parameters = {"INPUTS": list(evidence[:2]), "OUTPUT": str(out), **overrides}
+    with pytest.raises(QgsProcessingException, match=message):
+        run_alg(ALG, parameters)
+    assert os.listdir(out.parent) == []
+
+
+def test_cancel_leaves_nothing(run_alg, evidence, tmp_path):
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda percent: feedback.cancel() if percent > 0 else None)
+    out = tmp_path / "out" / "cancelled.tif"
+    out.parent.mkdir()
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        run_alg(ALG, {"INPUTS": list(evidence), "OUTPUT": str(out)}, feedback=feedback)
+    assert os.listdir(out.parent) == []

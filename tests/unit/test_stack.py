@@ -1,0 +1,317 @@
+"""Evidence stack core: alignment, common mask, log-ratio transforms, normalisation and the recipe."""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from deepprospect.core.errors import Cancelled, InputError
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.raster_io import read_raster, write_geotiff
+from deepprospect.core.stack import (
+    STACK_TAG,
+    ZERO_REPLACEMENT_FRACTION,
+    StackInput,
+    align_raster,
+    apply_stack_recipe,
+    build_evidence_stack,
+    make_stack,
+    pivot_basis,
+    read_stack_recipe,
+    stack_band_names,
+    write_evidence_stack,
+)
+from rasterio.warp import transform
+
+CRS = "EPSG:32650"
+COARSE = GridSpec(500000.0, 3300400.0, 100.0, 100.0, 4, 4, CRS)
+
+
+def composition(rng, parts=5, cells=(6, 7)):
+    return rng.lognormal(2.0, 1.0, (parts, *cells))
+
+
+def write(tmp_path, name, bands, grid, names=None, nodata=-9999.0, dtype="float32"):
+    path = str(tmp_path / f"{name}.tif")
+    write_geotiff(path, np.asarray(bands, dtype=float), grid, names or [f"{name}{i}" for i in range(len(bands))],
+                  nodata=nodata, dtype=dtype)
+    return path
+
+
+def bilinear(values, grid, x, y):
+    """Bilinear interpolation between the four source pixel centres around (x, y), by hand."""
+    col = (x - grid.x_min) / grid.pixel_width - 0.5
+    row = (grid.y_max - y) / grid.pixel_height - 0.5
+    c0, r0 = int(np.floor(col)), int(np.floor(row))
+    fc, fr = col - c0, row - r0
+    top = values[r0, c0] * (1 - fc) + values[r0, c0 + 1] * fc
+    bottom = values[r0 + 1, c0] * (1 - fc) + values[r0 + 1, c0 + 1] * fc
+    return top * (1 - fr) + bottom * fr
+
+
+def test_coarser_shifted_raster_is_resampled_bilinearly(tmp_path):
+    values = np.random.default_rng(0).uniform(0, 100, (4, 4))
+    path = write(tmp_path, "coarse", [values], COARSE)
+    template = GridSpec(500060.0, 3300340.0, 40.0, 40.0, 6, 6, CRS)  # finer, offset from the source lattice
+    aligned = align_raster(path, template)
+    assert aligned.shape == (1, 6, 6)
+    xs, ys = template.x_centres(), template.y_centres()
+    for r in range(6):
+        for c in range(6):
+            assert aligned[0, r, c] == pytest.approx(bilinear(values, COARSE, xs[c], ys[r]), rel=1e-5)
+
+
+def test_half_pixel_shift_averages_four_neighbours(tmp_path):
+    values = np.random.default_rng(1).uniform(0, 100, (4, 4))
+    path = write(tmp_path, "src", [values], COARSE)
+    shifted = GridSpec(500050.0, 3300350.0, 100.0, 100.0, 3, 3, CRS)
+    aligned = align_raster(path, shifted)[0]
+    expected = (values[:-1, :-1] + values[1:, :-1] + values[:-1, 1:] + values[1:, 1:]) / 4
+    np.testing.assert_allclose(aligned, expected, rtol=1e-5)
+
+
+def test_categorical_raster_keeps_class_values_by_nearest(tmp_path):
+    classes = np.random.default_rng(2).choice([1, 2, 7], (4, 4))
+    path = write(tmp_path, "geology", [classes], COARSE, nodata=255, dtype="uint8")
+    template = GridSpec(500010.0, 3300390.0, 30.0, 30.0, 12, 12, CRS)
+    aligned = align_raster(path, template, categorical=True)[0]
+    rows = ((COARSE.y_max - template.y_centres()) // 100).astype(int)
+    cols = ((template.x_centres() - COARSE.x_min) // 100).astype(int)
+    np.testing.assert_array_equal(aligned, classes[np.ix_(rows, cols)])
+    assert set(np.unique(aligned)) <= {1, 2, 7}
+
+
+def test_reprojection_is_logged_and_cells_outside_the_raster_are_nodata(tmp_path):
+    values = np.full((1, 4, 4), 5.0)
+    other = GridSpec(COARSE.x_min - 1_000_000 + 1e-6, COARSE.y_max, 100, 100, 4, 4, CRS)
+    path = write(tmp_path, "moved", values, other)
+    with pytest.raises(InputError, match=r"'moved'.*does not overlap the template"):
+        align_raster(path, COARSE, name="moved")
+    template = GridSpec(500000.0, 3304000.0, 200.0, 200.0, 40, 40, CRS)
+    (x,), (y,) = transform(CRS, "EPSG:32651", [504000.0], [3300000.0])  # the template's centre, next UTM zone
+    utm51 = GridSpec(round(x) - 3000.0, round(y) + 3000.0, 100.0, 100.0, 60, 60, "EPSG:32651")
+    path = write(tmp_path, "zone51", np.full((1, 60, 60), 5.0), utm51)
+    messages = []
+    aligned = align_raster(path, template, name="zone51", log=messages.append)
+    assert any("'zone51' is in EPSG:32651; reprojected" in m for m in messages)
+    assert np.nanmin(aligned) == pytest.approx(5.0) and np.nanmax(aligned) == pytest.approx(5.0)
+    assert np.isnan(aligned).any() and (~np.isnan(aligned)).any()
+
+
+def test_raster_with_only_nodata_on_the_template_is_refused(tmp_path):
+    path = write(tmp_path, "empty", np.full((1, 4, 4), np.nan), COARSE)
+    with pytest.raises(InputError, match="no valid cell"):
+        align_raster(path, COARSE, name="empty")
+
+
+def test_band_names_are_derived_and_made_unique():
+    messages = []
+    names = stack_band_names([["Cu", "Au"], ["", ""], ["Cu"]], ["idw", "faults", "other"], messages.append)
+    assert names == [["Cu", "Au"], ["faults_b1", "faults_b2"], ["Cu_2"]]
+    assert any("'faults' has bands without a name" in m for m in messages)
+    assert any("'Cu'" in m and "'Cu_2'" in m for m in messages)
+
+
+def test_common_mask_makes_a_cell_missing_in_any_band_missing_in_all():
+    rng = np.random.default_rng(3)
+    bands = composition(rng, 3)
+    bands[1, 2, 3] = np.nan
+    bands[2, 0, 0] = np.nan
+    stack, _, _ = make_stack(bands, ["a", "b", "c"], normalise="z-score")
+    assert np.isnan(stack[:, 2, 3]).all() and np.isnan(stack[:, 0, 0]).all()
+    assert np.isnan(stack).sum() == 2 * 3
+
+
+def test_clr_rows_sum_to_zero_and_bands_are_named_after_elements():
+    bands = composition(np.random.default_rng(4), 5)
+    stack, names, recipe = make_stack(bands, ["Cu", "Pb", "Zn", "Au", "As"], transform="clr")
+    assert names == ["clr_Cu", "clr_Pb", "clr_Zn", "clr_Au", "clr_As"]
+    np.testing.assert_allclose(stack.sum(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(stack[0], np.log(bands[0]) - np.log(bands).mean(axis=0))
+    assert recipe["transform"]["bands"] == ["Cu", "Pb", "Zn", "Au", "As"]
+
+
+def test_pivot_basis_is_orthonormal_and_follows_the_pivot_formula():
+    d = 6
+    basis = pivot_basis(d)
+    np.testing.assert_allclose(basis @ basis.T, np.eye(d - 1), atol=1e-12)
+    np.testing.assert_allclose(basis.sum(axis=1), 0.0, atol=1e-12)
+    x = np.random.default_rng(5).lognormal(0, 1, d)
+    for i in range(1, d):  # 1-based as in the formula
+        gmean = np.exp(np.log(x[i:]).mean())
+        expected = np.sqrt((d - i) / (d - i + 1)) * np.log(x[i - 1] / gmean)
+        assert basis[i - 1] @ np.log(x) == pytest.approx(expected)
+
+
+def test_ilr_is_isometric_and_invertible():
+    rng = np.random.default_rng(6)
+    bands = composition(rng, 5, (1, 40))
+    names = ["Cu", "Pb", "Zn", "Au", "As"]
+    stack, out_names, recipe = make_stack(bands, names, transform="ilr")
+    assert out_names == ["ilr1", "ilr2", "ilr3", "ilr4"] and recipe["transform"]["bands"] == names
+    z = stack[:, 0, :].T  # (cells, D-1)
+    clr = np.log(bands[:, 0, :].T)
+    clr -= clr.mean(axis=1, keepdims=True)
+    ilr_distance = np.linalg.norm(z[:, None] - z[None], axis=-1)
+    aitchison = np.linalg.norm(clr[:, None] - clr[None], axis=-1)
+    np.testing.assert_allclose(ilr_distance, aitchison, atol=1e-10)
+    back = np.exp(z @ pivot_basis(5))
+    closure = bands[:, 0, :].T / bands[:, 0, :].T.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(back / back.sum(axis=1, keepdims=True), closure, rtol=1e-10)
+
+
+def test_transform_group_takes_the_place_of_its_first_band_and_follows_the_given_order():
+    rng = np.random.default_rng(7)
+    bands = np.concatenate([rng.uniform(0, 1, (1, 6, 7)), composition(rng, 3), rng.choice([1.0, 2.0], (1, 6, 7))])
+    stack, names, recipe = make_stack(bands, ["dist", "Cu", "Pb", "Zn", "rock"], categorical=["rock"],
+                                      transform="ilr", transform_bands=["Zn", "Cu", "Pb"])
+    assert names == ["dist", "ilr1", "ilr2", "rock"]
+    assert recipe["transform"]["bands"] == ["Zn", "Cu", "Pb"]
+    assert stack[1] == pytest.approx(np.sqrt(2 / 3) * np.log(bands[3] / np.sqrt(bands[1] * bands[2])))
+    np.testing.assert_array_equal(stack[0], bands[0])
+    np.testing.assert_array_equal(stack[3], bands[4])
+
+
+def test_default_transform_bands_are_the_continuous_ones():
+    rng = np.random.default_rng(8)
+    bands = np.concatenate([composition(rng, 2), rng.choice([1.0, 2.0], (1, 6, 7))])
+    stack, names, _ = make_stack(bands, ["Cu", "Pb", "rock"], categorical=["rock"], transform="log10")
+    assert names == ["log10_Cu", "log10_Pb", "rock"]
+    np.testing.assert_allclose(stack[:2], np.log10(bands[:2]))
+
+
+def test_zero_and_negative_values_are_replaced_before_log_ratios():
+    bands = composition(np.random.default_rng(9), 3)
+    bands[0, 0, :3] = [0.0, -1.0, 0.0]
+    smallest = bands[0][bands[0] > 0].min()
+    messages = []
+    stack, _, recipe = make_stack(bands, ["Cu", "Pb", "Zn"], transform="clr", log=messages.append)
+    replacement = ZERO_REPLACEMENT_FRACTION * smallest
+    assert recipe["transform"]["replacement"]["Cu"] == pytest.approx(replacement)
+    assert any("'Cu': 3 value(s) ≤ 0 replaced" in m for m in messages)
+    logs = np.log([replacement, bands[1, 0, 0], bands[2, 0, 0]])
+    assert stack[0, 0, 0] == pytest.approx(logs[0] - logs.mean())
+    bands[2] = 0.0
+    with pytest.raises(InputError, match="'Zn' has no positive value"):
+        make_stack(bands, ["Cu", "Pb", "Zn"], transform="clr")
+
+
+def test_z_score_gives_mean_0_and_std_1_over_valid_cells_and_min_max_gives_0_to_1():
+    rng = np.random.default_rng(10)
+    bands = np.concatenate([composition(rng, 2, (30, 30)), rng.choice([3.0, 4.0], (1, 30, 30))])
+    bands[0, :5] = np.nan
+    stack, _, recipe = make_stack(bands, ["Cu", "Pb", "rock"], categorical=["rock"], normalise="z-score")
+    valid = ~np.isnan(stack[0])
+    assert valid.sum() == 25 * 30
+    for band in stack[:2]:
+        assert band[valid].mean() == pytest.approx(0.0, abs=1e-12)
+        assert band[valid].std() == pytest.approx(1.0)
+    np.testing.assert_array_equal(stack[2][valid], bands[2][valid])  # class values are not normalised
+    assert set(recipe["normalise"]["statistics"]) == {"Cu", "Pb"}
+    stack, _, _ = make_stack(bands, ["Cu", "Pb", "rock"], categorical=["rock"], normalise="min-max")
+    assert np.nanmin(stack[:2], axis=(1, 2)) == pytest.approx([0, 0])
+    assert np.nanmax(stack[:2], axis=(1, 2)) == pytest.approx([1, 1])
+
+
+def test_constant_band_is_shifted_not_divided_by_zero():
+    bands = np.stack([np.full((4, 4), 3.0), np.arange(16.0).reshape(4, 4)])
+    messages = []
+    stack, _, _ = make_stack(bands, ["flat", "ramp"], normalise="z-score", log=messages.append)
+    np.testing.assert_array_equal(stack[0], 0.0)
+    assert any("'flat' is constant" in m for m in messages)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"transform": "clr", "transform_bands": ["Cu", "Ni"]}, "Transform band.*Ni.*Available bands: Cu, Pb, rock"),
+    ({"transform": "ilr", "transform_bands": ["Cu"]}, "ilr transform needs at least 2 bands"),
+    ({"transform": "clr", "transform_bands": ["Cu", "rock"]}, "rock are categorical"),
+    ({"transform": "sqrt"}, "Unknown transform"),
+    ({"normalise": "robust"}, "Unknown normalisation"),
+])
+def test_bad_transform_settings_are_refused_with_a_clear_message(kwargs, message):
+    bands = composition(np.random.default_rng(11), 3)
+    with pytest.raises(InputError, match=message):
+        make_stack(bands, ["Cu", "Pb", "rock"], categorical=["rock"], **kwargs)
+
+
+def test_no_common_valid_cell_is_refused():
+    bands = composition(np.random.default_rng(12), 2)
+    bands[0, :3] = np.nan
+    bands[1, 3:] = np.nan
+    with pytest.raises(InputError, match="No cell has a value in every band"):
+        make_stack(bands, ["Cu", "Pb"])
+
+
+def inputs_on_disk(tmp_path):
+    """An element raster (3 bands), an unnamed continuous raster and a categorical one, on different grids."""
+    rng = np.random.default_rng(13)
+    elements = composition(rng, 3, (20, 20))
+    elements[0, 0, :4] = 0.0
+    elements[1, 5, 5] = np.nan
+    fine = GridSpec(500000.0, 3302000.0, 100.0, 100.0, 20, 20, CRS)
+    coarse = GridSpec(499900.0, 3302100.0, 300.0, 300.0, 8, 8, CRS)
+    paths = [write(tmp_path, "elements", elements, fine, ["Cu", "Pb", "Zn"]),
+             write(tmp_path, "faults", rng.uniform(0, 5, (1, 8, 8)), coarse, [""]),
+             write(tmp_path, "geology", rng.choice([1, 2, 3], (1, 8, 8)), coarse, ["rock"], nodata=0,
+                   dtype="uint8")]
+    inputs = [StackInput(paths[0], "elements"), StackInput(paths[1], "faults"),
+              StackInput(paths[2], "geology", categorical=True)]
+    return inputs, fine
+
+
+def test_recipe_round_trip_reproduces_the_written_stack(tmp_path):
+    inputs, grid = inputs_on_disk(tmp_path)
+    progress = []
+    stack, names, recipe = build_evidence_stack(inputs, grid, transform="ilr", transform_bands=["Cu", "Pb", "Zn"],
+                                                normalise="z-score", progress=progress.append)
+    assert names == ["ilr1", "ilr2", "faults_b1", "rock"] and progress[-1] == 95.0
+    out = str(tmp_path / "stack.tif")
+    write_evidence_stack(out, stack, grid, names, recipe)
+    written, written_grid, written_names = read_raster(out)
+    assert written_names == names and written_grid.geotransform == grid.geotransform
+    assert np.isnan(written[:, 5, 5]).all()  # one nodata cell of Pb is nodata in every band
+    with rasterio.open(out) as src:
+        assert json.loads(src.tags()[STACK_TAG]) == recipe
+    stored = read_stack_recipe(out)
+    raw = np.concatenate([
+        read_raster(inputs[0].path)[0],
+        build_evidence_stack(inputs[1:2], grid)[0],
+        build_evidence_stack(inputs[2:], grid)[0],
+    ])
+    raw_names = ["Cu", "Pb", "Zn", "faults_b1", "rock"]
+    again, again_names = apply_stack_recipe(raw[::-1], raw_names[::-1], stored)  # bands are matched by name
+    assert again_names == names
+    np.testing.assert_allclose(written, again, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_recipe_reuses_the_recorded_statistics_on_new_data():
+    rng = np.random.default_rng(14)
+    train = composition(rng, 2)
+    _, _, recipe = make_stack(train, ["Cu", "Pb"], transform="log10", normalise="z-score")
+    new = composition(rng, 2) * 10
+    stack, _ = apply_stack_recipe(new, ["Cu", "Pb"], recipe)
+    stats = recipe["normalise"]["statistics"]["log10_Cu"]
+    np.testing.assert_allclose(stack[0], (np.log10(new[0]) - stats["mean"]) / stats["std"])
+    with pytest.raises(InputError, match=r"lacks the band.*Pb"):
+        apply_stack_recipe(new[:1], ["Cu"], recipe)
+
+
+def test_reading_a_recipe_from_a_plain_raster_is_refused(tmp_path):
+    path = write(tmp_path, "plain", np.ones((1, 4, 4)), COARSE)
+    with pytest.raises(InputError, match="not a DeepProspect evidence stack"):
+        read_stack_recipe(path)
+    with pytest.raises(InputError, match="Not an evidence-stack recipe"):
+        apply_stack_recipe(np.ones((1, 4, 4)), ["a"], {"transform": {"method": "none"}})
+
+
+def test_no_inputs_unreadable_inputs_and_cancel_are_refused(tmp_path):
+    inputs, grid = inputs_on_disk(tmp_path)
+    with pytest.raises(InputError, match="No input rasters"):
+        build_evidence_stack([], grid)
+    (tmp_path / "junk.tif").write_text("not a raster")
+    with pytest.raises(InputError, match="Cannot open the raster 'junk'"):
+        build_evidence_stack([StackInput(str(tmp_path / "junk.tif"), "junk")], grid)
+    with pytest.raises(InputError, match="not in the stack: Ni"):  # checked before aligning (and cancelling)
+        build_evidence_stack(inputs, grid, transform="clr", transform_bands=["Cu", "Ni"], is_cancelled=lambda: True)
+    with pytest.raises(Cancelled):
+        build_evidence_stack(inputs, grid, is_cancelled=lambda: True)
