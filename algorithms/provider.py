@@ -15,6 +15,7 @@ from .base import ICON
 ALGORITHMS = [
     ("idw_gridding", "IdwGridding"),
     ("evidence_stack", "EvidenceStack"),
+    ("element_screening", "ElementScreening"),
 ]
 
 

@@ -133,6 +133,42 @@ def read_band_names(path: str) -> list[str]:
         return [description or "" for description in src.descriptions]
 
 
+def write_band_subset(
+    source: str,
+    path: str,
+    indices: Sequence[int],
+    *,
+    metadata: Mapping[str, str] | None = None,
+    band_metadata: Sequence[Mapping[str, str]] | None = None,
+    band_names: Sequence[str] | None = None,
+) -> None:
+    """Copy bands ``indices`` (0-based, in that order) of ``source`` into a GeoTIFF on the same grid.
+
+    Values, data type, nodata, band names and the dataset's and bands' tags are kept; ``metadata`` and
+    ``band_metadata`` (one mapping per copied band) add or replace tags; ``band_names`` (one per copied
+    band) replace the names, e.g. names derived for bands that had none.
+    """
+    if not indices:
+        raise InputError("No band to copy.")
+    with rasterio.open(source) as src:
+        dtype = np.result_type(*[src.dtypes[i] for i in indices]).name
+        profile = {
+            "driver": "GTiff", "width": src.width, "height": src.height, "count": len(indices), "dtype": dtype,
+            "crs": src.crs, "transform": src.transform, "nodata": src.nodata, "compress": "deflate",
+            "tiled": src.width >= _TILE and src.height >= _TILE, "blockxsize": _TILE, "blockysize": _TILE,
+            "predictor": 3 if np.dtype(dtype).kind == "f" else 2, "BIGTIFF": "IF_SAFER",
+        }
+        with atomic_path(path) as temporary, rasterio.open(temporary, "w", **profile) as dst:
+            dst.update_tags(**{**src.tags(), **(metadata or {})})
+            for out_index, index in enumerate(indices, start=1):
+                dst.write(src.read(index + 1).astype(dtype), out_index)
+                name = band_names[out_index - 1] if band_names is not None else src.descriptions[index]
+                if name:
+                    dst.set_band_description(out_index, name)
+                extra = band_metadata[out_index - 1] if band_metadata is not None else {}
+                dst.update_tags(out_index, **{**src.tags(index + 1), **extra})
+
+
 def crs_from_string(crs: str) -> CRS:
     """A rasterio CRS from WKT or an authority id such as ``EPSG:32650``."""
     try:

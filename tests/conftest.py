@@ -5,6 +5,7 @@ first on sys.path, so tests import ``deepprospect.core...`` and no module is loa
 """
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """tests/data: real and synthetic fixtures bundled with the project."""
-    return DATA
+def data_dir(tmp_path_factory) -> Path:
+    """A session copy of tests/data (real fixtures): opening a GeoPackage in QGIS may write to it."""
+    copy = tmp_path_factory.mktemp("data") / "data"
+    shutil.copytree(DATA, copy)
+    return copy

@@ -48,7 +48,7 @@ def test_run_on_the_demo_survey_writes_a_raster_gdal_opens(run_json, repo_root, 
 
     out = tmp_path / "demo.tif"
     survey = repo_root / "resources" / "demo" / "demo_survey.gpkg"
-    code, result, log = run_json("deepprospect:idwgridding", INPUT=f"{survey}|layername=samples",
+    code, _, log = run_json("deepprospect:idwgridding", INPUT=f"{survey}|layername=samples",
                                  FIELDS=["Au", "As", "Sb"], PIXEL_SIZE=200, MAX_POINTS=12, RADIUS=2000,
                                  MIN_POINTS=3, OUTPUT=out)
     assert code == 0, log
