@@ -16,6 +16,7 @@ ALGORITHMS = [
     ("idw_gridding", "IdwGridding"),
     ("evidence_stack", "EvidenceStack"),
     ("element_screening", "ElementScreening"),
+    ("training_labels", "TrainingLabels"),
 ]
 
 

@@ -1,0 +1,211 @@
+"""deepprospect:traininglabels — labelled, spatially split (and augmented) training windows from deposits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from qgis.core import (
+    QgsFeature,
+    QgsFeatureRequest,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessing,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.augment import AugmentSettings
+from ..core.errors import InputError
+from ..core.labels import (
+    SPLIT_METHODS,
+    UNAUGMENTED,
+    LabelSettings,
+    build_training_set,
+    read_stack_tags,
+    save_training_set,
+    study_area_mask,
+)
+from ..core.raster_io import check_writable, read_raster
+from .base import DeepProspectAlgorithm
+from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, read_points
+
+_INT, _DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+# key (lower case = settings field), label, type, default, minimum, advanced
+_LABEL_NUMBERS = [
+    ("PATCH_SIZE", "Patch size (cells; 1 = element vectors only)", _INT, 32, 1, False),
+    ("POSITIVE_RADIUS", "Positive radius (map units; 0 = one cell diagonal → 3×3)", _DOUBLE, 0.0, 0.0, False),
+    ("NEGATIVE_RATIO", "Negatives per positive (barren + random)", _DOUBLE, 1.0, 0.0, False),
+    ("EXCLUSION_BUFFER", "No negatives within this distance of a deposit (map units)", _DOUBLE, 0.0, 0.0, False),
+    ("N_REPEATS", "Negative sets (seeds SEED … SEED+N−1)", _INT, 1, 1, False),
+    ("SPLIT_DISTANCE", "Group linkage distance or block side (map units; 0 = automatic)", _DOUBLE, 0.0, 0.0, False),
+    ("VALIDATION_FRACTION", "Validation fraction", _DOUBLE, 0.15, 0.0, False),
+    ("TEST_FRACTION", "Test fraction", _DOUBLE, 0.15, 0.0, False),
+    ("SEED", "Random seed", _INT, 42, 0, False),
+]
+_AUGMENT_NUMBERS = [
+    ("POSITIVE_CROPS", "Crops per training positive (he2024: N=50; 0 = none)", _INT, 0, 0, True),
+    ("POSITIVE_SHIFT_X", "Positive crop shift in x, ± cells (he2024: a=12)", _INT, 12, 0, True),
+    ("POSITIVE_SHIFT_Y", "Positive crop shift in y, ± cells (he2024: b=24)", _INT, 24, 0, True),
+    ("NEGATIVE_CROPS", "Crops per training negative (he2024: N=10; 0 = none)", _INT, 0, 0, True),
+    ("NEGATIVE_SHIFT_X", "Negative crop shift in x, ± cells (he2024: a=32)", _INT, 32, 0, True),
+    ("NEGATIVE_SHIFT_Y", "Negative crop shift in y, ± cells (he2024: b=64)", _INT, 64, 0, True),
+    ("NOISE_VARIANCE", "Gaussian-noise copy, variance (gao2023: 0.01; 0 = none)", _DOUBLE, 0.0, 0.0, True),
+]
+_HOLE_VALUES = {"true", "1", "yes", "t", "y"}
+
+
+class TrainingLabels(DeepProspectAlgorithm):
+    """Sample positives, negatives and their windows from an evidence stack, split spatially, augment."""
+
+    STACK, DEPOSITS, BARREN, STUDY_AREA, HOLE_FIELD = "STACK", "DEPOSITS", "BARREN", "STUDY_AREA", "HOLE_FIELD"
+    SPLIT_METHOD, FLIPS, SMOTE, OUTPUT, SAMPLES = "SPLIT_METHOD", "FLIPS", "SMOTE", "OUTPUT", "SAMPLES"
+
+    NAME = "traininglabels"
+    DISPLAY_NAME = "Training samples from deposits"
+    GROUP = "trainingdata"
+    HELP = (
+        "Builds a training set (.npz) of windows (n, bands, p, p) and element vectors (n, bands) from an evidence "
+        "stack, plus a point layer of the unaugmented sample centres (fields label, split, kind, repeat).<br>"
+        "<b>Positives</b> (zhang2021): cells whose centre lies within the positive radius of a deposit's cell "
+        "centre (Euclidean); the default radius, one cell diagonal, gives the 3×3 block. <b>Negatives</b>: barren "
+        "points plus random cells up to <i>ratio</i> × positives, outside the exclusion buffer, drawn again for "
+        "each negative set with seeds SEED…SEED+N−1. Cells outside the study area (holes subtracted: features "
+        "whose hole field is TRUE/1/yes) are never sampled. Samples whose window crosses the grid edge or nodata "
+        "are skipped and counted.<br><b>Spatial split</b> before augmentation: deposit groups (single linkage at "
+        "the split distance; default: windows of different groups cannot overlap) or square blocks. No "
+        "validation/test window overlaps a training window: overlapping negatives are dropped, overlapping "
+        "positives stop the run.<br><b>Augmentation</b> of the training split: crop shifts (he2024: N crops "
+        "moved up to ±a cells in x and ±b in y), a flipped/rotated copy, a Gaussian-noise copy (gao2023), SMOTE "
+        "to balance the classes (gao2023). Everything is seeded and listed in the manifest inside the .npz; "
+        "repeat = −1 marks samples shared by every negative set (positives, barren points)."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
+        point = [QgsProcessing.TypeVectorPoint]
+        self.addParameter(QgsProcessingParameterRasterLayer(self.STACK, "Evidence stack"))
+        self.addParameter(QgsProcessingParameterFeatureSource(self.DEPOSITS, "Deposits", point))
+        self.addParameter(QgsProcessingParameterFeatureSource(self.BARREN, "Barren points", point, optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.STUDY_AREA, "Study area", [QgsProcessing.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterField(
+            self.HOLE_FIELD, "Study-area field marking holes (TRUE = subtract)",
+            parentLayerParameterName=self.STUDY_AREA, optional=True))
+        self._add_numbers(_LABEL_NUMBERS[:5])
+        self.addParameter(QgsProcessingParameterEnum(
+            self.SPLIT_METHOD, "Spatial split by", ["Deposit groups", "Spatial blocks"], defaultValue=0))
+        self._add_numbers(_LABEL_NUMBERS[5:] + _AUGMENT_NUMBERS[:6])
+        for key, label in ((self.FLIPS, "Add a flipped/rotated copy of each training window"),
+                           (self.SMOTE, "SMOTE: balance the training classes")):
+            parameter = QgsProcessingParameterBoolean(key, label, False)
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+        self._add_numbers(_AUGMENT_NUMBERS[6:])
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT, "Training set", "DeepProspect training set (*.npz)"))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.SAMPLES, "Sample centres (unaugmented)", QgsProcessing.TypeVectorPoint))
+
+    def _add_numbers(self, table) -> None:
+        for key, label, kind, default, minimum, advanced in table:
+            parameter = QgsProcessingParameterNumber(key, label, kind, defaultValue=default, minValue=minimum)
+            if advanced:
+                parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+
+    def _numbers(self, table, parameters, context) -> dict:
+        read = {_INT: self.parameterAsInt, _DOUBLE: self.parameterAsDouble}
+        return {key.lower(): read[kind](parameters, key, context) for key, _, kind, *_ in table}
+
+    def compute(self, parameters, context, feedback):
+        layer = self.parameterAsRasterLayer(parameters, self.STACK, context)
+        if layer is None:
+            raise InputError("The evidence stack could not be opened.")
+        output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        check_writable(output)
+        settings = LabelSettings(split_method=SPLIT_METHODS[self.parameterAsEnum(parameters, self.SPLIT_METHOD,
+                                                                                context)],
+                                 **self._numbers(_LABEL_NUMBERS, parameters, context))
+        augment = AugmentSettings(flips=self.parameterAsBool(parameters, self.FLIPS, context),
+                                  smote=self.parameterAsBool(parameters, self.SMOTE, context),
+                                  **self._numbers(_AUGMENT_NUMBERS, parameters, context))
+        grid = grid_from_raster_layer(layer)
+        crs = crs_from_string(grid.crs)
+        deposits = self._points(parameters, self.DEPOSITS, "deposit", crs, context, feedback)
+        if deposits is None:
+            raise InputError("Give a deposit point layer.")
+        barren = self._points(parameters, self.BARREN, "barren", crs, context, feedback)
+        mask = self._study_area(parameters, crs, grid, context, feedback)
+        stack, grid, names = read_raster(layer.source())
+        feedback.pushInfo(f"Stack: {len(names)} band(s) {', '.join(names)} on {grid.rows} × {grid.cols} cells.")
+        progress, is_cancelled = feedback_callbacks(feedback)
+        result = build_training_set(stack.astype(np.float32), grid, names, deposits, barren, mask, settings, augment,
+                                    read_stack_tags(layer.source()), progress, is_cancelled)
+        del stack
+        for note in result.manifest["notes"]:
+            feedback.reportError(note, fatalError=False)
+        feedback.pushInfo(f"Counts: {json.dumps(result.manifest['counts'])}")
+        save_training_set(output, result)
+        return {self.OUTPUT: output, self.SAMPLES: self._write_samples(parameters, context, crs, result)}
+
+    def _points(self, parameters, key, what, crs, context, feedback):
+        source = self.parameterAsSource(parameters, key, context)
+        if source is None:
+            return None
+        if source.featureCount() == 0:
+            if key == self.DEPOSITS:
+                raise InputError("The deposit layer has no features.")
+            feedback.pushInfo(f"The {what} layer has no features; none used.")
+            return None
+        self._log_crs(source, what, crs, feedback)
+        return read_points(source, [], crs, context, feedback)[0]
+
+    def _log_crs(self, source, what, crs, feedback) -> None:
+        if not source.sourceCrs().isValid():
+            feedback.reportError(f"The {what} layer has no CRS: its coordinates are taken to be in the stack CRS.",
+                                 fatalError=False)
+        elif source.sourceCrs() != crs:
+            feedback.pushInfo(f"The {what} layer ({source.sourceCrs().authid()}) is reprojected to the stack CRS "
+                              f"{crs.authid() or crs.description()}.")
+
+    def _study_area(self, parameters, crs, grid, context, feedback):
+        source = self.parameterAsSource(parameters, self.STUDY_AREA, context)
+        if source is None:
+            return None
+        self._log_crs(source, "study area", crs, feedback)
+        hole_field = self.parameterAsString(parameters, self.HOLE_FIELD, context)
+        request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())
+        polygons, holes = [], []
+        for feature in source.getFeatures(request):
+            if feature.hasGeometry():
+                is_hole = hole_field and str(feature[hole_field]).strip().lower() in _HOLE_VALUES
+                (holes if is_hole else polygons).append(json.loads(feature.geometry().asJson()))
+        feedback.pushInfo(f"Study area: {len(polygons)} polygon(s), {len(holes)} hole(s).")
+        return study_area_mask(polygons, grid, holes)
+
+    def _write_samples(self, parameters, context, crs, result):
+        fields = QgsFields()
+        for name, kind in (("label", QVariant.Int), ("split", QVariant.String), ("kind", QVariant.String),
+                           ("repeat", QVariant.Int)):
+            fields.append(QgsField(name, kind))
+        sink, sink_id = self.parameterAsSink(parameters, self.SAMPLES, context, fields, QgsWkbTypes.Point, crs)
+        if sink is None:
+            return None
+        for i in np.flatnonzero(np.isin(result.kind, UNAUGMENTED)):
+            feature = QgsFeature(fields)
+            feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(*map(float, result.centre_xy[i]))))
+            feature.setAttributes([int(result.y[i]), str(result.split[i]), str(result.kind[i]), int(result.repeat[i])])
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        return sink_id

@@ -1,0 +1,664 @@
+"""Training samples from deposits: labels, negatives, spatial split, leakage check, windows, augmentation.
+
+Rules (each recorded in the manifest of the training set):
+
+* **Positives** (zhang2021): every cell whose centre lies within ``positive_radius`` (Euclidean, map units)
+  of a deposit's cell centre. The default radius is one cell's diagonal, which gives exactly the deposit cell
+  and its 8 neighbours (3×3) for square pixels; a radius of 2.5 cells gives the 21-cell disc. Two deposits
+  in one cell count once.
+* **Negatives**: known barren points plus random cells, ``negative_ratio`` × positives in all per repeat
+  (random cells fill what the barren points leave), never on a positive cell nor within ``exclusion_buffer``
+  map units of a deposit's cell centre. Repeat r draws its random cells with ``default_rng(seed + r)``;
+  positives and barren points are shared by every repeat (``repeat`` = −1).
+* **Windows**: a sample at cell (r, c) owns the window of rows r − p//2 … r − p//2 + p − 1 (columns alike),
+  so for odd p the cell is the centre. A sample whose window crosses the grid edge or holds nodata in any band
+  is skipped and counted. Cells outside the study area are never sampled, crops included (their values may
+  still appear inside windows). ``x_vector`` is the window's cell (p//2, p//2): the sample's own cell for
+  unaugmented windows.
+* **Spatial split** before augmentation: by deposit groups (single-linkage clusters of deposit cells at the
+  split distance; a negative goes with the group of its nearest deposit) or by square blocks of that side
+  (blocks without deposits are assigned at random in the split fractions). A deposit's positives all go with
+  it. No validation or test window may overlap a training window: overlapping positives stop the run with a
+  message; overlapping negatives are dropped (the validation/test one if it overlaps a training positive,
+  otherwise the training one) and counted; :func:`check_no_leakage` verifies the result.
+* **Augmentation** (see :mod:`.augment`) is applied to the training split only; crops that overlap a
+  validation/test window or leave valid data are dropped and counted.
+
+Generators: repeat r uses ``default_rng(seed + r)``; the split ``default_rng([seed, 1])``; augmentation
+``default_rng([seed, 2])``. Arrays stay float32 and every window is written once into a preallocated array.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import rasterio
+from rasterio.features import rasterize
+from rasterio.transform import Affine
+from scipy import ndimage
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial import cKDTree
+
+from . import augment as aug
+from .errors import InputError
+from .grid import GridSpec
+from .progress import CancelFn, ProgressFn, check_cancelled, report
+from .raster_io import atomic_path
+from .resources import require_memory
+
+FORMAT = "deepprospect-training-set"
+SPLITS = ("train", "validation", "test")
+KINDS = ("deposit", "neighbour", "barren", "random", "crop", "flip", "noise", "smote")
+UNAUGMENTED = KINDS[:4]
+SHARED = -1  # repeat of samples used by every repeat (positives, barren points)
+SPLIT_METHODS = ("groups", "blocks")
+ARRAYS = ("x_patch", "x_vector", "y", "split", "kind", "repeat", "centre_xy", "window_rc")
+_RADIUS_TOLERANCE = 1e-9
+_CANCEL_EVERY = 2000
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """Sampling and split settings. Distances in map units; 0 radius / split distance = automatic."""
+
+    patch_size: int = 32
+    positive_radius: float = 0.0
+    negative_ratio: float = 1.0
+    exclusion_buffer: float = 0.0
+    n_repeats: int = 1
+    split_method: str = "groups"
+    split_distance: float = 0.0
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.patch_size < 1:
+            raise InputError(f"The patch size must be at least 1 cell (got {self.patch_size}).")
+        if self.positive_radius < 0 or self.exclusion_buffer < 0 or self.split_distance < 0:
+            raise InputError("The positive radius, exclusion buffer and split distance must be 0 or more.")
+        if self.negative_ratio < 0:
+            raise InputError(f"The negative ratio must be 0 or more (got {self.negative_ratio}).")
+        if self.n_repeats < 1:
+            raise InputError(f"At least one repeat of the negatives is needed (got {self.n_repeats}).")
+        if self.split_method not in SPLIT_METHODS:
+            raise InputError(f"Unknown split method '{self.split_method}'; use one of {', '.join(SPLIT_METHODS)}.")
+        v, t = self.validation_fraction, self.test_fraction
+        if v < 0 or t < 0 or v + t >= 1:
+            raise InputError(f"The validation ({v}) and test ({t}) fractions must be ≥ 0 and sum to less than 1.")
+
+    @property
+    def fractions(self) -> np.ndarray:
+        """Target fractions of train, validation and test."""
+        return np.array([1 - self.validation_fraction - self.test_fraction, self.validation_fraction,
+                         self.test_fraction])
+
+    def radius(self, grid: GridSpec) -> float:
+        """The positive radius in map units (default: one cell's diagonal → 3×3)."""
+        return self.positive_radius or math.hypot(grid.pixel_width, grid.pixel_height)
+
+    def distance(self, grid: GridSpec) -> float:
+        """The split distance: group linkage distance or block side (default from the patch size).
+
+        The default group distance keeps windows of positives of different groups apart:
+        √2 · (patch + 2) cells + 2 · radius. Blocks default to four times that.
+        """
+        if self.split_distance:
+            return self.split_distance
+        cell = max(grid.pixel_width, grid.pixel_height)
+        auto = math.sqrt(2) * (self.patch_size + 2) * cell + 2 * self.radius(grid)
+        return auto if self.split_method == "groups" else 4 * auto
+
+
+@dataclass
+class TrainingSet:
+    """Windows, vectors and labels of a training set, and its manifest (see the module docstring)."""
+
+    x_patch: np.ndarray  # (n, bands, p, p) float32
+    x_vector: np.ndarray  # (n, bands) float32
+    y: np.ndarray  # (n,) int8, 1 = deposit
+    split: np.ndarray  # (n,) str: train / validation / test
+    kind: np.ndarray  # (n,) str: one of KINDS
+    repeat: np.ndarray  # (n,) int16: negative set, -1 = every set
+    centre_xy: np.ndarray  # (n, 2) float64 map coordinates of the window's cell; NaN for SMOTE
+    window_rc: np.ndarray  # (n, 2) int32 row, col of the window's upper-left cell; -1 for SMOTE
+    manifest: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
+class _Samples:
+    """Unaugmented samples as cell indices and codes."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    label: np.ndarray
+    split: np.ndarray
+    kind: np.ndarray
+    repeat: np.ndarray
+
+    @staticmethod
+    def concat(parts: Sequence[_Samples]) -> _Samples:
+        return _Samples(*(np.concatenate([getattr(p, name) for p in parts]) for name in
+                          ("rows", "cols", "label", "split", "kind", "repeat")))
+
+    def take(self, keep: np.ndarray) -> _Samples:
+        return _Samples(self.rows[keep], self.cols[keep], self.label[keep], self.split[keep], self.kind[keep],
+                        self.repeat[keep])
+
+    @staticmethod
+    def make(rows, cols, label: int, split, kind: str, repeat: int) -> _Samples:
+        n = len(rows)
+        return _Samples(np.asarray(rows, np.int64), np.asarray(cols, np.int64), np.full(n, label, np.int8),
+                        np.broadcast_to(np.asarray(split, np.int8), (n,)).copy(),
+                        np.full(n, KINDS.index(kind), np.int8), np.full(n, repeat, np.int16))
+
+
+# ---------------------------------------------------------------------------------------------- geometry
+
+
+def disc_offsets(radius: float, pixel_width: float, pixel_height: float) -> np.ndarray:
+    """(k, 2) (drow, dcol) of the cells whose centres lie within ``radius`` (Euclidean) of a cell centre."""
+    reach_r, reach_c = int(radius // pixel_height), int(radius // pixel_width)
+    dr, dc = np.mgrid[-reach_r:reach_r + 1, -reach_c:reach_c + 1]
+    inside = (dr * pixel_height) ** 2 + (dc * pixel_width) ** 2 <= radius**2 * (1 + _RADIUS_TOLERANCE)
+    return np.column_stack([dr[inside], dc[inside]])
+
+
+def point_cells(xy: np.ndarray, grid: GridSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, inside): the cell holding each point, and whether it is on the grid at all."""
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    cols = np.floor((xy[:, 0] - grid.x_min) / grid.pixel_width)
+    rows = np.floor((grid.y_max - xy[:, 1]) / grid.pixel_height)
+    inside = (cols >= 0) & (cols < grid.cols) & (rows >= 0) & (rows < grid.rows)
+    return np.where(inside, rows, 0).astype(np.int64), np.where(inside, cols, 0).astype(np.int64), inside
+
+
+def cell_xy(rows: np.ndarray, cols: np.ndarray, grid: GridSpec) -> np.ndarray:
+    """(n, 2) map coordinates of cell centres."""
+    return np.column_stack([grid.x_min + (np.asarray(cols) + 0.5) * grid.pixel_width,
+                            grid.y_max - (np.asarray(rows) + 0.5) * grid.pixel_height])
+
+
+def valid_windows(invalid: np.ndarray, patch_size: int) -> np.ndarray:
+    """Per cell: whether its window (see the module docstring) lies inside the grid with no invalid cell."""
+    # scipy centres a size-p filter at p // 2, the same convention as the windows; outside the grid is invalid.
+    return ~ndimage.maximum_filter(invalid.astype(np.uint8), size=patch_size, mode="constant", cval=1).astype(bool)
+
+
+def study_area_mask(polygons: Sequence[Mapping], grid: GridSpec, holes: Sequence[Mapping] = ()) -> np.ndarray:
+    """Cells whose centre is inside a polygon and not inside a hole (GeoJSON-like geometries, grid CRS)."""
+    if not polygons:
+        raise InputError("The study area layer has no polygons; give a polygon layer or leave the study area empty.")
+    transform = Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max)
+    mask = rasterize([(g, 1) for g in polygons], out_shape=grid.shape, transform=transform, fill=0, dtype="uint8")
+    if holes:
+        mask[rasterize([(g, 1) for g in holes], out_shape=grid.shape, transform=transform, fill=0,
+                       dtype="uint8").astype(bool)] = 0
+    if not mask.any():
+        raise InputError("The study area covers no cell centre of the stack; check that it overlaps the stack.")
+    return mask.astype(bool)
+
+
+# ---------------------------------------------------------------------------------------------- leakage
+
+
+def window_overlaps(origins: np.ndarray, others: np.ndarray, patch_size: int) -> np.ndarray:
+    """Per row of ``origins`` (n, 2): whether its p×p window shares a cell with any window in ``others``."""
+    origins, others = np.asarray(origins).reshape(-1, 2), np.asarray(others).reshape(-1, 2)
+    if len(origins) == 0 or len(others) == 0:
+        return np.zeros(len(origins), dtype=bool)
+    counts = cKDTree(others).query_ball_point(origins, r=patch_size - 0.5, p=np.inf, return_length=True)
+    return np.asarray(counts) > 0
+
+
+def leaking_windows(window_rc: np.ndarray, split: np.ndarray, patch_size: int) -> np.ndarray:
+    """Validation/test windows that overlap a training window (windows with a negative origin are ignored)."""
+    split = np.asarray(split)
+    train = split == (SPLITS[0] if split.dtype.kind == "U" else 0)
+    located = (np.asarray(window_rc) >= 0).all(axis=1)
+    leaks = np.zeros(len(split), dtype=bool)
+    others = ~train & located
+    leaks[others] = window_overlaps(window_rc[others], window_rc[train & located], patch_size)
+    return leaks
+
+
+def check_no_leakage(window_rc: np.ndarray, split: np.ndarray, patch_size: int) -> None:
+    """Raise :class:`InputError` if any validation/test window overlaps a training window."""
+    count = int(leaking_windows(window_rc, split, patch_size).sum())
+    if count:
+        raise InputError(f"{count} validation/test window(s) overlap training windows: the split leaks.")
+
+
+# ---------------------------------------------------------------------------------------------- split
+
+
+def _assign_units(units: np.ndarray, fractions: np.ndarray, rng: np.random.Generator, what: str) -> dict:
+    """Split of each unit (group or block) holding deposits, balancing deposit counts to the fractions.
+
+    Units go largest first (ties in random order) to the split furthest below its target, except that
+    once only as many units remain as needed splits are empty, each goes to an empty split.
+    """
+    ids, weights = np.unique(units, return_counts=True)
+    needed = [s for s in range(3) if fractions[s] > 0]
+    if len(ids) < len(needed):
+        raise InputError(
+            f"The split needs at least {len(needed)} {what} with deposits (one each for "
+            f"{', '.join(SPLITS[s] for s in needed)}), but the deposits form only {len(ids)}. Use a smaller "
+            "split distance, more deposits, or set the validation/test fraction to 0.")
+    order = np.lexsort((rng.permutation(len(ids)), -weights))
+    target, have, filled = fractions * weights.sum(), np.zeros(3), np.zeros(3, dtype=bool)
+    result = {}
+    for position, unit in enumerate(order):
+        empty = [s for s in needed if not filled[s]]
+        choices = empty if len(empty) >= len(order) - position else needed
+        s = max(choices, key=lambda k: target[k] - have[k])
+        result[int(ids[unit])] = s
+        have[s] += weights[unit]
+        filled[s] = True
+    return result
+
+
+def _splitter(deposit_rc: np.ndarray, grid: GridSpec, settings: LabelSettings, rng: np.random.Generator):
+    """(split of each deposit cell, function cells → split, number of units with deposits)."""
+    distance = settings.distance(grid)
+    xy = cell_xy(deposit_rc[:, 0], deposit_rc[:, 1], grid)
+    if settings.split_method == "groups":
+        groups = (fcluster(linkage(xy, "single"), t=distance, criterion="distance") if len(xy) > 1
+                  else np.ones(1, int))
+        assignment = _assign_units(groups, settings.fractions, rng, "deposit groups")
+        deposit_split = np.array([assignment[int(g)] for g in groups], dtype=np.int8)
+        tree = cKDTree(xy)
+
+        def of_cells(rows, cols):
+            return deposit_split[tree.query(cell_xy(rows, cols, grid))[1]] if len(rows) else np.zeros(0, np.int8)
+        return deposit_split, of_cells, len(assignment)
+    nbx = math.ceil(grid.cols * grid.pixel_width / distance)
+    nby = math.ceil(grid.rows * grid.pixel_height / distance)
+
+    def block(rows, cols):
+        cxy = cell_xy(rows, cols, grid)
+        bx = np.clip(((cxy[:, 0] - grid.x_min) // distance).astype(np.int64), 0, nbx - 1)
+        by = np.clip(((grid.y_max - cxy[:, 1]) // distance).astype(np.int64), 0, nby - 1)
+        return by * nbx + bx
+    deposit_blocks = block(deposit_rc[:, 0], deposit_rc[:, 1])
+    assignment = _assign_units(deposit_blocks, settings.fractions, rng, "spatial blocks")
+    block_split = rng.choice(3, size=nby * nbx, p=settings.fractions).astype(np.int8)
+    for unit, s in assignment.items():
+        block_split[unit] = s
+    return block_split[deposit_blocks], lambda rows, cols: block_split[block(rows, cols)], len(assignment)
+
+
+# ---------------------------------------------------------------------------------------------- sampling
+
+
+def _deposit_cells(xy: np.ndarray, grid: GridSpec, allowed: np.ndarray, notes: list, what: str) -> np.ndarray:
+    """Unique (row, col) cells of points on the grid, in valid data and in the study area; notes the rest."""
+    rows, cols, inside = point_cells(xy, grid)
+    usable = inside.copy()
+    usable[inside] = allowed[rows[inside], cols[inside]]
+    if (~inside).sum():
+        notes.append(f"{int((~inside).sum())} {what} outside the stack grid were skipped.")
+    if (inside & ~usable).sum():
+        notes.append(f"{int((inside & ~usable).sum())} {what} on nodata or outside the study area were skipped.")
+    cells = np.column_stack([rows[usable], cols[usable]])
+    unique = np.unique(cells, axis=0) if len(cells) else cells.reshape(0, 2)
+    if len(unique) < len(cells):
+        notes.append(f"{len(cells) - len(unique)} {what} shared a cell with another and were counted once.")
+    return unique
+
+
+def _positives(deposit_rc, grid, radius, allowed, split_of_deposit) -> tuple[_Samples, int]:
+    """Disc cells around deposits (deposit cell first), each once; number of allowed cells dropped."""
+    offsets = disc_offsets(radius, grid.pixel_width, grid.pixel_height)
+    offsets = offsets[np.argsort((offsets**2).sum(axis=1), kind="stable")]  # (0, 0) first → kind deposit
+    rows = (deposit_rc[None, :, 0] + offsets[:, :1]).ravel()
+    cols = (deposit_rc[None, :, 1] + offsets[:, 1:]).ravel()
+    owner = np.tile(np.arange(len(deposit_rc)), len(offsets))
+    on_grid = (rows >= 0) & (rows < grid.rows) & (cols >= 0) & (cols < grid.cols)
+    rows, cols, owner = rows[on_grid], cols[on_grid], owner[on_grid]
+    _, first = np.unique(rows * grid.cols + cols, return_index=True)
+    first.sort()
+    rows, cols, owner = rows[first], cols[first], owner[first]
+    ok = allowed[rows, cols]
+    samples = _Samples.make(rows[ok], cols[ok], 1, split_of_deposit[owner[ok]], "neighbour", SHARED)
+    samples.kind[first[ok] < len(deposit_rc)] = KINDS.index("deposit")
+    return samples, int((~ok).sum())
+
+
+def _negative_candidates(grid, allowed_windows, positives, deposit_rc, buffer) -> np.ndarray:
+    """Cells a negative may take: valid window, study area, not positive, beyond the buffer around deposits."""
+    ok = allowed_windows.copy()
+    ok[positives.rows, positives.cols] = False
+    if buffer > 0:
+        seeds = np.ones(grid.shape, dtype=bool)
+        seeds[deposit_rc[:, 0], deposit_rc[:, 1]] = False
+        distance = ndimage.distance_transform_edt(seeds, sampling=(grid.pixel_height, grid.pixel_width))
+        ok &= distance > buffer
+    return ok
+
+
+def _barren(barren_xy, grid, allowed, windows_ok, candidates, split_of_cells, notes) -> _Samples:
+    """Barren points that may be negatives (each cell once); their cells leave ``candidates``."""
+    barren_rc = _deposit_cells(barren_xy, grid, allowed, notes, "barren point(s)")
+    rows, cols = barren_rc[:, 0], barren_rc[:, 1]
+    usable, incomplete = candidates[rows, cols], ~windows_ok[rows, cols]
+    for count, why in (((~usable & incomplete).sum(), "with an incomplete window"),
+                       ((~usable & ~incomplete).sum(), "on a positive cell or within the exclusion buffer")):
+        if count:
+            notes.append(f"{int(count)} barren point(s) {why} were skipped.")
+    rows, cols = rows[usable], cols[usable]
+    candidates[rows, cols] = False
+    return _Samples.make(rows, cols, 0, split_of_cells(rows, cols), "barren", SHARED)
+
+
+def _resolve_leakage(samples: _Samples, patch_size: int, notes: list) -> _Samples:
+    """Drop negatives whose windows overlap windows of another split; fail if positives do."""
+    origin = np.column_stack([samples.rows, samples.cols]) - patch_size // 2
+    train, positive = samples.split == 0, samples.label == 1
+    clash = window_overlaps(origin[positive & ~train], origin[positive & train], patch_size)
+    if clash.any():
+        raise InputError(
+            f"{int(clash.sum())} validation/test positive window(s) overlap training positive windows: deposits in "
+            "different splits are closer than the patch size. Raise the split distance (or use deposit groups "
+            "with the automatic distance) or lower the patch size.")
+    drop = np.zeros(len(samples.rows), dtype=bool)
+    other_negative = ~positive & ~train
+    drop[other_negative] = window_overlaps(origin[other_negative], origin[positive & train], patch_size)
+    train_negative = ~positive & train
+    drop[train_negative] = window_overlaps(origin[train_negative], origin[~train & ~drop], patch_size)
+    if drop.any():
+        notes.append(f"{int(drop.sum())} negative(s) whose windows overlapped a window of another split were "
+                     f"dropped ({int(drop[~train].sum())} validation/test, {int(drop[train].sum())} training).")
+    return samples.take(~drop)
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def build_training_set(
+    stack: np.ndarray,
+    grid: GridSpec,
+    band_names: Sequence[str],
+    deposit_xy: np.ndarray,
+    barren_xy: np.ndarray | None = None,
+    study_area: np.ndarray | None = None,
+    settings: LabelSettings | None = None,
+    augment: aug.AugmentSettings | None = None,
+    stack_tags: Mapping[str, object] | None = None,
+    progress: ProgressFn = None,
+    is_cancelled: CancelFn = None,
+) -> TrainingSet:
+    """Label, split, window and augment samples from a (bands, rows, cols) float32 stack with NaN as nodata.
+
+    Args:
+        stack: evidence stack (float32 is used as is; other dtypes are converted once).
+        grid: the stack's grid; deposit/barren coordinates are in its CRS.
+        band_names: one name per band.
+        deposit_xy, barren_xy: (n, 2) point coordinates.
+        study_area: optional (rows, cols) bool mask; cells outside are never sampled.
+        settings, augment: see :class:`LabelSettings` and :class:`.augment.AugmentSettings`.
+        stack_tags: metadata of the stack, copied into the manifest.
+
+    Raises:
+        InputError: nothing usable remains, the split is impossible, or positives would leak between splits.
+        Cancelled: ``is_cancelled`` returned True.
+    """
+    settings, augment = settings or LabelSettings(), augment or aug.AugmentSettings()
+    stack = np.asarray(stack, dtype=np.float32)
+    if stack.ndim != 3 or stack.shape[1:] != grid.shape or len(band_names) != stack.shape[0]:
+        raise InputError(f"The stack {stack.shape} does not match the grid {grid.shape} and "
+                         f"{len(band_names)} band names.")
+    p = settings.patch_size
+    if p > min(grid.rows, grid.cols):
+        raise InputError(f"The patch size ({p} cells) is larger than the stack ({grid.rows} × {grid.cols} cells); "
+                         "choose a smaller patch size.")
+    notes: list[str] = []
+    invalid = np.isnan(stack).any(axis=0)
+    allowed = ~invalid if study_area is None else ~invalid & np.asarray(study_area, dtype=bool)
+    if study_area is not None and np.asarray(study_area).shape != grid.shape:
+        raise InputError(f"The study area mask {np.asarray(study_area).shape} does not match the grid {grid.shape}.")
+    windows_ok = valid_windows(invalid, p)
+    report(progress, 5)
+
+    deposit_rc = _deposit_cells(deposit_xy, grid, allowed, notes, "deposit(s)")
+    if len(deposit_rc) == 0:
+        raise InputError("No deposit lies on valid stack data inside the study area; check the deposit layer, its "
+                         "CRS and the study area.")
+    split_rng = np.random.default_rng([settings.seed, 1])
+    deposit_split, split_of_cells, n_units = _splitter(deposit_rc, grid, settings, split_rng)
+    positives, dropped = _positives(deposit_rc, grid, settings.radius(grid), allowed, deposit_split)
+    if dropped:
+        notes.append(f"{dropped} neighbour cell(s) on nodata or outside the study area were not used.")
+    edge = ~windows_ok[positives.rows, positives.cols]
+    if edge.any():
+        notes.append(f"{int(edge.sum())} positive cell(s) whose window crosses the grid edge or nodata were skipped.")
+        positives = positives.take(~edge)
+    if len(positives.rows) == 0:
+        raise InputError(f"No positive cell has a complete {p}×{p} window (grid edge or nodata); lower the patch "
+                         "size or check the stack's nodata.")
+    check_cancelled(is_cancelled)
+
+    rows, cols, inside = point_cells(deposit_xy, grid)  # the buffer is around every deposit on the grid
+    candidates = _negative_candidates(grid, windows_ok & allowed, positives, np.column_stack([rows, cols])[inside],
+                                      settings.exclusion_buffer)
+    parts = [positives]
+    if barren_xy is not None and len(barren_xy):
+        parts.append(_barren(barren_xy, grid, allowed, windows_ok, candidates, split_of_cells, notes))
+    pool = np.flatnonzero(candidates)
+    n_random = max(0, round(settings.negative_ratio * len(positives.rows)) - sum(len(p.rows) for p in parts[1:]))
+    if n_random > len(pool):
+        notes.append(f"Only {len(pool)} cells can be random negatives; {n_random} were asked for per repeat.")
+        n_random = len(pool)
+    repeats = []
+    for r in range(settings.n_repeats):
+        cells = np.random.default_rng(settings.seed + r).choice(pool, size=n_random, replace=False)
+        rows, cols = np.divmod(cells, grid.cols)
+        parts.append(_Samples.make(rows, cols, 0, split_of_cells(rows, cols), "random", r))
+        repeats.append({"repeat": r, "seed": settings.seed + r, "random_negatives": n_random})
+    samples = _resolve_leakage(_Samples.concat(parts), p, notes)
+    report(progress, 15)
+    check_cancelled(is_cancelled)
+
+    result = _assemble(stack, grid, samples, windows_ok & allowed, settings, augment, notes, progress, is_cancelled)
+    check_no_leakage(result.window_rc, result.split, p)
+    result.manifest = _manifest(result, grid, band_names, settings, augment, stack_tags, repeats, notes,
+                                len(deposit_rc), n_units)
+    report(progress, 100)
+    return result
+
+
+def _assemble(stack, grid, samples, windows_ok, settings, augment, notes, progress, is_cancelled) -> TrainingSet:
+    """Plan every window (originals, crops, flips, noise, SMOTE), allocate once, and fill.
+
+    ``windows_ok`` marks the cells a crop may be centred on (complete window, inside the study area).
+    """
+    p, h = settings.patch_size, settings.patch_size // 2
+    rng = np.random.default_rng([settings.seed, 2])
+    origin = np.column_stack([samples.rows, samples.cols]) - h
+    base = np.arange(len(samples.rows))
+    train = base[samples.split == 0]
+    source, shift = [base], [np.zeros((len(base), 2), np.int64)]
+    symmetry, kinds = [np.zeros(len(base), np.int64)], [samples.kind]
+    for label, n, a, b in ((1, augment.positive_crops, augment.positive_shift_x, augment.positive_shift_y),
+                           (0, augment.negative_crops, augment.negative_shift_x, augment.negative_shift_y)):
+        members = train[samples.label[train] == label]
+        if n == 0 or len(members) == 0:
+            continue
+        offsets = aug.crop_offsets(len(members), n, a, b, rng).reshape(-1, 2)
+        members = np.repeat(members, n)
+        centre = origin[members] + offsets + h
+        ok = windows_ok[centre[:, 0].clip(0, grid.rows - 1), centre[:, 1].clip(0, grid.cols - 1)]
+        ok &= (centre >= 0).all(axis=1) & (centre[:, 0] < grid.rows) & (centre[:, 1] < grid.cols)
+        ok[ok] = ~window_overlaps(origin[members[ok]] + offsets[ok], origin[samples.split != 0], p)
+        if (~ok).any():
+            notes.append(f"{int((~ok).sum())} {SPLITS[0]} crop(s) of {'positives' if label else 'negatives'} "
+                         "leaving valid data or the study area, or overlapping a validation/test window, were "
+                         "dropped.")
+        source.append(members[ok])
+        shift.append(offsets[ok])
+        symmetry.append(np.zeros(int(ok.sum()), np.int64))
+        kinds.append(np.full(int(ok.sum()), KINDS.index("crop"), np.int8))
+    if augment.flips:
+        source.append(train)
+        shift.append(np.zeros((len(train), 2), np.int64))
+        symmetry.append(aug.random_symmetries(len(train), rng))
+        kinds.append(np.full(len(train), KINDS.index("flip"), np.int8))
+    if augment.noise_variance > 0:
+        source.append(train)
+        shift.append(np.zeros((len(train), 2), np.int64))
+        symmetry.append(np.zeros(len(train), np.int64))
+        kinds.append(np.full(len(train), KINDS.index("noise"), np.int8))
+    source, shift = np.concatenate(source), np.concatenate(shift)
+    symmetry, kind = np.concatenate(symmetry), np.concatenate(kinds)
+    label, split, repeat = samples.label[source], samples.split[source], samples.repeat[source]
+    smote = _smote_plan(label, split, repeat, settings.n_repeats) if augment.smote else []
+    n_smote = sum(n_new for _, _, n_new, _ in smote)
+    n_windows, n_bands = len(source) + n_smote, stack.shape[0]
+    require_memory(n_windows * n_bands * (p * p + 1) * 4, f"{n_windows} windows of {n_bands} band(s) × {p} × {p}")
+
+    x_patch = np.empty((n_windows, n_bands, p, p), dtype=np.float32)
+    window_rc = origin[source] + shift
+    for i, ((r0, c0), code) in enumerate(zip(window_rc, symmetry)):
+        if i % _CANCEL_EVERY == 0:
+            check_cancelled(is_cancelled)
+            report(progress, 15 + 70 * i / max(n_windows, 1))
+        window = stack[:, r0:r0 + p, c0:c0 + p]
+        x_patch[i] = aug.dihedral(window, int(code)) if code else window
+    std = np.float32(math.sqrt(augment.noise_variance))
+    for i in np.flatnonzero(kind == KINDS.index("noise")):
+        x_patch[i] += rng.standard_normal(x_patch[i].shape, dtype=np.float32) * std
+    centre_xy = cell_xy(window_rc[:, 0] + h, window_rc[:, 1] + h, grid)
+    if n_smote:
+        pieces = _fill_smote(x_patch, len(source), smote, augment, rng, is_cancelled)
+        label = np.concatenate([label, pieces[0]])
+        split = np.concatenate([split, np.zeros(n_smote, np.int8)])
+        repeat = np.concatenate([repeat, pieces[1]])
+        kind = np.concatenate([kind, np.full(n_smote, KINDS.index("smote"), np.int8)])
+        window_rc = np.concatenate([window_rc, np.full((n_smote, 2), -1)])
+        centre_xy = np.concatenate([centre_xy, np.full((n_smote, 2), np.nan)])
+    report(progress, 90)
+    return TrainingSet(
+        x_patch=x_patch,
+        x_vector=np.ascontiguousarray(x_patch[:, :, h, h]),
+        y=label.astype(np.int8),
+        split=np.array(SPLITS)[split],
+        kind=np.array(KINDS)[kind],
+        repeat=repeat.astype(np.int16),
+        centre_xy=centre_xy,
+        window_rc=window_rc.astype(np.int32),
+    )
+
+
+def _smote_plan(label, split, repeat, n_repeats) -> list:
+    """Per repeat r: (minority label, its training rows, number of synthetic rows to reach balance, r)."""
+    plans = []
+    for r in range(n_repeats):
+        members = (split == 0) & ((repeat == SHARED) | (repeat == r))
+        counts = np.bincount(label[members], minlength=2)
+        if counts.min() == counts.max() or counts.min() == 0:
+            continue
+        minority = int(np.argmin(counts))
+        rows = np.flatnonzero(members & (label == minority))
+        plans.append((minority, rows, int(counts.max() - counts.min()), r))
+    return plans
+
+
+def _fill_smote(x_patch, start, plans, augment, rng, is_cancelled) -> tuple[np.ndarray, np.ndarray]:
+    """Write SMOTE rows after row ``start``; returns their labels and repeats."""
+    labels, repeats, row = [], [], start
+    for minority, members, n_new, r in plans:
+        features = x_patch[members].reshape(len(members), -1)
+        base, neighbour, gap = aug.smote_pairs(features, n_new, augment.smote_neighbours, rng)
+        for b, nb, g in zip(base, neighbour, gap):
+            if (row - start) % _CANCEL_EVERY == 0:
+                check_cancelled(is_cancelled)
+            x_patch[row] = x_patch[members[b]] + g * (x_patch[members[nb]] - x_patch[members[b]])
+            row += 1
+        labels.append(np.full(n_new, minority, np.int8))
+        repeats.append(np.full(n_new, r, np.int16))
+    return np.concatenate(labels), np.concatenate(repeats)
+
+
+def _manifest(result, grid, band_names, settings, augment, stack_tags, repeats, notes, n_deposits, n_units) -> dict:
+    counts: dict = {}
+    for s in SPLITS:
+        in_split = result.split == s
+        counts[s] = {"positive": int((in_split & (result.y == 1)).sum()),
+                     "negative": int((in_split & (result.y == 0)).sum())}
+        counts[s].update({k: int((in_split & (result.kind == k)).sum()) for k in KINDS})
+    return {
+        "format": FORMAT,
+        "version": 1,
+        "band_names": list(band_names),
+        "stack_tags": dict(stack_tags or {}),
+        "crs": grid.crs,
+        "pixel_size": [grid.pixel_width, grid.pixel_height],
+        "grid": {"x_min": grid.x_min, "y_max": grid.y_max, "cols": grid.cols, "rows": grid.rows},
+        "patch_size": settings.patch_size,
+        "window_rule": "window rows r-p//2 .. r-p//2+p-1 around cell r (columns alike); samples whose window "
+                       "crosses the grid edge or holds nodata are skipped; x_vector = window cell (p//2, p//2)",
+        "positive_radius": settings.radius(grid),
+        "negative_ratio": settings.negative_ratio,
+        "exclusion_buffer": settings.exclusion_buffer,
+        "seed": settings.seed,
+        "repeats": repeats,
+        "deposit_cells": n_deposits,
+        "split": {"method": settings.split_method, "distance": settings.distance(grid),
+                  "fractions": dict(zip(SPLITS, settings.fractions.round(6).tolist())), "units_with_deposits": n_units,
+                  "leakage_check": "no validation/test window overlaps a training window"},
+        "augmentation": {**augment.as_dict(), "applied_to": "train split only"},
+        "counts": counts,
+        "total": len(result),
+        "notes": list(notes),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def read_stack_tags(path: str) -> dict:
+    """Dataset tags of a raster (JSON values such as ``DEEPPROSPECT_STACK`` parsed) for the manifest."""
+    with rasterio.open(path) as src:
+        tags = src.tags()
+    parsed = {}
+    for key, value in tags.items():
+        try:
+            parsed[key] = json.loads(value) if value[:1] in "{[" else value
+        except json.JSONDecodeError:
+            parsed[key] = value
+    return parsed
+
+
+def save_training_set(path: str, training_set: TrainingSet) -> None:
+    """Write the training set as a compressed .npz (temporary file renamed into place)."""
+    arrays = {name: getattr(training_set, name) for name in ARRAYS}
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez_compressed(handle, manifest=np.array(json.dumps(training_set.manifest, allow_nan=False)),
+                            **arrays)
+
+
+def load_training_set(path: str) -> TrainingSet:
+    """Read a training set written by :func:`save_training_set`."""
+    if not os.path.isfile(path):
+        raise InputError(f"The training set {path} does not exist.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [name for name in (*ARRAYS, "manifest") if name not in data.files]
+            if missing:
+                raise InputError(f"{path} is not a DeepProspect training set (missing {', '.join(missing)}); "
+                                 "create it with 'Training samples from deposits'.")
+            manifest = json.loads(str(data["manifest"]))
+            arrays = {name: data[name] for name in ARRAYS}
+    except (OSError, ValueError) as error:
+        raise InputError(f"Cannot read the training set {path}: {error}") from error
+    if manifest.get("format") != FORMAT:
+        raise InputError(f"{path} is not a DeepProspect training set (format {manifest.get('format')!r}).")
+    return TrainingSet(manifest=manifest, **arrays)

@@ -1,0 +1,256 @@
+"""core.labels and core.augment: positives, negatives, split, leakage check, windows, augmentation, files."""
+
+import json
+
+import numpy as np
+import pytest
+from deepprospect.core.augment import AugmentSettings, crop_offsets, dihedral, smote_pairs
+from deepprospect.core.errors import Cancelled, InputError
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.labels import (
+    SHARED,
+    LabelSettings,
+    build_training_set,
+    cell_xy,
+    check_no_leakage,
+    disc_offsets,
+    leaking_windows,
+    load_training_set,
+    point_cells,
+    save_training_set,
+    study_area_mask,
+    valid_windows,
+)
+
+GRID = GridSpec(0.0, 600.0, 10.0, 10.0, 60, 60, "EPSG:32650")
+
+
+@pytest.fixture(scope="module")
+def stack():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(3, 60, 60)).astype(np.float32)
+
+
+def lattice_deposits(step=150.0):
+    """Deposits on a lattice, far enough apart to be separate groups (cell centres + a small offset)."""
+    xs = np.arange(105.0, 560.0, step)
+    return np.array([(x + 2, y - 3) for x in xs for y in xs])
+
+
+def build(stack, deposits=None, **kwargs):
+    augment = kwargs.pop("augment", None)
+    barren = kwargs.pop("barren", None)
+    mask = kwargs.pop("study_area", None)
+    settings = LabelSettings(**{"patch_size": 4, **kwargs})
+    return build_training_set(stack, GRID, ["a", "b", "c"], lattice_deposits() if deposits is None else deposits,
+                              barren, mask, settings, augment)
+
+
+def cells(ts, kinds):
+    rows = ts.window_rc[np.isin(ts.kind, kinds)] + ts.manifest["patch_size"] // 2
+    return {tuple(rc) for rc in rows}
+
+
+def test_default_radius_gives_3x3_and_2_5_cells_the_21_cell_disc(stack):
+    assert len(disc_offsets(np.hypot(10, 10), 10, 10)) == 9
+    disc = disc_offsets(25.0, 10, 10)
+    assert len(disc) == 21 and (np.hypot(*disc.T) <= 2.5).all()
+    ts = build(stack, deposits=np.array([[305.0, 295.0]]), validation_fraction=0, test_fraction=0)
+    assert cells(ts, ["deposit"]) == {(30, 30)}
+    assert cells(ts, ["deposit", "neighbour"]) == {(30 + i, 30 + j) for i in (-1, 0, 1) for j in (-1, 0, 1)}
+    ts = build(stack, deposits=np.array([[305.0, 295.0]]), positive_radius=25.0, validation_fraction=0,
+               test_fraction=0)
+    assert len(cells(ts, ["deposit", "neighbour"])) == 21
+
+
+def test_counts_exclusion_buffer_and_repeats(stack):
+    ts = build(stack, n_repeats=3, negative_ratio=2.0, exclusion_buffer=40.0)
+    positives = int((ts.y == 1).sum())
+    assert positives == 16 * 9 and ts.manifest["deposit_cells"] == 16
+    assert (ts.repeat[ts.y == 1] == SHARED).all()
+    dropped = sum(int(n.split()[0]) for n in ts.manifest["notes"] if "overlapped" in n)
+    assert (ts.repeat == 0).sum() + (ts.repeat == 1).sum() + (ts.repeat == 2).sum() + dropped == 3 * 2 * positives
+    assert [r["seed"] for r in ts.manifest["repeats"]] == [42, 43, 44]
+    rows, cols, _ = point_cells(lattice_deposits(), GRID)
+    deposit_xy = cell_xy(rows, cols, GRID)
+    negative_xy = ts.centre_xy[ts.y == 0]
+    gaps = np.hypot(*(negative_xy[:, None, :] - deposit_xy[None]).transpose(2, 0, 1))
+    assert gaps.min() > 40.0
+    counts = ts.manifest["counts"]
+    assert sum(c["positive"] + c["negative"] for c in counts.values()) == len(ts)
+
+
+def test_barren_points_become_negatives_and_conflicts_are_skipped(stack):
+    barren = np.array([[205.0, 505.0], [455.0, 355.0], [117.0, 412.0]])  # the last is on a deposit's 3×3
+    ts = build(stack, barren=barren, validation_fraction=0, test_fraction=0)
+    assert cells(ts, ["barren"]) == {(9, 20), (24, 45)}
+    assert (ts.y[ts.kind == "barren"] == 0).all() and (ts.repeat[ts.kind == "barren"] == SHARED).all()
+    assert any("1 barren point(s) on a positive cell" in n for n in ts.manifest["notes"])
+
+
+def test_split_has_no_leakage_and_keeps_deposit_neighbourhoods_together(stack):
+    ts = build(stack, n_repeats=2, augment=AugmentSettings(positive_crops=3, positive_shift_x=1, positive_shift_y=2,
+                                                           negative_crops=2, negative_shift_x=3, negative_shift_y=3))
+    assert set(ts.split) == {"train", "validation", "test"}
+    assert not leaking_windows(ts.window_rc, ts.split, 4).any()
+    check_no_leakage(ts.window_rc, ts.split, 4)
+    augmented = ~np.isin(ts.kind, ["deposit", "neighbour", "barren", "random"])
+    assert (ts.split[augmented] == "train").all()
+    for rc in ts.window_rc[ts.kind == "deposit"]:
+        near = (np.abs(ts.window_rc - rc).max(axis=1) <= 1) & (ts.y == 1) & ~augmented
+        assert len(set(ts.split[near])) == 1
+
+
+def test_the_leakage_check_catches_a_constructed_overlap():
+    window_rc = np.array([[0, 0], [3, 3], [4, 0], [10, 10]])
+    split = np.array(["train", "validation", "test", "test"])
+    assert leaking_windows(window_rc, split, 4).tolist() == [False, True, False, False]
+    with pytest.raises(InputError, match="1 validation/test window"):
+        check_no_leakage(window_rc, split, 4)
+
+
+def test_positives_that_would_leak_stop_the_run(stack):
+    with pytest.raises(InputError, match="overlap training positive windows"):
+        build(stack, split_method="blocks", split_distance=100.0, patch_size=16)
+
+
+def test_blocks_split_runs_without_leakage(stack):
+    ts = build(stack, split_method="blocks", split_distance=150.0, patch_size=3)
+    assert set(ts.split) == {"train", "validation", "test"}
+    check_no_leakage(ts.window_rc, ts.split, 3)
+
+
+def test_reproducible_for_a_seed_and_different_for_another(stack):
+    augment = AugmentSettings(positive_crops=2, positive_shift_x=1, positive_shift_y=1, flips=True,
+                              noise_variance=0.01, smote=True)
+    one, two = build(stack, augment=augment, n_repeats=2), build(stack, augment=augment, n_repeats=2)
+    for name in ("x_patch", "x_vector", "y", "split", "kind", "repeat", "window_rc"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
+    other = build(stack, augment=augment, n_repeats=2, seed=7)
+    assert not np.array_equal(one.window_rc[one.kind == "random"], other.window_rc[other.kind == "random"])
+
+
+def test_crop_shifts_count_and_range(stack):
+    offsets = crop_offsets(40, 50, 12, 24, np.random.default_rng(1))
+    assert offsets.shape == (40, 50, 2)
+    assert (np.abs(offsets[..., 1]) <= 12).all() and (np.abs(offsets[..., 0]) <= 24).all()
+    assert (np.abs(offsets).sum(axis=2) > 0).all()
+    assert all(len({tuple(o) for o in sample}) == 50 for sample in offsets)
+    with pytest.raises(InputError, match="distinct shifts"):
+        AugmentSettings(positive_crops=9, positive_shift_x=1, positive_shift_y=0)
+    ts = build(stack, validation_fraction=0, test_fraction=0,
+               augment=AugmentSettings(positive_crops=5, positive_shift_x=2, positive_shift_y=3))
+    crops = ts.window_rc[ts.kind == "crop"]
+    dropped = sum(int(n.split()[0]) for n in ts.manifest["notes"] if "crop" in n)
+    assert len(crops) + dropped == 5 * int(((ts.y == 1) & (ts.kind != "crop")).sum())
+    originals = ts.window_rc[np.isin(ts.kind, ["deposit", "neighbour"])]
+    shift = crops[:, None, :] - originals[None]
+    fits = (np.abs(shift[..., 0]) <= 3) & (np.abs(shift[..., 1]) <= 2)
+    assert fits.any(axis=1).all() and (ts.y[ts.kind == "crop"] == 1).all()
+
+
+def test_flips_preserve_the_label_and_are_symmetries(stack):
+    window = np.arange(2 * 16, dtype=np.float32).reshape(2, 4, 4)
+    images = {dihedral(window, code).tobytes() for code in range(8)}
+    assert len(images) == 8
+    ts = build(stack, validation_fraction=0, test_fraction=0, augment=AugmentSettings(flips=True))
+    flips = np.flatnonzero(ts.kind == "flip")
+    originals = np.flatnonzero(np.isin(ts.kind, ["deposit", "neighbour", "random"]))
+    assert len(flips) == len(originals)
+    for f, o in zip(flips, originals):
+        assert ts.y[f] == ts.y[o] and (ts.window_rc[f] == ts.window_rc[o]).all()
+        assert any(np.array_equal(ts.x_patch[f], dihedral(ts.x_patch[o], c)) for c in range(1, 8))
+
+
+def test_noise_copy_has_the_asked_variance(stack):
+    ts = build(stack, validation_fraction=0, test_fraction=0, augment=AugmentSettings(noise_variance=0.01))
+    noisy, plain = ts.x_patch[ts.kind == "noise"], ts.x_patch[np.isin(ts.kind, ["deposit", "neighbour", "random"])]
+    assert noisy.dtype == np.float32 and abs(float((noisy - plain).var()) - 0.01) < 0.001
+
+
+def test_smote_balances_the_classes(stack):
+    ts = build(stack, n_repeats=2, negative_ratio=3.0, augment=AugmentSettings(smote=True))
+    for r in (0, 1):
+        members = (ts.split == "train") & np.isin(ts.repeat, [SHARED, r])
+        assert (ts.y[members] == 1).sum() == (ts.y[members] == 0).sum()
+    smote = ts.kind == "smote"
+    assert smote.any() and (ts.y[smote] == 1).all() and np.isnan(ts.centre_xy[smote]).all()
+    assert (ts.window_rc[smote] == -1).all()
+    base, neighbour, gap = smote_pairs(np.arange(10.0).reshape(5, 2), 7, 2, np.random.default_rng(0))
+    assert (base != neighbour).all() and ((gap >= 0) & (gap < 1)).all()
+
+
+def test_round_trip(stack, tmp_path):
+    ts = build(stack, augment=AugmentSettings(flips=True), n_repeats=2)
+    path = tmp_path / "set.npz"
+    save_training_set(str(path), ts)
+    back = load_training_set(str(path))
+    for name in ("x_patch", "x_vector", "y", "split", "kind", "repeat", "centre_xy", "window_rc"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(ts, name))
+    assert back.x_patch.dtype == np.float32 and back.x_patch.shape[1:] == (3, 4, 4)
+    assert back.manifest == json.loads(json.dumps(ts.manifest))
+    np.testing.assert_array_equal(back.x_vector, back.x_patch[:, :, 2, 2])
+    assert [p.name for p in tmp_path.iterdir()] == ["set.npz"]
+
+
+def test_load_refuses_other_files(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_training_set(str(tmp_path / "none.npz"))
+    np.savez(tmp_path / "other.npz", a=np.zeros(2))
+    with pytest.raises(InputError, match="not a DeepProspect training set"):
+        load_training_set(str(tmp_path / "other.npz"))
+
+
+def test_windows_at_the_edge_or_on_nodata_are_skipped(stack):
+    invalid = np.zeros((8, 8), bool)
+    invalid[5, 5] = True
+    for p in (3, 4):
+        ok = valid_windows(invalid, p)
+        for r in range(8):
+            for c in range(8):
+                r0, c0 = r - p // 2, c - p // 2
+                inside = r0 >= 0 and c0 >= 0 and r0 + p <= 8 and c0 + p <= 8
+                assert ok[r, c] == (inside and not invalid[max(r0, 0):r0 + p, max(c0, 0):c0 + p].any())
+    holed = stack.copy()
+    holed[1, 10, 10] = np.nan
+    ts = build(holed, deposits=np.array([[5.0, 595.0], [105.0, 495.0], [305.0, 295.0]]), validation_fraction=0,
+               test_fraction=0)
+    assert not np.isnan(ts.x_patch).any()
+    assert any("window crosses the grid edge" in n for n in ts.manifest["notes"])
+
+
+def test_bad_deposits_are_reported_skipped_or_refused(stack):
+    holed = stack.copy()
+    holed[:, 30, 30] = np.nan
+    deposits = np.array([[305.0, 295.0], [-50.0, 20.0], [155.0, 455.0], [156.0, 456.0]])
+    ts = build(holed, deposits=deposits, validation_fraction=0, test_fraction=0)
+    notes = " ".join(ts.manifest["notes"])
+    assert "1 deposit(s) outside the stack grid" in notes and "1 deposit(s) on nodata" in notes
+    assert "1 deposit(s) shared a cell" in notes and ts.manifest["deposit_cells"] == 1
+    with pytest.raises(InputError, match="No deposit lies on valid stack data"):
+        build(holed, deposits=np.array([[305.0, 295.0], [-50.0, 20.0]]))
+
+
+def test_too_few_deposits_for_the_split_or_too_large_a_patch(stack):
+    with pytest.raises(InputError, match="at least 3 deposit groups"):
+        build(stack, deposits=np.array([[305.0, 295.0], [355.0, 295.0]]))
+    with pytest.raises(InputError, match="larger than the stack"):
+        build(stack, patch_size=61)
+
+
+def test_study_area_with_holes(stack):
+    square = {"type": "Polygon", "coordinates": [[(100, 100), (500, 100), (500, 500), (100, 500), (100, 100)]]}
+    hole = {"type": "Polygon", "coordinates": [[(200, 200), (400, 200), (400, 400), (200, 400), (200, 200)]]}
+    mask = study_area_mask([square], GRID, [hole])
+    assert mask.sum() == 40 * 40 - 20 * 20 and not mask[30, 30] and mask[15, 15]
+    ts = build(stack, study_area=mask, negative_ratio=3, validation_fraction=0, test_fraction=0)
+    centres = ts.window_rc + 2
+    assert mask[centres[:, 0], centres[:, 1]].all()
+    with pytest.raises(InputError, match="no polygons"):
+        study_area_mask([], GRID)
+
+
+def test_cancel_raises(stack):
+    with pytest.raises(Cancelled):
+        build_training_set(stack, GRID, ["a", "b", "c"], lattice_deposits(), settings=LabelSettings(patch_size=4),
+                           is_cancelled=lambda: True)
