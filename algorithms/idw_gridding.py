@@ -95,7 +95,7 @@ class IdwGridding(DeepProspectAlgorithm):
             values, dropped = log10_positive(values)
             for name, count in zip(fields, dropped):
                 if count:
-                    feedback.reportError(f"{name}: {count} value(s) ≤ 0 have no log10 and were skipped.", False)
+                    feedback.pushWarning(f"{name}: {count} value(s) ≤ 0 have no log10 and were skipped.")
         require_memory(idw_memory_bytes(len(points), len(fields), grid), f"A {grid.rows} × {grid.cols} grid "
                        f"of {len(fields)} field(s)")
         feedback.pushInfo(f"Gridding {len(fields)} field(s) from {len(points)} samples onto {grid.rows} × "

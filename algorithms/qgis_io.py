@@ -108,7 +108,7 @@ def read_points(
             ys.append(part.y())
             rows.append(values)
     if skipped and feedback is not None:
-        feedback.reportError(f"{skipped} feature(s) without geometry were skipped.", fatalError=False)
+        feedback.pushWarning(f"{skipped} feature(s) without geometry were skipped.")
     values = np.array(rows, dtype=np.float64).reshape(len(rows), len(field_names))
     return np.column_stack([xs, ys]).astype(np.float64).reshape(-1, 2), values
 

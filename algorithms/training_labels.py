@@ -155,7 +155,7 @@ class TrainingLabels(DeepProspectAlgorithm):
                                     read_stack_tags(layer.source()), progress, is_cancelled)
         del stack
         for note in result.manifest["notes"]:
-            feedback.reportError(note, fatalError=False)
+            feedback.pushWarning(note)
         feedback.pushInfo(f"Counts: {json.dumps(result.manifest['counts'])}")
         save_training_set(output, result)
         return {self.OUTPUT: output, self.SAMPLES: self._write_samples(parameters, context, crs, result)}
@@ -174,8 +174,7 @@ class TrainingLabels(DeepProspectAlgorithm):
 
     def _log_crs(self, source, what, crs, feedback) -> None:
         if not source.sourceCrs().isValid():
-            feedback.reportError(f"The {what} layer has no CRS: its coordinates are taken to be in the stack CRS.",
-                                 fatalError=False)
+            feedback.pushWarning(f"The {what} layer has no CRS: its coordinates are taken to be in the stack CRS.")
         elif source.sourceCrs() != crs:
             feedback.pushInfo(f"The {what} layer ({source.sourceCrs().authid()}) is reprojected to the stack CRS "
                               f"{crs.authid() or crs.description()}.")

@@ -44,6 +44,7 @@ def atomic_path(path: str) -> Iterator[str]:
     os.close(handle)
     try:
         yield temporary
+        os.chmod(temporary, _new_file_mode())  # mkstemp makes private files; outputs get the usual mode
         os.replace(temporary, path)
     except BaseException:
         _remove_quietly(temporary)
@@ -175,6 +176,13 @@ def crs_from_string(crs: str) -> CRS:
         return CRS.from_user_input(crs)
     except rasterio.errors.CRSError as error:
         raise InputError(f"Unrecognised coordinate reference system: {crs[:80]}") from error
+
+
+def _new_file_mode() -> int:
+    """The mode a newly created file gets under the process umask (0o644 with the usual 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _remove_quietly(path: str) -> None:

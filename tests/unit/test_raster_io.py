@@ -36,6 +36,9 @@ def test_round_trip_keeps_grid_names_nodata_and_metadata(tmp_path):
     assert data.mask[1, 5, 7] and not data.mask[0].any()
     np.testing.assert_array_equal(data[0], bands[0])
     assert os.listdir(tmp_path) == ["out.tif"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask  # not the private mode of a temporary file
     array, grid, names = read_raster(path)
     assert names == ["Cu", "Au"] and grid.shape == (260, 300) and np.isnan(array[1, 5, 7])
 
