@@ -19,7 +19,7 @@ help:
 	@echo "make demo     run the main job headless on the bundled demo survey (installs what is missing)"
 	@echo "make test     run every test (installs what is missing)"
 	@echo "make lint     ruff"
-	@echo "make bench    benchmarks against gdal_grid and QGIS built-ins (BENCH_ARGS=--slow adds qgis:idwinterpolation)"
+	@echo "make bench    benchmarks against gdal_grid, gdal_proximity and QGIS built-ins (SLOW=1 adds the slow QGIS anchors)"
 	@echo "make package  dist/deepprospect.zip for QGIS 'Install from ZIP'"
 
 setup: qgis $(STAMP)
@@ -51,7 +51,10 @@ lint: setup
 	$(PY) -m ruff check .
 
 bench: setup
-	$(PY) bench/bench_idw.py $(BENCH_ARGS)
+	$(PY) bench/bench_idw.py $(if $(SLOW),--slow)
+	$(PY) bench/bench_density.py $(if $(SLOW),--slow)
+	$(PY) bench/bench_screening.py
+	$(PY) bench/bench_labels.py
 
 package:
 	@rm -rf build/package dist/deepprospect.zip && mkdir -p build/package/deepprospect dist
