@@ -31,7 +31,7 @@ COINCIDENCE_FRACTION = 1e-6
 # Working memory each thread may use for one block of cells (bytes).
 BLOCK_BUDGET_BYTES = 48 * 2**20
 # Columns per cache-resident tile in all-points mode.
-DENSE_TILE_COLUMNS = 32
+DENSE_TILE_COLUMNS = 16
 # Rows per block in all-points mode: each block recomputes its column tiles, so not too few.
 DENSE_BLOCK_ROWS = 32
 
