@@ -14,6 +14,7 @@ from .base import ICON
 # package disables only the algorithms that need it.
 ALGORITHMS = [
     ("idw_gridding", "IdwGridding"),
+    ("buffer_density", "BufferDensity"),
     ("evidence_stack", "EvidenceStack"),
     ("element_screening", "ElementScreening"),
     ("training_labels", "TrainingLabels"),

@@ -102,7 +102,7 @@ def read_points(
             skipped += 1
             continue
         attributes = feature.attributes()
-        values = [_as_float(attributes[i]) for i in field_index]
+        values = [as_float(attributes[i]) for i in field_index]
         for part in geometry.asMultiPoint() if geometry.isMultipart() else [geometry.asPoint()]:
             xs.append(part.x())
             ys.append(part.y())
@@ -113,7 +113,7 @@ def read_points(
     return np.column_stack([xs, ys]).astype(np.float64).reshape(-1, 2), values
 
 
-def _as_float(value) -> float:
+def as_float(value) -> float:
     """A number from an attribute; NULL, empty and non-numeric values become NaN."""
     try:
         return float(value)
