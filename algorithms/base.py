@@ -58,7 +58,12 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
         try:
             return self.compute(parameters, context, feedback)
         except DeepProspectError as error:
-            raise QgsProcessingException(str(error)) from error
+            message = str(error)
+        # The traceback of what is raised here outlives the run (QGIS keeps it), so it must not reach layers:
+        # raised outside the except block (no chained compute() frame) and with this frame's references
+        # dropped. A layer kept alive that way outlives QGIS and crashes Python at exit.
+        del parameters, context, feedback
+        raise QgsProcessingException(message)
 
     def compute(self, parameters, context, feedback) -> dict:
         """Do the work; raise a DeepProspectError subclass for anything the user must fix."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import closing
 
 import numpy as np
 from qgis.core import (
@@ -84,6 +85,7 @@ def read_points(
     """Point coordinates in ``target_crs`` and field values as floats (NULL → NaN).
 
     Multipoint features give one sample per part; features without geometry are skipped and reported.
+    The feature iterator is closed even on cancel, so the layer's data source is not left busy.
     """
     field_index = [source.fields().lookupField(name) for name in field_names]
     request = QgsFeatureRequest().setSubsetOfAttributes(field_index)
@@ -92,21 +94,22 @@ def read_points(
     xs, ys, rows = [], [], []
     skipped = 0
     _, is_cancelled = feedback_callbacks(feedback)
-    for count, feature in enumerate(source.getFeatures(request)):
-        if count % 10000 == 0:
-            check_cancelled(is_cancelled)
-            if feedback is not None:
-                feedback.setProgress(10.0 * count / total)
-        geometry = feature.geometry()
-        if geometry.isNull() or geometry.isEmpty():
-            skipped += 1
-            continue
-        attributes = feature.attributes()
-        values = [as_float(attributes[i]) for i in field_index]
-        for part in geometry.asMultiPoint() if geometry.isMultipart() else [geometry.asPoint()]:
-            xs.append(part.x())
-            ys.append(part.y())
-            rows.append(values)
+    with closing(source.getFeatures(request)) as features:
+        for count, feature in enumerate(features):
+            if count % 10000 == 0:
+                check_cancelled(is_cancelled)
+                if feedback is not None:
+                    feedback.setProgress(10.0 * count / total)
+            geometry = feature.geometry()
+            if geometry.isNull() or geometry.isEmpty():
+                skipped += 1
+                continue
+            attributes = feature.attributes()
+            values = [as_float(attributes[i]) for i in field_index]
+            for part in geometry.asMultiPoint() if geometry.isMultipart() else [geometry.asPoint()]:
+                xs.append(part.x())
+                ys.append(part.y())
+                rows.append(values)
     if skipped and feedback is not None:
         feedback.pushWarning(f"{skipped} feature(s) without geometry were skipped.")
     values = np.array(rows, dtype=np.float64).reshape(len(rows), len(field_names))

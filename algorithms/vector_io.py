@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
 
 import numpy as np
 from qgis.core import (
@@ -38,19 +39,20 @@ def read_geometries(
                               f"{target_crs.authid() or 'the output CRS'}.")
     _, is_cancelled = feedback_callbacks(feedback)
     geometries, weights, no_geometry, no_weight = [], [], 0, 0
-    for count, feature in enumerate(source.getFeatures(request)):
-        if count % 1000 == 0:
-            check_cancelled(is_cancelled)
-        geometry = feature.geometry()
-        if geometry.isNull() or geometry.isEmpty():
-            no_geometry += 1
-            continue
-        weight = as_float(feature.attributes()[field_index]) if field_index >= 0 else 1.0
-        if not np.isfinite(weight):
-            no_weight += 1
-            continue
-        geometries.append(json.loads(geometry.asJson()))
-        weights.append(weight)
+    with closing(source.getFeatures(request)) as features:  # closed on cancel too: the source stays usable
+        for count, feature in enumerate(features):
+            if count % 1000 == 0:
+                check_cancelled(is_cancelled)
+            geometry = feature.geometry()
+            if geometry.isNull() or geometry.isEmpty():
+                no_geometry += 1
+                continue
+            weight = as_float(feature.attributes()[field_index]) if field_index >= 0 else 1.0
+            if not np.isfinite(weight):
+                no_weight += 1
+                continue
+            geometries.append(json.loads(geometry.asJson()))
+            weights.append(weight)
     if feedback is not None:
         if no_geometry:
             feedback.pushWarning(f"{no_geometry} feature(s) without geometry were skipped.")
