@@ -1,0 +1,1 @@
+"""torch side of DeepProspect: architectures (zoo), ONNX model files with their card (onnx_io). No qgis import."""

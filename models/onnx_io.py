@@ -1,0 +1,280 @@
+"""A DeepProspect model file: one ``.onnx`` file whose ``metadata_props`` hold a JSON card.
+
+The card says everything needed to apply the model to a new evidence stack and to judge it, so a model file
+never travels without the band order and normalisation it was trained with.
+
+Card schema, version :data:`CARD_VERSION` (stored as JSON under the metadata key :data:`CARD_KEY`):
+
+==================  ========================================================================================
+``format``          always ``"deepprospect-model"``
+``card_version``    integer schema version (this module writes :data:`CARD_VERSION`; newer cards are refused)
+``architecture``    zoo name (``models.zoo.available_models()``), e.g. ``"resnet18"``
+``input_kind``      ``"patch"`` (input ``(batch, bands, patch, patch)``) or ``"vector"`` (``(batch, bands)``)
+``options``         architecture options passed to ``build_model`` (``{}`` usually; ``{"pair": true}``)
+``band_names``      evidence band names in the model's input channel order
+``in_bands``        ``len(band_names)``
+``normalisation``   the evidence-stack recipe the inputs were made with (a dict, stored verbatim)
+``patch_size``      patch side in pixels (1 for vector models)
+``pixel_size``      ``[width, height]`` of a pixel in CRS units
+``crs``             CRS of the training stack (e.g. ``"EPSG:20350"`` or WKT)
+``classes``         class names in logit order; default ``["non-prospective", "prospective"]``
+``positive_class``  index of the prospective class in ``classes`` (its softmax is the prospectivity)
+``input_name``      ONNX input name (``"input"``); ``output_name``: ONNX output name (``"logits"``, raw logits)
+``metrics``         ``{"train"|"validation"|"test": {"accuracy", "recall", "f1", "auc": float or null}}``
+``history``         training history as given by the trainer (e.g. ``{"loss": [...], "val_auc": [...]}``)
+``seed``            the training seed
+``data_hash``       a hash of the training data (see :func:`hash_arrays`)
+``versions``        ``{"python", "numpy", "torch", "onnx", "onnxruntime", "deepprospect"}``
+``created``         UTC time of the card, ISO 8601
+``extra``           free-form dict for anything else (hyper-parameters, augmentation, split)
+==================  ========================================================================================
+
+Export uses the TorchScript-based ``torch.onnx.export`` (``dynamo=False``: the dynamo exporter needs
+onnxscript, which is not a dependency) at opset :data:`OPSET`, checked with onnx 1.23 / onnxruntime 1.31 /
+torch 2.13, with a dynamic batch axis.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import json
+import os
+import platform
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from ..core.errors import ModelError
+from ..core.raster_io import atomic_path
+
+CARD_KEY = "deepprospect_card"
+CARD_FORMAT = "deepprospect-model"
+CARD_VERSION = 1
+OPSET = 17
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+DEFAULT_CLASSES = ("non-prospective", "prospective")
+METRIC_SPLITS = ("train", "validation", "test")
+METRIC_NAMES = ("accuracy", "recall", "f1", "auc")
+_REQUIRED = ("architecture", "input_kind", "band_names", "in_bands", "normalisation", "patch_size", "classes")
+
+
+def make_card(
+    architecture: str,
+    band_names: Sequence[str],
+    normalisation: Mapping[str, Any],
+    patch_size: int,
+    pixel_size: Sequence[float],
+    crs: str,
+    *,
+    input_kind: str = "patch",
+    options: Mapping[str, Any] | None = None,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    positive_class: int = 1,
+    metrics: Mapping[str, Mapping[str, float | None]] | None = None,
+    history: Mapping[str, Any] | Sequence[Any] | None = None,
+    seed: int = 0,
+    data_hash: str = "",
+    extra: Mapping[str, Any] | None = None,
+) -> dict:
+    """Assemble a card (schema in the module docstring); :class:`ModelError` if a part is inconsistent.
+
+    ``metrics`` maps a split (train, validation, test) to ``{metric: value}`` with metrics among accuracy,
+    recall, f1, auc; missing metrics are stored as null so every card has the same shape.
+    """
+    if input_kind not in ("patch", "vector"):
+        raise ModelError(f"input_kind must be 'patch' or 'vector', not {input_kind!r}.")
+    if not 0 <= positive_class < len(classes):
+        raise ModelError(f"positive_class {positive_class} is not an index of the classes {list(classes)}.")
+    card = {
+        "format": CARD_FORMAT,
+        "card_version": CARD_VERSION,
+        "architecture": str(architecture),
+        "input_kind": input_kind,
+        "options": dict(options or {}),
+        "band_names": [str(name) for name in band_names],
+        "in_bands": len(band_names),
+        "normalisation": dict(normalisation),
+        "patch_size": int(patch_size),
+        "pixel_size": [float(size) for size in pixel_size],
+        "crs": str(crs),
+        "classes": [str(name) for name in classes],
+        "positive_class": int(positive_class),
+        "input_name": INPUT_NAME,
+        "output_name": OUTPUT_NAME,
+        "metrics": _metrics(metrics or {}),
+        "history": history if history is not None else {},
+        "seed": int(seed),
+        "data_hash": str(data_hash),
+        "versions": library_versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "extra": dict(extra or {}),
+    }
+    _to_json(card)  # fail now, not at export, if something in it is not JSON-serialisable
+    return card
+
+
+def export_onnx(model: nn.Module, path: str, card: Mapping[str, Any], in_bands: int, patch_size: int) -> None:
+    """Write ``model`` (in eval mode) to ``path`` as ONNX with ``card`` in its metadata, atomically.
+
+    The input is ``card["input_name"]`` with a dynamic batch axis; the output is ``(batch, n_classes)`` logits.
+    The model's training mode is restored afterwards. :class:`ModelError` if the card does not describe the
+    model (band count, patch size, input kind), :class:`core.errors.InputError` if ``path`` is not writable.
+    """
+    _check_card(card, "the card to export")
+    kind = getattr(model, "input_kind", "patch")
+    if card["in_bands"] != in_bands or card["patch_size"] != patch_size or card["input_kind"] != kind:
+        raise ModelError(
+            f"The card describes a {card['input_kind']} model with {card['in_bands']} bands and patch size "
+            f"{card['patch_size']}, but the model is a {kind} model with {in_bands} bands and patch size {patch_size}."
+        )
+    shape = model.input_shape(1) if hasattr(model, "input_shape") else (1, in_bands, patch_size, patch_size)
+    device = next(model.parameters()).device
+    example = torch.zeros(shape, device=device)
+    buffer = io.BytesIO()
+    was_training = model.training
+    model.eval()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+            torch.onnx.export(
+                model,
+                (example,),
+                buffer,
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            )
+    finally:
+        model.train(was_training)
+    proto = onnx.load_from_string(buffer.getvalue())
+    proto.doc_string = f"DeepProspect {card['architecture']} prospectivity model"
+    entry = proto.metadata_props.add()
+    entry.key = CARD_KEY
+    entry.value = _to_json(card)
+    onnx.checker.check_model(proto)
+    with atomic_path(path) as temporary:
+        onnx.save_model(proto, temporary)
+
+
+def read_card(path: str) -> dict:
+    """The card of the DeepProspect model file ``path``.
+
+    Raises:
+        ModelError: the file is missing, is not a readable ONNX model, is an ONNX model without a DeepProspect
+            card, or holds a card that is damaged or newer than this plugin understands.
+    """
+    if not os.path.isfile(path):
+        raise ModelError(f"Model file not found: {path}. Choose an .onnx model file written by DeepProspect.")
+    try:
+        proto = onnx.load(path, load_external_data=False)
+    except Exception as error:  # protobuf raises DecodeError and others on damaged bytes
+        raise ModelError(f"{path} is not a readable ONNX model (damaged or not ONNX): {error}") from error
+    if not proto.graph.node:
+        raise ModelError(f"{path} is not a readable ONNX model (damaged or not ONNX): it holds no graph.")
+    props = {entry.key: entry.value for entry in proto.metadata_props}
+    if CARD_KEY not in props:
+        raise ModelError(
+            f"{path} is an ONNX model but not a DeepProspect model: it has no '{CARD_KEY}' metadata, so its band "
+            "order and normalisation are unknown. Train the model with DeepProspect's training algorithm."
+        )
+    try:
+        card = json.loads(props[CARD_KEY])
+    except ValueError as error:
+        raise ModelError(f"The DeepProspect card in {path} is damaged (not valid JSON): {error}") from error
+    _check_card(card, path)
+    return card
+
+
+def library_versions() -> dict:
+    """Versions of the libraries a model file depends on, for the card."""
+    import onnxruntime  # imported here: only the card needs it, and it is slow to import
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "deepprospect": _plugin_version(),
+    }
+
+
+def hash_arrays(*arrays: np.ndarray) -> str:
+    """SHA-256 of arrays' shapes, dtypes and bytes: the card's ``data_hash`` of the training data."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def _metrics(metrics: Mapping[str, Mapping[str, float | None]]) -> dict:
+    unknown = set(metrics) - set(METRIC_SPLITS)
+    if unknown:
+        raise ModelError(f"Unknown metric split(s) {sorted(unknown)}; use {', '.join(METRIC_SPLITS)}.")
+    result = {}
+    for split, values in metrics.items():
+        extra = set(values) - set(METRIC_NAMES)
+        if extra:
+            raise ModelError(f"Unknown metric(s) {sorted(extra)} for {split}; use {', '.join(METRIC_NAMES)}.")
+        result[split] = {name: _finite_or_none(values.get(name)) for name in METRIC_NAMES}
+    return result
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    """Undefined metrics (None, NaN: e.g. AUC of a one-class split) are stored as JSON null."""
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _check_card(card: Any, where: str) -> None:
+    if not isinstance(card, Mapping) or card.get("format") != CARD_FORMAT:
+        raise ModelError(f"The DeepProspect card in {where} is damaged: it is not a '{CARD_FORMAT}' card.")
+    version = card.get("card_version")
+    if not isinstance(version, int) or version > CARD_VERSION:
+        raise ModelError(
+            f"{where} has card version {version!r}; this DeepProspect reads versions up to {CARD_VERSION}. "
+            "Update the plugin."
+        )
+    missing = [key for key in _REQUIRED if key not in card]
+    if missing:
+        raise ModelError(f"The DeepProspect card in {where} is damaged: it lacks {', '.join(missing)}.")
+    if len(card["band_names"]) != card["in_bands"]:
+        raise ModelError(f"The DeepProspect card in {where} is damaged: band names and band count disagree.")
+
+
+def _to_json(card: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(card, default=_json_default, allow_nan=True)
+    except TypeError as error:
+        raise ModelError(f"The model card cannot be stored: {error}") from error
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _plugin_version() -> str:
+    metadata = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "metadata.txt")
+    try:
+        with open(metadata, encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("version="):
+                    return line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
