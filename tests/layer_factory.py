@@ -1,9 +1,34 @@
-"""Builders of small QGIS layers for algorithm tests."""
+"""Builders of small QGIS layers, and a feedback that records the log, for algorithm tests."""
 
 from __future__ import annotations
 
 import numpy as np
-from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
+from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsProcessingFeedback, QgsVectorLayer
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    """Keeps every info, warning and error line an algorithm logs, for assertions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    @property
+    def text(self) -> str:
+        """The whole log as one string."""
+        return "\n".join(self.lines)
+
+    def pushInfo(self, info):  # noqa: N802 - QGIS API name
+        self.lines.append(info)
+        super().pushInfo(info)
+
+    def pushWarning(self, warning):  # noqa: N802 - QGIS API name
+        self.lines.append(warning)
+        super().pushWarning(warning)
+
+    def reportError(self, error, fatalError=False):  # noqa: N802, N803 - QGIS API name
+        self.lines.append(error)
+        super().reportError(error, fatalError)
 
 
 def point_layer(points, fields: dict, crs: str = "EPSG:32650", name: str = "samples") -> QgsVectorLayer:

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import write_geotiff
-from layer_factory import point_layer
+from layer_factory import RecordingFeedback, point_layer
 from osgeo import gdal, ogr
 from qgis.core import (
     QgsFeature,
@@ -27,14 +27,6 @@ BUFFER_DENSITY, DISTANCE, DENSITY = 0, 1, 2
 SUB_AREA = "450000,550000,6850000,6950000 [EPSG:20350]"
 
 
-class LoggingFeedback(QgsProcessingFeedback):
-    def __init__(self):
-        super().__init__()
-        self.log = []
-
-    def pushInfo(self, info):  # noqa: N802 - QGIS API name
-        self.log.append(info)
-        super().pushInfo(info)
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +111,10 @@ def test_layer_in_another_crs_is_reprojected_and_logged(run_alg, sub_faults, tmp
     wgs84 = str(tmp_path / "faults_wgs84.gpkg")
     run_alg("native:reprojectlayer", {"INPUT": sub_faults, "TARGET_CRS": "EPSG:4326", "OUTPUT": wgs84})
     params = {"MODE": BUFFER_DENSITY, "RADIUS": 4000, "PIXEL_SIZE": 1000, "EXTENT": SUB_AREA}
-    feedback = LoggingFeedback()
+    feedback = RecordingFeedback()
     run_alg(ALG, {**params, "INPUT": QgsVectorLayer(wgs84, "wgs84", "ogr"), "OUTPUT_CRS": "EPSG:20350",
                   "OUTPUT": str(tmp_path / "reprojected.tif")}, feedback=feedback)
-    assert any("Reprojecting" in line and "EPSG:4326" in line and "EPSG:20350" in line for line in feedback.log)
+    assert any("Reprojecting" in line and "EPSG:4326" in line and "EPSG:20350" in line for line in feedback.lines)
     run_alg(ALG, {**params, "INPUT": sub_faults, "OUTPUT": str(tmp_path / "native.tif")})
     reprojected, src = read(str(tmp_path / "reprojected.tif"))
     native, _ = read(str(tmp_path / "native.tif"))

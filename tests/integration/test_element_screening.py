@@ -11,7 +11,7 @@ from deepprospect.core.idw import idw_grid
 from deepprospect.core.raster_io import write_geotiff
 from deepprospect.core.synthetic import make_survey
 from deepprospect.core.transforms import log10_positive
-from layer_factory import point_layer
+from layer_factory import RecordingFeedback, point_layer
 from murchison_rasters import fault_distance_stack
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -25,25 +25,6 @@ from qgis.core import (
 
 ALG = "deepprospect:elementscreening"
 
-
-class RecordingFeedback(QgsProcessingFeedback):
-    """Keeps every info and warning line for assertions."""
-
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def pushInfo(self, info):  # noqa: N802 - QGIS API name
-        self.lines.append(info)
-        super().pushInfo(info)
-
-    def pushWarning(self, warning):  # noqa: N802 - QGIS API name
-        self.lines.append(warning)
-        super().pushWarning(warning)
-
-    @property
-    def text(self):
-        return "\n".join(self.lines)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import read_raster, write_geotiff
 from deepprospect.core.stack import STACK_TAG, apply_stack_recipe, read_stack_recipe
 from deepprospect.core.synthetic import make_survey
-from layer_factory import point_layer
+from layer_factory import RecordingFeedback, point_layer
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
 from rasterio.warp import transform_bounds
 from scipy.spatial import cKDTree
@@ -20,16 +20,6 @@ ILR, CLR, ZSCORE, MINMAX = 3, 2, 1, 2
 ELEMENTS = ["Au", "As", "Sb", "Cu", "Zn"]
 
 
-class LogFeedback(QgsProcessingFeedback):
-    """Feedback that keeps every info message."""
-
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def pushInfo(self, info):  # noqa: N802 - QGIS API name
-        self.messages.append(info)
-        super().pushInfo(info)
 
 
 @pytest.fixture
@@ -58,11 +48,11 @@ def evidence(run_alg, tmp_path):
 def test_ilr_stack_of_multiband_unnamed_and_reprojected_inputs(run_alg, evidence, tmp_path):
     idw, faults, geology = evidence
     out = str(tmp_path / "stack.tif")
-    feedback = LogFeedback()
+    feedback = RecordingFeedback()
     result = run_alg(ALG, {"INPUTS": [idw, faults], "CATEGORICAL": [geology], "TRANSFORM": ILR,
                            "TRANSFORM_BANDS": "Cu, Au,As,Sb", "NORMALISE": ZSCORE, "OUTPUT": out}, feedback)
     assert result["OUTPUT"] == out
-    log = "\n".join(feedback.messages)
+    log = "\n".join(feedback.lines)
     assert "'fault_distance' has bands without a name" in log
     assert "'geology' is in EPSG:3857; reprojected" in log
     stack, grid, names = read_raster(out)
@@ -113,10 +103,10 @@ def test_output_snaps_to_a_template(run_alg, evidence, tmp_path):
 def test_repeated_band_names_are_made_unique(run_alg, evidence, tmp_path):
     idw = evidence[0]
     out = str(tmp_path / "twice.tif")
-    feedback = LogFeedback()
+    feedback = RecordingFeedback()
     run_alg(ALG, {"INPUTS": [idw, idw], "NORMALISE": 0, "OUTPUT": out}, feedback)
     assert read_raster(out)[2] == ELEMENTS + [f"{e}_2" for e in ELEMENTS]
-    assert any("'Au' of 'elements' is already used; this band is named 'Au_2'" in m for m in feedback.messages)
+    assert any("'Au' of 'elements' is already used; this band is named 'Au_2'" in m for m in feedback.lines)
 
 
 def test_real_murchison_faults_and_greenstone(run_alg, data_dir, tmp_path):

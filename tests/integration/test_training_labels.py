@@ -11,7 +11,7 @@ from deepprospect.core.idw import idw_grid
 from deepprospect.core.labels import check_no_leakage, load_training_set
 from deepprospect.core.raster_io import write_geotiff
 from deepprospect.core.synthetic import make_survey
-from layer_factory import point_layer
+from layer_factory import RecordingFeedback, point_layer
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -75,7 +75,7 @@ def test_deposits_in_another_crs_are_reprojected_and_logged(run_alg, synthetic, 
     to_wgs84 = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:32650"),
                                       QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
     lonlat = [to_wgs84.transform(QgsPointXY(*xy)) for xy in survey.deposit_xy]
-    feedback = Log()
+    feedback = RecordingFeedback()
     a = run_alg(ALG, params(stack, point_layer(survey.deposit_xy, {}), tmp_path / "a.npz"))
     b = run_alg(ALG, params(stack, point_layer([(p.x(), p.y()) for p in lonlat], {}, crs="EPSG:4326"),
                             tmp_path / "b.npz"), feedback=feedback)
@@ -98,7 +98,7 @@ def test_real_murchison_gold_in_greenstone_with_holes(run_alg, data_dir, tmp_pat
     distance = ndimage.distance_transform_edt(~on_fault, sampling=2000.0)
     stack = str(tmp_path / "fault_distance.tif")
     write_geotiff(stack, np.stack([distance / 1e4, np.log1p(distance / 1e3)]), grid, ["fault_dist", "log_fault_dist"])
-    feedback = Log()
+    feedback = RecordingFeedback()
     result = run_alg(ALG, {"STACK": stack, "DEPOSITS": layers["murchison_gold"], "PATCH_SIZE": 5,
                            "STUDY_AREA": layers["murchison_greenstone_rings"], "HOLE_FIELD": "is_hole_cw",
                            "SPLIT_DISTANCE": 15000, "N_REPEATS": 3, "POSITIVE_CROPS": 3,
@@ -153,16 +153,3 @@ def test_cancel_leaves_nothing(run_alg, synthetic, tmp_path):
                 feedback=feedback)
     assert os.listdir(tmp_path) == []
 
-
-class Log(QgsProcessingFeedback):
-    """Feedback that keeps what was logged."""
-
-    def __init__(self):
-        super().__init__()
-        self.text = ""
-
-    def pushInfo(self, info):  # noqa: N802 - QGIS API name
-        self.text += info + "\n"
-
-    def reportError(self, error, fatalError=False):  # noqa: N802, N803 - QGIS API name
-        self.text += error + "\n"
