@@ -2,7 +2,7 @@
 
 For every pixel centre ``x`` the value of a field is ``sum_i w_i v_i / sum_i w_i`` with
 ``w_i = 1 / d(x, p_i) ** power`` over the neighbours ``p_i`` chosen by the settings: the
-``max_points`` nearest samples (0 = every sample), optionally only those within ``radius``.
+``max_points`` nearest samples (0 = every sample), optionally only those within (≤) ``radius``.
 A pixel whose centre lies on a sample (closer than ``COINCIDENCE_FRACTION`` of a pixel) takes the
 mean of the samples there, so a sample on a centre gives its value exactly and coincident samples
 never divide by zero. A pixel with fewer than ``min_points`` neighbours within the radius is NaN.
@@ -230,9 +230,9 @@ class _Kernel:
     def _nearest(self, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Values from the k nearest samples within the radius, and whether enough were found."""
         radius = self.settings.radius
-        dist, idx = self.tree.query(
-            centres, k=self.k, distance_upper_bound=radius if radius > 0 else np.inf, workers=1
-        )
+        # cKDTree's bound is strict; the next float up makes a sample exactly at the radius count (d ≤ r).
+        bound = np.nextafter(radius, np.inf) if radius > 0 else np.inf
+        dist, idx = self.tree.query(centres, k=self.k, distance_upper_bound=bound, workers=1)
         if self.k == 1:
             dist, idx = dist[:, None], idx[:, None]
         found = idx < self.values.shape[0]

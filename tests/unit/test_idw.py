@@ -19,7 +19,7 @@ def brute_force(points, values, grid, settings):
             d = np.hypot(points[:, 0] - x, points[:, 1] - y)
             order = np.argsort(d, kind="stable")
             if settings.radius > 0:
-                order = order[d[order] < settings.radius]
+                order = order[d[order] <= settings.radius]
             if settings.max_points:
                 order = order[: settings.max_points]
             if order.size < settings.min_points:
@@ -98,6 +98,15 @@ def test_pixels_with_too_few_points_in_radius_are_nodata():
     result = idw_grid(points, np.array([1.0, 2.0]), grid, IdwSettings(max_points=0, radius=12, min_points=2))[0]
     assert not np.isnan(result[0, 0]) and not np.isnan(result[0, 1])
     assert np.isnan(result[9, 9]) and np.isnan(result[0, 3])
+
+
+def test_a_sample_exactly_at_the_radius_counts():
+    grid = GridSpec(0.0, 10.0, 10.0, 10.0, 3, 1, "EPSG:32650")  # centres at x = 5, 15, 25
+    points, values = np.array([[5.0, 25.0]]), np.array([7.0])  # 20 from the first centre
+    for settings in (IdwSettings(max_points=4, radius=20), IdwSettings(max_points=0, radius=20)):
+        result = idw_grid(points, values, grid, settings, dtype=np.float64)[0, 0]
+        assert result[0] == pytest.approx(7.0, rel=1e-12)
+        assert np.isnan(result[1:]).all()  # 22.4 and 28.3 away: beyond the radius
 
 
 def test_values_stay_within_the_sample_range(samples):
