@@ -51,10 +51,11 @@ class DeepProspectProvider(QgsProcessingProvider):
         for module_name, class_name in ALGORITHMS:
             try:
                 module = importlib.import_module(f"..{module_name}", __name__)
-            except ModuleNotFoundError as error:
-                if error.name and error.name.split(".")[0] in __name__.split("."):
+            except (ImportError, OSError) as error:  # missing, or installed but broken (DLL load failed, ABI)
+                package = (getattr(error, "name", None) or "").split(".")[0]
+                if package and package in __name__.split("."):
                     raise
-                self.missing_modules.setdefault(error.name.split(".")[0], []).append(module_name)
+                self.missing_modules.setdefault(package or f"a dependency ({error})", []).append(module_name)
                 continue
             self.addAlgorithm(getattr(module, class_name)())
         if self.missing_modules:

@@ -30,3 +30,19 @@ def test_missing_package_disables_only_its_algorithms(monkeypatch, qgis_app):
     assert "idwgridding" not in [a.name() for a in provider.algorithms()]
     message = provider.missing_message()
     assert "rasterio" in message and "idw_gridding" in message and "pip install" in message
+
+
+def test_broken_package_disables_only_its_algorithms(monkeypatch, qgis_app):
+    real_import = importlib.import_module
+
+    def import_with_broken_torch(name, package=None):
+        if name.endswith("idw_gridding"):
+            raise OSError("DLL load failed while importing _C: the specified module could not be found")
+        return real_import(name, package)
+
+    monkeypatch.setattr(provider_module.importlib, "import_module", import_with_broken_torch)
+    provider = provider_module.DeepProspectProvider()
+    provider.loadAlgorithms()
+    names = [a.name() for a in provider.algorithms()]
+    assert "idwgridding" not in names and "evidencestack" in names
+    assert "DLL load failed" in provider.missing_message()
