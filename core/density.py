@@ -316,7 +316,8 @@ def _polygon_density(features: FeatureSet, grid: GridSpec, radius: float, kernel
     k *= KERNEL_MASS[kernel] * math.pi * radius * radius / (k.sum() * grid.pixel_width * grid.pixel_height)
     result = fftconvolve(area, k, mode="valid")
     # FFT round-off leaves ~1e-16 of the largest value everywhere: below 1e-9 of the largest possible value is 0
-    result[result < FFT_ZERO * area.max() * k.sum()] = 0.0
+    # (in magnitude: weights may be negative)
+    result[np.abs(result) < FFT_ZERO * np.abs(area).max() * np.abs(k).sum()] = 0.0
     return result
 
 

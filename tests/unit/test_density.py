@@ -172,6 +172,15 @@ def test_polygon_density_is_the_area_fraction_in_the_disk():
         assert np.allclose(inner[:, xs < 95], 1.0, atol=3e-3)
 
 
+def test_negative_polygon_weights_give_negative_density():
+    g = grid(cols=30, rows=30, pixel=10.0)
+    square = {"type": "Polygon", "coordinates": [[[-500, -500], [150, -500], [150, 800], [-500, 800], [-500, -500]]]}
+    positive = feature_density(FeatureSet.from_geojson([square], [2.0]), g, 50.0)
+    negative = feature_density(FeatureSet.from_geojson([square], [-2.0]), g, 50.0)
+    assert positive.max() == pytest.approx(2.0, abs=5e-3)
+    np.testing.assert_allclose(negative, -positive, atol=1e-6)
+
+
 def test_bad_input_and_cancel():
     g = grid()
     features = FeatureSet.from_geojson([line((0.0, 0.0), (100.0, 100.0))])
