@@ -145,15 +145,22 @@ def build_evidence_stack(
     """
     if not inputs:
         raise InputError("No input rasters: give at least one raster to stack.")
-    descriptions = []
+    descriptions, logged_inputs = [], []
     for item in inputs:
         with _open(item.path, item.name) as src:
             descriptions.append([description or "" for description in src.descriptions])
+            logged_inputs.append(src.tags().get("VALUE_TRANSFORM") == "log10")
     names = stack_band_names(descriptions, [item.name for item in inputs], log)
     categorical = [band for item, own in zip(inputs, names) if item.categorical for band in own]
     flat_names = [band for own in names for band in own]
     if transform in TRANSFORMS[1:]:  # refuse bad transform bands before the (slow) alignment
-        _transform_parts(flat_names, categorical, transform, transform_bands)
+        parts = _transform_parts(flat_names, categorical, transform, transform_bands)
+        logged = [band for own, is_log in zip(names, logged_inputs) if is_log for band in own if band in parts]
+        if logged:
+            raise InputError(
+                f"{', '.join(logged)}: already log10 values (gridded with 'Interpolate log10'); a {transform} of "
+                "them would take logarithms of logarithms. Grid the elements without log10 for a log-ratio "
+                "transform, or choose the transform 'none'.")
     band_count = len(flat_names)
     require_memory(_WORKING_COPIES * 8 * band_count * grid.cell_count,
                    f"A stack of {band_count} band(s) on {grid.rows} × {grid.cols} pixels")

@@ -315,3 +315,15 @@ def test_no_inputs_unreadable_inputs_and_cancel_are_refused(tmp_path):
         build_evidence_stack(inputs, grid, transform="clr", transform_bands=["Cu", "Ni"], is_cancelled=lambda: True)
     with pytest.raises(Cancelled):
         build_evidence_stack(inputs, grid, is_cancelled=lambda: True)
+
+
+def test_log_ratio_of_grids_already_in_log10_is_refused(tmp_path):
+    grid = GridSpec(500000.0, 3302000.0, 100.0, 100.0, 7, 6, CRS)
+    logged = str(tmp_path / "logged.tif")
+    write_geotiff(logged, np.log10(composition(np.random.default_rng(3), 3)), grid, ["Cu", "Pb", "Zn"],
+                  metadata={"VALUE_TRANSFORM": "log10"})
+    for method in ("log10", "clr", "ilr"):
+        with pytest.raises(InputError, match="Cu, Pb, Zn: already log10 values"):
+            build_evidence_stack([StackInput(logged, "elements")], grid, transform=method)
+    stack, names, _ = build_evidence_stack([StackInput(logged, "elements")], grid, normalise="z-score")
+    assert names == ["Cu", "Pb", "Zn"] and np.isfinite(stack).all()
