@@ -166,7 +166,8 @@ class _Samples:
 
 def disc_offsets(radius: float, pixel_width: float, pixel_height: float) -> np.ndarray:
     """(k, 2) (drow, dcol) of the cells whose centres lie within ``radius`` (Euclidean) of a cell centre."""
-    reach_r, reach_c = int(radius // pixel_height), int(radius // pixel_width)
+    reach = radius * (1 + _RADIUS_TOLERANCE)  # 0.3 // 0.1 is 2.0 in floating point: the tolerance keeps ring 3
+    reach_r, reach_c = int(reach // pixel_height), int(reach // pixel_width)
     dr, dc = np.mgrid[-reach_r:reach_r + 1, -reach_c:reach_c + 1]
     inside = (dr * pixel_height) ** 2 + (dc * pixel_width) ** 2 <= radius**2 * (1 + _RADIUS_TOLERANCE)
     return np.column_stack([dr[inside], dc[inside]])

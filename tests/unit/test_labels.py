@@ -254,3 +254,8 @@ def test_cancel_raises(stack):
     with pytest.raises(Cancelled):
         build_training_set(stack, GRID, ["a", "b", "c"], lattice_deposits(), settings=LabelSettings(patch_size=4),
                            is_cancelled=lambda: True)
+
+
+def test_disc_keeps_cells_exactly_at_the_radius_despite_rounding():
+    assert len(disc_offsets(2.9999999999, 1.0, 1.0)) == 29  # the ring at distance 3 (4 cells) is in
+    assert len(disc_offsets(0.3, 0.1, 0.1)) == 29  # 0.3 // 0.1 == 2.0 in floating point
