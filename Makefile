@@ -9,7 +9,7 @@ SYSTEM_PYTHON ?= /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-QGIS_APT := qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-venv python3-pip
+QGIS_APT := qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-venv python3-pip git
 DEMO_OUT := demo_output
 export QT_QPA_PLATFORM := offscreen
 
@@ -26,7 +26,7 @@ setup: qgis $(STAMP)
 
 qgis:
 	@if $(SYSTEM_PYTHON) -c "import qgis.core, osgeo" 2>/dev/null && command -v gdal_grid >/dev/null \
-	    && $(SYSTEM_PYTHON) -c "import ensurepip" 2>/dev/null; then exit 0; fi; \
+	    && $(SYSTEM_PYTHON) -c "import ensurepip" 2>/dev/null && command -v git >/dev/null; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
 	  echo "Installing QGIS and GDAL from apt (about 2 minutes)..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
@@ -36,7 +36,7 @@ qgis:
 	  echo "  sudo apt-get install $(QGIS_APT)"; exit 1; \
 	fi
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt | qgis
 	@test -x $(PY) || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@touch $@

@@ -178,11 +178,19 @@ def crs_from_string(crs: str) -> CRS:
         raise InputError(f"Unrecognised coordinate reference system: {crs[:80]}") from error
 
 
+def _read_umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+# Read once at import: os.umask is process-wide, so flipping it while Processing runs threads would be a race.
+_UMASK = _read_umask()
+
+
 def _new_file_mode() -> int:
     """The mode a newly created file gets under the process umask (0o644 with the usual 022)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~_UMASK
 
 
 def _remove_quietly(path: str) -> None:
