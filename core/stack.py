@@ -28,6 +28,7 @@ Steps, in order:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -262,6 +263,71 @@ def read_stack_recipe(path: str) -> dict:
         raise InputError(f"The {STACK_TAG} metadata of {path} is not valid JSON: {error}") from error
     _check_recipe(recipe)
     return recipe
+
+
+def band_normalisation(recipe: dict | None, band_names: Sequence[str]) -> dict:
+    """What was done to ``band_names`` of a stack: the part of its recipe a model's inputs depend on.
+
+    A model card stores this, and prediction compares it with the same extract of the new stack's recipe
+    (:func:`normalisation_differences`), so a model never reads bands transformed or scaled differently from
+    its training data. Only the listed bands count: a stack with more bands, or other statistics for bands the
+    model does not use, still matches. ``recipe`` None (a raster without a recipe) means raw values.
+    """
+    recipe = recipe or {"transform": {"method": "none"}, "normalise": {"method": "none", "statistics": {}},
+                        "categorical_bands": []}
+    wanted = list(band_names)
+    spec = recipe["transform"]
+    transform: dict = {"method": "none"}
+    if spec["method"] == "log10":
+        used = [name for name in spec["bands"] if f"log10_{name}" in wanted]
+        if used:
+            transform = {**spec, "bands": used, "replacement": {name: spec["replacement"][name] for name in used}}
+    elif spec["method"] in ("clr", "ilr"):
+        outputs = {f"clr_{name}" for name in spec["bands"]} if spec["method"] == "clr" else {
+            f"ilr{i}" for i in range(1, len(spec["bands"]))}
+        if outputs & set(wanted):  # every coordinate depends on every part: the whole transform counts
+            transform = dict(spec)
+    statistics = recipe["normalise"]["statistics"]
+    return {
+        "transform": transform,
+        "normalise": recipe["normalise"]["method"] if any(name in statistics for name in wanted) else "none",
+        "statistics": {name: statistics[name] for name in wanted if name in statistics},
+        "categorical_bands": [name for name in recipe.get("categorical_bands", []) if name in wanted],
+    }
+
+
+def normalisation_differences(expected: dict, actual: dict, *, rel_tol: float = 1e-6) -> list[str]:
+    """Human-readable differences between two :func:`band_normalisation` extracts ([] when they match).
+
+    Numbers match within ``rel_tol`` (statistics pass through JSON and float32 rasters unchanged, but a
+    stack rebuilt on the same data may differ in the last digits).
+    """
+    differences = []
+    for key, label in (("transform", "transform"), ("normalise", "normalisation method"),
+                       ("categorical_bands", "categorical bands")):
+        if not _same(expected.get(key), actual.get(key), rel_tol):
+            differences.append(f"{label}: model {_short(expected.get(key))}, stack {_short(actual.get(key))}")
+    expected_stats, actual_stats = expected.get("statistics", {}), actual.get("statistics", {})
+    for name in sorted(set(expected_stats) | set(actual_stats)):
+        if not _same(expected_stats.get(name), actual_stats.get(name), rel_tol):
+            differences.append(f"statistics of '{name}': model {_short(expected_stats.get(name))}, "
+                               f"stack {_short(actual_stats.get(name))}")
+    return differences
+
+
+def _same(a: object, b: object, rel_tol: float) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[key], b[key], rel_tol) for key in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y, rel_tol) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-12)
+    return a == b
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def pivot_basis(parts: int) -> np.ndarray:

@@ -14,8 +14,10 @@ from deepprospect.core.stack import (
     StackInput,
     align_raster,
     apply_stack_recipe,
+    band_normalisation,
     build_evidence_stack,
     make_stack,
+    normalisation_differences,
     pivot_basis,
     read_stack_recipe,
     stack_band_names,
@@ -327,3 +329,40 @@ def test_log_ratio_of_grids_already_in_log10_is_refused(tmp_path):
             build_evidence_stack([StackInput(logged, "elements")], grid, transform=method)
     stack, names, _ = build_evidence_stack([StackInput(logged, "elements")], grid, normalise="z-score")
     assert names == ["Cu", "Pb", "Zn"] and np.isfinite(stack).all()
+
+
+def test_band_normalisation_keeps_only_what_the_listed_bands_depend_on():
+    rng = np.random.default_rng(4)
+    raw = rng.uniform(1, 50, size=(3, 6, 6))
+    _, names, recipe = make_stack(raw, ["Au", "Cu", "Zn"], transform="log10", transform_bands=["Au", "Cu"],
+                                  normalise="z-score")
+    assert names == ["log10_Au", "log10_Cu", "Zn"]
+    au_only = band_normalisation(recipe, ["log10_Au"])
+    assert au_only["transform"]["bands"] == ["Au"] and list(au_only["transform"]["replacement"]) == ["Au"]
+    assert list(au_only["statistics"]) == ["log10_Au"] and au_only["normalise"] == "z-score"
+    zn_only = band_normalisation(recipe, ["Zn"])
+    assert zn_only["transform"] == {"method": "none"}
+    # A stack rebuilt with an extra band still matches for the bands the model uses.
+    _, _, wider = make_stack(np.concatenate([raw, raw[:1] * 2]), ["Au", "Cu", "Zn", "Pb"], transform="log10",
+                             transform_bands=["Au", "Cu", "Pb"], normalise="z-score")
+    assert normalisation_differences(au_only, band_normalisation(wider, ["log10_Au"])) == []
+    # Other statistics, another method or raw values are reported band by band.
+    _, _, minmax = make_stack(raw, ["Au", "Cu", "Zn"], transform="log10", transform_bands=["Au", "Cu"],
+                              normalise="min-max")
+    differences = normalisation_differences(au_only, band_normalisation(minmax, ["log10_Au"]))
+    assert any("normalisation method" in d for d in differences)
+    assert any("statistics of 'log10_Au'" in d for d in differences)
+    raw_values = band_normalisation(None, ["log10_Au"])
+    assert raw_values["transform"] == {"method": "none"} and raw_values["statistics"] == {}
+    assert any(d.startswith("transform") for d in normalisation_differences(au_only, raw_values))
+
+
+def test_ilr_bands_depend_on_every_part():
+    raw = np.random.default_rng(5).uniform(1, 50, size=(3, 5, 5))
+    _, _, recipe = make_stack(raw, ["Au", "Cu", "Zn"], transform="ilr")
+    extract = band_normalisation(recipe, ["ilr2"])
+    assert extract["transform"]["bands"] == ["Au", "Cu", "Zn"]
+    _, _, rebuilt = make_stack(raw.copy(), ["Au", "Cu", "Zn"], transform="ilr")
+    assert normalisation_differences(extract, band_normalisation(rebuilt, ["ilr2"])) == []
+    _, _, reordered = make_stack(raw, ["Au", "Cu", "Zn"], transform="ilr", transform_bands=["Zn", "Cu", "Au"])
+    assert normalisation_differences(extract, band_normalisation(reordered, ["ilr2"]))

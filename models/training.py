@@ -1,0 +1,418 @@
+"""Training of zoo models on a DeepProspect training set, and the model file it leaves behind.
+
+The loop is a plain torch loop (no framework) so its cost is the bare loop's plus one validation pass per
+epoch; every choice it makes is recorded in the model card:
+
+- **Samples**: the training split of one negative set (``negative_set`` r: samples with ``repeat`` −1 or r),
+  augmented rows included; validation and test splits of the same set. Patch models read ``x_patch``, the
+  vector model (``cnn1d``) reads ``x_vector`` and skips crop and flip copies (their centre cell is not the
+  labelled cell).
+- **Loss**: cross-entropy, optionally weighted by inverse class frequency of the training split
+  (``n / (2 · n_c)``), so a 1:5 set does not teach the model to say "barren" everywhere.
+- **Optimiser**: Adam, or SGD with momentum and weight decay. **Schedule** (per epoch): cosine from
+  ``learning_rate`` to ``min_learning_rate`` over the epochs, step (× ``step_factor`` every ``step_epochs``),
+  or constant.
+- **Early stopping** on validation loss (lowest) or validation AUC (highest) with ``patience`` epochs; the
+  weights of the best epoch are kept. Without a validation split it is off and the last epoch is kept.
+- **Metrics** per split: accuracy, recall, F1 (prospective = argmax class) and ROC AUC (scikit-learn).
+- **Determinism**: a seeded generator shuffles the batches, and the global torch RNG (dropout) is seeded
+  inside a forked RNG state, so the same set, settings and seed give the same weights on CPU; the caller's
+  RNG state is left untouched.
+
+Presets reproduce the papers' settings in one choice (:data:`PRESETS`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from sklearn import metrics as skm
+from torch import nn
+
+from ..core.errors import InputError, ResourceError
+from ..core.labels import SHARED, TrainingSet
+from ..core.progress import CancelFn, ProgressFn, check_cancelled, report
+from ..core.raster_io import atomic_path
+from ..core.stack import STACK_TAG, band_normalisation
+from .onnx_io import METRIC_SPLITS, export_onnx, hash_arrays, make_card
+from .zoo import ZooModel, build_model, model_info
+
+OPTIMISERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "step", "constant")
+EARLY_STOPPING = ("val_loss", "val_auc", "off")
+DEVICES = ("auto", "cpu", "cuda")
+SPATIAL_AUGMENTATIONS = ("crop", "flip")
+_EVAL_BATCH = 512
+
+LogFn = Optional[Callable[[str], None]]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Hyper-parameters of one training run (defaults: he2024's Adam / cosine settings)."""
+
+    architecture: str = "lenet"
+    epochs: int = 50
+    batch_size: int = 16
+    optimiser: str = "adam"
+    learning_rate: float = 1e-4
+    min_learning_rate: float = 1e-5
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    step_epochs: int = 30
+    step_factor: float = 0.5
+    class_weighting: bool = True
+    early_stopping: str = "val_loss"
+    patience: int = 10
+    negative_set: int = 0
+    seed: int = 42
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        model_info(self.architecture)  # unknown names fail here, with the list of valid ones
+        for name, value, allowed in (("optimiser", self.optimiser, OPTIMISERS), ("schedule", self.schedule, SCHEDULES),
+                                     ("early stopping", self.early_stopping, EARLY_STOPPING),
+                                     ("device", self.device, DEVICES)):
+            if value not in allowed:
+                raise InputError(f"Unknown {name} {value!r}; choose one of {', '.join(allowed)}.")
+        if self.epochs < 1 or self.batch_size < 2 or self.patience < 1 or self.step_epochs < 1:
+            raise InputError("Epochs, patience and step epochs must be at least 1 and the batch size at least 2.")
+        if not self.learning_rate > 0 or not 0 <= self.min_learning_rate <= self.learning_rate:
+            raise InputError("The learning rate must be positive and the minimum learning rate between 0 and it.")
+        if not 0 < self.step_factor <= 1 or self.momentum < 0 or self.weight_decay < 0:
+            raise InputError("The step factor must be in (0, 1]; momentum and weight decay must not be negative.")
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, dict] = {
+    # he2024 trained six architectures with the same settings, so the preset keeps the chosen architecture.
+    "he2024": {"optimiser": "adam", "batch_size": 16, "learning_rate": 1e-4, "min_learning_rate": 1e-5,
+               "schedule": "cosine", "epochs": 50, "weight_decay": 0.0},
+    # gao2022 (ResNet-50): SGD momentum 0.1, weight decay 1e-4, lr 0.01 halved every 30 epochs, batch 32, 120 epochs.
+    "gao2022": {"architecture": "resnet50", "optimiser": "sgd", "momentum": 0.1, "weight_decay": 1e-4,
+                "learning_rate": 0.01, "schedule": "step", "step_epochs": 30, "step_factor": 0.5,
+                "batch_size": 32, "epochs": 120},
+}
+
+
+def apply_preset(settings: TrainSettings, preset: str) -> TrainSettings:
+    """``settings`` with a paper's hyper-parameters (``"none"`` leaves them as they are)."""
+    if preset == "none":
+        return settings
+    if preset not in PRESETS:
+        raise InputError(f"Unknown preset {preset!r}; choose none or one of {', '.join(PRESETS)}.")
+    return dataclasses.replace(settings, **PRESETS[preset])
+
+
+def select_device(requested: str) -> tuple[torch.device, str]:
+    """The torch device to train on and why: CUDA when asked or (auto) when torch sees a GPU, else CPU."""
+    available = torch.cuda.is_available()
+    if requested == "cuda" and not available:
+        raise ResourceError(
+            "CUDA was requested but torch sees no usable GPU (torch.cuda.is_available() is False: no NVIDIA "
+            f"driver, or a CPU-only torch build {torch.__version__}). Choose the device 'auto' or 'cpu'.")
+    if requested == "cpu":
+        return torch.device("cpu"), "CPU as requested"
+    if available:
+        name = torch.cuda.get_device_name(0)
+        return torch.device("cuda"), f"CUDA GPU {name} ({'requested' if requested == 'cuda' else 'auto: found'})"
+    return torch.device("cpu"), (f"auto: no usable CUDA GPU (torch {torch.__version__}, "
+                                 "torch.cuda.is_available() is False), so the CPU")
+
+
+@dataclass
+class SplitData:
+    """Inputs and labels of one split as tensors on the CPU."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
+class TrainResult:
+    """The trained model (best epoch, eval mode, on the CPU) and what the card records about it."""
+
+    model: ZooModel
+    settings: TrainSettings
+    metrics: dict
+    history: dict
+    best_epoch: int
+    stopped_early: bool
+    device: str
+    device_reason: str
+    data_hash: str
+    counts: dict = field(default_factory=dict)
+
+
+def split_data(training_set: TrainingSet, input_kind: str, negative_set: int) -> dict[str, SplitData]:
+    """Per split, the samples of negative set ``negative_set`` (shared samples included) as tensors."""
+    repeats = sorted(set(training_set.repeat.tolist()) - {SHARED})
+    if repeats and negative_set not in repeats:
+        raise InputError(f"The training set has negative sets {repeats}; negative set {negative_set} does not exist.")
+    in_set = (training_set.repeat == SHARED) | (training_set.repeat == negative_set)
+    source = training_set.x_patch if input_kind == "patch" else training_set.x_vector
+    if input_kind == "vector":  # a shifted or flipped window's centre is another cell: not a labelled vector
+        in_set &= ~np.isin(training_set.kind, SPATIAL_AUGMENTATIONS)
+    data = {}
+    for split in METRIC_SPLITS:
+        keep = np.flatnonzero(in_set & (training_set.split == split))
+        data[split] = SplitData(torch.from_numpy(np.ascontiguousarray(source[keep], dtype=np.float32)),
+                                torch.from_numpy(training_set.y[keep].astype(np.int64)))
+    return data
+
+
+def train_model(
+    training_set: TrainingSet,
+    settings: TrainSettings,
+    *,
+    progress: ProgressFn = None,
+    is_cancelled: CancelFn = None,
+    log: LogFn = None,
+) -> TrainResult:
+    """Train ``settings.architecture`` on ``training_set``; see the module docstring for every rule.
+
+    Raises:
+        InputError: the set cannot train this model (patch size, one class only, NaN values).
+        ResourceError: CUDA requested but unavailable.
+        Cancelled: ``is_cancelled()`` became true (checked between batches); nothing is returned.
+    """
+    info = model_info(settings.architecture)
+    data = split_data(training_set, info.input_kind, settings.negative_set)
+    train = data["train"]
+    _check_training_split(train)
+    device, reason = select_device(settings.device)
+    _log(log, f"Device: {reason}.")
+    in_bands = int(train.x.shape[1])
+    names = training_set.manifest.get("band_names", [])
+    if len(names) != in_bands:
+        raise InputError(f"The training set's manifest names {len(names)} band(s) but its samples have {in_bands}; "
+                         "rebuild it with 'Training samples from deposits'.")
+    patch = int(train.x.shape[-1]) if info.input_kind == "patch" else 1
+    counts = {split: {"samples": len(part), "positive": int(part.y.sum())} for split, part in data.items()}
+    _log(log, "Samples: " + ", ".join(f"{s} {c['samples']} ({c['positive']} positive)" for s, c in counts.items()))
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(settings.seed)
+        model = build_model(settings.architecture, in_bands, patch, seed=settings.seed).to(device)
+        loop = _Loop(model, settings, device, train, data["validation"], progress, is_cancelled, log)
+        history, best_epoch, stopped_early = loop.run()
+    model.cpu().eval()
+    metrics = {split: evaluate(model, part) for split, part in data.items() if len(part)}
+    for split, values in metrics.items():
+        _log(log, f"{split}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in values.items()))
+    used = [data[s] for s in METRIC_SPLITS]
+    return TrainResult(model, settings, metrics, history, best_epoch, stopped_early, device.type, reason,
+                       hash_arrays(*(t.numpy() for part in used for t in (part.x, part.y))), counts)
+
+
+class _Loop:
+    """One training run: optimiser, schedule, epochs, validation and early stopping."""
+
+    def __init__(self, model: ZooModel, settings: TrainSettings, device: torch.device, train: SplitData,
+                 validation: SplitData, progress: ProgressFn, is_cancelled: CancelFn, log: LogFn) -> None:
+        self.model, self.settings, self.device = model, settings, device
+        self.train, self.validation = train, validation
+        self.progress, self.is_cancelled, self.log = progress, is_cancelled, log
+        self.loss = nn.CrossEntropyLoss(weight=_class_weights(train.y, model.n_classes).to(device)
+                                        if settings.class_weighting else None)
+        self.optimiser = _optimiser(model, settings)
+        self.scheduler = _scheduler(self.optimiser, settings)
+        self.generator = torch.Generator().manual_seed(settings.seed)
+
+    def run(self) -> tuple[dict, int, bool]:
+        settings, monitor = self.settings, self.settings.early_stopping
+        if monitor != "off" and not len(self.validation):
+            _log(self.log, "No validation samples: early stopping is off and the last epoch is kept.")
+            monitor = "off"
+        if monitor == "val_auc" and len(set(self.validation.y.tolist())) < 2:
+            _log(self.log, "The validation split has one class only, so its AUC is undefined: early stopping "
+                           "watches the validation loss instead.")
+            monitor = "val_loss"
+        history: dict = {key: [] for key in ("epoch", "lr", "loss", "val_loss", "val_auc", "seconds")}
+        best_score, best_epoch, best_state, waited = -math.inf, 0, None, 0
+        for epoch in range(1, settings.epochs + 1):
+            started = time.perf_counter()
+            lr = self.optimiser.param_groups[0]["lr"]
+            loss = self._epoch(epoch)
+            self.scheduler.step()
+            val_loss, val_auc = self._validate()
+            seconds = time.perf_counter() - started
+            for key, value in zip(history, (epoch, lr, loss, val_loss, val_auc, seconds)):
+                history[key].append(value)
+            _log(self.log, f"Epoch {epoch}/{settings.epochs}: loss {loss:.4f}, validation loss {_fmt(val_loss)}, "
+                           f"validation AUC {_fmt(val_auc)}, lr {lr:.3g} ({seconds:.1f} s)")
+            score = -val_loss if monitor == "val_loss" else val_auc if monitor == "val_auc" else epoch
+            if best_state is None or score > best_score:
+                best_score, best_epoch, waited = score, epoch, 0
+                best_state = copy.deepcopy(self.model.state_dict())
+            else:
+                waited += 1
+                if monitor != "off" and waited >= settings.patience:
+                    _log(self.log, f"Early stop: no better {monitor.replace('_', ' ')} for {waited} epochs; keeping "
+                                   f"epoch {best_epoch}.")
+                    break
+        self.model.load_state_dict(best_state)
+        return history, best_epoch, epoch < settings.epochs
+
+    def _epoch(self, epoch: int) -> float:
+        """One pass over the shuffled training split; the mean training loss."""
+        self.model.train()
+        n, size = len(self.train), self.settings.batch_size
+        order = torch.randperm(n, generator=self.generator)
+        if n % size == 1:  # a one-sample batch breaks batch norm in training mode: drop it this epoch
+            order = order[:-1]
+        batches = range(0, len(order), size)
+        total = 0.0
+        for index, start in enumerate(batches):
+            check_cancelled(self.is_cancelled)
+            chosen = order[start:start + size]
+            x, y = self.train.x[chosen].to(self.device), self.train.y[chosen].to(self.device)
+            self.optimiser.zero_grad(set_to_none=True)
+            loss = self.loss(self.model(x), y)
+            loss.backward()
+            self.optimiser.step()
+            total += loss.item() * len(chosen)
+            report(self.progress, 100.0 * ((epoch - 1) + (index + 1) / len(batches)) / self.settings.epochs)
+        if not math.isfinite(total):
+            raise InputError(f"The training loss became {total} at epoch {epoch}: lower the learning rate, or check "
+                             "the evidence stack for extreme values (normalise it).")
+        return total / len(order)
+
+    def _validate(self) -> tuple[float, float]:
+        if not len(self.validation):
+            return math.nan, math.nan
+        check_cancelled(self.is_cancelled)
+        logits = predict_logits(self.model, self.validation.x, self.device)
+        loss = float(self.loss(logits.to(self.device), self.validation.y.to(self.device)))
+        return loss, _auc(self.validation.y.numpy(), torch.softmax(logits, 1)[:, 1].numpy())
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Logits of ``x`` in eval mode, in batches, on the CPU (the model's mode is restored)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        parts = [model(x[start:start + _EVAL_BATCH].to(device)).float().cpu()
+                 for start in range(0, len(x), _EVAL_BATCH)]
+    model.train(was_training)
+    return torch.cat(parts) if parts else torch.zeros((0, 2))
+
+
+def evaluate(model: nn.Module, part: SplitData) -> dict:
+    """Accuracy, recall, F1 (prospective = argmax) and ROC AUC of ``model`` on one split."""
+    device = next(model.parameters()).device
+    probability = torch.softmax(predict_logits(model, part.x, device), 1)[:, 1].numpy()
+    truth, predicted = part.y.numpy(), (probability >= 0.5).astype(np.int64)
+    return {
+        "accuracy": float(skm.accuracy_score(truth, predicted)),
+        "recall": float(skm.recall_score(truth, predicted, zero_division=0)),
+        "f1": float(skm.f1_score(truth, predicted, zero_division=0)),
+        "auc": _auc(truth, probability),
+    }
+
+
+def save_model(result: TrainResult, training_set: TrainingSet, path: str, curves_path: str | None = None) -> dict:
+    """Write the model file (ONNX + card) and, optionally, the training curves; returns the card."""
+    manifest = training_set.manifest
+    band_names = list(manifest.get("band_names", []))
+    model, settings = result.model, result.settings
+    recipe = manifest.get("stack_tags", {}).get(STACK_TAG)
+    card = make_card(
+        settings.architecture, band_names, band_normalisation(recipe if isinstance(recipe, Mapping) else None,
+                                                              band_names),
+        model.patch_size, manifest.get("pixel_size", [0.0, 0.0]), manifest.get("crs", ""),
+        input_kind=model.input_kind, metrics=result.metrics, history=result.history, seed=settings.seed,
+        data_hash=result.data_hash,
+        extra={"settings": settings.as_dict(), "device": result.device, "best_epoch": result.best_epoch,
+               "stopped_early": result.stopped_early, "samples": result.counts,
+               "training_set": {key: manifest.get(key) for key in ("seed", "split", "augmentation", "positive_radius",
+                                                                    "negative_ratio", "patch_size")}},
+    )
+    if curves_path:
+        plot_training_curves(result.history, result.best_epoch, curves_path, settings.architecture)
+    export_onnx(model, path, card, model.in_bands, model.patch_size)
+    return card
+
+
+def plot_training_curves(history: Mapping, best_epoch: int, path: str, title: str) -> None:
+    """PNG of training/validation loss and validation AUC per epoch, the kept epoch marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, (loss_axis, auc_axis) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    epochs = history["epoch"]
+    loss_axis.plot(epochs, history["loss"], label="training loss")
+    loss_axis.plot(epochs, history["val_loss"], label="validation loss")
+    auc_axis.plot(epochs, history["val_auc"], color="tab:green", label="validation AUC")
+    for axis, label in ((loss_axis, "cross-entropy"), (auc_axis, "ROC AUC")):
+        axis.axvline(best_epoch, color="grey", linestyle="--", label=f"kept epoch {best_epoch}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(label)
+        axis.legend()
+        axis.grid(alpha=0.3)
+    figure.suptitle(f"Training curves — {title}")
+    figure.tight_layout()
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, format="png")
+    finally:
+        plt.close(figure)
+
+
+def _check_training_split(train: SplitData) -> None:
+    if len(train) < 2:
+        raise InputError(f"The training split has {len(train)} sample(s); at least 2 are needed.")
+    if len(set(train.y.tolist())) < 2:
+        raise InputError("The training split holds one class only; it needs deposits and negatives.")
+    if not torch.isfinite(train.x).all():
+        raise InputError("The training set holds NaN or infinite values; rebuild it from a stack without them.")
+
+
+def _class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    counts = torch.bincount(y, minlength=n_classes).float()
+    return torch.where(counts > 0, len(y) / (n_classes * counts.clamp(min=1)), torch.zeros_like(counts))
+
+
+def _optimiser(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    if settings.optimiser == "adam":
+        return torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=settings.learning_rate, momentum=settings.momentum,
+                           weight_decay=settings.weight_decay)
+
+
+def _scheduler(optimiser: torch.optim.Optimizer, settings: TrainSettings) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-epoch schedule: cosine from the learning rate down to the minimum at the last epoch, step, or constant."""
+    if settings.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(settings.epochs - 1, 1),
+                                                          eta_min=settings.min_learning_rate)
+    if settings.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimiser, settings.step_epochs, settings.step_factor)
+    return torch.optim.lr_scheduler.ConstantLR(optimiser, factor=1.0)
+
+
+def _auc(truth: np.ndarray, score: np.ndarray) -> float:
+    return float(skm.roc_auc_score(truth, score)) if len(np.unique(truth)) == 2 else math.nan
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def _log(log: LogFn, message: str) -> None:
+    if log is not None:
+        log(message)

@@ -1,0 +1,216 @@
+"""Training loop: learning an easy set, determinism, schedules, early stopping, devices, cancel, model file."""
+
+import math
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from deepprospect.core.errors import Cancelled, InputError, ResourceError
+from deepprospect.core.labels import SHARED, TrainingSet
+from deepprospect.core.stack import STACK_TAG, make_stack
+from deepprospect.models import training
+from deepprospect.models.onnx_io import read_card
+from deepprospect.models.training import (
+    PRESETS,
+    TrainSettings,
+    apply_preset,
+    save_model,
+    select_device,
+    split_data,
+    train_model,
+)
+
+BANDS = ["Au", "As", "fault_density"]
+FAST = {"epochs": 12, "batch_size": 16, "learning_rate": 2e-3, "min_learning_rate": 2e-4, "patience": 20}
+
+
+def easy_set(n: int = 180, patch: int = 16, seed: int = 0, flip_validation: bool = False) -> TrainingSet:
+    """Deposits carry a Gaussian high in band 0 at the window centre; negatives are noise. Splits 60/20/20."""
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 2).astype(np.int8)
+    x = rng.normal(0.0, 0.5, size=(n, len(BANDS), patch, patch)).astype(np.float32)
+    yy, xx = np.mgrid[:patch, :patch] - patch // 2
+    x[y == 1, 0] += 2.0 * np.exp(-(yy**2 + xx**2) / 8.0).astype(np.float32)
+    split = np.array(["train"] * int(0.6 * n) + ["validation"] * int(0.2 * n) + ["test"] * (n - int(0.8 * n)))
+    if flip_validation:  # validation labels unrelated to the inputs: validation loss can only get worse
+        y[split == "validation"] = rng.permutation(y[split == "validation"])
+    _, _, recipe = make_stack(rng.normal(size=(len(BANDS), 4, 4)), BANDS, normalise="z-score")
+    manifest = {"band_names": BANDS, "crs": "EPSG:32650", "pixel_size": [100.0, 100.0], "seed": 7,
+                "stack_tags": {STACK_TAG: recipe}, "patch_size": patch}
+    return TrainingSet(x_patch=x, x_vector=np.ascontiguousarray(x[:, :, patch // 2, patch // 2]), y=y, split=split,
+                       kind=np.where(y == 1, "deposit", "random"), repeat=np.where(y == 1, SHARED, 0).astype(np.int16),
+                       centre_xy=np.zeros((n, 2)), window_rc=np.zeros((n, 2), np.int32), manifest=manifest)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    ts = easy_set()
+    return ts, train_model(ts, TrainSettings(architecture="lenet", device="cpu", seed=3, **FAST))
+
+
+def test_lenet_learns_an_easy_set(trained):
+    _, result = trained
+    assert result.metrics["validation"]["auc"] >= 0.9
+    assert result.metrics["test"]["auc"] >= 0.9
+    assert set(result.metrics) == {"train", "validation", "test"}
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    assert not result.model.training
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    ts = easy_set(n=60)
+    settings = TrainSettings(architecture="lenet", device="cpu", epochs=2, batch_size=8, seed=5)
+    first, second = (train_model(ts, settings).model.state_dict() for _ in range(2))
+    other = train_model(ts, TrainSettings(architecture="lenet", device="cpu", epochs=2, batch_size=8,
+                                          seed=6)).model.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_the_caller_random_state_is_untouched():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    train_model(easy_set(n=40), TrainSettings(architecture="lenet", device="cpu", epochs=1, batch_size=8))
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_vector_model_trains_on_cell_vectors_and_skips_spatial_copies():
+    ts = easy_set(n=120)
+    ts.kind[:10] = "crop"
+    data = split_data(ts, "vector", 0)
+    assert data["train"].x.shape[1:] == (len(BANDS),)
+    assert len(data["train"]) == int((ts.split == "train").sum()) - 10
+    result = train_model(ts, TrainSettings(architecture="cnn1d", device="cpu", seed=1, **FAST))
+    assert result.model.input_kind == "vector"
+    assert result.metrics["validation"]["auc"] >= 0.8
+
+
+def test_negative_sets_are_selected_and_unknown_ones_refused():
+    ts = easy_set(n=60)
+    ts.repeat[(ts.y == 0) & (np.arange(60) % 4 == 0)] = 1
+    in_zero = split_data(ts, "patch", 0)["train"]
+    in_one = split_data(ts, "patch", 1)["train"]
+    assert len(in_zero) + len(in_one) == int((ts.split == "train").sum()) + int(
+        ((ts.split == "train") & (ts.repeat == SHARED)).sum())
+    with pytest.raises(InputError, match="negative set 4"):
+        split_data(ts, "patch", 4)
+
+
+def test_cosine_and_step_schedules_follow_the_papers():
+    ts = easy_set(n=40)
+    cosine = train_model(ts, TrainSettings(architecture="lenet", device="cpu", epochs=5, batch_size=8,
+                                           early_stopping="off"))
+    assert cosine.history["lr"][0] == pytest.approx(1e-4)
+    assert cosine.history["lr"][-1] == pytest.approx(1e-5)
+    assert np.all(np.diff(cosine.history["lr"]) < 0)
+    step = train_model(ts, TrainSettings(architecture="lenet", device="cpu", epochs=5, batch_size=8,
+                                         optimiser="sgd", learning_rate=0.01, schedule="step", step_epochs=2,
+                                         early_stopping="off"))
+    assert step.history["lr"] == pytest.approx([0.01, 0.01, 0.005, 0.005, 0.0025])
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    ts = easy_set(n=120, flip_validation=True)
+    result = train_model(ts, TrainSettings(architecture="lenet", device="cpu", seed=2, epochs=30, batch_size=16,
+                                           learning_rate=3e-3, patience=2))
+    assert result.stopped_early
+    ran = len(result.history["epoch"])
+    assert ran == result.best_epoch + 2
+    losses = result.history["val_loss"]
+    assert losses[result.best_epoch - 1] == min(losses)
+
+
+def test_presets():
+    he = apply_preset(TrainSettings(architecture="vit", epochs=3), "he2024")
+    assert (he.architecture, he.optimiser, he.batch_size, he.schedule, he.epochs) == ("vit", "adam", 16, "cosine", 50)
+    assert (he.learning_rate, he.min_learning_rate) == (1e-4, 1e-5)
+    gao = apply_preset(TrainSettings(), "gao2022")
+    assert (gao.architecture, gao.optimiser, gao.momentum, gao.weight_decay) == ("resnet50", "sgd", 0.1, 1e-4)
+    assert (gao.learning_rate, gao.schedule, gao.step_epochs, gao.step_factor) == (0.01, "step", 30, 0.5)
+    assert (gao.batch_size, gao.epochs) == (32, 120)
+    assert apply_preset(gao, "none") is gao
+    assert set(PRESETS) == {"he2024", "gao2022"}
+    with pytest.raises(InputError, match="preset"):
+        apply_preset(gao, "zhang")
+
+
+def test_device_selection_with_and_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    device, reason = select_device("auto")
+    assert device.type == "cpu" and "no usable CUDA" in reason
+    assert select_device("cpu")[0].type == "cpu"
+    with pytest.raises(ResourceError, match="CUDA was requested"):
+        select_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Fake GPU")
+    device, reason = select_device("auto")
+    assert device.type == "cuda" and "Fake GPU" in reason
+    assert select_device("cpu")[0].type == "cpu"
+
+
+def test_cancel_between_batches_raises():
+    calls = []
+
+    def cancel_on_fifth():
+        calls.append(1)
+        return len(calls) >= 5
+
+    with pytest.raises(Cancelled):
+        train_model(easy_set(n=60), TrainSettings(architecture="lenet", device="cpu", batch_size=4),
+                    is_cancelled=cancel_on_fifth)
+    assert len(calls) == 5
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda ts: ts.y.__setitem__(ts.split == "train", 0), "one class"),
+    (lambda ts: ts.x_patch.__setitem__((0, 0, 0, 0), np.nan), "NaN"),
+    (lambda ts: ts.manifest.__setitem__("band_names", ["Au"]), "manifest names 1 band"),
+])
+def test_unusable_sets_are_refused(change, message):
+    ts = easy_set(n=40)
+    change(ts)
+    with pytest.raises(InputError, match=message):
+        train_model(ts, TrainSettings(architecture="lenet", device="cpu", epochs=1))
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(InputError, match="choose one of"):
+        TrainSettings(architecture="googlenet")
+    with pytest.raises(InputError, match="optimiser"):
+        TrainSettings(optimiser="rmsprop")
+    with pytest.raises(InputError, match="batch size"):
+        TrainSettings(batch_size=1)
+    with pytest.raises(InputError, match="minimum learning rate"):
+        TrainSettings(learning_rate=1e-3, min_learning_rate=1e-2)
+
+
+def test_model_file_card_and_curves(trained, tmp_path):
+    ts, result = trained
+    path, curves = tmp_path / "lenet.onnx", tmp_path / "curves.png"
+    save_model(result, ts, str(path), str(curves))
+    card = read_card(str(path))
+    assert card["architecture"] == "lenet" and card["band_names"] == BANDS and card["patch_size"] == 16
+    assert card["normalisation"]["normalise"] == "z-score"
+    assert set(card["normalisation"]["statistics"]) == set(BANDS)
+    assert card["metrics"]["validation"]["auc"] == pytest.approx(result.metrics["validation"]["auc"])
+    assert card["history"]["loss"] == pytest.approx(result.history["loss"])
+    assert card["seed"] == 3 and card["data_hash"].startswith("sha256:")
+    assert card["crs"] == "EPSG:32650" and card["pixel_size"] == [100.0, 100.0]
+    assert card["extra"]["settings"]["optimiser"] == "adam" and card["extra"]["device"] == "cpu"
+    assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    x = ts.x_patch[ts.split == "validation"]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_logits = session.run(None, {"input": x})[0].reshape(len(x), -1)
+    torch_logits = training.predict_logits(result.model, torch.from_numpy(x)).numpy()
+    assert np.abs(onnx_logits - torch_logits).max() < 1e-4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "lenet.onnx"]
+
+
+def test_undefined_metrics_are_nan_not_errors():
+    ts = easy_set(n=60)
+    ts.y[ts.split == "test"] = 0
+    result = train_model(ts, TrainSettings(architecture="lenet", device="cpu", epochs=1, batch_size=8))
+    assert math.isnan(result.metrics["test"]["auc"])
+    assert result.metrics["test"]["recall"] == 0.0
