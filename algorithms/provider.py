@@ -18,6 +18,7 @@ ALGORITHMS = [
     ("evidence_stack", "EvidenceStack"),
     ("element_screening", "ElementScreening"),
     ("training_labels", "TrainingLabels"),
+    ("train_model", "TrainModel"),
 ]
 
 

@@ -1,0 +1,164 @@
+"""deepprospect:trainmodel — train a zoo architecture on a training set and write an ONNX model file with its card."""
+
+from __future__ import annotations
+
+import os
+
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+)
+
+from ..core.errors import InputError
+from ..core.labels import load_training_set
+from ..core.raster_io import check_writable
+from ..models.training import (
+    EARLY_STOPPING,
+    OPTIMISERS,
+    PRESETS,
+    SCHEDULES,
+    TrainSettings,
+    apply_preset,
+    save_model,
+    train_model,
+)
+from ..models.zoo import available_models, model_info
+from .base import DeepProspectAlgorithm
+from .qgis_io import feedback_callbacks
+
+_INT, _DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+_PRESETS = ["none", *PRESETS]
+_PRESET_LABELS = [
+    "None: use the settings below",
+    "he2024: Adam, batch 16, cosine lr 1e-4 → 1e-5, 50 epochs (keeps the architecture)",
+    "gao2022: ResNet50, SGD momentum 0.1, weight decay 1e-4, lr 0.01 halved every 30 epochs, batch 32, 120 epochs",
+]
+_DEVICES = ["auto", "cpu", "cuda"]
+# key (lower case = TrainSettings field), label, type, default, minimum, advanced
+_NUMBERS = [
+    ("EPOCHS", "Epochs", _INT, 50, 1, False),
+    ("BATCH_SIZE", "Batch size", _INT, 16, 2, False),
+    ("LEARNING_RATE", "Learning rate", _DOUBLE, 1e-4, 0.0, False),
+    ("MIN_LEARNING_RATE", "Final learning rate of the cosine schedule", _DOUBLE, 1e-5, 0.0, True),
+    ("MOMENTUM", "SGD momentum", _DOUBLE, 0.9, 0.0, True),
+    ("WEIGHT_DECAY", "Weight decay", _DOUBLE, 0.0, 0.0, True),
+    ("STEP_EPOCHS", "Step schedule: epochs per step", _INT, 30, 1, True),
+    ("STEP_FACTOR", "Step schedule: learning-rate factor per step", _DOUBLE, 0.5, 0.0, True),
+    ("PATIENCE", "Early stopping patience (epochs)", _INT, 10, 1, True),
+    ("NEGATIVE_SET", "Negative set to train on (0 … N−1)", _INT, 0, 0, True),
+    ("SEED", "Random seed", _INT, 42, 0, False),
+]
+
+
+class TrainModel(DeepProspectAlgorithm):
+    """Train one architecture of the zoo; the model file carries everything prediction needs to check."""
+
+    TRAINING_SET, ARCHITECTURE, PRESET, OPTIMISER, SCHEDULE = (
+        "TRAINING_SET", "ARCHITECTURE", "PRESET", "OPTIMISER", "SCHEDULE")
+    CLASS_WEIGHTING, EARLY_STOPPING, DEVICE, OUTPUT, CURVES = (
+        "CLASS_WEIGHTING", "EARLY_STOPPING", "DEVICE", "OUTPUT", "CURVES")
+    VALIDATION_AUC, TEST_AUC, DEVICE_USED = "VALIDATION_AUC", "TEST_AUC", "DEVICE_USED"
+
+    NAME = "trainmodel"
+    DISPLAY_NAME = "Train prospectivity model"
+    GROUP = "models"
+    HELP = (
+        "Trains a network of the model zoo on a training set from 'Training samples from deposits' and writes one "
+        ".onnx model file. The file's metadata holds a card: architecture, band names and order, the stack's "
+        "transform and normalisation, patch and pixel size, CRS, accuracy / recall / F1 / AUC on the training, "
+        "validation and test splits, the training history, seed, a hash of the data and library versions; "
+        "'Prospectivity map' checks a stack against it.<br>"
+        "<b>Architectures</b>: LeNet, AlexNet, VGG8, VGG16, MobileNetV2, ResNet50, ViT (he2024's six and more), "
+        "ResNet18 and ShuffleNetV2 (gao2023 backbones), the 1D CNN over each cell's element vector (zhang2021).<br>"
+        "<b>Presets</b> set the papers' hyper-parameters in one choice; 'None' uses the values given here.<br>"
+        "<b>Device</b>: auto trains on an NVIDIA GPU when torch sees one (CUDA), else on the CPU; the log says "
+        "which and why. The same training set, settings and seed give the same model on the CPU.<br>"
+        "<b>Early stopping</b> watches the validation loss or AUC and keeps the best epoch. Class weighting "
+        "balances deposits and negatives in the loss. Cancel stops between batches and writes nothing."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
+        self.addParameter(QgsProcessingParameterFile(
+            self.TRAINING_SET, "Training set", extension="npz"))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.ARCHITECTURE, "Architecture", [model_info(name).title for name in available_models()],
+            defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(self.PRESET, "Paper preset", _PRESET_LABELS, defaultValue=0))
+        self._add_numbers(_NUMBERS[:3])
+        self.addParameter(QgsProcessingParameterEnum(
+            self.OPTIMISER, "Optimiser", ["Adam", "SGD with momentum"], defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.SCHEDULE, "Learning-rate schedule", ["Cosine", "Step", "Constant"], defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.EARLY_STOPPING, "Early stopping on", ["Validation loss", "Validation AUC", "Off"], defaultValue=0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.CLASS_WEIGHTING, "Weight the loss by inverse class frequency", True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.DEVICE, "Device", ["Auto (CUDA when available)", "CPU", "CUDA"], defaultValue=0))
+        self._add_numbers(_NUMBERS[3:])
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT, "Model file", "ONNX model (*.onnx)"))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.CURVES, "Training curves", "PNG image (*.png)", optional=True, createByDefault=True))
+        self.addOutput(QgsProcessingOutputNumber(self.VALIDATION_AUC, "Validation AUC"))
+        self.addOutput(QgsProcessingOutputNumber(self.TEST_AUC, "Test AUC"))
+        self.addOutput(QgsProcessingOutputString(self.DEVICE_USED, "Device used"))
+
+    def _add_numbers(self, table) -> None:
+        for key, label, kind, default, minimum, advanced in table:
+            parameter = QgsProcessingParameterNumber(key, label, kind, defaultValue=default, minValue=minimum)
+            if advanced:
+                parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+
+    def compute(self, parameters, context, feedback):
+        output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        curves = self.parameterAsFileOutput(parameters, self.CURVES, context) or None
+        for path in filter(None, (output, curves)):
+            check_writable(path)
+        if not output.lower().endswith(".onnx"):
+            raise InputError(f"The model file must end in .onnx: {output}")
+        settings = self._settings(parameters, context, feedback)
+        path = self.parameterAsFile(parameters, self.TRAINING_SET, context)
+        training_set = load_training_set(path)
+        feedback.pushInfo(f"Training set {os.path.basename(path)}: {len(training_set)} samples, bands "
+                          f"{', '.join(training_set.manifest.get('band_names', []))}.")
+        progress, is_cancelled = feedback_callbacks(feedback)
+        result = train_model(training_set, settings, progress=progress, is_cancelled=is_cancelled,
+                             log=feedback.pushInfo)
+        save_model(result, training_set, output, curves)
+        feedback.pushInfo(f"Model file: {output} (epoch {result.best_epoch} kept).")
+        return {
+            self.OUTPUT: output, self.CURVES: curves, self.DEVICE_USED: result.device,
+            self.VALIDATION_AUC: result.metrics.get("validation", {}).get("auc"),
+            self.TEST_AUC: result.metrics.get("test", {}).get("auc"),
+        }
+
+    def _settings(self, parameters, context, feedback) -> TrainSettings:
+        read = {_INT: self.parameterAsInt, _DOUBLE: self.parameterAsDouble}
+        enum = lambda key: self.parameterAsEnum(parameters, key, context)  # noqa: E731
+        settings = TrainSettings(
+            architecture=available_models()[enum(self.ARCHITECTURE)],
+            optimiser=OPTIMISERS[enum(self.OPTIMISER)],
+            schedule=SCHEDULES[enum(self.SCHEDULE)],
+            early_stopping=EARLY_STOPPING[enum(self.EARLY_STOPPING)],
+            class_weighting=self.parameterAsBool(parameters, self.CLASS_WEIGHTING, context),
+            device=_DEVICES[enum(self.DEVICE)],
+            **{key.lower(): read[kind](parameters, key, context) for key, _, kind, *_ in _NUMBERS},
+        )
+        preset = _PRESETS[enum(self.PRESET)]
+        if preset != "none":
+            changed = apply_preset(settings, preset)
+            values = ", ".join(f"{key} {value}" for key, value in PRESETS[preset].items())
+            feedback.pushInfo(f"Preset {preset}: {values} (the values given for these settings are not used).")
+            settings = changed
+        feedback.pushInfo(f"Architecture {model_info(settings.architecture).title}, {settings.epochs} epochs, batch "
+                          f"{settings.batch_size}, {settings.optimiser} lr {settings.learning_rate:g} "
+                          f"({settings.schedule}), seed {settings.seed}.")
+        return settings

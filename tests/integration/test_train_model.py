@@ -1,0 +1,67 @@
+"""deepprospect:trainmodel through processing.run: a model file with its card, presets, cancel and bad input."""
+
+import pytest
+from deepprospect.core.labels import save_training_set
+from deepprospect.models.onnx_io import read_card
+from layer_factory import RecordingFeedback
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+from training_factory import BANDS, easy_set
+
+ALG = "deepprospect:trainmodel"
+
+
+@pytest.fixture(scope="module")
+def training_set_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("set") / "easy.npz"
+    save_training_set(str(path), easy_set())
+    return str(path)
+
+
+def params(training_set, out_dir, **extra):
+    return {"TRAINING_SET": training_set, "ARCHITECTURE": 0, "EPOCHS": 12, "BATCH_SIZE": 16,
+            "LEARNING_RATE": 2e-3, "MIN_LEARNING_RATE": 2e-4, "DEVICE": 1, "SEED": 3,
+            "OUTPUT": str(out_dir / "model.onnx"), "CURVES": str(out_dir / "curves.png"), **extra}
+
+
+def test_trains_lenet_and_writes_the_model_file(run_alg, training_set_path, tmp_path):
+    feedback = RecordingFeedback()
+    result = run_alg(ALG, params(training_set_path, tmp_path), feedback)
+    card = read_card(result["OUTPUT"])
+    assert card["architecture"] == "lenet" and card["band_names"] == BANDS
+    assert result["VALIDATION_AUC"] >= 0.9 and result["DEVICE_USED"] == "cpu"
+    assert result["VALIDATION_AUC"] == pytest.approx(card["metrics"]["validation"]["auc"])
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+    assert "Device: CPU as requested" in feedback.text and "Epoch 12/12" in feedback.text
+
+
+def test_he2024_preset_sets_the_papers_schedule(run_alg, training_set_path, tmp_path):
+    feedback = RecordingFeedback()
+    result = run_alg(ALG, params(training_set_path, tmp_path, PRESET=1, EARLY_STOPPING=2, CURVES=None), feedback)
+    card = read_card(result["OUTPUT"])
+    settings = card["extra"]["settings"]
+    assert (settings["epochs"], settings["batch_size"], settings["learning_rate"]) == (50, 16, 1e-4)
+    assert settings["architecture"] == "lenet" and len(card["history"]["epoch"]) == 50
+    assert "Preset he2024" in feedback.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_cancel_leaves_no_model_file(run_alg, training_set_path, tmp_path):
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda _: feedback.cancel())
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        run_alg(ALG, params(training_set_path, tmp_path), feedback)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_input_gives_clear_errors(run_alg, training_set_path, tmp_path):
+    not_a_set = tmp_path / "other.npz"
+    not_a_set.write_bytes(b"not a zip file")
+    with pytest.raises(QgsProcessingException, match="Cannot read the training set"):
+        run_alg(ALG, params(str(not_a_set), tmp_path))
+    with pytest.raises(QgsProcessingException, match=r"must end in \.onnx"):
+        run_alg(ALG, params(training_set_path, tmp_path, OUTPUT=str(tmp_path / "model.txt")))
+    with pytest.raises(QgsProcessingException, match="takes patches of 16 to 256"):
+        small = tmp_path / "small.npz"
+        save_training_set(str(small), easy_set(n=40, patch=8))
+        run_alg(ALG, params(str(small), tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.npz", "small.npz"]
