@@ -55,6 +55,7 @@ bench: setup
 	$(PY) bench/bench_density.py $(if $(SLOW),--slow)
 	$(PY) bench/bench_screening.py
 	$(PY) bench/bench_labels.py
+	$(PY) bench/bench_training.py
 
 package:
 	@rm -rf build/package dist/deepprospect.zip && mkdir -p build/package/deepprospect dist
