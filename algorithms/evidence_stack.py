@@ -13,7 +13,14 @@ from qgis.core import (
 
 from ..core.errors import InputError
 from ..core.raster_io import check_writable
-from ..core.stack import NORMALISATIONS, TRANSFORMS, StackInput, build_evidence_stack, write_evidence_stack
+from ..core.stack import (
+    NORMALISATIONS,
+    TRANSFORMS,
+    StackInput,
+    build_evidence_stack,
+    read_stack_recipe,
+    write_evidence_stack,
+)
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks, grid_from_raster_layer, require_projected
 
@@ -22,7 +29,7 @@ class EvidenceStack(DeepProspectAlgorithm):
     """Evidence rasters → one aligned, named, optionally log-ratio transformed and normalised GeoTIFF."""
 
     INPUTS, CATEGORICAL, TEMPLATE, TRANSFORM = "INPUTS", "CATEGORICAL", "TEMPLATE", "TRANSFORM"
-    TRANSFORM_BANDS, NORMALISE, OUTPUT = "TRANSFORM_BANDS", "NORMALISE", "OUTPUT"
+    TRANSFORM_BANDS, NORMALISE, RECIPE_FROM, OUTPUT = "TRANSFORM_BANDS", "NORMALISE", "RECIPE_FROM", "OUTPUT"
 
     NAME = "evidencestack"
     DISPLAY_NAME = "Build evidence stack"
@@ -45,7 +52,10 @@ class EvidenceStack(DeepProspectAlgorithm):
         "<b>Normalise</b> the continuous bands by z-score or min-max, statistics over the common valid cells "
         "(categorical bands keep their classes).<br>"
         "<b>Output</b>: the transform and the statistics are recorded as JSON in the metadata tag "
-        "DEEPPROSPECT_STACK, so training and prediction re-apply exactly them."
+        "DEEPPROSPECT_STACK, so training and prediction re-apply exactly them.<br>"
+        "<b>Re-apply the recipe of a stack</b>: to map a new area (or new data) with a model trained on another "
+        "stack, give that stack here: its transform and statistics are applied to the new inputs (the transform "
+        "and normalisation choices above are then ignored), so the model sees the same kind of values."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
@@ -63,6 +73,9 @@ class EvidenceStack(DeepProspectAlgorithm):
             optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             self.NORMALISE, "Normalisation", options=list(NORMALISATIONS), defaultValue=1))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.RECIPE_FROM, "Re-apply the recipe of this stack (e.g. the training stack; optional)",
+            optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Evidence stack"))
 
     def compute(self, parameters, context, feedback):
@@ -76,13 +89,16 @@ class EvidenceStack(DeepProspectAlgorithm):
         bands = [name.strip() for name in self.parameterAsString(parameters, self.TRANSFORM_BANDS, context).split(",")]
         transform = TRANSFORMS[self.parameterAsEnum(parameters, self.TRANSFORM, context)]
         normalise = NORMALISATIONS[self.parameterAsEnum(parameters, self.NORMALISE, context)]
+        recipe_layer = self.parameterAsRasterLayer(parameters, self.RECIPE_FROM, context)
+        recipe = read_stack_recipe(recipe_layer.source()) if recipe_layer is not None else None
+        how = (f"recipe of '{recipe_layer.name()}' re-applied" if recipe is not None
+               else f"transform {transform}, normalisation {normalise}")
         feedback.pushInfo(f"Stacking {len(inputs)} raster(s) onto {grid.rows} × {grid.cols} pixels of "
-                          f"{grid.pixel_width:g} × {grid.pixel_height:g} ({template.crs().authid()}); transform "
-                          f"{transform}, normalisation {normalise}.")
+                          f"{grid.pixel_width:g} × {grid.pixel_height:g} ({template.crs().authid()}); {how}.")
         progress, is_cancelled = feedback_callbacks(feedback)
         stack, names, recipe = build_evidence_stack(
             [item for _, item in inputs], grid, transform=transform, transform_bands=[b for b in bands if b],
-            normalise=normalise, log=feedback.pushInfo, progress=progress, is_cancelled=is_cancelled)
+            normalise=normalise, recipe=recipe, log=feedback.pushInfo, progress=progress, is_cancelled=is_cancelled)
         feedback.pushInfo(f"Bands: {', '.join(names)}.")
         write_evidence_stack(output, stack, grid, names, recipe)
         return {self.OUTPUT: output}

@@ -136,13 +136,17 @@ def build_evidence_stack(
     transform: str = "none",
     transform_bands: Sequence[str] | None = None,
     normalise: str = "none",
+    recipe: dict | None = None,
     log: LogFn = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
 ) -> tuple[np.ndarray, list[str], dict]:
     """Align ``inputs`` onto ``grid`` and stack them (see :func:`make_stack`).
 
-    Returns the (bands, rows, cols) stack with NaN at nodata, its band names and its recipe.
+    With ``recipe`` (another stack's), its transform and statistics are re-applied instead of fitted
+    (``transform``, ``transform_bands`` and ``normalise`` are then ignored), so a model trained on that
+    stack can map a new area. Returns the (bands, rows, cols) stack with NaN at nodata, its band names and
+    its recipe.
     """
     if not inputs:
         raise InputError("No input rasters: give at least one raster to stack.")
@@ -154,7 +158,14 @@ def build_evidence_stack(
     names = stack_band_names(descriptions, [item.name for item in inputs], log)
     categorical = [band for item, own in zip(inputs, names) if item.categorical for band in own]
     flat_names = [band for own in names for band in own]
-    if transform in TRANSFORMS[1:]:  # refuse bad transform bands before the (slow) alignment
+    if recipe is not None:
+        _check_recipe(recipe)
+        missing = [name for name in recipe["input_bands"] if name not in flat_names]
+        if missing:
+            raise InputError(f"The recipe needs the band(s) {', '.join(missing)}, which no input provides "
+                             f"(inputs give {', '.join(flat_names)}); give the same evidence layers as the recipe's "
+                             "stack.")
+    elif transform in TRANSFORMS[1:]:  # refuse bad transform bands before the (slow) alignment
         parts = _transform_parts(flat_names, categorical, transform, transform_bands)
         logged = [band for own, is_log in zip(names, logged_inputs) if is_log for band in own if band in parts]
         if logged:
@@ -171,6 +182,10 @@ def build_evidence_stack(
         aligned.append(align_raster(item.path, grid, categorical=item.categorical, name=item.name, log=log))
         report(progress, 80.0 * (index + 1) / len(inputs))
     check_cancelled(is_cancelled)
+    if recipe is not None:
+        stack, names = apply_stack_recipe(np.concatenate(aligned), flat_names, recipe)
+        report(progress, 95.0)
+        return stack, names, recipe
     result = make_stack(np.concatenate(aligned), flat_names, categorical=categorical,
                         transform=transform, transform_bands=transform_bands, normalise=normalise, log=log)
     report(progress, 95.0)

@@ -88,6 +88,30 @@ def test_recipe_reproduces_the_stack_from_the_raw_inputs(run_alg, evidence, tmp_
     assert np.nanmax(stack, axis=(1, 2)) == pytest.approx(1, abs=1e-6)
 
 
+def test_recipe_of_a_training_stack_is_re_applied_to_new_inputs(run_alg, evidence, tmp_path):
+    idw, faults, _ = evidence
+    training = str(tmp_path / "training.tif")
+    run_alg(ALG, {"INPUTS": [idw, faults], "TRANSFORM": CLR, "TRANSFORM_BANDS": ",".join(ELEMENTS),
+                  "NORMALISE": ZSCORE, "OUTPUT": training})
+    stack, grid, names = read_raster(idw)
+    doubled = str(tmp_path / "new_area.tif")
+    write_geotiff(doubled, stack * 2.0, grid, names)  # other data: its own statistics would differ
+    out = str(tmp_path / "reapplied.tif")
+    feedback = RecordingFeedback()
+    run_alg(ALG, {"INPUTS": [doubled, faults], "TRANSFORM": ILR, "NORMALISE": MINMAX, "RECIPE_FROM": training,
+                  "OUTPUT": out}, feedback)
+    assert "recipe of 'training' re-applied" in feedback.text
+    assert read_stack_recipe(out) == read_stack_recipe(training)
+    reapplied, _, reapplied_names = read_raster(out)
+    original, _, original_names = read_raster(training)
+    assert reapplied_names == original_names
+    # clr is scale-invariant, so doubling every element leaves the clr bands (and their recorded z-scores) unchanged
+    np.testing.assert_allclose(reapplied, original, rtol=1e-5, atol=1e-5, equal_nan=True)
+    with pytest.raises(QgsProcessingException, match="needs the band"):
+        run_alg(ALG, {"INPUTS": [faults], "RECIPE_FROM": training, "OUTPUT": str(tmp_path / "bad.tif")})
+    assert not (tmp_path / "bad.tif").exists()
+
+
 def test_output_snaps_to_a_template(run_alg, evidence, tmp_path):
     idw, faults, _ = evidence
     template = str(tmp_path / "template.tif")
