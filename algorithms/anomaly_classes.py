@@ -1,0 +1,190 @@
+"""deepprospect:anomalyclasses — anomaly classes by cumulative area and ranked target zones from a map."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import ClassVar
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsPalettedRasterRenderer,
+    QgsPointXY,
+    QgsProcessing,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.anomaly import CLASS_NODATA, class_names, classify, find_targets, parse_class_limits, read_map
+from ..core.errors import InputError
+from ..core.raster_io import check_writable, write_geotiff
+from .base import DeepProspectAlgorithm
+from .qgis_io import feedback_callbacks, read_points
+
+STYLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "styles")
+_D, _I, _S = QVariant.Double, QVariant.Int, QVariant.String
+TABLE_FIELDS = [("class", _I, "cls"), ("name", _S, "name"), ("from_pct", _D, "from_pct"), ("to_pct", _D, "to_pct"),
+                ("threshold", _D, "threshold"), ("min_value", _D, "min_value"), ("max_value", _D, "max_value"),
+                ("cells", _I, "cells"), ("area_km2", _D, "area_km2"), ("area_pct", _D, "area_pct"),
+                ("deposits", _I, "deposits"), ("deposit_pct", _D, "deposit_pct")]
+TARGET_FIELDS = [("rank", _I, "rank"), ("mean_prob", _D, "mean_value"), ("max_prob", _D, "max_value"),
+                 ("area_km2", _D, "area_km2"), ("cells", _I, "cells"), ("deposits", _I, "deposits")]
+
+
+class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
+    """Applies a .qml to an output when Processing loads it; relabels paletted classes when given labels."""
+
+    # QGIS keeps only a pointer to a post-processor: Python must hold it until the layer is loaded.
+    _alive: ClassVar[dict] = {}
+
+    def __init__(self, qml: str, labels: dict[int, str] | None = None) -> None:
+        super().__init__()
+        self.qml, self.labels = qml, labels
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API name
+        layer.loadNamedStyle(self.qml)
+        if self.labels:  # palette colours from the .qml, beyond its last class its last colour; labels from the run
+            palette = {int(c.value): c.color for c in layer.renderer().classes()}
+            classes = [QgsPalettedRasterRenderer.Class(value, palette.get(value, palette[max(palette)]), label)
+                       for value, label in sorted(self.labels.items())]
+            layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes))
+        layer.triggerRepaint()
+
+    @classmethod
+    def attach(cls, context, output_id, qml: str, labels: dict[int, str] | None = None) -> None:
+        """Style ``output_id`` with ``qml`` if it is to be loaded when the algorithm completes."""
+        if output_id and context.willLoadLayerOnCompletion(output_id):
+            processor = cls(os.path.join(STYLES, qml), labels)
+            cls._alive[output_id] = processor
+            context.layerToLoadOnCompletionDetails(output_id).setPostProcessor(processor)
+
+
+class AnomalyClasses(DeepProspectAlgorithm):
+    """Classes of cumulative area (top 5 / 5–15 / 15–30 %), deposits captured, and ranked target polygons."""
+
+    MAP, BAND, DEPOSITS, CLASS_LIMITS = "MAP", "BAND", "DEPOSITS", "CLASS_LIMITS"
+    TARGET_CLASSES, MIN_TARGET_AREA = "TARGET_CLASSES", "MIN_TARGET_AREA"
+    CLASSES, CLASS_TABLE, TARGETS = "CLASSES", "CLASS_TABLE", "TARGETS"
+
+    NAME = "anomalyclasses"
+    DISPLAY_NAME = "Anomaly classes and targets"
+    GROUP = "maps"
+    HELP = (
+        "Divides a prospectivity map into classes of cumulative area, as zhang2021 does (the top 5 %, 5–15 % and "
+        "15–30 % of the valid area: high, moderate and low anomaly), and outlines ranked target zones.<br>"
+        "<b>Classes</b>: class 1 holds the highest values; cells below the last limit are background, class 0; "
+        "nodata stays nodata (255). The thresholds come from the map's own values, so each class holds its share "
+        "of the valid cells exactly, except where cells with equal values straddle a threshold: equal values are "
+        "never split, and the higher class takes them all (a warning gives the real shares).<br>"
+        "<b>Class table</b>: per class its cumulative-area limits, its value range (threshold = lowest value in "
+        "it), cells, area in km² and %, and, with deposits given, the deposits in it and their share of the "
+        "deposits on the map (zhang2021: the top 5 % held about 75 %).<br>"
+        "<b>Targets</b>: connected zones of classes 1 … k (cells touching at a corner belong together), zones "
+        "smaller than the minimum area (km²) dropped, ranked by mean value (larger area first on ties), with "
+        "their maximum, area, cell count, deposits inside and centroid (mean of the cell centres).<br>"
+        "The map must be in a projected CRS. Outputs loaded into QGIS are styled: classes red / yellow / blue "
+        "with a transparent background, targets outlined and labelled with their rank."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
+        self.addParameter(QgsProcessingParameterRasterLayer(self.MAP, "Prospectivity map"))
+        # optional: QGIS 3.22 refuses a missing band value instead of taking its default
+        self.addParameter(QgsProcessingParameterBand(self.BAND, "Band (default 1)", 1, self.MAP, optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.DEPOSITS, "Known deposits (to count per class and target)", [QgsProcessing.TypeVectorPoint],
+            optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.CLASS_LIMITS, "Class limits, cumulative % of area from the highest values", "5,15,30"))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.TARGET_CLASSES, "Targets from classes 1 … k (k)", defaultValue=1, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MIN_TARGET_AREA, "Minimum target area (km²; 0 = keep all)", QgsProcessingParameterNumber.Double,
+            defaultValue=0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.CLASSES, "Anomaly classes"))
+        self.addParameter(QgsProcessingParameterFeatureSink(self.CLASS_TABLE, "Class table", QgsProcessing.TypeVector))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.TARGETS, "Target zones", QgsProcessing.TypeVectorPolygon))
+
+    def compute(self, parameters, context, feedback):
+        layer = self.parameterAsRasterLayer(parameters, self.MAP, context)
+        if layer is None or layer.providerType() != "gdal":
+            raise InputError("The prospectivity map must be a file raster (GeoTIFF) that GDAL can open.")
+        limits = parse_class_limits(self.parameterAsString(parameters, self.CLASS_LIMITS, context))
+        target_classes = self.parameterAsInt(parameters, self.TARGET_CLASSES, context)
+        if target_classes > len(limits):
+            raise InputError(f"Targets from classes 1 … {target_classes} asked, but the limits make only "
+                             f"{len(limits)} class(es); lower the target classes or add limits.")
+        classes_path = self.parameterAsOutputLayer(parameters, self.CLASSES, context)
+        check_writable(classes_path)
+        deposits = self._deposits(parameters, layer.crs(), context, feedback)
+        values, grid = read_map(layer.source(), self.parameterAsInt(parameters, self.BAND, context) or 1)
+        feedback.setProgress(20)
+        result = classify(values, grid, limits, deposits)
+        feedback.setProgress(50)
+        _, is_cancelled = feedback_callbacks(feedback)
+        targets, target_notes = find_targets(values, result.classes, grid, target_classes,
+                                             self.parameterAsDouble(parameters, self.MIN_TARGET_AREA, context),
+                                             deposits, is_cancelled)
+        for note in result.notes + target_notes:
+            feedback.pushWarning(note)
+        for row in result.table:
+            captured = f", {row.deposits} deposit(s) ({row.deposit_pct:.1f} %)" if deposits is not None else ""
+            feedback.pushInfo(f"{row.name}: values ≥ {row.threshold:.6g}, {row.area_km2:.4g} km² "
+                              f"({row.area_pct:.2f} %){captured}")
+        feedback.pushInfo(f"{len(targets)} target zone(s).")
+        feedback.setProgress(80)
+        write_geotiff(classes_path, result.classes, grid, ["anomaly_class"], metadata=result.tags(),
+                      nodata=CLASS_NODATA, dtype="uint8")
+        table_id = self._write(parameters, self.CLASS_TABLE, context, TABLE_FIELDS, result.table,
+                               QgsWkbTypes.NoGeometry, QgsCoordinateReferenceSystem())
+        target_id = self._write(parameters, self.TARGETS, context, TARGET_FIELDS, targets,
+                                QgsWkbTypes.MultiPolygon, layer.crs(), centroids=True)
+        StyleOnLoad.attach(context, classes_path, "anomaly_classes.qml", class_names(limits))
+        StyleOnLoad.attach(context, target_id, "targets.qml")
+        return {self.CLASSES: classes_path, self.CLASS_TABLE: table_id, self.TARGETS: target_id}
+
+    def _deposits(self, parameters, crs, context, feedback):
+        source = self.parameterAsSource(parameters, self.DEPOSITS, context)
+        if source is None:
+            return None
+        if source.sourceCrs() != crs:
+            feedback.pushInfo(f"The deposits are reprojected from {source.sourceCrs().authid()} to the map's CRS "
+                              f"{crs.authid() or crs.description()}.")
+        return read_points(source, [], crs, context, feedback)[0]
+
+    def _write(self, parameters, key, context, columns, rows, geometry_type, crs, centroids=False):
+        fields = QgsFields()
+        for name, kind, _ in columns + ([("centroid_x", _D, ""), ("centroid_y", _D, "")] if centroids else []):
+            fields.append(QgsField(name, kind))
+        sink, dest_id = self.parameterAsSink(parameters, key, context, fields, geometry_type, crs)
+        if sink is None:
+            return None
+        for row in rows:
+            feature = QgsFeature(fields)
+            values = [getattr(row, attribute) for _, _, attribute in columns]
+            if centroids:
+                values += list(row.centroid)
+                feature.setGeometry(_geometry(row.geometry))
+            feature.setAttributes([None if isinstance(v, float) and math.isnan(v) else v for v in values])
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        return dest_id
+
+
+def _geometry(geojson: dict) -> QgsGeometry:
+    """A QGIS MultiPolygon from a GeoJSON-like Polygon or MultiPolygon."""
+    polygons = [geojson["coordinates"]] if geojson["type"] == "Polygon" else geojson["coordinates"]
+    return QgsGeometry.fromMultiPolygonXY([[[QgsPointXY(x, y) for x, y in ring] for ring in polygon]
+                                           for polygon in polygons])

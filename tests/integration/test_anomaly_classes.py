@@ -1,0 +1,89 @@
+"""deepprospect:anomalyclasses through processing.run: classes, table, ranked targets, styles on load, bad input."""
+
+import os
+
+import numpy as np
+import processing
+import pytest
+import rasterio
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.raster_io import write_geotiff
+from layer_factory import point_layer
+from qgis.core import QgsProcessingException, QgsProject, QgsWkbTypes
+
+ALG = "deepprospect:anomalyclasses"
+GRID = GridSpec(500000.0, 7006000.0, 100.0, 100.0, 60, 60, "EPSG:32650")  # 0.01 km² cells
+BLOBS = [(15, 15, 1.0), (40, 45, 0.8), (45, 10, 0.6)]  # row, col, height
+
+
+def blob_map(path, grid=GRID, constant=False):
+    """Three Gaussian blobs of falling height, as distinct values (ranks / cells) so class areas are exact."""
+    rows, cols = np.mgrid[0:grid.rows, 0:grid.cols]
+    field = sum(h * np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / 30.0) for r, c, h in BLOBS)
+    ranks = np.argsort(np.argsort(field.ravel(), kind="stable")).reshape(field.shape)
+    values = np.full(field.shape, 0.5) if constant else (ranks + 1) / field.size
+    write_geotiff(str(path), values, grid, ["prospectivity"])
+    return str(path)
+
+
+def cell_centre(row, col):
+    return GRID.x_min + (col + 0.5) * GRID.pixel_width, GRID.y_max - (row + 0.5) * GRID.pixel_height
+
+
+def test_classes_table_and_ranked_targets(run_alg, tmp_path):
+    deposits = point_layer([cell_centre(r, c) for r, c, _ in BLOBS] + [cell_centre(0, 59)], {})
+    result = run_alg(ALG, {"MAP": blob_map(tmp_path / "map.tif"), "DEPOSITS": deposits, "TARGET_CLASSES": 2,
+                           "MIN_TARGET_AREA": 0.05, "CLASSES": str(tmp_path / "classes.tif"),
+                           "CLASS_TABLE": "memory:", "TARGETS": "memory:"})
+    with rasterio.open(result["CLASSES"]) as src:
+        classes = src.read(1)
+        assert src.dtypes[0] == "uint8" and src.nodata == 255 and "DEEPPROSPECT_ANOMALY_CLASSES" in src.tags()
+    assert np.bincount(classes.ravel(), minlength=4).tolist() == [2520, 180, 360, 540]
+    table = [dict(zip(result["CLASS_TABLE"].fields().names(), f.attributes()))
+             for f in result["CLASS_TABLE"].getFeatures()]
+    assert [row["name"] for row in table] == ["top 5 %", "5–15 %", "15–30 %", "background (30–100 %)"]
+    assert [row["area_km2"] for row in table] == pytest.approx([1.8, 3.6, 5.4, 25.2])
+    assert [row["deposits"] for row in table] == [3, 0, 0, 1] and table[0]["deposit_pct"] == 75.0  # blob peaks
+    targets = result["TARGETS"]
+    assert targets.wkbType() == QgsWkbTypes.MultiPolygon and targets.crs().authid() == "EPSG:32650"
+    features = sorted(targets.getFeatures(), key=lambda f: f["rank"])
+    assert [f["rank"] for f in features] == list(range(1, len(features) + 1)) and len(features) >= 2
+    assert [f["mean_prob"] for f in features] == sorted((f["mean_prob"] for f in features), reverse=True)
+    assert all(f["area_km2"] >= 0.05 for f in features)
+    assert features[0]["deposits"] == 1 and features[0].geometry().contains(features[0].geometry().centroid())
+    assert features[0].geometry().area() == pytest.approx(features[0]["cells"] * 1e4)
+
+
+def test_styles_are_applied_when_outputs_are_loaded(deepprospect_provider, tmp_path):
+    project = QgsProject.instance()
+    results = processing.runAndLoadResults(ALG, {
+        "MAP": blob_map(tmp_path / "map.tif"), "CLASS_LIMITS": "10,20", "CLASSES": str(tmp_path / "classes.tif"),
+        "CLASS_TABLE": str(tmp_path / "table.csv"), "TARGETS": str(tmp_path / "targets.gpkg")})
+    loaded = {layer.source().split("|")[0]: layer for layer in project.mapLayers().values()}
+    try:
+        classes, targets = loaded[results["CLASSES"]], loaded[str(tmp_path / "targets.gpkg")]
+        renderer = classes.renderer()
+        assert renderer.type() == "paletted"
+        palette = {int(c.value): (c.label, c.color.name(), c.color.alpha()) for c in renderer.classes()}
+        assert palette == {0: ("background (20–100 %)", "#000000", 0), 1: ("top 10 %", "#d7191c", 255),
+                           2: ("10–20 %", "#ffd92f", 255)}
+        assert targets.labelsEnabled() and targets.labeling().settings().fieldName == "rank"
+        assert targets.renderer().symbol().symbolLayer(0).properties()["style"] == "no"
+    finally:
+        project.removeAllMapLayers()
+
+
+@pytest.mark.parametrize("case", ["constant", "limits", "target_classes", "geographic"])
+def test_bad_input_gives_a_clear_error_and_no_file(run_alg, tmp_path, case):
+    map_path = tmp_path / "map.tif"
+    grid = GridSpec(100.0, 30.0, 0.01, 0.01, 60, 60, "EPSG:4326") if case == "geographic" else GRID
+    blob_map(map_path, grid, constant=case == "constant")
+    extra = {"limits": {"CLASS_LIMITS": "15,5,30"}, "target_classes": {"TARGET_CLASSES": 4}}.get(case, {})
+    message = {"constant": "same value", "limits": "must increase", "target_classes": "only 3 class",
+               "geographic": "geographic CRS"}[case]
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(QgsProcessingException, match=message):
+        run_alg(ALG, {"MAP": str(map_path), "CLASSES": str(out / "classes.tif"),
+                      "CLASS_TABLE": str(out / "table.csv"), "TARGETS": str(out / "targets.gpkg"), **extra})
+    assert os.listdir(out) == []
