@@ -41,6 +41,7 @@ from ..core.errors import InputError, ResourceError
 from ..core.labels import SHARED, TrainingSet
 from ..core.progress import CancelFn, ProgressFn, check_cancelled, report
 from ..core.raster_io import atomic_path
+from ..core.report import training_curves_png
 from ..core.stack import STACK_TAG, band_normalisation
 from .onnx_io import METRIC_SPLITS, export_onnx, hash_arrays, make_card
 from .zoo import ZooModel, build_model, model_info
@@ -348,30 +349,10 @@ def save_model(result: TrainResult, training_set: TrainingSet, path: str, curves
 
 
 def plot_training_curves(history: Mapping, best_epoch: int, path: str, title: str) -> None:
-    """PNG of training/validation loss and validation AUC per epoch, the kept epoch marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, (loss_axis, auc_axis) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    epochs = history["epoch"]
-    loss_axis.plot(epochs, history["loss"], label="training loss")
-    loss_axis.plot(epochs, history["val_loss"], label="validation loss")
-    auc_axis.plot(epochs, history["val_auc"], color="tab:green", label="validation AUC")
-    for axis, label in ((loss_axis, "cross-entropy"), (auc_axis, "ROC AUC")):
-        axis.axvline(best_epoch, color="grey", linestyle="--", label=f"kept epoch {best_epoch}")
-        axis.set_xlabel("epoch")
-        axis.set_ylabel(label)
-        axis.legend()
-        axis.grid(alpha=0.3)
-    figure.suptitle(f"Training curves — {title}")
-    figure.tight_layout()
-    try:
-        with atomic_path(path) as temporary:
-            figure.savefig(temporary, format="png")
-    finally:
-        plt.close(figure)
+    """Write the training curves (loss and validation AUC per epoch, the kept epoch marked) as a PNG."""
+    png = training_curves_png(history, best_epoch, title)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        handle.write(png)
 
 
 def _check_training_split(train: SplitData) -> None:

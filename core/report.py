@@ -1,0 +1,394 @@
+"""One self-contained HTML report of a prospectivity study: maps, models, evaluation, classes, targets, provenance.
+
+The report is built from files the pipeline wrote (the ensemble map and its uncertainty, member maps with
+their model-card tags, the model cards and the training-set manifest) and the deposits; it re-scores every map
+against the same deposits with :func:`core.evaluation.evaluate_map` so deep and classical members, and the
+ensemble, are compared on one footing, and recomputes anomaly classes and targets of the ensemble with
+:mod:`core.anomaly`. Images are PNGs embedded as base64, so the file can be mailed or archived alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import anomaly
+from .errors import InputError
+from .evaluation import HELD_OUT, TRAINING, Evaluation, evaluate_map, plot_pngs, read_map
+from .grid import GridSpec
+from .progress import CancelFn, ProgressFn, check_cancelled, report
+from .raster_io import atomic_path
+
+MODEL_CARD_TAG = "DEEPPROSPECT_MODEL_CARD"
+ENSEMBLE_TAG = "DEEPPROSPECT_ENSEMBLE"
+MAX_TARGET_ROWS = 20
+CLASS_COLOURS = ["#d7191c", "#ffd92f", "#2b83ba", "#abd9e9", "#d9d9d9", "#f0f0f0"]
+_esc = html.escape
+
+
+@dataclass
+class ReportInputs:
+    """What the report is made of. Points are (n, 2) arrays in the maps' CRS."""
+
+    ensemble_path: str
+    training_xy: np.ndarray
+    held_out_xy: np.ndarray | None = None
+    barren_xy: np.ndarray | None = None
+    uncertainty_path: str | None = None
+    member_paths: Sequence[str] = ()
+    cards: Sequence[Mapping] = ()
+    training_manifest: Mapping | None = None
+    class_limits: Sequence[float] = anomaly.DEFAULT_CLASS_LIMITS
+    target_classes: int = 1
+    min_target_area_km2: float = 0.0
+    threshold: float = 0.5
+    title: str = "Prospectivity report"
+    parameters: Sequence[tuple[str, str]] = ()
+
+
+@dataclass
+class ReportSummary:
+    """Headline figures of the report (also returned to the caller for its log)."""
+
+    held_out_auc: float | None
+    prediction_rate_auc: float | None
+    top_class_deposit_pct: float | None
+    targets: int
+    notes: list[str] = field(default_factory=list)
+
+
+def write_report(path: str, inputs: ReportInputs, *, progress: ProgressFn = None,
+                 is_cancelled: CancelFn = None) -> ReportSummary:
+    """Score the maps, draw the figures and write the report to ``path`` (atomically)."""
+    ensemble = read_map(inputs.ensemble_path)
+    grid = ensemble.grid
+    notes: list[str] = []
+    evaluation = evaluate_map(ensemble.values, grid, inputs.training_xy, inputs.held_out_xy, inputs.barren_xy,
+                              inputs.threshold)
+    notes += [f"Ensemble: {note}" for note in evaluation.notes]
+    report(progress, 20)
+    rows = [_comparison_row("ensemble", _map_label(ensemble.tags, "ensemble"), evaluation, ensemble.tags)]
+    members = []
+    for index, member_path in enumerate(inputs.member_paths):
+        check_cancelled(is_cancelled)
+        member = read_map(member_path)
+        if member.grid.shape != grid.shape or not np.allclose(member.grid.geotransform, grid.geotransform):
+            raise InputError(f"The member map {member_path} is not on the ensemble's grid; give maps of one stack.")
+        scored = evaluate_map(member.values, grid, inputs.training_xy, inputs.held_out_xy, inputs.barren_xy,
+                              inputs.threshold)
+        label = _map_label(member.tags, os.path.splitext(os.path.basename(member_path))[0])
+        rows.append(_comparison_row("member", label, scored, member.tags))
+        members.append((label, member.values))
+        report(progress, 20 + 40 * (index + 1) / max(len(inputs.member_paths), 1))
+    check_cancelled(is_cancelled)
+    deposits = _all_deposits(inputs)
+    classes = anomaly.classify(ensemble.values, grid, inputs.class_limits, deposit_xy=deposits)
+    targets, target_notes = anomaly.find_targets(ensemble.values, classes.classes, grid, inputs.target_classes,
+                                                 inputs.min_target_area_km2, deposit_xy=deposits,
+                                                 is_cancelled=is_cancelled)
+    notes += classes.notes + target_notes
+    report(progress, 75)
+    uncertainty = read_map(inputs.uncertainty_path).values if inputs.uncertainty_path else None
+    figures = {
+        "maps": _png(_map_figure(ensemble.values, uncertainty, classes, grid, inputs, targets)),
+        **plot_pngs(evaluation),
+    }
+    if members:
+        figures["members"] = _png(_members_figure(members, grid))
+    for index, card in enumerate(inputs.cards):
+        if card.get("history", {}).get("epoch"):
+            figures[f"training_{index}"] = training_curves_png(card["history"], card.get("extra", {}).get(
+                "best_epoch", 0), _card_label(card))
+    check_cancelled(is_cancelled)
+    held_out = _set(evaluation, HELD_OUT)
+    summary = ReportSummary(
+        held_out_auc=held_out.roc.auc if held_out else None,
+        prediction_rate_auc=held_out.rate.auc if held_out and held_out.rate else None,
+        top_class_deposit_pct=_finite(classes.table[0].deposit_pct) if classes.table else None,
+        targets=len(targets), notes=notes)
+    document = _html(inputs, ensemble.tags, evaluation, rows, classes, targets, figures, summary)
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(document)
+    report(progress, 100)
+    return summary
+
+
+def training_curves_png(history: Mapping, best_epoch: int, title: str) -> bytes:
+    """PNG of training/validation loss and validation AUC per epoch, the kept epoch marked."""
+    figure = _figure(10, 4)
+    loss_axis, auc_axis = figure.subplots(1, 2)
+    epochs = history["epoch"]
+    loss_axis.plot(epochs, history["loss"], label="training loss")
+    loss_axis.plot(epochs, _floats(history.get("val_loss")), label="validation loss")
+    auc_axis.plot(epochs, _floats(history.get("val_auc")), color="tab:green", label="validation AUC")
+    for axis, label in ((loss_axis, "cross-entropy"), (auc_axis, "ROC AUC")):
+        if best_epoch:
+            axis.axvline(best_epoch, color="grey", linestyle="--", label=f"kept epoch {best_epoch}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(label)
+        axis.legend(fontsize=8)
+        axis.grid(alpha=0.3)
+    figure.suptitle(f"Training curves — {title}")
+    return _png(figure)
+
+
+# ------------------------------------------------------------------------------------------------ pieces
+
+
+def _comparison_row(role: str, label: str, evaluation: Evaluation, tags: Mapping) -> dict:
+    card = _json_tag(tags, MODEL_CARD_TAG) or {}
+    validation = (card.get("metrics") or {}).get("validation") or {}
+    training, held_out = _set(evaluation, TRAINING), _set(evaluation, HELD_OUT)
+    pa = evaluation.prediction_area
+    return {
+        "role": role, "label": label, "validation_auc": validation.get("auc"),
+        "held_out_auc": held_out.roc.auc if held_out else None,
+        "prediction_rate_auc": held_out.rate.auc if held_out and held_out.rate else None,
+        "success_rate_auc": training.rate.auc if training and training.rate else None,
+        "pa": f"{pa.deposit_percent_at:.1f} % in {pa.area_percent_at:.1f} %",
+    }
+
+
+def _set(evaluation: Evaluation, name: str):
+    return next((result for result in evaluation.sets if result.name == name), None)
+
+
+def _all_deposits(inputs: ReportInputs) -> np.ndarray:
+    parts = [xy for xy in (inputs.training_xy, inputs.held_out_xy) if xy is not None and len(xy)]
+    return np.concatenate(parts) if parts else np.zeros((0, 2))
+
+
+def _map_label(tags: Mapping, fallback: str) -> str:
+    ensemble = _json_tag(tags, ENSEMBLE_TAG)
+    if isinstance(ensemble, dict):
+        return f"ensemble ({ensemble.get('method', '?')})"
+    card = _json_tag(tags, MODEL_CARD_TAG)
+    return _card_label(card) if isinstance(card, dict) else fallback
+
+
+def _card_label(card: Mapping) -> str:
+    name = card.get("model_file") or card.get("architecture", "model")
+    return f"{card.get('architecture', '?')} ({name})" if name != card.get("architecture") else str(name)
+
+
+def _json_tag(tags: Mapping, key: str):
+    try:
+        return json.loads(tags[key])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _floats(values) -> list[float]:
+    return [math.nan if value is None else float(value) for value in (values or [])]
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{value:.{digits}f}" if isinstance(value, float) else _esc(str(value))
+
+
+# ----------------------------------------------------------------------------------------------- figures
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _extent(grid: GridSpec) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = grid.bounds
+    return x0, x1, y0, y1
+
+
+def _map_figure(values, uncertainty, classes, grid: GridSpec, inputs: ReportInputs, targets) -> object:
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    panels = 3 if uncertainty is not None else 2
+    figure = _figure(5.2 * panels, 5)
+    axes = figure.subplots(1, panels)
+    extent = _extent(grid)
+    image = axes[0].imshow(values, extent=extent, cmap="magma", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axes[0], shrink=0.7, label="prospectivity")
+    axes[0].set_title("Ensemble prospectivity")
+    for target in targets[:MAX_TARGET_ROWS]:
+        for ring in _exterior_rings(target.geometry):
+            axes[0].plot(ring[:, 0], ring[:, 1], color="cyan", linewidth=0.8)
+        axes[0].annotate(str(target.rank), target.centroid, color="cyan", fontsize=7, ha="center")
+    k = len(classes.limits)
+    palette = (CLASS_COLOURS * (1 + k // len(CLASS_COLOURS)))[:k]  # as resources/styles/anomaly_classes.qml
+    coded = np.where(classes.classes == anomaly.CLASS_NODATA, np.nan,
+                     np.where(classes.classes == anomaly.BACKGROUND_CLASS, k + 1, classes.classes)).astype(float)
+    axes[1].imshow(coded, extent=extent, cmap=ListedColormap([*palette, "#ffffff"]), vmin=0.5, vmax=k + 1.5,
+                   interpolation="nearest")
+    names = anomaly.class_names(classes.limits)
+    axes[1].set_title("Anomaly classes")
+    axes[1].legend(handles=[Patch(color=colour, label=names[c]) for c, colour in enumerate(palette, start=1)],
+                   fontsize=7, loc="upper right")
+    if uncertainty is not None:
+        image = axes[2].imshow(uncertainty, extent=extent, cmap="viridis")
+        figure.colorbar(image, ax=axes[2], shrink=0.7, label="uncertainty")
+        axes[2].set_title("Ensemble uncertainty")
+    for axis in axes:
+        _deposits(axis, inputs)
+        axis.set_xticks([])
+        axis.set_yticks([])
+    axes[0].legend(fontsize=7, loc="lower left")
+    return figure
+
+
+def _members_figure(members, grid: GridSpec) -> object:
+    columns = min(len(members), 4)
+    rows = math.ceil(len(members) / columns)
+    figure = _figure(4 * columns, 3.8 * rows)
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for axis, (label, values) in zip(axes, members):
+        axis.imshow(values, extent=_extent(grid), cmap="magma", vmin=0, vmax=1)
+        axis.set_title(label, fontsize=8)
+    for axis in axes:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    for axis in axes[len(members):]:
+        axis.set_visible(False)
+    return figure
+
+
+def _deposits(axis, inputs: ReportInputs) -> None:
+    for xy, marker, label in ((inputs.training_xy, "o", "training deposits"),
+                              (inputs.held_out_xy, "^", "held-out deposits")):
+        if xy is not None and len(xy):
+            axis.scatter(xy[:, 0], xy[:, 1], s=18, marker=marker, facecolors="white", edgecolors="black",
+                         linewidths=0.8, label=label)
+
+
+def _exterior_rings(geometry: Mapping) -> list[np.ndarray]:
+    polygons = geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
+    return [np.asarray(polygon[0], dtype=float) for polygon in polygons]
+
+
+# ------------------------------------------------------------------------------------------------- HTML
+
+
+def _img(png: bytes, caption: str) -> str:
+    return (f'<figure><img alt="{_esc(caption)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+            f"<figcaption>{_esc(caption)}</figcaption></figure>")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _html(inputs: ReportInputs, tags: Mapping, evaluation: Evaluation, rows, classes, targets, figures,
+          summary: ReportSummary) -> str:
+    pa = evaluation.prediction_area
+    headline = (f"Held-out deposits: ROC AUC {_fmt(summary.held_out_auc)}, prediction-rate AUC "
+                f"{_fmt(summary.prediction_rate_auc)}. The top class ({_esc(anomaly.class_names(classes.limits)[1])} "
+                f"of the area) holds {_fmt(summary.top_class_deposit_pct, 1)} % of the deposits; P-A: "
+                f"{pa.deposit_percent_at:.1f} % of the deposits in {pa.area_percent_at:.1f} % of the area. "
+                f"{summary.targets} target zone(s).")
+    comparison = _table(
+        ["map", "validation AUC (card)", "held-out ROC AUC", "prediction-rate AUC", "success-rate AUC",
+         "P-A: deposits in area"],
+        [[_esc(r["label"]), _fmt(r["validation_auc"]), _fmt(r["held_out_auc"]), _fmt(r["prediction_rate_auc"]),
+          _fmt(r["success_rate_auc"]), _esc(r["pa"])] for r in rows])
+    class_table = _table(
+        ["class", "value from", "cells", "area km²", "area %", "deposits", "deposits %"],
+        [[_esc(r.name), _fmt(_finite(r.threshold), 4), str(r.cells), _fmt(r.area_km2, 2), _fmt(r.area_pct, 1),
+          str(r.deposits), _fmt(_finite(r.deposit_pct), 1)] for r in classes.table])
+    target_table = _table(
+        ["rank", "mean prob.", "max prob.", "area km²", "deposits inside", "centroid x", "centroid y"],
+        [[str(t.rank), _fmt(t.mean_value), _fmt(t.max_value), _fmt(t.area_km2, 3), str(t.deposits),
+          f"{t.centroid[0]:.0f}", f"{t.centroid[1]:.0f}"] for t in targets[:MAX_TARGET_ROWS]])
+    curves = "".join(_img(figures[key], caption) for key, caption in (
+        ("roc", "ROC curves of the ensemble"), ("rate", "Success-rate and prediction-rate curves of the ensemble"),
+        ("prediction_area", "Prediction–area (P-A) plot of the ensemble")))
+    members = _img(figures["members"], "Member maps (same colour scale)") if "members" in figures else ""
+    models = "".join(_model_section(index, card, figures) for index, card in enumerate(inputs.cards))
+    notes = "".join(f"<li>{_esc(note)}</li>" for note in summary.notes) or "<li>none</li>"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{_esc(inputs.title)}</title>
+<style>body{{font-family:sans-serif;max-width:72em;margin:1em auto;color:#222}}
+table{{border-collapse:collapse;margin:0.5em 0}}th,td{{border:1px solid #bbb;padding:0.2em 0.6em}}
+td{{text-align:right}}img{{max-width:100%}}figure{{margin:1em 0}}code{{font-size:90%}}
+.lead{{font-size:110%;background:#f4f4f4;padding:0.6em}}</style></head><body>
+<h1>{_esc(inputs.title)}</h1>
+<p class="lead">{headline}</p>
+<h2>Maps</h2>{_img(figures["maps"], "Ensemble prospectivity with ranked targets, anomaly classes and uncertainty; "
+                                    "circles: training deposits, triangles: held-out deposits")}
+<h2>Models compared</h2>
+<p>Every map is scored against the same deposits: held-out ROC AUC and prediction rate use the deposits kept out
+of training; the success rate uses the training deposits. Negatives: {_esc(evaluation.negatives)}.</p>
+{comparison}{members}
+<h2>Evaluation of the ensemble</h2>{curves}
+<h2>Anomaly classes</h2>{class_table}
+<h2>Targets</h2><p>Connected zones of classes 1–{inputs.target_classes}, ranked by mean probability
+(the first {MAX_TARGET_ROWS} are listed).</p>{target_table}
+<h2>Models and training</h2>{models or "<p>No model file was given.</p>"}
+<h2>Training data</h2>{_manifest_section(inputs.training_manifest)}
+<h2>Parameters and provenance</h2>{_provenance(inputs, tags)}
+<h2>Notes</h2><ul>{notes}</ul>
+</body></html>
+"""
+
+
+def _model_section(index: int, card: Mapping, figures: Mapping[str, bytes]) -> str:
+    settings = (card.get("extra") or {}).get("settings") or {}
+    metrics = card.get("metrics") or {}
+    table = _table(["split", "accuracy", "recall", "F1", "AUC"],
+                   [[_esc(split)] + [_fmt(values.get(m)) for m in ("accuracy", "recall", "f1", "auc")]
+                    for split, values in metrics.items()])
+    settings_text = ", ".join(f"{key} {value}" for key, value in settings.items()) or "not recorded"
+    curve = figures.get(f"training_{index}")
+    return (f"<h3>{_esc(_card_label(card))}</h3><p>Bands: {_esc(', '.join(card.get('band_names', [])))}; patch "
+            f"{card.get('patch_size')} px; settings: {_esc(settings_text)}; device "
+            f"{_esc(str((card.get('extra') or {}).get('device', '?')))}.</p>{table}"
+            + (_img(curve, "Training curves") if curve else ""))
+
+
+def _manifest_section(manifest: Mapping | None) -> str:
+    if not manifest:
+        return "<p>No training set was given.</p>"
+    keys = ("patch_size", "positive_radius", "negative_ratio", "exclusion_buffer", "seed", "deposit_cells", "split",
+            "augmentation", "counts")
+    return _table(["setting", "value"], [[_esc(key), f"<code>{_esc(json.dumps(manifest.get(key)))}</code>"]
+                                         for key in keys if key in manifest])
+
+
+def _provenance(inputs: ReportInputs, tags: Mapping) -> str:
+    rows = [[_esc(label), _esc(text)] for label, text in inputs.parameters]
+    ensemble = _json_tag(tags, ENSEMBLE_TAG)
+    if ensemble:
+        rows.append(["ensemble", f"<code>{_esc(json.dumps(ensemble))}</code>"])
+    for card in inputs.cards:
+        versions = ", ".join(f"{k} {v}" for k, v in (card.get("versions") or {}).items())
+        rows.append([_esc(_card_label(card)), _esc(f"seed {card.get('seed')}, data {card.get('data_hash')}, "
+                                                   f"created {card.get('created')}, {versions}")])
+    rows.append(["report", _esc(datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))])
+    return _table(["item", "value"], rows)
