@@ -1,0 +1,118 @@
+"""deepprospect:ensemble — combine prospectivity maps by averaging or voting (he2024), with an uncertainty map."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+)
+
+from ..core.ensemble import METHODS, WEIGHT_SOURCES, WEIGHTED, card_weights, ensemble_rasters, parse_weights
+from ..core.errors import InputError
+from ..core.raster_io import check_writable
+from .base import DeepProspectAlgorithm
+from .qgis_io import feedback_callbacks
+
+METHOD_LABELS = ["Simple average", "Weighted average", "Majority voting", "Plurality voting", "Weighted voting"]
+WEIGHT_LABELS = ["Validation AUC (model card)", "Validation F1 (model card)", "Given weights"]
+
+
+class Ensemble(DeepProspectAlgorithm):
+    """N prospectivity maps on one grid → ensemble map, uncertainty map and (optionally) the ensemble class."""
+
+    MAPS, METHOD, WEIGHTS, WEIGHT_METRIC, THRESHOLD = "MAPS", "METHOD", "WEIGHTS", "WEIGHT_METRIC", "THRESHOLD"
+    OUTPUT, UNCERTAINTY, CLASSES = "OUTPUT", "UNCERTAINTY", "CLASSES"
+
+    NAME = "ensemble"
+    DISPLAY_NAME = "Ensemble prospectivity"
+    GROUP = "maps"
+    HELP = (
+        "Combines prospectivity maps of several models (same grid: predict them on the same evidence stack) "
+        "into one map with the five rules of he2024, and maps how much the models disagree.<br><br>"
+        "<b>Votes</b>: a model votes prospective where its probability ≥ the <i>threshold</i>.<br>"
+        "<b>Simple / weighted average</b>: the map is the (weighted) mean probability; uncertainty is the "
+        "population (weighted) standard deviation of the models' probabilities.<br>"
+        "<b>Majority / plurality / weighted voting</b>: the map is the share of models voting prospective "
+        "(weighted by the model weights for weighted voting); uncertainty is the (weighted) share of models "
+        "that disagree with the ensemble class: 0 where all agree, at most 0.5. A cell is prospective by "
+        "majority voting when more than half of the models vote for it; plurality voting also gives it a tie "
+        "(an even number of models split half and half), so the two differ only on ties; weighted voting "
+        "needs at least half of the weight.<br>"
+        "<b>Weights</b> (weighted rules only): each map's validation AUC or F1 from the model card that "
+        "prediction writes into the map (tag DEEPPROSPECT_MODEL_CARD), or given as numbers, one per map in "
+        "the maps' order (e.g. 0.9, 0.85, 0.7); they are scaled to sum to 1.<br>"
+        "A cell that is nodata in any map is nodata in the outputs. Maps are processed block by block, so "
+        "large rasters need little memory. The optional <i>ensemble class</i> raster holds 1 where the cell "
+        "is prospective by the rule (averages: mean ≥ threshold), 0 elsewhere. The outputs record the rule, "
+        "maps and weights in the tag DEEPPROSPECT_ENSEMBLE. Style the uncertainty with "
+        "resources/styles/uncertainty.qml."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.MAPS, "Prospectivity maps (two or more, same grid)", QgsProcessing.TypeRaster))
+        self.addParameter(QgsProcessingParameterEnum(self.METHOD, "Ensemble rule", METHOD_LABELS, defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.WEIGHT_METRIC, "Weights from (weighted rules)", WEIGHT_LABELS, defaultValue=0))
+        self.addParameter(QgsProcessingParameterString(
+            self.WEIGHTS, "Given weights, one per map in order (e.g. 0.9, 0.85, 0.7)", optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.THRESHOLD, "Threshold: a model votes prospective where probability ≥",
+            QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Ensemble prospectivity"))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.UNCERTAINTY, "Ensemble uncertainty", optional=True, createByDefault=True))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.CLASSES, "Ensemble class (1 = prospective)", optional=True, createByDefault=False))
+
+    def compute(self, parameters, context, feedback):
+        layers = self.parameterAsLayerList(parameters, self.MAPS, context)
+        for layer in layers:
+            if layer.providerType() != "gdal":
+                raise InputError(f"The map '{layer.name()}' must be a file (GDAL) raster, not "
+                                 f"{layer.providerType()}.")
+        paths = [layer.source() for layer in layers]
+        if len(set(paths)) < len(paths):
+            feedback.pushWarning("A map is listed more than once; it counts once per listing.")
+        method = METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        uncertainty = self.parameterAsOutputLayer(parameters, self.UNCERTAINTY, context) or None
+        classes = self.parameterAsOutputLayer(parameters, self.CLASSES, context) or None
+        for path in filter(None, (output, uncertainty, classes)):
+            check_writable(path)
+        weights = self._weights(parameters, context, paths, method, feedback)
+        progress, is_cancelled = feedback_callbacks(feedback)
+        summary = ensemble_rasters(paths, output, method, weights=weights,
+                                   threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
+                                   uncertainty=uncertainty, classes=classes, progress=progress,
+                                   is_cancelled=is_cancelled)
+        members = ", ".join(f"{name} {count}" for name, count in zip(summary.members, summary.member_prospective))
+        if method in WEIGHTED:
+            feedback.pushInfo("Weights (scaled to sum 1): " + ", ".join(
+                f"{name} {weight:.4g}" for name, weight in zip(summary.members, summary.weights)))
+        feedback.pushInfo(f"{METHOD_LABELS[METHODS.index(method)]} of {len(paths)} maps over {summary.valid_cells} "
+                          f"cells with data. Prospective cells per map: {members}; ensemble: "
+                          f"{summary.ensemble_prospective}. Mean uncertainty {summary.mean_uncertainty:.4f}.")
+        return {self.OUTPUT: output, self.UNCERTAINTY: uncertainty, self.CLASSES: classes}
+
+    def _weights(self, parameters, context, paths, method, feedback):
+        """Weights for the weighted rules (from the cards or the text), None for the others."""
+        text = self.parameterAsString(parameters, self.WEIGHTS, context).strip()
+        source = WEIGHT_SOURCES[self.parameterAsEnum(parameters, self.WEIGHT_METRIC, context)]
+        if method not in WEIGHTED:
+            if text:
+                feedback.pushWarning(f"The given weights are ignored: {method.replace('_', ' ')} does not weight "
+                                     "the maps.")
+            return None
+        if source == "given":
+            if not text:
+                raise InputError("'Given weights' is chosen but no weights are given: type one number per map.")
+            return parse_weights(text)
+        if text:
+            raise InputError(f"Weights are typed but the weight source is the validation {source.upper()} of the "
+                             "model cards: choose 'Given weights' to use them, or clear them.")
+        return card_weights(paths, source)

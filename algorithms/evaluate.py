@@ -1,0 +1,225 @@
+"""deepprospect:evaluate — ROC, success/prediction-rate and P-A evaluation of a prospectivity map, HTML report."""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+from qgis.core import (
+    NULL,
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureRequest,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.errors import InputError
+from ..core.evaluation import (
+    ALL,
+    HELD_OUT,
+    TRAINING,
+    evaluate_map,
+    map_description,
+    metrics_rows,
+    read_map,
+    write_outputs,
+)
+from ..core.progress import check_cancelled
+from ..core.raster_io import check_writable
+from ..core.resources import require_memory
+from .base import DeepProspectAlgorithm
+from .qgis_io import crs_from_string, feedback_callbacks, read_points
+
+# bytes per map cell while evaluating: the map, its sorted valid values and sorted negatives (measured ~44)
+_BYTES_PER_CELL = 48
+
+
+class Evaluate(DeepProspectAlgorithm):
+    """Score a prospectivity map against training and held-out deposits; metrics table, plots and a report."""
+
+    MAP, DEPOSITS, SPLIT_FIELD, HELD_OUT_VALUES = "MAP", "DEPOSITS", "SPLIT_FIELD", "HELD_OUT_VALUES"
+    HELD_OUT_DEPOSITS, BARREN, THRESHOLD = "HELD_OUT_DEPOSITS", "BARREN", "THRESHOLD"
+    METRICS, REPORT, ROC_PLOT, RATE_PLOT, PA_PLOT = "METRICS", "REPORT", "ROC_PLOT", "RATE_PLOT", "PA_PLOT"
+    ROC_AUC, SUCCESS_RATE_AUC, PREDICTION_RATE_AUC = "ROC_AUC", "SUCCESS_RATE_AUC", "PREDICTION_RATE_AUC"
+    PA_THRESHOLD, PA_DEPOSITS_PERCENT = "PA_THRESHOLD", "PA_DEPOSITS_PERCENT"
+
+    NAME = "evaluate"
+    DISPLAY_NAME = "Evaluate prospectivity map"
+    GROUP = "maps"
+    HELP = (
+        "Measures how well a prospectivity map (band 1; 0–1) ranks known deposits, and writes a self-contained "
+        "HTML report for the browser.<br><br>"
+        "<b>Deposits</b> are training deposits, except the <i>held-out</i> ones: those whose <i>split field</i> "
+        "holds one of the <i>held-out values</i> (comma-separated, case-insensitive, e.g. test or "
+        "validation,test), or the points of a separate held-out layer. Deposits outside the map or on nodata "
+        "are counted in the log and left out. Points in another CRS are reprojected to the map's.<br>"
+        "<b>ROC curve and AUC</b>: positives are the cells holding deposits; negatives are the cells of the "
+        "barren points when given, otherwise every other cell with data. <b>Accuracy, recall, precision, F1</b> "
+        "of probability ≥ <i>threshold</i> on the same cells (with every cell as negatives, precision is low by "
+        "nature: deposits are rare).<br>"
+        "<b>Success-rate</b> (training deposits) and <b>prediction-rate</b> (held-out deposits) curves: % of "
+        "deposits captured against % of the map's area, cells taken from the most prospective down; their "
+        "areas under the curve (0.5 = random).<br>"
+        "<b>Prediction–area plot</b> (Yousefi &amp; Carranza 2015), all deposits: % of deposits and % of area "
+        "with probability ≥ each threshold; where the curves cross (area axis reversed), P % of the deposits "
+        "lie in (100 − P) % of the area.<br>"
+        "<b>Outputs</b>: a metrics table (deposits = training / held-out / all, metric, value), the PNG plots "
+        "(optional) and the HTML report with the plots embedded."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
+        point = [QgsProcessing.TypeVectorPoint]
+        self.addParameter(QgsProcessingParameterRasterLayer(self.MAP, "Prospectivity map"))
+        self.addParameter(QgsProcessingParameterFeatureSource(self.DEPOSITS, "Deposits", point))
+        self.addParameter(QgsProcessingParameterField(
+            self.SPLIT_FIELD, "Split field of the deposits (marks held-out deposits)",
+            parentLayerParameterName=self.DEPOSITS, optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.HELD_OUT_VALUES, "Held-out values of the split field (comma-separated)", defaultValue="test"))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.HELD_OUT_DEPOSITS, "Held-out deposits (instead of a split field)", point, optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.BARREN, "Barren points (drilled, no deposit)", point, optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.THRESHOLD, "Threshold for accuracy, recall, precision and F1", QgsProcessingParameterNumber.Double,
+            defaultValue=0.5))
+        self.addParameter(QgsProcessingParameterFeatureSink(self.METRICS, "Metrics", QgsProcessing.TypeVector))
+        self.addParameter(QgsProcessingParameterFileDestination(self.REPORT, "Report", "HTML files (*.html)"))
+        for key, label in ((self.ROC_PLOT, "ROC curves"), (self.RATE_PLOT, "Success- and prediction-rate curves"),
+                           (self.PA_PLOT, "Prediction–area plot")):
+            self.addParameter(QgsProcessingParameterFileDestination(key, label, "PNG files (*.png)", optional=True))
+        for key, label in ((self.ROC_AUC, "ROC AUC, all deposits"), (self.SUCCESS_RATE_AUC, "Success-rate AUC"),
+                           (self.PREDICTION_RATE_AUC, "Prediction-rate AUC"), (self.PA_THRESHOLD, "P-A threshold"),
+                           (self.PA_DEPOSITS_PERCENT, "P-A: % of deposits at the crossing")):
+            self.addOutput(QgsProcessingOutputNumber(key, label))
+
+    def compute(self, parameters, context, feedback):
+        layer = self.parameterAsRasterLayer(parameters, self.MAP, context)
+        if layer is None or layer.providerType() != "gdal":
+            raise InputError("The prospectivity map must be a file raster (GeoTIFF) that GDAL can open.")
+        report = self.parameterAsFileOutput(parameters, self.REPORT, context)
+        plots = {key: self.parameterAsFileOutput(parameters, name, context)
+                 for key, name in (("roc", self.ROC_PLOT), ("rate", self.RATE_PLOT), ("prediction_area", self.PA_PLOT))}
+        for path in filter(None, [report, *plots.values()]):
+            check_writable(path)
+        require_memory(_BYTES_PER_CELL * layer.width() * layer.height(),
+                       f"Evaluating a map of {layer.height()} × {layer.width()} cells")
+        raster = read_map(layer.source())
+        crs = crs_from_string(raster.grid.crs)
+        training, held_out, labels = self._deposits(parameters, context, crs, feedback)
+        barren = self._points(parameters, self.BARREN, context, crs, feedback)
+        if raster.band_count > 1:
+            feedback.pushInfo(f"The map has {raster.band_count} bands; band 1 ({raster.band_name}) is evaluated.")
+        threshold = self.parameterAsDouble(parameters, self.THRESHOLD, context)
+        progress, is_cancelled = feedback_callbacks(feedback)
+        evaluation = evaluate_map(raster.values, raster.grid, training, held_out, None if barren is None else barren[0],
+                                  threshold, progress=lambda p: progress(10 + 0.7 * p), is_cancelled=is_cancelled)
+        for note in evaluation.notes:
+            feedback.pushWarning(note)
+        inputs = [("map", layer.source()), ("band", f"{raster.band_name} (band 1 of {raster.band_count})"),
+                  ("grid", f"{raster.grid.rows} × {raster.grid.cols} cells of {raster.grid.pixel_width:g} × "
+                           f"{raster.grid.pixel_height:g} ({layer.crs().authid() or layer.crs().description()}); "
+                           f"{evaluation.valid_cells} with data"),
+                  *map_description(raster.tags), *labels,
+                  ("barren points", "none" if barren is None else f"{barren[1]}: {len(barren[0])} point(s)"),
+                  ("threshold", f"{threshold:g}")]
+        check_cancelled(is_cancelled)
+        write_outputs(evaluation, inputs, report, plots)
+        table = self._write_table(parameters, context, evaluation)
+        return self._results(evaluation, table, report, plots)
+
+    def _deposits(self, parameters, context, crs, feedback):
+        """(training xy, held-out xy or None, report lines) from the split field or the held-out layer."""
+        source = self.parameterAsSource(parameters, self.DEPOSITS, context)
+        if source is None or source.featureCount() == 0:
+            raise InputError("The deposit layer is missing or has no features; give the known deposits as points.")
+        field = self.parameterAsString(parameters, self.SPLIT_FIELD, context)
+        separate = self._points(parameters, self.HELD_OUT_DEPOSITS, context, crs, feedback)
+        name = self._name(parameters, self.DEPOSITS, context)
+        if field and separate is not None:
+            raise InputError("Give held-out deposits either by a split field or as a separate layer, not both.")
+        if separate is not None:
+            training = self._xy(source, "deposit", crs, context, feedback)
+            return training, separate[0], [("training deposits", f"{name}: {len(training)} point(s)"),
+                                           ("held-out deposits", f"{separate[1]}: {len(separate[0])} point(s)")]
+        if not field:
+            training = self._xy(source, "deposit", crs, context, feedback)
+            return training, None, [("deposits", f"{name}: {len(training)} point(s), all training")]
+        values = {v.strip().lower() for v in self.parameterAsString(parameters, self.HELD_OUT_VALUES, context)
+                  .split(",") if v.strip()}
+        if not values:
+            raise InputError("A split field is given but no held-out value: type the values that mark held-out "
+                             "deposits (e.g. test).")
+        held_ids, training_ids = set(), set()
+        request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes([field],
+                                                                                                    source.fields())
+        with closing(source.getFeatures(request)) as features:
+            for feature in features:
+                value = feature[field]
+                is_held = value is not None and value != NULL and str(value).strip().lower() in values
+                (held_ids if is_held else training_ids).add(feature.id())
+        if not held_ids:
+            feedback.pushWarning(f"No deposit has {field} = {', '.join(sorted(values))}: every deposit is training.")
+        sets = [self._xy(source.materialize(QgsFeatureRequest().setFilterFids(list(ids))), "deposit", crs, context,
+                         feedback) if ids else None for ids in (training_ids, held_ids)]
+        lines = [("training deposits", f"{name}, {field} not in {', '.join(sorted(values))}: "
+                                       f"{len(training_ids)} feature(s)"),
+                 ("held-out deposits", f"{name}, {field} in {', '.join(sorted(values))}: {len(held_ids)} feature(s)")]
+        return sets[0], sets[1], lines
+
+    def _points(self, parameters, key, context, crs, feedback):
+        """(xy, layer name) of an optional point layer, or None when unset or empty."""
+        source = self.parameterAsSource(parameters, key, context)
+        if source is None:
+            return None
+        name = self._name(parameters, key, context)
+        if source.featureCount() == 0:
+            feedback.pushInfo(f"The layer {name} has no features; it is not used.")
+            return None
+        return self._xy(source, name, crs, context, feedback), name
+
+    def _xy(self, source, what, crs, context, feedback):
+        if source.sourceCrs().isValid() and source.sourceCrs() != crs:
+            feedback.pushInfo(f"The {what} points are reprojected from {source.sourceCrs().authid()} to the map's "
+                              f"CRS {crs.authid() or crs.description()}.")
+        return read_points(source, [], crs, context, feedback)[0]
+
+    def _name(self, parameters, key, context) -> str:
+        layer = self.parameterAsVectorLayer(parameters, key, context)
+        return layer.name() if layer is not None else key.lower()
+
+    def _write_table(self, parameters, context, evaluation) -> str:
+        fields = QgsFields()
+        for name, kind in (("deposits", QVariant.String), ("metric", QVariant.String), ("value", QVariant.Double)):
+            fields.append(QgsField(name, kind))
+        sink, table = self.parameterAsSink(parameters, self.METRICS, context, fields, QgsWkbTypes.NoGeometry,
+                                           QgsCoordinateReferenceSystem())
+        for row in metrics_rows(evaluation):
+            feature = QgsFeature(fields)
+            feature.setAttributes(list(row))
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        return table
+
+    def _results(self, evaluation, table, report, plots) -> dict:
+        by_name = {result.name: result for result in evaluation.sets}
+        overall = by_name.get(ALL, evaluation.sets[0])
+        training = by_name.get(TRAINING)
+        held_out = by_name.get(HELD_OUT)
+        return {self.METRICS: table, self.REPORT: report, self.ROC_PLOT: plots["roc"] or None,
+                self.RATE_PLOT: plots["rate"] or None, self.PA_PLOT: plots["prediction_area"] or None,
+                self.ROC_AUC: overall.roc.auc, self.SUCCESS_RATE_AUC: training.rate.auc if training else None,
+                self.PREDICTION_RATE_AUC: held_out.rate.auc if held_out else None,
+                self.PA_THRESHOLD: evaluation.prediction_area.threshold,
+                self.PA_DEPOSITS_PERCENT: evaluation.prediction_area.deposit_percent_at}

@@ -1,0 +1,461 @@
+"""Evaluation of a prospectivity map against known deposits: ROC, success/prediction rate, P-A plot, report.
+
+Definitions (cells are the map's cells with data; a deposit counts where its point falls):
+
+* **ROC curve and AUC** (sklearn ``roc_curve``): positives are the cells holding deposits of the set (a cell
+  with two deposits counts once); negatives are the cells of the barren points when some are given (known
+  non-deposits), otherwise every other cell with data (no deposit of any set), the usual stand-in when true
+  negatives are unknown. Cells holding a deposit are never negatives.
+* **Accuracy, recall, precision, F1** (sklearn) of "probability ≥ threshold" on those positives and negatives.
+  With every other cell as negatives, precision is small by construction (deposits are rare).
+* **Success-rate curve** (training deposits) and **prediction-rate curve** (held-out deposits): cells ranked by
+  decreasing probability; x = cumulative % of the map's cells, y = cumulative % of the set's deposits
+  (points: two deposits in one cell count twice) in those cells. Cells of equal probability enter together, so
+  the curve is linear across ties. The area under the curve is 0.5 for a random map and near 1 when the
+  deposits sit in the highest-ranked cells. Computed as the ROC curve of the deposits against every cell.
+* **Prediction–area (P-A) plot** (Yousefi & Carranza 2015), over all deposits: for each threshold t, the % of
+  deposits with probability ≥ t (prediction rate, falling with t) and the % of the map's area with
+  probability ≥ t (occupied area). Drawn with the area axis reversed, the curves cross where
+  P(t) = 100 − A(t): there, P % of the deposits lie in the A = (100 − P) % of the area with probability ≥ t.
+  Between map values the curves are joined by straight lines; the crossing is found on those lines. Maps with
+  more than :data:`MAX_PA_THRESHOLDS` distinct values are read at that many thresholds (evenly spaced ranks of
+  the distinct values), so the crossing is then exact to one such step.
+
+ROC and rate curves are sklearn's ``roc_curve`` on the deposits and the negatives binned between the deposits'
+values (see :func:`_roc`): the same curve as on every cell, in a fraction of the time and memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import numpy as np
+import rasterio
+from sklearn.metrics import accuracy_score, auc, f1_score, precision_score, recall_score, roc_curve
+
+from .ensemble import ENSEMBLE_TAG, MODEL_CARD_TAG
+from .errors import InputError
+from .grid import GridSpec
+from .labels import point_cells
+from .progress import CancelFn, ProgressFn, check_cancelled, report
+from .raster_io import atomic_path, read_grid_spec
+
+TRAINING, HELD_OUT, ALL = "training", "held-out", "all"
+PLOTS = ("roc", "rate", "prediction_area")
+# P-A curves are drawn through at most this many thresholds (evenly spaced ranks of the distinct map values).
+MAX_PA_THRESHOLDS = 4096
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A curve as fractions (0–1) and the area under it."""
+
+    x: np.ndarray
+    y: np.ndarray
+    auc: float
+
+
+@dataclass(frozen=True)
+class SetResult:
+    """Scores of one deposit set: ROC against the negatives, its rate curve, and metrics at the threshold."""
+
+    name: str
+    n_deposits: int
+    n_positive: int
+    n_negative: int
+    roc: Curve
+    rate: Curve | None  # None for all deposits together: success and prediction rates are per set
+    accuracy: float
+    recall: float
+    precision: float
+    f1: float
+
+    @property
+    def rate_name(self) -> str:
+        """'success rate' for training deposits, 'prediction rate' for held-out ones."""
+        return "prediction rate" if self.name == HELD_OUT else "success rate"
+
+
+@dataclass(frozen=True)
+class PredictionArea:
+    """The P-A curves (in %) against the threshold, and where they cross."""
+
+    thresholds: np.ndarray
+    deposits_percent: np.ndarray
+    area_percent: np.ndarray
+    threshold: float
+    deposit_percent_at: float
+    area_percent_at: float
+    crossed: bool
+
+
+@dataclass
+class Evaluation:
+    """Everything :func:`evaluate_map` computed, plus notes on skipped deposits (for the log and report)."""
+
+    sets: list[SetResult]
+    prediction_area: PredictionArea
+    threshold: float
+    negatives: str
+    valid_cells: int
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MapRaster:
+    """Band 1 of a map (float64, NaN at nodata), its grid, band name and count, and dataset tags."""
+
+    values: np.ndarray
+    grid: GridSpec
+    band_name: str
+    band_count: int
+    tags: dict
+
+
+def read_map(path: str) -> MapRaster:
+    """Read band 1 of a prospectivity raster."""
+    grid = read_grid_spec(path)
+    with rasterio.open(path) as src:
+        values = src.read(1, masked=True).astype(np.float64).filled(np.nan)
+        return MapRaster(values, grid, src.descriptions[0] or "band 1", src.count, src.tags())
+
+
+def evaluate_map(
+    values: np.ndarray,
+    grid: GridSpec,
+    training_xy: np.ndarray,
+    held_out_xy: np.ndarray | None = None,
+    barren_xy: np.ndarray | None = None,
+    threshold: float = 0.5,
+    *,
+    progress: ProgressFn = None,
+    is_cancelled: CancelFn = None,
+) -> Evaluation:
+    """Score a (rows, cols) map (NaN = nodata) against deposits given as (n, 2) points in the grid's CRS.
+
+    Deposits outside the map or on nodata are left out and noted; an InputError is raised when no deposit
+    is left, when there is no negative cell, or when the map is constant (it cannot rank cells).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != grid.shape:
+        raise InputError(f"The map has shape {values.shape}; expected {grid.shape}.")
+    if not np.isfinite(threshold):
+        raise InputError(f"The threshold must be a number (got {threshold}).")
+    flat = values.ravel()
+    valid = np.isfinite(flat)
+    area_values = np.sort(flat[valid])
+    if area_values.size == 0:
+        raise InputError("The map has no cell with data; check its nodata value.")
+    if area_values[0] == area_values[-1]:
+        raise InputError(f"Every cell of the map has the value {area_values[0]:g}: a constant map cannot rank "
+                         "cells, so it cannot be evaluated. Check that prediction produced a real map.")
+    notes: list[str] = []
+    training = _deposit_cells(training_xy, grid, valid, "training deposit", notes)
+    held_out = _deposit_cells(held_out_xy, grid, valid, "held-out deposit", notes)
+    if training.size + held_out.size == 0:
+        raise InputError(f"No deposit lies on a map cell with data. {' '.join(notes)} Check that the deposits "
+                         "cover the map's extent and that their layer has the right CRS.")
+    shared = np.intersect1d(training, held_out).size
+    if shared:
+        notes.append(f"{shared} cell(s) hold both a training and a held-out deposit: the held-out scores there "
+                     "are not independent of training.")
+    deposit_cells = np.union1d(training, held_out)
+    negative_values, negatives_kind = _negative_values(flat, barren_xy, grid, valid, deposit_cells, notes)
+    report(progress, 10)
+    sets = []
+    for name, cells in ((TRAINING, training), (HELD_OUT, held_out)):
+        if cells.size:
+            check_cancelled(is_cancelled)
+            sets.append(_score_set(name, cells, flat, negative_values, area_values, threshold))
+    if training.size and held_out.size:
+        sets.append(_score_set(ALL, np.concatenate([training, held_out]), flat, negative_values, area_values,
+                               threshold))
+    report(progress, 80)
+    check_cancelled(is_cancelled)
+    pa = prediction_area(area_values, flat[np.concatenate([training, held_out])])
+    if not pa.crossed:
+        notes.append(f"The P-A curves do not cross below the highest map value: at {pa.threshold:g}, "
+                     f"{pa.deposit_percent_at:.1f} % of the deposits lie in {pa.area_percent_at:.1f} % of the area.")
+    report(progress, 100)
+    return Evaluation(sets, pa, float(threshold), negatives_kind, int(area_values.size), notes)
+
+
+def prediction_area(area_values: np.ndarray, deposit_values: np.ndarray) -> PredictionArea:
+    """P-A curves of deposits on a map, as % of deposits and % of area with probability ≥ each threshold."""
+    area_sorted = np.sort(np.asarray(area_values, dtype=np.float64))
+    deposit_sorted = np.sort(np.asarray(deposit_values, dtype=np.float64))
+    thresholds = np.unique(area_sorted)
+    if thresholds.size > MAX_PA_THRESHOLDS:
+        thresholds = thresholds[np.unique(np.linspace(0, thresholds.size - 1, MAX_PA_THRESHOLDS).round().astype(int))]
+    area = 100.0 * (area_sorted.size - np.searchsorted(area_sorted, thresholds, "left")) / area_sorted.size
+    deposits = 100.0 * (deposit_sorted.size - np.searchsorted(deposit_sorted, thresholds, "left")) / deposit_sorted.size
+    gap = deposits + area - 100.0  # falls with the threshold; 100 at the lowest value
+    below = np.flatnonzero(gap <= 0)
+    if below.size == 0:
+        return PredictionArea(thresholds, deposits, area, float(thresholds[-1]), float(deposits[-1]),
+                              float(area[-1]), False)
+    k = below[0]
+    fraction = gap[k - 1] / (gap[k - 1] - gap[k])
+    at = float(thresholds[k - 1] + fraction * (thresholds[k] - thresholds[k - 1]))
+    deposit_at = float(deposits[k - 1] + fraction * (deposits[k] - deposits[k - 1]))
+    return PredictionArea(thresholds, deposits, area, at, deposit_at, 100.0 - deposit_at, True)
+
+
+def metrics_rows(evaluation: Evaluation) -> list[tuple[str, str, float]]:
+    """(deposit set, metric, value) rows for the metrics table."""
+    rows: list[tuple[str, str, float]] = []
+    for result in evaluation.sets:
+        rate = [] if result.rate is None else [(result.rate_name.replace(" ", "_") + "_auc", result.rate.auc)]
+        for metric, value in [("deposits", result.n_deposits), ("positive_cells", result.n_positive),
+                              ("negative_cells", result.n_negative), ("roc_auc", result.roc.auc), *rate,
+                              ("accuracy", result.accuracy), ("recall", result.recall),
+                              ("precision", result.precision), ("f1", result.f1)]:
+            rows.append((result.name, metric, float(value)))
+    pa = evaluation.prediction_area
+    rows += [(ALL, "threshold", evaluation.threshold), (ALL, "valid_cells", float(evaluation.valid_cells)),
+             (ALL, "pa_threshold", pa.threshold), (ALL, "pa_deposits_percent", pa.deposit_percent_at),
+             (ALL, "pa_area_percent", pa.area_percent_at)]
+    return rows
+
+
+def plot_pngs(evaluation: Evaluation) -> dict[str, bytes]:
+    """PNG images of the ROC curves, the success/prediction-rate curves and the P-A plot, keyed by :data:`PLOTS`."""
+    return {"roc": _png(_roc_figure(evaluation)), "rate": _png(_rate_figure(evaluation)),
+            "prediction_area": _png(_prediction_area_figure(evaluation))}
+
+
+def map_description(tags: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(label, text) lines about how a map was made, from its model card or ensemble tag (if any)."""
+    lines = []
+    for tag in (MODEL_CARD_TAG, ENSEMBLE_TAG):
+        try:
+            record = json.loads(tags[tag])
+        except (KeyError, ValueError):
+            continue
+        if tag == ENSEMBLE_TAG and isinstance(record, dict):
+            lines.append(("ensemble", f"{record.get('method')} of {', '.join(map(str, record.get('members', [])))}"))
+        elif isinstance(record, dict):
+            validation = (record.get("metrics") or {}).get("validation") or {}
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in validation.items() if isinstance(v, (int, float)))
+            lines.append(("model", f"{record.get('architecture', '?')}; validation {scores or 'metrics not recorded'}"))
+    return lines
+
+
+def report_html(evaluation: Evaluation, inputs: Sequence[tuple[str, str]], pngs: Mapping[str, bytes],
+                title: str = "Prospectivity map evaluation") -> str:
+    """A self-contained HTML report: inputs, metrics table, P-A reading, notes and the plots (embedded)."""
+    esc = html.escape
+    names = [result.name for result in evaluation.sets]
+    by_metric: dict[str, dict[str, float]] = {}
+    for name, metric, value in metrics_rows(evaluation):
+        by_metric.setdefault(metric, {})[name] = value
+    header = "".join(f"<th>{esc(name)}</th>" for name in names + ([ALL] if ALL not in names else []))
+    columns = names + ([ALL] if ALL not in names else [])
+    metric_rows = "".join(
+        f"<tr><th>{esc(metric)}</th>" + "".join(f"<td>{_format(values.get(name))}</td>" for name in columns) + "</tr>"
+        for metric, values in by_metric.items())
+    pa = evaluation.prediction_area
+    pa_text = (f"P-A plot: {pa.deposit_percent_at:.1f} % of the deposits lie in the {pa.area_percent_at:.1f} % of "
+               f"the area with probability ≥ {pa.threshold:.4g}"
+               + ("" if pa.crossed else " (the curves do not cross below the highest value; read at that value)")
+               + ".")
+    input_rows = "".join(f"<tr><th>{esc(label)}</th><td>{esc(text)}</td></tr>" for label, text in inputs)
+    notes = "".join(f"<li>{esc(note)}</li>" for note in evaluation.notes) or "<li>none</li>"
+    images = "".join(
+        f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,{base64.b64encode(pngs[key]).decode()}">'
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+        for key, caption in (("roc", "ROC curves"), ("rate", "Success-rate and prediction-rate curves"),
+                             ("prediction_area", "Prediction–area (P-A) plot")) if key in pngs)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:1em auto;color:#222}}
+table{{border-collapse:collapse;margin:0.5em 0}}th,td{{border:1px solid #bbb;padding:0.2em 0.6em;text-align:left}}
+td{{text-align:right}}img{{max-width:100%}}figure{{margin:1em 0}}</style></head><body>
+<h1>{esc(title)}</h1>
+<h2>Inputs</h2><table>{input_rows}</table>
+<h2>Metrics</h2><table><tr><th>metric</th>{header}</tr>{metric_rows}</table>
+<p>Negatives for ROC and the threshold metrics: {esc(evaluation.negatives)}. Threshold for accuracy, recall,
+precision and F1: probability ≥ {evaluation.threshold:g}. {esc(pa_text)}</p>
+<h2>Notes</h2><ul>{notes}</ul>
+<h2>Plots</h2>{images}
+<h2>How to read this</h2><ul>
+<li><b>ROC AUC</b>: the chance that a deposit cell scores higher than a negative cell (0.5 = random).</li>
+<li><b>Success rate</b> (training deposits) and <b>prediction rate</b> (held-out deposits): % of deposits
+captured against % of the area, cells taken from the most to the least prospective. A curve well above the
+diagonal means few cells hold many deposits; the prediction rate tells how the map does on deposits it did
+not learn from.</li>
+<li><b>P-A plot</b> (Yousefi &amp; Carranza 2015): where the prediction-rate curve crosses the (reversed) area
+curve, P % of the deposits lie in (100 − P) % of the area; a higher crossing means a better map.</li>
+</ul></body></html>
+"""
+
+
+def write_outputs(evaluation: Evaluation, inputs: Sequence[tuple[str, str]], report: str | None = None,
+                  plots: Mapping[str, str] | None = None) -> None:
+    """Write the HTML report and the PNG plots (``plots`` maps a key of :data:`PLOTS` to a path) all or none."""
+    plots = {key: path for key, path in (plots or {}).items() if path}
+    unknown = set(plots) - set(PLOTS)
+    if unknown:
+        raise InputError(f"Unknown plot(s) {', '.join(sorted(unknown))}; choose among {', '.join(PLOTS)}.")
+    pngs = plot_pngs(evaluation)
+    files = {path: pngs[key] for key, path in plots.items()}
+    if report:
+        files[report] = report_html(evaluation, inputs, pngs).encode("utf-8")
+    with ExitStack() as stack:
+        for path, data in files.items():
+            with open(stack.enter_context(atomic_path(path)), "wb") as handle:
+                handle.write(data)
+
+
+def _deposit_cells(xy: np.ndarray | None, grid: GridSpec, valid: np.ndarray, what: str,
+                   notes: list[str]) -> np.ndarray:
+    """Flat cell index of every point on a cell with data (one entry per point); the others are noted."""
+    if xy is None or len(xy) == 0:
+        return np.empty(0, dtype=np.int64)
+    rows, cols, inside = point_cells(xy, grid)
+    cells = rows * grid.cols + cols
+    on_data = inside & valid[cells]
+    outside, nodata = int((~inside).sum()), int((inside & ~on_data).sum())
+    if outside or nodata:
+        notes.append(f"{outside} {what}(s) outside the map and {nodata} on nodata cells were left out "
+                     f"({int(on_data.sum())} of {len(cells)} used).")
+    return cells[on_data]
+
+
+def _negative_values(flat: np.ndarray, barren_xy: np.ndarray | None, grid: GridSpec, valid: np.ndarray,
+                     deposit_cells: np.ndarray, notes: list[str]) -> tuple[np.ndarray, str]:
+    """Sorted values of the barren cells (if barren points are given) or of every other valid cell.
+
+    Cells holding a deposit are never negatives.
+    """
+    if barren_xy is not None and len(barren_xy):
+        barren = np.unique(_deposit_cells(barren_xy, grid, valid, "barren point", notes))
+        clash = np.isin(barren, deposit_cells)
+        if clash.any():
+            notes.append(f"{int(clash.sum())} barren cell(s) also hold a deposit and count as deposit cells only.")
+        negatives = barren[~clash]
+        if negatives.size == 0:
+            raise InputError("No barren point lies on a map cell with data and without a deposit. Check the "
+                             "barren layer, or leave it empty to use every other cell as negatives.")
+        return np.sort(flat[negatives]), f"{negatives.size} barren cells"
+    others = valid.copy()
+    others[deposit_cells] = False
+    negatives = np.sort(flat[others])
+    if negatives.size == 0:
+        raise InputError("Every cell with data holds a deposit, so there is no negative cell to compare with.")
+    return negatives, f"all {negatives.size} other cells with data (no barren points given)"
+
+
+def _score_set(name: str, cells: np.ndarray, flat: np.ndarray, negative_sorted: np.ndarray,
+               area_sorted: np.ndarray, threshold: float) -> SetResult:
+    """ROC and metrics of a set's deposit cells against the negatives; its rate curve against the whole area."""
+    positive_values = flat[np.unique(cells)]
+    rate = None if name == ALL else _roc(flat[cells], area_sorted)  # x: share of the area, y: of the deposits
+    # metrics at the threshold on the positives and the negatives summed into 2 weighted samples (same values)
+    false_positives = negative_sorted.size - np.searchsorted(negative_sorted, threshold, "left")
+    labels = np.r_[np.ones(positive_values.size, bool), False, False]
+    predicted = np.r_[positive_values >= threshold, True, False]
+    weights = np.r_[np.ones(positive_values.size), false_positives, negative_sorted.size - false_positives]
+    scores = [float(score(labels, predicted, sample_weight=weights, **extra)) for score, extra in (
+        (accuracy_score, {}), (recall_score, {"zero_division": 0}), (precision_score, {"zero_division": 0}),
+        (f1_score, {"zero_division": 0}))]
+    return SetResult(name, int(cells.size), int(positive_values.size), int(negative_sorted.size),
+                     _roc(positive_values, negative_sorted), rate, *scores)
+
+
+def _roc(positive_values: np.ndarray, negative_sorted: np.ndarray) -> Curve:
+    """sklearn's ROC curve and its area, with the negatives binned by the positives' distinct values.
+
+    Only the order of a negative relative to the positives shapes the curve, so each distinct positive value
+    v_i gets rank 2i + 1, the negatives equal to it that rank too, and the negatives below, between and above
+    the positive values the even ranks between: at most 2k + 1 weighted negatives stand for millions of cells
+    and the curve and its area are exactly those of the full data.
+    """
+    levels = np.unique(positive_values)
+    below = np.searchsorted(negative_sorted, levels, "left")
+    up_to = np.searchsorted(negative_sorted, levels, "right")
+    gaps = below - np.r_[0, up_to[:-1]]  # negatives strictly between level i − 1 and level i
+    counts = np.r_[gaps, negative_sorted.size - up_to[-1], up_to - below]
+    ranks = np.r_[2 * np.arange(levels.size + 1), 2 * np.arange(levels.size) + 1]
+    keep = counts > 0
+    labels = np.r_[np.ones(positive_values.size, bool), np.zeros(int(keep.sum()), bool)]
+    scores = np.r_[2 * np.searchsorted(levels, positive_values) + 1, ranks[keep]]
+    weights = np.r_[np.ones(positive_values.size), counts[keep]]
+    false_rate, true_rate, _ = roc_curve(labels, scores, sample_weight=weights)
+    return Curve(false_rate, true_rate, float(auc(false_rate, true_rate)))
+
+
+def _format(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.0f}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}"
+
+
+def _figure():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.0, 5.0), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot(1, 1, 1)
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _roc_figure(evaluation: Evaluation):
+    figure, axes = _figure()
+    for result in evaluation.sets:
+        axes.plot(result.roc.x, result.roc.y, label=f"{result.name} deposits (AUC {result.roc.auc:.3f}, "
+                                                    f"{result.n_positive} cells)")
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="random")
+    axes.set_xlabel(f"False positive rate ({evaluation.negatives.split(' (')[0]})")
+    axes.set_ylabel("True positive rate (deposit cells)")
+    axes.set_title("ROC curves")
+    axes.legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def _rate_figure(evaluation: Evaluation):
+    figure, axes = _figure()
+    for result in evaluation.sets:
+        if result.rate is not None:
+            axes.plot(100 * result.rate.x, 100 * result.rate.y,
+                      label=f"{result.rate_name}, {result.name} deposits (AUC {result.rate.auc:.3f}, "
+                            f"n = {result.n_deposits})")
+    axes.plot([0, 100], [0, 100], color="grey", linestyle=":", linewidth=1, label="random")
+    axes.set_xlabel("Area ranked by decreasing probability (%)")
+    axes.set_ylabel("Deposits captured (%)")
+    axes.set_title("Success-rate and prediction-rate curves")
+    axes.legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def _prediction_area_figure(evaluation: Evaluation):
+    pa = evaluation.prediction_area
+    figure, axes = _figure()
+    axes.plot(pa.thresholds, pa.deposits_percent, color="#c0392b", label="deposits predicted (%)")
+    axes.set_xlabel("Probability threshold")
+    axes.set_ylabel("Deposits with probability ≥ threshold (%)", color="#c0392b")
+    axes.set_ylim(0, 100)
+    area_axes = axes.twinx()
+    (area_line,) = area_axes.plot(pa.thresholds, pa.area_percent, color="#2c3e50", label="area occupied (%)")
+    area_axes.set_ylim(100, 0)  # reversed, so the curves cross where P = 100 − A
+    area_axes.set_ylabel("Area with probability ≥ threshold (%, reversed)", color="#2c3e50")
+    axes.plot([pa.threshold], [pa.deposit_percent_at], "o", color="black",
+              label=f"{pa.deposit_percent_at:.1f} % of deposits in {pa.area_percent_at:.1f} % of area "
+                    f"(t = {pa.threshold:.3g})")
+    handles = axes.get_legend_handles_labels()[0]
+    axes.legend(handles=[handles[0], area_line, handles[1]], fontsize=8, loc="lower left")
+    axes.set_title("Prediction–area (P-A) plot")
+    return figure

@@ -1,0 +1,122 @@
+"""deepprospect:ensemble through processing.run: card weights, given weights, outputs, bad input, cancel."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import rasterio
+from deepprospect.core.ensemble import ENSEMBLE_TAG, MODEL_CARD_TAG, combine
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.raster_io import write_geotiff
+from layer_factory import RecordingFeedback
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer
+
+ALG = "deepprospect:ensemble"
+GRID = GridSpec(400000.0, 3302000.0, 100.0, 100.0, 12, 10, "EPSG:32650")
+AUC = (0.9, 0.6, 0.75)
+
+
+@pytest.fixture(scope="module")
+def maps(tmp_path_factory):
+    """Three seeded probability maps with model cards (validation AUC 0.9, 0.6, 0.75) and a nodata cell."""
+    folder = tmp_path_factory.mktemp("maps")
+    rng = np.random.default_rng(7)
+    values = rng.uniform(0, 1, (3, *GRID.shape))
+    values[1, 4, 5] = np.nan
+    paths = []
+    for i, (array, auc) in enumerate(zip(values, AUC)):
+        card = {"architecture": "lenet", "metrics": {"validation": {"auc": auc, "f1": None}}}
+        paths.append(str(folder / f"model{i}.tif"))
+        write_geotiff(paths[-1], array, GRID, ["prospectivity"], metadata={MODEL_CARD_TAG: json.dumps(card)})
+    return paths, values.astype(np.float32).astype(np.float64)
+
+
+def read(path):
+    with rasterio.open(path) as src:
+        return src.read(1, masked=True).astype(np.float64).filled(np.nan), src.tags()
+
+
+def test_weighted_average_from_card_auc_with_uncertainty_and_classes(run_alg, maps, tmp_path):
+    paths, values = maps
+    out = {key: str(tmp_path / name) for key, name in (("OUTPUT", "e.tif"), ("UNCERTAINTY", "u.tif"),
+                                                        ("CLASSES", "c.tif"))}
+    feedback = RecordingFeedback()
+    result = run_alg(ALG, {"MAPS": paths, "METHOD": 1, "WEIGHT_METRIC": 0, **out}, feedback)
+    assert result == out
+    expected = combine(values, "weighted_average", AUC)
+    for key, array in zip(("OUTPUT", "UNCERTAINTY", "CLASSES"), expected):
+        got, tags = read(out[key])
+        np.testing.assert_allclose(got, array, rtol=1e-6, atol=1e-7, equal_nan=True)
+    assert json.loads(tags[ENSEMBLE_TAG])["weights"] == pytest.approx(np.array(AUC) / sum(AUC))
+    assert "Weights (scaled to sum 1): model0.tif 0.4" in feedback.text
+    assert "Prospective cells per map" in feedback.text and "119 cells with data" in feedback.text
+
+
+def test_weighted_voting_with_given_weights_and_default_outputs(run_alg, maps, tmp_path):
+    paths, values = maps
+    result = run_alg(ALG, {"MAPS": paths, "METHOD": 4, "WEIGHT_METRIC": 2, "WEIGHTS": "3, 1; 1", "THRESHOLD": 0.3,
+                           "OUTPUT": str(tmp_path / "e.tif"), "UNCERTAINTY": str(tmp_path / "u.tif")})
+    share, spread, _ = combine(values, "weighted_vote", [3, 1, 1], threshold=0.3)
+    np.testing.assert_allclose(read(result["OUTPUT"])[0], share, atol=1e-7, equal_nan=True)
+    np.testing.assert_allclose(read(result["UNCERTAINTY"])[0], spread, atol=1e-7, equal_nan=True)
+    assert result["CLASSES"] is None and sorted(os.listdir(tmp_path)) == ["e.tif", "u.tif"]
+
+
+def test_unweighted_rule_ignores_typed_weights_with_a_warning(run_alg, maps, tmp_path):
+    paths, values = maps
+    feedback = RecordingFeedback()
+    run_alg(ALG, {"MAPS": paths, "METHOD": 2, "WEIGHTS": "1,2,3", "OUTPUT": str(tmp_path / "e.tif")}, feedback)
+    assert "weights are ignored" in feedback.text
+    np.testing.assert_allclose(read(tmp_path / "e.tif")[0], combine(values, "majority_vote")[0], equal_nan=True)
+
+
+def bad_cases(paths, folder):
+    shifted = str(folder / "shifted.tif")
+    write_geotiff(shifted, np.full(GRID.shape, 0.5), GridSpec(400050.0, 3302000.0, 100.0, 100.0, 12, 10,
+                                                              "EPSG:32650"), ["prospectivity"])
+    bare = str(folder / "bare.tif")
+    write_geotiff(bare, np.full(GRID.shape, 0.5), GRID, ["prospectivity"])
+    return [
+        ({"MAPS": [paths[0], shifted]}, "not on the grid of 'model0.tif'"),
+        ({"MAPS": [paths[0]]}, "at least two maps"),
+        ({"MAPS": [paths[0], bare], "METHOD": 1}, "'bare.tif' has no model card"),
+        ({"MAPS": paths, "METHOD": 1, "WEIGHT_METRIC": 1}, "no validation F1"),
+        ({"MAPS": paths, "METHOD": 1, "WEIGHTS": "1,2,3"}, "choose 'Given weights'"),
+        ({"MAPS": paths, "METHOD": 4, "WEIGHT_METRIC": 2}, "no weights are given"),
+        ({"MAPS": paths, "METHOD": 1, "WEIGHT_METRIC": 2, "WEIGHTS": "1,2"}, "2 weight.*for 3 maps"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_bad_input_gives_a_clear_error_and_no_output(run_alg, maps, tmp_path, case):
+    paths, _ = maps
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    out.mkdir()
+    parameters, message = bad_cases(paths, inputs)[case]
+    with pytest.raises(QgsProcessingException, match=message):
+        run_alg(ALG, {**parameters, "OUTPUT": str(out / "e.tif"), "UNCERTAINTY": str(out / "u.tif")})
+    assert os.listdir(out) == []
+
+
+def test_cancel_leaves_nothing(run_alg, maps, tmp_path):
+    paths, _ = maps
+    feedback = QgsProcessingFeedback()
+    feedback.cancel()
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        run_alg(ALG, {"MAPS": paths, "OUTPUT": str(tmp_path / "e.tif"), "UNCERTAINTY": str(tmp_path / "u.tif")},
+                feedback)
+    assert os.listdir(tmp_path) == []
+
+
+def test_uncertainty_style_loads_on_the_output(run_alg, maps, repo_root, tmp_path):
+    paths, _ = maps
+    result = run_alg(ALG, {"MAPS": paths, "OUTPUT": str(tmp_path / "e.tif"), "UNCERTAINTY": str(tmp_path / "u.tif")})
+    layer = QgsRasterLayer(result["UNCERTAINTY"], "uncertainty")
+    message, ok = layer.loadNamedStyle(str(repo_root / "resources" / "styles" / "uncertainty.qml"))
+    assert ok, message
+    shader = layer.renderer().shader().rasterShaderFunction()
+    assert layer.renderer().type() == "singlebandpseudocolor"
+    assert (shader.minimumValue(), shader.maximumValue()) == (0.0, 0.5)
+    assert [item.value for item in shader.colorRampItemList()] == [0, 0.125, 0.25, 0.375, 0.5]
