@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-from typing import ClassVar
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -13,10 +11,8 @@ from qgis.core import (
     QgsField,
     QgsFields,
     QgsGeometry,
-    QgsPalettedRasterRenderer,
     QgsPointXY,
     QgsProcessing,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterBand,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
@@ -33,8 +29,8 @@ from ..core.errors import InputError
 from ..core.raster_io import check_writable, write_geotiff
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks, read_points
+from .styles import StyleOnLoad
 
-STYLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "styles")
 _D, _I, _S = QVariant.Double, QVariant.Int, QVariant.String
 TABLE_FIELDS = [("class", _I, "cls"), ("name", _S, "name"), ("from_pct", _D, "from_pct"), ("to_pct", _D, "to_pct"),
                 ("threshold", _D, "threshold"), ("min_value", _D, "min_value"), ("max_value", _D, "max_value"),
@@ -42,34 +38,6 @@ TABLE_FIELDS = [("class", _I, "cls"), ("name", _S, "name"), ("from_pct", _D, "fr
                 ("deposits", _I, "deposits"), ("deposit_pct", _D, "deposit_pct")]
 TARGET_FIELDS = [("rank", _I, "rank"), ("mean_prob", _D, "mean_value"), ("max_prob", _D, "max_value"),
                  ("area_km2", _D, "area_km2"), ("cells", _I, "cells"), ("deposits", _I, "deposits")]
-
-
-class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
-    """Applies a .qml to an output when Processing loads it; relabels paletted classes when given labels."""
-
-    # QGIS keeps only a pointer to a post-processor: Python must hold it until the layer is loaded.
-    _alive: ClassVar[dict] = {}
-
-    def __init__(self, qml: str, labels: dict[int, str] | None = None) -> None:
-        super().__init__()
-        self.qml, self.labels = qml, labels
-
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API name
-        layer.loadNamedStyle(self.qml)
-        if self.labels:  # palette colours from the .qml, beyond its last class its last colour; labels from the run
-            palette = {int(c.value): c.color for c in layer.renderer().classes()}
-            classes = [QgsPalettedRasterRenderer.Class(value, palette.get(value, palette[max(palette)]), label)
-                       for value, label in sorted(self.labels.items())]
-            layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes))
-        layer.triggerRepaint()
-
-    @classmethod
-    def attach(cls, context, output_id, qml: str, labels: dict[int, str] | None = None) -> None:
-        """Style ``output_id`` with ``qml`` if it is to be loaded when the algorithm completes."""
-        if output_id and context.willLoadLayerOnCompletion(output_id):
-            processor = cls(os.path.join(STYLES, qml), labels)
-            cls._alive[output_id] = processor
-            context.layerToLoadOnCompletionDetails(output_id).setPostProcessor(processor)
 
 
 class AnomalyClasses(DeepProspectAlgorithm):

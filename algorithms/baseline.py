@@ -16,9 +16,9 @@ from qgis.core import (
 from ..core.baseline import AUGMENTED_KINDS, METHODS, BaselineSettings, run_baseline
 from ..core.errors import InputError
 from ..core.labels import load_training_set
-from .anomaly_classes import StyleOnLoad
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks
+from .styles import StyleOnLoad
 
 
 class Baseline(DeepProspectAlgorithm):

@@ -16,6 +16,7 @@ from ..core.errors import InputError
 from ..core.raster_io import check_writable
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks
+from .styles import StyleOnLoad
 
 METHOD_LABELS = ["Simple average", "Weighted average", "Majority voting", "Plurality voting", "Weighted voting"]
 WEIGHT_LABELS = ["Validation AUC (model card)", "Validation F1 (model card)", "Given weights"]
@@ -48,8 +49,7 @@ class Ensemble(DeepProspectAlgorithm):
         "A cell that is nodata in any map is nodata in the outputs. Maps are processed block by block, so "
         "large rasters need little memory. The optional <i>ensemble class</i> raster holds 1 where the cell "
         "is prospective by the rule (averages: mean ≥ threshold), 0 elsewhere. The outputs record the rule, "
-        "maps and weights in the tag DEEPPROSPECT_ENSEMBLE. Style the uncertainty with "
-        "resources/styles/uncertainty.qml."
+        "maps and weights in the tag DEEPPROSPECT_ENSEMBLE. The map and the uncertainty load with colour ramps."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
@@ -97,6 +97,8 @@ class Ensemble(DeepProspectAlgorithm):
         feedback.pushInfo(f"{METHOD_LABELS[METHODS.index(method)]} of {len(paths)} maps over {summary.valid_cells} "
                           f"cells with data. Prospective cells per map: {members}; ensemble: "
                           f"{summary.ensemble_prospective}. Mean uncertainty {summary.mean_uncertainty:.4f}.")
+        StyleOnLoad.attach(context, output, "prospectivity.qml")
+        StyleOnLoad.attach(context, uncertainty, "uncertainty.qml")
         return {self.OUTPUT: output, self.UNCERTAINTY: uncertainty, self.CLASSES: classes}
 
     def _weights(self, parameters, context, paths, method, feedback):

@@ -20,6 +20,11 @@ Card schema, version :data:`CARD_VERSION` (stored as JSON under the metadata key
 ``classes``         class names in logit order; default ``["non-prospective", "prospective"]``
 ``positive_class``  index of the prospective class in ``classes`` (its softmax is the prospectivity)
 ``input_name``      ONNX input name (``"input"``); ``output_name``: ONNX output name (``"logits"``, raw logits)
+``output_layout``   set by :func:`export_onnx`: ``"patch"``: output ``(batch, n_classes)``, one row per input patch
+                    (or vector); ``"dense"``: the graph is fully convolutional (:mod:`.dense`): input
+                    ``(batch, bands, H, W)`` with any H, W ≥ patch size, output ``(batch, n_classes, H−p+1,
+                    W−p+1)`` whose [..., i, j] are the logits of the window with top-left cell (i, j), so a p×p
+                    patch gives a 1×1 map. Cards without it (written before it existed) read as ``"patch"``.
 ``metrics``         ``{"train"|"validation"|"test": {"accuracy", "recall", "f1", "auc": float or null}}``
 ``history``         training history as given by the trainer (e.g. ``{"loss": [...], "val_auc": [...]}``)
 ``seed``            the training seed
@@ -31,7 +36,9 @@ Card schema, version :data:`CARD_VERSION` (stored as JSON under the metadata key
 
 Export uses the TorchScript-based ``torch.onnx.export`` (``dynamo=False``: the dynamo exporter needs
 onnxscript, which is not a dependency) at opset :data:`OPSET`, checked with onnx 1.23 / onnxruntime 1.31 /
-torch 2.13, with a dynamic batch axis.
+torch 2.13, with a dynamic batch axis (and dynamic height and width for the dense layout). Models whose dense
+evaluation is exact (the zoo's ``dense_exact`` patch models: LeNet) are exported in the dense layout, so one
+file serves both per-patch prediction and fast scanning of whole tiles.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from torch import nn
 
 from ..core.errors import ModelError
 from ..core.raster_io import atomic_path
+from .dense import DenseScanner, dense_supported
 
 CARD_KEY = "deepprospect_card"
 CARD_FORMAT = "deepprospect-model"
@@ -64,6 +72,7 @@ DEFAULT_CLASSES = ("non-prospective", "prospective")
 METRIC_SPLITS = ("train", "validation", "test")
 METRIC_NAMES = ("accuracy", "recall", "f1", "auc")
 _REQUIRED = ("architecture", "input_kind", "band_names", "in_bands", "normalisation", "patch_size", "classes")
+LAYOUTS = ("patch", "dense")
 
 
 def make_card(
@@ -124,7 +133,9 @@ def make_card(
 def export_onnx(model: nn.Module, path: str, card: Mapping[str, Any], in_bands: int, patch_size: int) -> None:
     """Write ``model`` (in eval mode) to ``path`` as ONNX with ``card`` in its metadata, atomically.
 
-    The input is ``card["input_name"]`` with a dynamic batch axis; the output is ``(batch, n_classes)`` logits.
+    The input is ``card["input_name"]`` with a dynamic batch axis. Models whose dense evaluation is exact are
+    written as their fast-scanning graph (:class:`.dense.DenseScanner`, dynamic height and width) and the stored
+    card says ``"output_layout": "dense"``; the others give ``(batch, n_classes)`` logits (``"patch"``).
     The model's training mode is restored afterwards. :class:`ModelError` if the card does not describe the
     model (band count, patch size, input kind), :class:`core.errors.InputError` if ``path`` is not writable.
     """
@@ -141,18 +152,23 @@ def export_onnx(model: nn.Module, path: str, card: Mapping[str, Any], in_bands: 
     buffer = io.BytesIO()
     was_training = model.training
     model.eval()
+    dense = dense_supported(model)
+    dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+    if dense:
+        dynamic_axes[INPUT_NAME].update({2: "height", 3: "width"})
+        dynamic_axes[OUTPUT_NAME].update({2: "rows", 3: "cols"})
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
             torch.onnx.export(
-                model,
+                DenseScanner(model).to(device) if dense else model,
                 (example,),
                 buffer,
                 dynamo=False,
                 opset_version=OPSET,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                dynamic_axes=dynamic_axes,
             )
     finally:
         model.train(was_training)
@@ -160,7 +176,7 @@ def export_onnx(model: nn.Module, path: str, card: Mapping[str, Any], in_bands: 
     proto.doc_string = f"DeepProspect {card['architecture']} prospectivity model"
     entry = proto.metadata_props.add()
     entry.key = CARD_KEY
-    entry.value = _to_json(card)
+    entry.value = _to_json({**card, "output_layout": LAYOUTS[dense]})
     onnx.checker.check_model(proto)
     with atomic_path(path) as temporary:
         onnx.save_model(proto, temporary)
@@ -192,6 +208,7 @@ def read_card(path: str) -> dict:
     except ValueError as error:
         raise ModelError(f"The DeepProspect card in {path} is damaged (not valid JSON): {error}") from error
     _check_card(card, path)
+    card.setdefault("output_layout", "patch")
     return card
 
 
@@ -251,6 +268,9 @@ def _check_card(card: Any, where: str) -> None:
         raise ModelError(f"The DeepProspect card in {where} is damaged: it lacks {', '.join(missing)}.")
     if len(card["band_names"]) != card["in_bands"]:
         raise ModelError(f"The DeepProspect card in {where} is damaged: band names and band count disagree.")
+    if card.get("output_layout", "patch") not in LAYOUTS:
+        raise ModelError(f"The DeepProspect card in {where} is damaged: unknown output layout "
+                         f"{card['output_layout']!r}.")
 
 
 def _to_json(card: Mapping[str, Any]) -> str:

@@ -10,7 +10,7 @@ from deepprospect.core.ensemble import ENSEMBLE_TAG, MODEL_CARD_TAG, combine
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import write_geotiff
 from layer_factory import RecordingFeedback
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer
+from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject
 
 ALG = "deepprospect:ensemble"
 GRID = GridSpec(400000.0, 3302000.0, 100.0, 100.0, 12, 10, "EPSG:32650")
@@ -110,13 +110,23 @@ def test_cancel_leaves_nothing(run_alg, maps, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_uncertainty_style_loads_on_the_output(run_alg, maps, repo_root, tmp_path):
+def test_map_and_uncertainty_load_with_their_styles(deepprospect_provider, maps, tmp_path):
+    import processing
+
     paths, _ = maps
-    result = run_alg(ALG, {"MAPS": paths, "OUTPUT": str(tmp_path / "e.tif"), "UNCERTAINTY": str(tmp_path / "u.tif")})
-    layer = QgsRasterLayer(result["UNCERTAINTY"], "uncertainty")
-    message, ok = layer.loadNamedStyle(str(repo_root / "resources" / "styles" / "uncertainty.qml"))
-    assert ok, message
-    shader = layer.renderer().shader().rasterShaderFunction()
-    assert layer.renderer().type() == "singlebandpseudocolor"
-    assert (shader.minimumValue(), shader.maximumValue()) == (0.0, 0.5)
-    assert [item.value for item in shader.colorRampItemList()] == [0, 0.125, 0.25, 0.375, 0.5]
+    out, uncertainty = str(tmp_path / "e.tif"), str(tmp_path / "u.tif")
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    processing.runAndLoadResults(ALG, {"MAPS": paths, "OUTPUT": out, "UNCERTAINTY": uncertainty},
+                                 feedback=QgsProcessingFeedback(), context=context)
+    loaded = {layer.source(): layer for layer in QgsProject.instance().mapLayers().values()}
+    try:
+        ranges = {}
+        for path in (out, uncertainty):
+            renderer = loaded[path].renderer()
+            assert renderer.type() == "singlebandpseudocolor"
+            shader = renderer.shader().rasterShaderFunction()
+            ranges[path] = (shader.minimumValue(), shader.maximumValue())
+        assert ranges == {out: (0.0, 1.0), uncertainty: (0.0, 0.5)}
+    finally:
+        QgsProject.instance().removeMapLayers([loaded[path].id() for path in (out, uncertainty) if path in loaded])

@@ -1,4 +1,5 @@
-"""ONNX model files: every zoo architecture exports and matches torch; the card round-trips; bad files fail clearly."""
+"""ONNX model files: every zoo architecture exports and matches torch (LeNet as its dense fast-scanning graph); the
+card round-trips; bad files fail clearly."""
 
 import json
 import os
@@ -19,6 +20,7 @@ from deepprospect.models.onnx_io import (
     read_card,
 )
 from deepprospect.models.zoo import available_models, build_model, model_info
+from model_factory import randomised, window_logits
 
 RECIPE = {"format": "deepprospect-evidence-stack", "version": 1, "normalisation": {"Cu": {"mean": 1.5, "std": 0.2}}}
 
@@ -35,22 +37,6 @@ def card_for(name, bands, patch, **overrides):
     )
     arguments.update(overrides)
     return make_card(**arguments)
-
-
-def randomised(model):
-    """O(1) logits for a meaningful tolerance: linear layers at PyTorch's default scale, batch-norm statistics
-    taken from one random batch (as after training), so the exported BN folding is exercised too."""
-    generator = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                module.weight.normal_(0.0, module.in_features**-0.5, generator=generator)
-            elif isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                module.momentum = None  # cumulative average: after one batch, the statistics of that batch
-                module.weight.uniform_(0.5, 1.5, generator=generator)
-                module.bias.normal_(0.0, 0.1, generator=generator)
-        model.train()(torch.randn(model.input_shape(4), generator=generator))
-    return model
 
 
 @pytest.fixture(autouse=True)
@@ -80,12 +66,30 @@ def test_export_matches_torch_with_dynamic_batch(tmp_path, name, patch, options)
         expected = model(x).numpy()
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     (actual,) = session.run(None, {"input": x.numpy()})
-    assert actual.shape == (3, 2)
-    assert np.abs(expected).max() > 0.05  # logits large enough for the tolerance to mean something
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
     card = read_card(path)
+    dense = model_info(name).dense_exact and model_info(name).input_kind == "patch"
+    assert card["output_layout"] == ("dense" if dense else "patch")
+    assert actual.shape == ((3, 2, 1, 1) if dense else (3, 2))  # a p×p patch gives a 1×1 dense map
+    assert np.abs(expected).max() > 0.05  # logits large enough for the tolerance to mean something
+    np.testing.assert_allclose(actual.reshape(3, 2), expected, rtol=1e-4, atol=1e-4)
     assert card["architecture"] == name and card["options"] == options
     assert [entry.version for entry in onnx.load(path).opset_import if entry.domain in ("", "ai.onnx")] == [OPSET]
+
+
+@pytest.mark.parametrize("patch", [16, 33])
+def test_dense_onnx_scans_a_tile_of_any_size_like_per_patch_torch(tmp_path, patch):
+    bands = 3
+    model = randomised(build_model("lenet", bands, patch, seed=2))
+    path = str(tmp_path / "lenet.onnx")
+    export_onnx(model, path, card_for("lenet", bands, patch), bands, patch)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    model.eval()
+    for rows, cols in ((patch + 7, patch + 12), (patch + 1, patch)):  # two tile shapes through one session
+        tile = torch.randn(2, bands, rows, cols, generator=torch.Generator().manual_seed(rows))
+        expected = window_logits(model, tile).numpy()
+        (actual,) = session.run(None, {"input": tile.numpy()})
+        assert actual.shape == expected.shape == (2, 2, rows - patch + 1, cols - patch + 1)
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_card_round_trips_with_numpy_values(tmp_path):
@@ -99,7 +103,8 @@ def test_card_round_trips_with_numpy_values(tmp_path):
     path = str(tmp_path / "model.onnx")
     export_onnx(build_model("lenet", 2, 16), path, card, 2, 16)
     read = read_card(path)
-    assert read == json.loads(json.dumps(card, default=lambda v: v.tolist() if hasattr(v, "tolist") else v))
+    stored = json.loads(json.dumps(card, default=lambda v: v.tolist() if hasattr(v, "tolist") else v))
+    assert read == {**stored, "output_layout": "dense"}
     assert read["card_version"] == CARD_VERSION and read["band_names"] == ["b0", "b1"]
     assert read["normalisation"] == RECIPE and read["crs"] == "EPSG:20350" and read["pixel_size"] == [100.0, 100.0]
     assert read["metrics"]["validation"] == {"accuracy": 0.8, "recall": None, "f1": None, "auc": None}
@@ -152,6 +157,20 @@ def test_damaged_card(tmp_path):
     with pytest.raises(ModelError, match="Update the plugin"):
         read_card(path)
     assert proto.metadata_props[0].key == CARD_KEY
+    proto.metadata_props[0].value = json.dumps({**card_for("lenet", 2, 16), "output_layout": "sparse"})
+    onnx.save_model(proto, path)
+    with pytest.raises(ModelError, match="unknown output layout 'sparse'"):
+        read_card(path)
+
+
+def test_card_without_layout_reads_as_patch(tmp_path):
+    # model files written before the layout was recorded: per-patch output
+    path = str(tmp_path / "old.onnx")
+    export_onnx(build_model("vgg8", 2, 16), path, card_for("vgg8", 2, 16), 2, 16)
+    proto = onnx.load(path)
+    proto.metadata_props[0].value = json.dumps(card_for("vgg8", 2, 16))
+    onnx.save_model(proto, path)
+    assert read_card(path)["output_layout"] == "patch"
 
 
 def test_card_that_does_not_match_the_model_writes_nothing(tmp_path):

@@ -1,0 +1,409 @@
+"""Prospectivity maps: a DeepProspect model file applied to an evidence stack, tile by tile, with onnxruntime.
+
+**Which window each output cell is.** The sample convention of training (:mod:`core.labels`) holds: the cell
+(r, c) of the stack owns the p×p window of rows r − p//2 … r − p//2 + p − 1 (columns alike). With stride s the
+output grid has ⌈rows/s⌉ × ⌈cols/s⌉ cells of s×s stack cells, anchored at the stack's upper-left corner (it
+reaches at most s − 1 cells beyond the stack's right and bottom edges). Output cell (R, C) covers stack rows
+R·s … R·s + s − 1 and holds the prospectivity of the window of the block's cell (R·s + s//2, C·s + s//2)
+(its centre for odd s; s = 1 is the stack grid itself). **Block mode** is stride p: output cell (R, C) is
+exactly the p×p block of rows R·p … R·p + p − 1 and columns alike, one prediction per block as he2024 and
+gao2022 predict blocks; for vector models (p = 1) it is the stack grid.
+
+**Values.** Prospectivity = softmax(logits)[positive class] of the card. A cell whose window crosses the
+stack's edge or holds nodata or NaN in any of the model's bands is nodata (:data:`core.raster_io.NODATA`);
+NaN never reaches the model.
+
+**Checks.** The card's bands are taken from the stack by name, in the card's order (extra bands are ignored);
+a missing or duplicated band, or a stack transformed or normalised differently from the training stack
+(:func:`core.stack.normalisation_differences`), stops the run with the list of what differs. A different CRS
+or pixel size only warns: the model may still be meant for it.
+
+**Tiles.** The stack is read in windows of about ``tile_size`` × ``tile_size`` cells plus a halo of p − 1, and
+the output is written strip by strip to a temporary file renamed into place, so memory stays bounded for
+stacks larger than RAM and a cancel or an error leaves no file. Models in the dense layout (fast scanning,
+:mod:`.dense`) compute a whole tile's windows in one pass; other patch models and vector models get batches
+of windows gathered from the tile.
+
+**Device.** onnxruntime's CUDA provider is used when onnxruntime lists it, a session actually gets it and a
+tiny run works (``device="auto"``; ``"cuda"`` fails clearly otherwise), else the CPU provider with one
+intra-op thread per CPU (sleeping, not spinning, when idle). Sessions use deterministic compute (and cuDNN's
+default convolution algorithm rather than a timed search), so a rerun gives the same map.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import onnxruntime as ort
+import rasterio
+from rasterio.crs import CRS
+from rasterio.errors import CRSError, RasterioIOError
+from rasterio.transform import Affine
+from rasterio.windows import Window
+from scipy.special import softmax
+
+from ..core.errors import InputError, ModelError
+from ..core.labels import valid_windows
+from ..core.progress import CancelFn, ProgressFn, check_cancelled, report
+from ..core.raster_io import NODATA, atomic_path, read_grid_spec
+from ..core.stack import STACK_TAG, band_normalisation, normalisation_differences, read_stack_recipe
+from .onnx_io import read_card
+
+MODES = ("cells", "blocks")
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_TILE = 256
+"""Tile side in stack cells: measured fastest for LeNet fast scanning (2 cores), ~0.1 GB working memory."""
+DENSE_STRIDE_FRACTION = 4
+"""Fast scanning pays while stride ≤ p / this: it computes every window of a tile, s² per output cell, and
+one LeNet window costs about 60 dense positions at p = 32 (measured, onnxruntime CPU); beyond, the same graph
+runs on gathered p×p windows."""
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+ALGORITHM_TAG = "DEEPPROSPECT_ALGORITHM"
+MODEL_TAG = "DEEPPROSPECT_MODEL_CARD"
+PREDICTION_TAG = "DEEPPROSPECT_PREDICTION"
+BAND_NAME = "prospectivity"
+_BLOCK = 256
+
+LogFn = Optional[Callable[[str], None]]
+
+
+@dataclass
+class PredictionReport:
+    """What a prediction did: where, on which provider, how, and how many cells got a value."""
+
+    output: str
+    provider: str
+    method: str
+    rows: int
+    cols: int
+    pixel_size: tuple[float, float]
+    valid_cells: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def predict_map(
+    model_path: str,
+    stack_path: str,
+    output_path: str,
+    *,
+    mode: str = "cells",
+    stride: int = 1,
+    batch_size: int = 256,
+    device: str = "auto",
+    tile_size: int = DEFAULT_TILE,
+    progress: ProgressFn = None,
+    is_cancelled: CancelFn = None,
+    log: LogFn = None,
+    warn: LogFn = None,
+) -> PredictionReport:
+    """Write the prospectivity map of ``model_path`` over the evidence stack ``stack_path`` (module docstring).
+
+    Args:
+        model_path: a DeepProspect ``.onnx`` model file.
+        stack_path: the evidence stack (GeoTIFF with named bands, normally with its recipe).
+        output_path: the GeoTIFF to write (float32, one band "prospectivity", nodata ``NODATA``).
+        mode: ``"cells"`` (a window per output cell, see ``stride``) or ``"blocks"`` (one per p×p block).
+        stride: output cell side in stack cells (mode "cells"); 1 = every cell.
+        batch_size: windows per onnxruntime call when windows are gathered (not fast scanning).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        tile_size: side in stack cells of the part of the stack predicted at once (bounds memory).
+        progress, is_cancelled, log: callbacks (0-100 progress, cancel flag, messages).
+        warn: callback for warnings (CRS or pixel size unlike the training stack's, an all-nodata map);
+            without it they go to ``log``. The report lists them too.
+
+    Returns:
+        A :class:`PredictionReport`.
+
+    Raises:
+        InputError: bad arguments, bands missing or duplicated, normalisation mismatch, unusable CUDA.
+        ModelError: the model file is missing, damaged, foreign or does not run.
+        Cancelled: the run was cancelled (no output is left).
+    """
+    start = time.perf_counter()
+    _check_arguments(mode, stride, batch_size, device, tile_size)
+    card = read_card(model_path)
+    if os.path.abspath(output_path) == os.path.abspath(stack_path):
+        raise InputError("The output would overwrite the evidence stack; choose another output file.")
+    patch = int(card["patch_size"])
+    step = patch if mode == "blocks" else int(stride)
+    warnings: list[str] = []
+
+    def add_warning(message: str) -> None:
+        warnings.append(message)
+        _log(warn or log, message)
+
+    with _open(stack_path) as src:
+        indexes = _band_indexes(card["band_names"], src, stack_path)
+        _check_normalisation(card, src, stack_path)
+        _compare_grid(card, src, add_warning)
+        if src.height < patch or src.width < patch:
+            raise InputError(f"The stack ({src.height} × {src.width} cells) is smaller than the model's "
+                             f"{patch} × {patch} window; no cell can be predicted.")
+        session, provider = open_session(model_path, card, device, log)
+        method = _method(card, step)
+        _log(log, {"dense": "Fast scanning: each tile's windows in one pass of the dense graph.",
+                   "patches": f"Windows gathered in batches of {batch_size}.",
+                   "vectors": f"Cell vectors in batches of {batch_size}."}[method])
+        predictor = _TilePredictor(session, card, method, batch_size, is_cancelled)
+        rows, cols = math.ceil(src.height / step), math.ceil(src.width / step)
+        pixel_size = (src.res[0] * step, src.res[1] * step)
+        _log(log, f"Output grid: {rows} × {cols} cells of {step} × {step} stack cells "
+                  f"({'blocks of the patch size' if mode == 'blocks' else f'stride {step}'}).")
+        with atomic_path(output_path) as temporary:
+            with rasterio.open(temporary, "w", **_profile(src, rows, cols, step)) as dst:
+                dst.set_band_description(1, BAND_NAME)
+                dst.update_tags(**_tags(card, model_path, mode, step))
+                valid = _predict_tiles(src, dst, indexes, predictor, step, tile_size, progress, is_cancelled)
+    seconds = time.perf_counter() - start
+    if valid == 0:
+        add_warning("No output cell has a complete window without nodata: the map is all nodata.")
+    _log(log, f"{valid} of {rows * cols} output cells predicted in {seconds:.1f} s on {provider}.")
+    return PredictionReport(output_path, provider, method, rows, cols, pixel_size, valid, seconds, warnings)
+
+
+def open_session(model_path: str, card: dict, device: str = "auto", log: LogFn = None
+                 ) -> tuple[ort.InferenceSession, str]:
+    """An onnxruntime session on the CUDA provider when it really works (see the module docstring), else CPU.
+
+    Returns the session and the name of the provider it runs on; the log says which and why.
+    """
+    if device not in DEVICES:
+        raise InputError(f"Unknown device {device!r}; choose one of {', '.join(DEVICES)}.")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.use_deterministic_compute = True
+    # Idle threads sleep instead of spinning: measured 1.2-2× faster medians on a busy 2-core machine (QGIS
+    # renders, other jobs run), at no cost on an idle one.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    reason = "device 'cpu' was chosen"
+    if device != "cpu":
+        session, reason = _cuda_session(model_path, card, options)
+        if session is not None:
+            _log(log, f"onnxruntime provider: {CUDA} (the GPU session passed a test run).")
+            return session, CUDA
+        if device == "cuda":
+            raise InputError(f"Device 'cuda' was chosen but CUDA cannot run this model: {reason}. Choose the "
+                             "device 'auto' or 'cpu'.")
+    session = _session(model_path, options, [CPU])
+    _log(log, f"onnxruntime provider: {CPU} with {options.intra_op_num_threads} thread(s) ({reason}).")
+    return session, CPU
+
+
+def _cuda_session(model_path: str, card: dict, options: ort.SessionOptions):
+    """(session, "") on a working CUDA provider, else (None, why not)."""
+    if CUDA not in ort.get_available_providers():
+        return None, "this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+    cuda_options = {"cudnn_conv_algo_search": "DEFAULT"}  # a timed search may pick other kernels on a rerun
+    session = _session(model_path, options, [(CUDA, cuda_options), CPU])
+    if CUDA not in session.get_providers():
+        return None, ("onnxruntime lists the CUDA provider but a session could not get it (no GPU visible, or "
+                      "the CUDA/cuDNN libraries that this onnxruntime needs are missing)")
+    try:
+        session.run(None, {card["input_name"]: _example(card)})
+    except Exception as error:  # onnxruntime raises its own classes for CUDA failures (out of memory, kernels)
+        return None, f"a test run on the GPU failed ({error})"
+    return session, ""
+
+
+def _session(model_path: str, options: ort.SessionOptions, providers: list) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(model_path, options, providers=providers)
+    except Exception as error:  # onnxruntime's Fail / InvalidGraph / InvalidProtobuf ...
+        raise ModelError(f"onnxruntime cannot load the model {model_path}: {error}") from error
+
+
+def _example(card: dict) -> np.ndarray:
+    bands, patch = int(card["in_bands"]), int(card["patch_size"])
+    shape = (1, bands) if card["input_kind"] == "vector" else (1, bands, patch, patch)
+    return np.zeros(shape, dtype=np.float32)
+
+
+class _TilePredictor:
+    """Prospectivity of chosen windows of one tile, by fast scanning or by batches of gathered windows."""
+
+    def __init__(self, session: ort.InferenceSession, card: dict, method: str, batch_size: int,
+                 is_cancelled: CancelFn) -> None:
+        self.session = session
+        self.input_name = card["input_name"]
+        self.positive = int(card["positive_class"])
+        self.patch = int(card["patch_size"])
+        self.method = method
+        self.batch_size = batch_size
+        self.is_cancelled = is_cancelled
+
+    def __call__(self, tile: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """(len(rows), len(cols)) float32 prospectivity of the windows with top-left cells ``rows`` × ``cols``
+        of ``tile`` (bands, h, w; NaN = nodata, overwritten with 0; every window inside the tile); NaN where a
+        window holds nodata."""
+        p = self.patch
+        invalid = np.isnan(tile).any(axis=0)
+        complete = valid_windows(invalid, p)[np.ix_(rows + p // 2, cols + p // 2)]
+        out = np.full(complete.shape, np.nan, dtype=np.float32)
+        if not complete.any():
+            return out
+        tile[:, invalid] = 0.0  # NaN never reaches the model; windows over these cells are dropped anyway
+        at_r, at_c = np.nonzero(complete)
+        if self.method == "dense":
+            logits = self._run(tile[None])[0]  # (classes, h - p + 1, w - p + 1)
+            out[at_r, at_c] = self._probability(logits[:, rows[at_r], cols[at_c]].T)
+            return out
+        windows = np.lib.stride_tricks.sliding_window_view(tile, (p, p), axis=(1, 2))
+        for start in range(0, len(at_r), self.batch_size):
+            check_cancelled(self.is_cancelled)
+            r, c = at_r[start:start + self.batch_size], at_c[start:start + self.batch_size]
+            batch = np.ascontiguousarray(windows[:, rows[r], cols[c]].transpose(1, 0, 2, 3))
+            if self.method == "vectors":
+                batch = batch.reshape(len(r), -1)
+            out[r, c] = self._probability(self._run(batch).reshape(len(r), -1))
+        return out
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            return self.session.run(None, {self.input_name: batch})[0]
+        except Exception as error:  # onnxruntime's own classes (shape mismatch, out of memory, ...)
+            raise ModelError(f"The model failed on a tile of shape {batch.shape}: {error}") from error
+
+    def _probability(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(logits.astype(np.float64), axis=1)[:, self.positive].astype(np.float32)
+
+
+def _predict_tiles(src, dst, indexes: list[int], predictor: _TilePredictor, step: int, tile_size: int,
+                   progress: ProgressFn, is_cancelled: CancelFn) -> int:
+    """Predict and write the output strip by strip; returns the number of output cells with a value."""
+    p = predictor.patch
+    side = max(1, tile_size // step)  # output cells per tile side
+    rows, cols = dst.height, dst.width
+    # top-left stack cell of each output cell's window
+    origin_r = np.arange(rows) * step + step // 2 - p // 2
+    origin_c = np.arange(cols) * step + step // 2 - p // 2
+    total = math.ceil(rows / side) * math.ceil(cols / side)
+    done = valid = 0
+    for r0 in range(0, rows, side):
+        strip = np.full((min(side, rows - r0), cols), np.nan, dtype=np.float32)
+        for c0 in range(0, cols, side):
+            check_cancelled(is_cancelled)
+            tile_r, tile_c = origin_r[r0:r0 + side], origin_c[c0:c0 + side]
+            strip[:, c0:c0 + side] = _predict_tile(src, indexes, predictor, tile_r, tile_c)
+            done += 1
+            report(progress, 100.0 * done / total)
+        valid += int(np.count_nonzero(~np.isnan(strip)))
+        dst.write(np.where(np.isnan(strip), NODATA, strip), 1, window=Window(0, r0, cols, strip.shape[0]))
+    return valid
+
+
+def _predict_tile(src, indexes: list[int], predictor: _TilePredictor, origin_r: np.ndarray,
+                  origin_c: np.ndarray) -> np.ndarray:
+    """Prospectivity of the windows starting at stack cells ``origin_r`` × ``origin_c`` (NaN off the stack)."""
+    p = predictor.patch
+    out = np.full((len(origin_r), len(origin_c)), np.nan, dtype=np.float32)
+    inside_r = (origin_r >= 0) & (origin_r + p <= src.height)
+    inside_c = (origin_c >= 0) & (origin_c + p <= src.width)
+    if not (inside_r.any() and inside_c.any()):
+        return out
+    top, left = origin_r[inside_r][0], origin_c[inside_c][0]
+    window = Window(left, top, origin_c[inside_c][-1] + p - left, origin_r[inside_r][-1] + p - top)
+    tile = src.read(indexes, window=window, masked=True, out_dtype=np.float32).filled(np.nan)
+    out[np.ix_(inside_r, inside_c)] = predictor(tile, origin_r[inside_r] - top, origin_c[inside_c] - left)
+    return out
+
+
+def _method(card: dict, step: int) -> str:
+    """How windows reach the model: "dense" (fast scanning of whole tiles), "patches" or "vectors" (batches)."""
+    if card["output_layout"] == "dense" and step <= max(1, int(card["patch_size"]) // DENSE_STRIDE_FRACTION):
+        return "dense"
+    return "vectors" if card["input_kind"] == "vector" else "patches"
+
+
+def _check_arguments(mode: str, stride: int, batch_size: int, device: str, tile_size: int) -> None:
+    if mode not in MODES:
+        raise InputError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+    if device not in DEVICES:
+        raise InputError(f"Unknown device {device!r}; choose one of {', '.join(DEVICES)}.")
+    for name, value in (("stride", stride), ("batch size", batch_size), ("tile size", tile_size)):
+        if int(value) < 1:
+            raise InputError(f"The {name} must be at least 1, not {value}.")
+
+
+def _open(path: str):
+    read_grid_spec(path)  # refuses rotated grids and rasters without a CRS, with the path in the message
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as error:
+        raise InputError(f"Cannot open the evidence stack {path}: {error}") from error
+
+
+def _band_indexes(wanted: Sequence[str], src, path: str) -> list[int]:
+    """1-based stack band numbers of the card's bands, by name, in the card's order."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    names = [description or f"{stem}_b{index}" for index, description in enumerate(src.descriptions, start=1)]
+    missing = [name for name in wanted if name not in names]
+    duplicated = sorted({name for name in wanted if names.count(name) > 1})
+    if missing or duplicated:
+        problem = "; ".join(filter(None, (
+            f"it lacks {', '.join(missing)}" if missing else "",
+            f"it has more than one band named {', '.join(duplicated)}" if duplicated else "",
+        )))
+        raise InputError(f"The stack does not fit the model: {problem}. The model needs the bands "
+                         f"{', '.join(wanted)}; the stack has {', '.join(names)}. Build the stack with the same "
+                         "bands (names) as the training stack.")
+    return [names.index(name) + 1 for name in wanted]
+
+
+def _check_normalisation(card: dict, src, path: str) -> None:
+    recipe = read_stack_recipe(path) if STACK_TAG in src.tags() else None
+    differences = normalisation_differences(card["normalisation"], band_normalisation(recipe, card["band_names"]))
+    if differences:
+        raise InputError(
+            "The stack was not transformed and normalised like the model's training stack, so the model would "
+            f"read different numbers: {'; '.join(differences)}. Rebuild the stack with the training stack's "
+            "recipe ('Build evidence stack' with the same transform and normalisation statistics)."
+        )
+
+
+def _compare_grid(card: dict, src, warn: Callable[[str], None]) -> None:
+    try:
+        same_crs = CRS.from_user_input(card["crs"]) == src.crs
+    except CRSError:
+        same_crs = False
+    if not same_crs:
+        warn(f"The model was trained on a stack in another CRS ({str(card['crs'])[:60]}) than this stack "
+             f"({src.crs.to_string()[:60]}).")
+    trained = card.get("pixel_size") or []
+    if len(trained) == 2 and not all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(trained, src.res)):
+        warn(f"The model was trained on {trained[0]:g} × {trained[1]:g} pixels, this stack has "
+             f"{src.res[0]:g} × {src.res[1]:g}: each window covers a different ground area than in training.")
+
+
+def _profile(src, rows: int, cols: int, step: int) -> dict:
+    tiled = rows >= _BLOCK and cols >= _BLOCK
+    return {
+        "driver": "GTiff", "width": cols, "height": rows, "count": 1, "dtype": "float32", "nodata": NODATA,
+        "crs": src.crs, "transform": src.transform * Affine.scale(step, step), "compress": "deflate",
+        "predictor": 3, "tiled": tiled, "blockxsize": _BLOCK, "blockysize": _BLOCK, "BIGTIFF": "IF_SAFER",
+    }
+
+
+def _tags(card: dict, model_path: str, mode: str, step: int) -> dict:
+    model = {"architecture": card["architecture"], "metrics": card.get("metrics", {}),
+             "band_names": card["band_names"], "seed": card.get("seed"),
+             "model_file": os.path.basename(model_path), "patch_size": card["patch_size"]}
+    prediction = {"mode": mode, "stride": step,
+                  "window": "output cell (R, C) = window of stack cell (R*stride + stride//2, C*stride + "
+                            "stride//2), rows r - p//2 .. r - p//2 + p - 1"}
+    return {ALGORITHM_TAG: "predict", MODEL_TAG: json.dumps(model), PREDICTION_TAG: json.dumps(prediction)}
+
+
+def _log(log: LogFn, message: str) -> None:
+    if log is not None:
+        log(message)

@@ -1,0 +1,92 @@
+"""deepprospect:predict through Processing: the map equals the library's, loads styled 0-1, errors are clear."""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from deepprospect.models.inference import predict_map
+from layer_factory import RecordingFeedback
+from model_factory import evidence, write_model, write_stack
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProject,
+    QgsSingleBandPseudoColorRenderer,
+)
+
+ALG = "deepprospect:predict"
+NAMES = ["Au", "As", "Cu"]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("predict")
+    stack, model = str(folder / "stack.tif"), str(folder / "lenet.onnx")
+    _, recipe = write_stack(stack, evidence(3), NAMES, normalise="z-score")
+    write_model(model, "lenet", NAMES, 16, recipe)
+    return stack, model
+
+
+def read(path):
+    with rasterio.open(path) as src:
+        return src.read(1), src.res, src.tags()
+
+
+def test_map_is_the_library_map_and_loads_styled(deepprospect_provider, inputs, tmp_path):
+    import processing
+
+    stack, model = inputs
+    out = str(tmp_path / "map.tif")
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    feedback = RecordingFeedback()
+    result = processing.runAndLoadResults(ALG, {"MODEL": model, "STACK": stack, "OUTPUT": out}, feedback=feedback,
+                                          context=context)
+    assert result["OUTPUT"] == out
+    layers = [layer for layer in QgsProject.instance().mapLayers().values() if layer.source() == out]
+    try:
+        assert len(layers) == 1
+        renderer = layers[0].renderer()
+        assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
+        assert (renderer.classificationMin(), renderer.classificationMax()) == (0.0, 1.0)
+        items = renderer.shader().rasterShaderFunction().colorRampItemList()
+        assert [item.value for item in (items[0], items[-1])] == [0.0, 1.0]
+    finally:
+        QgsProject.instance().removeMapLayers([layer.id() for layer in layers])
+    predict_map(model, stack, str(tmp_path / "direct.tif"), device="cpu")
+    values, _, tags = read(out)
+    np.testing.assert_array_equal(values, read(str(tmp_path / "direct.tif"))[0])
+    assert json.loads(tags["DEEPPROSPECT_MODEL_CARD"])["model_file"] == "lenet.onnx"
+    assert "onnxruntime provider: CPUExecutionProvider" in feedback.text and "Fast scanning" in feedback.text
+
+
+def test_blocks_stride_and_device(run_alg, inputs, tmp_path):
+    stack, model = inputs
+    blocks = run_alg(ALG, {"MODEL": model, "STACK": stack, "MODE": 1, "DEVICE": 1, "OUTPUT": str(tmp_path / "b.tif")})
+    values, res, _ = read(blocks["OUTPUT"])
+    assert values.shape == (3, 4) and res == (1600.0, 1600.0)
+    coarse = run_alg(ALG, {"MODEL": model, "STACK": stack, "STRIDE": 4, "BATCH_SIZE": 3, "DEVICE": 1,
+                           "OUTPUT": str(tmp_path / "c.tif")})
+    values, res, tags = read(coarse["OUTPUT"])
+    assert values.shape == (10, 13) and res == (400.0, 400.0)
+    assert json.loads(tags["DEEPPROSPECT_PREDICTION"])["stride"] == 4
+
+
+def test_errors_reach_the_user_as_messages_and_leave_no_file(run_alg, inputs, tmp_path):
+    stack, model = inputs
+    other = str(tmp_path / "other.tif")
+    write_stack(other, evidence(3, seed=9), ["Au", "As", "Zn"], normalise="z-score")
+    out = tmp_path / "map.tif"
+    with pytest.raises(QgsProcessingException, match="it lacks Cu"):
+        run_alg(ALG, {"MODEL": model, "STACK": other, "OUTPUT": str(out)})
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(QgsProcessingException, match="not a readable ONNX model"):
+        run_alg(ALG, {"MODEL": str(broken), "STACK": stack, "OUTPUT": str(out)})
+    feedback = QgsProcessingFeedback()
+    feedback.cancel()
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": 1, "OUTPUT": str(out)}, feedback=feedback)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx", "other.tif"]
