@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from contextlib import closing
-
 from qgis.core import (
-    NULL,
     QgsCoordinateReferenceSystem,
     QgsFeature,
-    QgsFeatureRequest,
     QgsFeatureSink,
     QgsField,
     QgsFields,
     QgsProcessing,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSink,
-    QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
@@ -40,17 +33,17 @@ from ..core.progress import check_cancelled
 from ..core.raster_io import check_writable
 from ..core.resources import require_memory
 from .base import DeepProspectAlgorithm
-from .qgis_io import crs_from_string, feedback_callbacks, read_points
+from .deposit_sets import DepositSets
+from .qgis_io import crs_from_string, feedback_callbacks
 
 # bytes per map cell while evaluating: the map, its sorted valid values and sorted negatives (measured ~44)
 _BYTES_PER_CELL = 48
 
 
-class Evaluate(DeepProspectAlgorithm):
+class Evaluate(DepositSets, DeepProspectAlgorithm):
     """Score a prospectivity map against training and held-out deposits; metrics table, plots and a report."""
 
-    MAP, DEPOSITS, SPLIT_FIELD, HELD_OUT_VALUES = "MAP", "DEPOSITS", "SPLIT_FIELD", "HELD_OUT_VALUES"
-    HELD_OUT_DEPOSITS, BARREN, THRESHOLD = "HELD_OUT_DEPOSITS", "BARREN", "THRESHOLD"
+    MAP, THRESHOLD = "MAP", "THRESHOLD"
     METRICS, REPORT, ROC_PLOT, RATE_PLOT, PA_PLOT = "METRICS", "REPORT", "ROC_PLOT", "RATE_PLOT", "PA_PLOT"
     ROC_AUC, SUCCESS_RATE_AUC, PREDICTION_RATE_AUC = "ROC_AUC", "SUCCESS_RATE_AUC", "PREDICTION_RATE_AUC"
     PA_THRESHOLD, PA_DEPOSITS_PERCENT = "PA_THRESHOLD", "PA_DEPOSITS_PERCENT"
@@ -80,18 +73,8 @@ class Evaluate(DeepProspectAlgorithm):
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
-        point = [QgsProcessing.TypeVectorPoint]
         self.addParameter(QgsProcessingParameterRasterLayer(self.MAP, "Prospectivity map"))
-        self.addParameter(QgsProcessingParameterFeatureSource(self.DEPOSITS, "Deposits", point))
-        self.addParameter(QgsProcessingParameterField(
-            self.SPLIT_FIELD, "Split field of the deposits (marks held-out deposits)",
-            parentLayerParameterName=self.DEPOSITS, optional=True))
-        self.addParameter(QgsProcessingParameterString(
-            self.HELD_OUT_VALUES, "Held-out values of the split field (comma-separated)", defaultValue="test"))
-        self.addParameter(QgsProcessingParameterFeatureSource(
-            self.HELD_OUT_DEPOSITS, "Held-out deposits (instead of a split field)", point, optional=True))
-        self.addParameter(QgsProcessingParameterFeatureSource(
-            self.BARREN, "Barren points (drilled, no deposit)", point, optional=True))
+        self.add_deposit_parameters()
         self.addParameter(QgsProcessingParameterNumber(
             self.THRESHOLD, "Threshold for accuracy, recall, precision and F1", QgsProcessingParameterNumber.Double,
             defaultValue=0.5))
@@ -139,66 +122,6 @@ class Evaluate(DeepProspectAlgorithm):
         write_outputs(evaluation, inputs, report, plots)
         table = self._write_table(parameters, context, evaluation)
         return self._results(evaluation, table, report, plots)
-
-    def _deposits(self, parameters, context, crs, feedback):
-        """(training xy, held-out xy or None, report lines) from the split field or the held-out layer."""
-        source = self.parameterAsSource(parameters, self.DEPOSITS, context)
-        if source is None or source.featureCount() == 0:
-            raise InputError("The deposit layer is missing or has no features; give the known deposits as points.")
-        field = self.parameterAsString(parameters, self.SPLIT_FIELD, context)
-        separate = self._points(parameters, self.HELD_OUT_DEPOSITS, context, crs, feedback)
-        name = self._name(parameters, self.DEPOSITS, context)
-        if field and separate is not None:
-            raise InputError("Give held-out deposits either by a split field or as a separate layer, not both.")
-        if separate is not None:
-            training = self._xy(source, "deposit", crs, context, feedback)
-            return training, separate[0], [("training deposits", f"{name}: {len(training)} point(s)"),
-                                           ("held-out deposits", f"{separate[1]}: {len(separate[0])} point(s)")]
-        if not field:
-            training = self._xy(source, "deposit", crs, context, feedback)
-            return training, None, [("deposits", f"{name}: {len(training)} point(s), all training")]
-        values = {v.strip().lower() for v in self.parameterAsString(parameters, self.HELD_OUT_VALUES, context)
-                  .split(",") if v.strip()}
-        if not values:
-            raise InputError("A split field is given but no held-out value: type the values that mark held-out "
-                             "deposits (e.g. test).")
-        held_ids, training_ids = set(), set()
-        request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes([field],
-                                                                                                    source.fields())
-        with closing(source.getFeatures(request)) as features:
-            for feature in features:
-                value = feature[field]
-                is_held = value is not None and value != NULL and str(value).strip().lower() in values
-                (held_ids if is_held else training_ids).add(feature.id())
-        if not held_ids:
-            feedback.pushWarning(f"No deposit has {field} = {', '.join(sorted(values))}: every deposit is training.")
-        sets = [self._xy(source.materialize(QgsFeatureRequest().setFilterFids(list(ids))), "deposit", crs, context,
-                         feedback) if ids else None for ids in (training_ids, held_ids)]
-        lines = [("training deposits", f"{name}, {field} not in {', '.join(sorted(values))}: "
-                                       f"{len(training_ids)} feature(s)"),
-                 ("held-out deposits", f"{name}, {field} in {', '.join(sorted(values))}: {len(held_ids)} feature(s)")]
-        return sets[0], sets[1], lines
-
-    def _points(self, parameters, key, context, crs, feedback):
-        """(xy, layer name) of an optional point layer, or None when unset or empty."""
-        source = self.parameterAsSource(parameters, key, context)
-        if source is None:
-            return None
-        name = self._name(parameters, key, context)
-        if source.featureCount() == 0:
-            feedback.pushInfo(f"The layer {name} has no features; it is not used.")
-            return None
-        return self._xy(source, name, crs, context, feedback), name
-
-    def _xy(self, source, what, crs, context, feedback):
-        if source.sourceCrs().isValid() and source.sourceCrs() != crs:
-            feedback.pushInfo(f"The {what} points are reprojected from {source.sourceCrs().authid()} to the map's "
-                              f"CRS {crs.authid() or crs.description()}.")
-        return read_points(source, [], crs, context, feedback)[0]
-
-    def _name(self, parameters, key, context) -> str:
-        layer = self.parameterAsVectorLayer(parameters, key, context)
-        return layer.name() if layer is not None else key.lower()
 
     def _write_table(self, parameters, context, evaluation) -> str:
         fields = QgsFields()

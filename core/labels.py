@@ -646,6 +646,18 @@ def save_training_set(path: str, training_set: TrainingSet) -> None:
                             **arrays)
 
 
+def read_training_manifest(path: str) -> dict:
+    """Only the manifest of a training set (the arrays are not read), e.g. for a report."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            manifest = json.loads(str(data["manifest"]))
+    except (OSError, ValueError, KeyError) as error:
+        raise InputError(f"Cannot read the training set {path}: {error}") from error
+    if manifest.get("format") != FORMAT:
+        raise InputError(f"{path} is not a DeepProspect training set (format {manifest.get('format')!r}).")
+    return manifest
+
+
 def load_training_set(path: str) -> TrainingSet:
     """Read a training set written by :func:`save_training_set`."""
     if not os.path.isfile(path):

@@ -1,0 +1,100 @@
+"""Deposit points split into training and held-out sets (by a field or a second layer), plus barren points.
+
+Shared by the algorithms that score maps against deposits (evaluate, report), so both read the sets alike.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+from qgis.core import (
+    NULL,
+    QgsFeatureRequest,
+    QgsProcessing,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterString,
+)
+
+from ..core.errors import InputError
+from .qgis_io import read_points
+
+
+class DepositSets:
+    """Mixin for a DeepProspectAlgorithm: deposit, held-out and barren parameters and their reading."""
+
+    DEPOSITS, SPLIT_FIELD, HELD_OUT_VALUES = "DEPOSITS", "SPLIT_FIELD", "HELD_OUT_VALUES"
+    HELD_OUT_DEPOSITS, BARREN = "HELD_OUT_DEPOSITS", "BARREN"
+
+    def add_deposit_parameters(self) -> None:
+        point = [QgsProcessing.TypeVectorPoint]
+        self.addParameter(QgsProcessingParameterFeatureSource(self.DEPOSITS, "Deposits", point))
+        self.addParameter(QgsProcessingParameterField(
+            self.SPLIT_FIELD, "Split field of the deposits (marks held-out deposits)",
+            parentLayerParameterName=self.DEPOSITS, optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.HELD_OUT_VALUES, "Held-out values of the split field (comma-separated)", defaultValue="test"))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.HELD_OUT_DEPOSITS, "Held-out deposits (instead of a split field)", point, optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.BARREN, "Barren points (drilled, no deposit)", point, optional=True))
+
+    def _deposits(self, parameters, context, crs, feedback):
+        """(training xy, held-out xy or None, report lines) from the split field or the held-out layer."""
+        source = self.parameterAsSource(parameters, self.DEPOSITS, context)
+        if source is None or source.featureCount() == 0:
+            raise InputError("The deposit layer is missing or has no features; give the known deposits as points.")
+        field = self.parameterAsString(parameters, self.SPLIT_FIELD, context)
+        separate = self._points(parameters, self.HELD_OUT_DEPOSITS, context, crs, feedback)
+        name = self._name(parameters, self.DEPOSITS, context)
+        if field and separate is not None:
+            raise InputError("Give held-out deposits either by a split field or as a separate layer, not both.")
+        if separate is not None:
+            training = self._xy(source, "deposit", crs, context, feedback)
+            return training, separate[0], [("training deposits", f"{name}: {len(training)} point(s)"),
+                                           ("held-out deposits", f"{separate[1]}: {len(separate[0])} point(s)")]
+        if not field:
+            training = self._xy(source, "deposit", crs, context, feedback)
+            return training, None, [("deposits", f"{name}: {len(training)} point(s), all training")]
+        values = {v.strip().lower() for v in self.parameterAsString(parameters, self.HELD_OUT_VALUES, context)
+                  .split(",") if v.strip()}
+        if not values:
+            raise InputError("A split field is given but no held-out value: type the values that mark held-out "
+                             "deposits (e.g. test).")
+        held_ids, training_ids = set(), set()
+        request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes([field],
+                                                                                                    source.fields())
+        with closing(source.getFeatures(request)) as features:
+            for feature in features:
+                value = feature[field]
+                is_held = value is not None and value != NULL and str(value).strip().lower() in values
+                (held_ids if is_held else training_ids).add(feature.id())
+        if not held_ids:
+            feedback.pushWarning(f"No deposit has {field} = {', '.join(sorted(values))}: every deposit is training.")
+        sets = [self._xy(source.materialize(QgsFeatureRequest().setFilterFids(list(ids))), "deposit", crs, context,
+                         feedback) if ids else None for ids in (training_ids, held_ids)]
+        lines = [("training deposits", f"{name}, {field} not in {', '.join(sorted(values))}: "
+                                       f"{len(training_ids)} feature(s)"),
+                 ("held-out deposits", f"{name}, {field} in {', '.join(sorted(values))}: {len(held_ids)} feature(s)")]
+        return sets[0], sets[1], lines
+
+    def _points(self, parameters, key, context, crs, feedback):
+        """(xy, layer name) of an optional point layer, or None when unset or empty."""
+        source = self.parameterAsSource(parameters, key, context)
+        if source is None:
+            return None
+        name = self._name(parameters, key, context)
+        if source.featureCount() == 0:
+            feedback.pushInfo(f"The layer {name} has no features; it is not used.")
+            return None
+        return self._xy(source, name, crs, context, feedback), name
+
+    def _xy(self, source, what, crs, context, feedback):
+        if source.sourceCrs().isValid() and source.sourceCrs() != crs:
+            feedback.pushInfo(f"The {what} points are reprojected from {source.sourceCrs().authid()} to the map's "
+                              f"CRS {crs.authid() or crs.description()}.")
+        return read_points(source, [], crs, context, feedback)[0]
+
+    def _name(self, parameters, key, context) -> str:
+        layer = self.parameterAsVectorLayer(parameters, key, context)
+        return layer.name() if layer is not None else key.lower()

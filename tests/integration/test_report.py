@@ -1,0 +1,64 @@
+"""deepprospect:report through processing.run: deposits split by a field, model files, training set, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.labels import save_training_set
+from deepprospect.core.raster_io import write_geotiff
+from deepprospect.models.training import TrainSettings, save_model, train_model
+from layer_factory import point_layer
+from qgis.core import QgsProcessingException
+from training_factory import easy_set
+
+ALG = "deepprospect:report"
+GRID = GridSpec(500000.0, 7000000.0, 100.0, 100.0, 40, 30, "EPSG:32650")
+DEPOSITS_RC = np.array([[5, 5], [8, 30], [20, 12], [25, 33], [15, 20]])
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("study")
+    rows, cols = np.mgrid[: GRID.rows, : GRID.cols]
+    values = np.zeros(GRID.shape)
+    for r, c in DEPOSITS_RC:
+        values = np.maximum(values, np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / 20.0))
+    values += np.random.default_rng(0).uniform(0, 0.1, GRID.shape)
+    ensemble = str(folder / "ensemble.tif")
+    write_geotiff(ensemble, np.clip(values, 0, 1)[None], GRID, ["prospectivity"],
+                  metadata={"DEEPPROSPECT_ENSEMBLE": json.dumps({"method": "average", "members": []})})
+    training_set = easy_set(n=60)
+    set_path = str(folder / "set.npz")
+    save_training_set(set_path, training_set)
+    model = str(folder / "lenet.onnx")
+    result = train_model(training_set, TrainSettings(architecture="lenet", epochs=2, batch_size=8, device="cpu"))
+    save_model(result, training_set, model)
+    xy = np.column_stack([GRID.x_min + (DEPOSITS_RC[:, 1] + 0.5) * 100, GRID.y_max - (DEPOSITS_RC[:, 0] + 0.5) * 100])
+    deposits = point_layer(xy, {"split": ["train", "train", "validation", "test", "test"]})
+    return ensemble, model, set_path, deposits
+
+
+def test_report_with_split_field_models_and_training_set(run_alg, study, tmp_path):
+    ensemble, model, set_path, deposits = study
+    out = tmp_path / "report.html"
+    result = run_alg(ALG, {"MAP": ensemble, "MODELS": [model], "TRAINING_SET": set_path, "DEPOSITS": deposits,
+                           "SPLIT_FIELD": "split", "HELD_OUT_VALUES": "test", "MIN_TARGET_AREA": 0.01,
+                           "TITLE": "Study & test", "OUTPUT": str(out)})
+    text = out.read_text(encoding="utf-8")
+    assert result["OUTPUT"] == str(out) and result["TARGETS"] >= 1 and 0.5 < result["HELD_OUT_AUC"] <= 1
+    for fragment in ("Study &amp; test", "lenet (lenet.onnx)", "Training curves", "patch_size", "held-out deposits"):
+        assert fragment in text
+
+
+def test_bad_input_gives_a_clear_error_and_no_report(run_alg, study, tmp_path):
+    ensemble, _, _, deposits = study
+    with pytest.raises(QgsProcessingException, match="not a readable ONNX model"):
+        foreign = tmp_path / "foreign.onnx"
+        foreign.write_bytes(b"")
+        run_alg(ALG, {"MAP": ensemble, "MODELS": [str(foreign)], "DEPOSITS": deposits,
+                      "OUTPUT": str(tmp_path / "r.html")})
+    far = point_layer(np.array([[0.0, 0.0]]), {})
+    with pytest.raises(QgsProcessingException, match="No deposit lies on a map cell"):
+        run_alg(ALG, {"MAP": ensemble, "DEPOSITS": far, "OUTPUT": str(tmp_path / "r.html")})
+    assert not (tmp_path / "r.html").exists()
