@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import glob
 import importlib
+import os
 
-from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
+from qgis.core import Qgis, QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..dependencies import install_hint
 from .base import ICON
+
+PIPELINES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "models")
 
 # module in this package -> algorithm class; modules are imported one by one so a missing optional
 # package disables only the algorithms that need it.
@@ -19,6 +23,12 @@ ALGORITHMS = [
     ("element_screening", "ElementScreening"),
     ("training_labels", "TrainingLabels"),
     ("train_model", "TrainModel"),
+    ("baseline", "Baseline"),
+    ("predict", "Predict"),
+    ("ensemble", "Ensemble"),
+    ("evaluate", "Evaluate"),
+    ("anomaly_classes", "AnomalyClasses"),
+    ("report", "Report"),
 ]
 
 
@@ -59,8 +69,26 @@ class DeepProspectProvider(QgsProcessingProvider):
                 self.missing_modules.setdefault(package or f"a dependency ({error})", []).append(module_name)
                 continue
             self.addAlgorithm(getattr(module, class_name)())
+        self._load_pipelines()
         if self.missing_modules:
             QgsMessageLog.logMessage(self.missing_message(), "DeepProspect", Qgis.Warning)
+
+    def _load_pipelines(self) -> None:
+        """The graphical models in resources/models, as algorithms of this provider (group DeepProspect pipelines).
+
+        Their steps are this provider's algorithms, resolved when a model runs (each run makes a fresh instance),
+        so loading them before the provider is registered is fine. A model needing a disabled algorithm is
+        left out, like that algorithm.
+        """
+        loaded = {algorithm.name() for algorithm in self.algorithms()}
+        for path in sorted(glob.glob(os.path.join(PIPELINES, "*.model3"))):
+            model = QgsProcessingModelAlgorithm()
+            if not model.fromFile(path):
+                QgsMessageLog.logMessage(f"Could not read the pipeline {path}.", "DeepProspect", Qgis.Warning)
+                continue
+            steps = {child.algorithmId() for child in model.childAlgorithms().values()}
+            if all(step.split(":")[-1] in loaded for step in steps if step.startswith(f"{self.id()}:")):
+                self.addAlgorithm(model)
 
     def missing_message(self) -> str:
         """Which packages are missing, which algorithms they disable, and how to install them."""

@@ -145,11 +145,89 @@ def evidence_to_training() -> Path:
     return builder.save("evidence_to_training.model3")
 
 
+# zoo names (models.zoo.available_models order) -> enum index of deepprospect:trainmodel's ARCHITECTURE
+ARCHITECTURES = {"lenet": 0, "vgg8": 2, "cnn1d": 9}
+
+
+def add_model_steps(builder: ModelBuilder) -> None:
+    """Three architectures trained and mapped, a random-forest baseline, the ensemble with its uncertainty."""
+    stack = child_output("screening", "SELECTED_STACK")
+    for name, index in ARCHITECTURES.items():
+        builder.add_step(f"train_{name}", "deepprospect:trainmodel", f"Train {name}", {
+            "TRAINING_SET": child_output("labels"), "ARCHITECTURE": static(index), "PRESET": static(0),
+            "EPOCHS": model_input("epochs"), "BATCH_SIZE": static(32), "LEARNING_RATE": static(1e-3),
+            "MIN_LEARNING_RATE": static(1e-4), "OPTIMISER": static(0), "SCHEDULE": static(0),
+            "EARLY_STOPPING": static(1), "PATIENCE": static(10), "CLASS_WEIGHTING": static(True),
+            "DEVICE": static(0), "SEED": model_input("seed")},
+            {f"{name}_model": ("OUTPUT", f"{name} model file"),
+             f"{name}_curves": ("CURVES", f"{name} training curves")})
+        builder.add_step(f"predict_{name}", "deepprospect:predict", f"Prospectivity map ({name})", {
+            "MODEL": child_output(f"train_{name}"), "STACK": stack, "MODE": static(0), "STRIDE": static(1),
+            "DEVICE": static(0)},
+            {f"{name}_map": ("OUTPUT", f"Prospectivity ({name})")})
+    builder.add_step("baseline", "deepprospect:baseline", "Random-forest baseline", {
+        "TRAINING_SET": child_output("labels"), "STACK": stack, "METHOD": static(0), "SEED": model_input("seed"),
+        "N_TREES": static(300)},
+        {"baseline_map": ("OUTPUT", "Prospectivity (random forest)"),
+         "baseline_importance": ("IMPORTANCE", "Random-forest band importance")})
+    builder.add_step("ensemble", "deepprospect:ensemble", "Ensemble (average) with uncertainty", {
+        "MAPS": [child_output(f"predict_{name}") for name in ARCHITECTURES], "METHOD": static(0),
+        "THRESHOLD": static(0.5)},
+        {"ensemble_map": ("OUTPUT", "Ensemble prospectivity"), "ensemble_uncertainty": ("UNCERTAINTY", "Uncertainty")})
+
+
+def add_map_steps(builder: ModelBuilder) -> None:
+    """Evaluation against held-out deposits, anomaly classes and targets, and the study report."""
+    builder.add_step("deposit_cells", "native:extractbyattribute", "Deposit cells with their split", {
+        "INPUT": child_output("labels", "SAMPLES"), "FIELD": static("kind"), "OPERATOR": static(0),
+        "VALUE": static("deposit")})
+    deposits = {"DEPOSITS": child_output("deposit_cells"), "SPLIT_FIELD": static("split"),
+                "HELD_OUT_VALUES": static("test"), "BARREN": model_input("barren")}
+    builder.add_step("evaluate", "deepprospect:evaluate", "Evaluate the ensemble (held-out = test deposits)", {
+        "MAP": child_output("ensemble"), **deposits, "THRESHOLD": static(0.5)},
+        {"evaluation_metrics": ("METRICS", "Evaluation metrics"), "evaluation_report": ("REPORT", "Evaluation"),
+         "roc_plot": ("ROC_PLOT", "ROC curves"), "rate_plot": ("RATE_PLOT", "Success/prediction-rate curves"),
+         "pa_plot": ("PA_PLOT", "Prediction-area plot")})
+    builder.add_step("anomaly", "deepprospect:anomalyclasses", "Anomaly classes (5/15/30 %) and targets", {
+        "MAP": child_output("ensemble"), "DEPOSITS": model_input("deposits"), "CLASS_LIMITS": static("5,15,30"),
+        "TARGET_CLASSES": static(1), "MIN_TARGET_AREA": model_input("min_target_area")},
+        {"anomaly_classes": ("CLASSES", "Anomaly classes"), "class_table": ("CLASS_TABLE", "Class table"),
+         "targets": ("TARGETS", "Targets")})
+    builder.add_step("report", "deepprospect:report", "Study report", {
+        "MAP": child_output("ensemble"), "UNCERTAINTY": child_output("ensemble", "UNCERTAINTY"),
+        "MEMBERS": [child_output(f"predict_{name}") for name in ARCHITECTURES] + [child_output("baseline")],
+        "MODELS": [child_output(f"train_{name}") for name in ARCHITECTURES], "TRAINING_SET": child_output("labels"),
+        **deposits, "CLASS_LIMITS": static("5,15,30"), "TARGET_CLASSES": static(1),
+        "MIN_TARGET_AREA": model_input("min_target_area"), "TITLE": static("DeepProspect prospectivity study")},
+        {"report": ("OUTPUT", "Study report")})
+
+
+def full_pipeline() -> Path:
+    builder = ModelBuilder(
+        "Full prospectivity pipeline",
+        "From sample points, faults, deposits and barren holes to a prospectivity study in one run: IDW gridding "
+        "(log10), fault buffer-distance density and distance, a z-scored evidence stack, element screening by "
+        "Z_AUC, training samples with a spatial split, three networks trained (LeNet and VGG8 on windows, the 1D "
+        "CNN on element vectors) and mapped, a random-forest baseline, their average ensemble with its "
+        "uncertainty, evaluation against the held-out (test) deposits, anomaly classes by area (5/15/30 %) with "
+        "ranked targets, and one HTML report comparing every map. Open the model to change any setting.")
+    add_layer_inputs(builder)
+    builder.add_input(QgsProcessingParameterNumber("epochs", "Training epochs per network",
+                                                   QgsProcessingParameterNumber.Integer, 30, minValue=1))
+    builder.add_input(QgsProcessingParameterNumber("min_target_area", "Minimum target area (km²)",
+                                                   QgsProcessingParameterNumber.Double, 0.1, minValue=0.0))
+    add_evidence_steps(builder)
+    add_model_steps(builder)
+    add_map_steps(builder)
+    return builder.save("full_pipeline.model3")
+
+
 def main() -> None:
     app = QgsApplication([], False)
     app.initQgis()
     sys.path.append(str(Path(QgsApplication.pkgDataPath()) / "python" / "plugins"))
     print(evidence_to_training())
+    print(full_pipeline())
     app.exitQgis()
 
 

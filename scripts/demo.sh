@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the bundled demo survey, headless through qgis_process: the graphical model
-# resources/models/evidence_to_training.model3 grids every element, maps fault density and distance, stacks
-# and screens the evidence against the deposits, and makes a training set. Usage: scripts/demo.sh [OUTPUT_DIR]
+# resources/models/full_pipeline.model3 runs the whole study, from sample points, faults and deposits to the
+# ensemble prospectivity map, its evaluation, anomaly classes, targets and one HTML report.
+# Usage: scripts/demo.sh [OUTPUT_DIR]   (DEMO_EPOCHS=n trains n epochs per network; default 30)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$(mkdir -p "${1:-demo_output}" && cd "${1:-demo_output}" && pwd)
@@ -25,18 +26,37 @@ PY
 [ ${#elements[@]} -gt 0 ] || { echo "No numeric fields found in $survey (layer samples)." >&2; exit 1; }
 elements_list=$(IFS=';'; echo "${elements[*]}")
 
-echo "Evidence layers to training samples on the demo survey (${#elements[@]} elements: ${elements[*]})..."
+echo "Full prospectivity pipeline on the demo survey (${#elements[@]} elements: ${elements[*]})..."
 start=$(date +%s)
-"$root/scripts/qgis_process.sh" run "$root/resources/models/evidence_to_training.model3" -- \
+"$root/scripts/qgis_process.sh" run "$root/resources/models/full_pipeline.model3" -- \
   "samples=$survey|layername=samples" "elements=$elements_list" "faults=$survey|layername=faults" \
-  "deposits=$survey|layername=deposits" "barren=$survey|layername=barren_holes" pixel_size=50 \
-  buffer_distance=1000 patch_size=16 seed=42 \
+  "deposits=$survey|layername=deposits" "barren=$survey|layername=barren_holes" pixel_size=100 \
+  buffer_distance=1000 patch_size=16 seed=42 epochs="${DEMO_EPOCHS:-30}" min_target_area=0.1 \
   "stack:evidence_stack=$out/evidence_stack.tif" "screening:screening_table=$out/screening.csv" \
   "screening:selected_stack=$out/selected_evidence.tif" "screening:screening_chart=$out/screening.png" \
   "labels:training_set=$out/training_set.npz" "labels:training_samples=$out/training_samples.gpkg" \
+  "train_lenet:lenet_model=$out/lenet.onnx" "train_lenet:lenet_curves=$out/lenet_curves.png" \
+  "train_vgg8:vgg8_model=$out/vgg8.onnx" "train_vgg8:vgg8_curves=$out/vgg8_curves.png" \
+  "train_cnn1d:cnn1d_model=$out/cnn1d.onnx" "train_cnn1d:cnn1d_curves=$out/cnn1d_curves.png" \
+  "predict_lenet:lenet_map=$out/prospectivity_lenet.tif" "predict_vgg8:vgg8_map=$out/prospectivity_vgg8.tif" \
+  "predict_cnn1d:cnn1d_map=$out/prospectivity_cnn1d.tif" \
+  "baseline:baseline_map=$out/prospectivity_random_forest.tif" \
+  "baseline:baseline_importance=$out/random_forest_importance.csv" \
+  "ensemble:ensemble_map=$out/ensemble.tif" "ensemble:ensemble_uncertainty=$out/uncertainty.tif" \
+  "evaluate:evaluation_metrics=$out/evaluation.csv" "evaluate:evaluation_report=$out/evaluation.html" \
+  "evaluate:roc_plot=$out/roc.png" "evaluate:rate_plot=$out/rate_curves.png" "evaluate:pa_plot=$out/pa_plot.png" \
+  "anomaly:anomaly_classes=$out/anomaly_classes.tif" "anomaly:class_table=$out/anomaly_classes.csv" \
+  "anomaly:targets=$out/targets.gpkg" "report:report=$out/report.html" \
   >"$out/pipeline.log" 2>&1 || { cat "$out/pipeline.log"; exit 1; }
 echo "Done in $(( $(date +%s) - start )) s. Outputs in $out:"
+echo "  report.html             the study report: maps, models compared, curves, classes, targets, provenance"
 echo "  evidence_stack.tif      element grids (log10, z-scored) + fault buffer-distance density and distance"
-echo "  screening.csv/.png      Z_AUC of every band against the deposits; selected_evidence.tif keeps the significant ones"
-echo "  training_set.npz        training windows with a spatial split; training_samples.gpkg shows them in QGIS"
+echo "  screening.csv/.png      Z_AUC of every band; selected_evidence.tif keeps the significant ones"
+echo "  training_set.npz        training windows with a spatial split; training_samples.gpkg shows them"
+echo "  *.onnx, *_curves.png    the LeNet, VGG8 and 1D-CNN model files and their training curves"
+echo "  prospectivity_*.tif     each model's map and the random-forest baseline"
+echo "  ensemble.tif            their average; uncertainty.tif the members' standard deviation"
+echo "  evaluation.*, *.png     ROC, success/prediction-rate and P-A against the held-out (test) deposits"
+echo "  anomaly_classes.*       top 5 / 15 / 30 % of the area; targets.gpkg ranked target zones"
 echo "  pipeline.log            the full log"
+echo "Open the report: $out/report.html"

@@ -18,8 +18,8 @@ def easy_set(n: int = 180, patch: int = 16, seed: int = 0, flip_validation: bool
     if flip_validation:  # validation labels unrelated to the inputs: validation loss can only get worse
         y[split == "validation"] = rng.permutation(y[split == "validation"])
     _, _, recipe = make_stack(rng.normal(size=(len(BANDS), 4, 4)), BANDS, normalise="z-score")
-    manifest = {"format": FORMAT, "version": 1, "band_names": BANDS, "crs": "EPSG:32650", "pixel_size": [100.0, 100.0], "seed": 7,
-                "stack_tags": {STACK_TAG: recipe}, "patch_size": patch}
+    manifest = {"format": FORMAT, "version": 1, "band_names": BANDS, "crs": "EPSG:32650",
+                "pixel_size": [100.0, 100.0], "seed": 7, "stack_tags": {STACK_TAG: recipe}, "patch_size": patch}
     return TrainingSet(x_patch=x, x_vector=np.ascontiguousarray(x[:, :, patch // 2, patch // 2]), y=y, split=split,
                        kind=np.where(y == 1, "deposit", "random"), repeat=np.where(y == 1, SHARED, 0).astype(np.int16),
                        centre_xy=np.zeros((n, 2)), window_rc=np.zeros((n, 2), np.int32), manifest=manifest)

@@ -4,16 +4,30 @@ import importlib
 
 from deepprospect.algorithms import provider as provider_module
 from deepprospect.algorithms.base import GROUPS
+from qgis.core import QgsApplication, QgsProcessingModelAlgorithm
+
+
+def python_algorithms(provider):
+    return [a for a in provider.algorithms() if not isinstance(a, QgsProcessingModelAlgorithm)]
 
 
 def test_every_algorithm_has_name_group_help_and_icon(deepprospect_provider):
-    algorithms = deepprospect_provider.algorithms()
-    assert algorithms
+    algorithms = python_algorithms(deepprospect_provider)
+    assert len(algorithms) == len(provider_module.ALGORITHMS)
     for algorithm in algorithms:
         assert algorithm.name() == algorithm.name().lower() and " " not in algorithm.name()
         assert algorithm.groupId() in GROUPS and algorithm.displayName()
         assert len(algorithm.shortHelpString()) > 200
         assert not algorithm.icon().isNull()
+
+
+def test_the_pipelines_are_in_the_toolbox(deepprospect_provider):
+    models = {a.name(): a for a in deepprospect_provider.algorithms() if isinstance(a, QgsProcessingModelAlgorithm)}
+    assert set(models) == {"Evidence layers to training samples", "Full prospectivity pipeline"}
+    for model in models.values():
+        assert model.group() == "DeepProspect pipelines" and len(model.shortHelpString()) > 200
+        assert QgsApplication.processingRegistry().algorithmById(model.id()) is not None
+        assert all(child.algorithm() is not None for child in model.create().childAlgorithms().values())
 
 
 def test_missing_package_disables_only_its_algorithms(monkeypatch, qgis_app):
@@ -27,7 +41,8 @@ def test_missing_package_disables_only_its_algorithms(monkeypatch, qgis_app):
     monkeypatch.setattr(provider_module.importlib, "import_module", import_without_rasterio)
     provider = provider_module.DeepProspectProvider()
     provider.loadAlgorithms()
-    assert "idwgridding" not in [a.name() for a in provider.algorithms()]
+    names = [a.name() for a in provider.algorithms()]
+    assert "idwgridding" not in names and "Full prospectivity pipeline" not in names
     message = provider.missing_message()
     assert "rasterio" in message and "idw_gridding" in message and "pip install" in message
 
