@@ -27,6 +27,7 @@ from .evaluation import HELD_OUT, TRAINING, Evaluation, evaluate_map, plot_pngs,
 from .grid import GridSpec
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import atomic_path
+from .resources import require_memory
 
 MODEL_CARD_TAG = "DEEPPROSPECT_MODEL_CARD"
 ENSEMBLE_TAG = "DEEPPROSPECT_ENSEMBLE"
@@ -71,24 +72,32 @@ def write_report(path: str, inputs: ReportInputs, *, progress: ProgressFn = None
     """Score the maps, draw the figures and write the report to ``path`` (atomically)."""
     ensemble = read_map(inputs.ensemble_path)
     grid = ensemble.grid
-    notes: list[str] = []
-    evaluation = evaluate_map(ensemble.values, grid, inputs.training_xy, inputs.held_out_xy, inputs.barren_xy,
-                              inputs.threshold)
-    notes += [f"Ensemble: {note}" for note in evaluation.notes]
-    report(progress, 20)
-    rows = [_comparison_row("ensemble", _map_label(ensemble.tags, "ensemble"), evaluation, ensemble.tags)]
-    members = []
-    for index, member_path in enumerate(inputs.member_paths):
+    require_memory(8 * (2 + len(inputs.member_paths)) * grid.cell_count,
+                   f"A report on {1 + len(inputs.member_paths)} maps of {grid.rows} × {grid.cols} cells")
+    loaded = []
+    for member_path in inputs.member_paths:
         check_cancelled(is_cancelled)
         member = read_map(member_path)
         if member.grid.shape != grid.shape or not np.allclose(member.grid.geotransform, grid.geotransform):
             raise InputError(f"The member map {member_path} is not on the ensemble's grid; give maps of one stack.")
-        scored = evaluate_map(member.values, grid, inputs.training_xy, inputs.held_out_xy, inputs.barren_xy,
-                              inputs.threshold)
-        label = _map_label(member.tags, os.path.splitext(os.path.basename(member_path))[0])
-        rows.append(_comparison_row("member", label, scored, member.tags))
-        members.append((label, member.values))
-        report(progress, 20 + 40 * (index + 1) / max(len(inputs.member_paths), 1))
+        loaded.append((_map_label(member.tags, os.path.splitext(os.path.basename(member_path))[0]), member))
+    notes: list[str] = []
+    common = np.isfinite(ensemble.values)
+    for _, member in loaded:
+        common &= np.isfinite(member.values)
+    if any(common.sum() < np.isfinite(raster.values).sum() for raster in [ensemble, *(m for _, m in loaded)]):
+        notes.append(f"Every map is scored on the {int(common.sum())} cells where all of them have a value (windows "
+                     "of patch models leave an empty margin), so all face the same deposits and negatives.")
+    rows, evaluations = [], []
+    for index, (label, raster) in enumerate([(_map_label(ensemble.tags, "ensemble"), ensemble), *loaded]):
+        check_cancelled(is_cancelled)
+        evaluations.append(evaluate_map(np.where(common, raster.values, np.nan), grid, inputs.training_xy,
+                                        inputs.held_out_xy, inputs.barren_xy, inputs.threshold))
+        rows.append(_comparison_row(label, evaluations[-1], raster.tags))
+        report(progress, 60 * (index + 1) / (len(loaded) + 1))
+    evaluation = evaluations[0]  # the final map's: its curves and the headline
+    notes += [f"Scoring: {note}" for note in evaluation.notes]
+    members = [(label, member.values) for label, member in loaded]
     check_cancelled(is_cancelled)
     deposits = _all_deposits(inputs)
     classes = anomaly.classify(ensemble.values, grid, inputs.class_limits, deposit_xy=deposits)
@@ -144,13 +153,13 @@ def training_curves_png(history: Mapping, best_epoch: int, title: str) -> bytes:
 # ------------------------------------------------------------------------------------------------ pieces
 
 
-def _comparison_row(role: str, label: str, evaluation: Evaluation, tags: Mapping) -> dict:
+def _comparison_row(label: str, evaluation: Evaluation, tags: Mapping) -> dict:
     card = _json_tag(tags, MODEL_CARD_TAG) or {}
     validation = (card.get("metrics") or {}).get("validation") or {}
     training, held_out = _set(evaluation, TRAINING), _set(evaluation, HELD_OUT)
     pa = evaluation.prediction_area
     return {
-        "role": role, "label": label, "validation_auc": validation.get("auc"),
+        "label": label, "validation_auc": validation.get("auc"),
         "held_out_auc": held_out.roc.auc if held_out else None,
         "prediction_rate_auc": held_out.rate.auc if held_out and held_out.rate else None,
         "success_rate_auc": training.rate.auc if training and training.rate else None,

@@ -72,6 +72,7 @@ def test_report_scores_every_map_and_embeds_the_figures(study, tmp_path):
     classes = anomaly.classify(values, GRID, deposit_xy=np.concatenate([inputs.training_xy, inputs.held_out_xy]))
     assert summary.top_class_deposit_pct == pytest.approx(classes.table[0].deposit_pct)
     assert summary.targets >= 1
+    assert any("scored on the 2991 cells where all of them have a value" in note for note in summary.notes)
     # maps, members, ROC, rate, P-A and one training-curve figure per card
     assert len(re.findall(r'src="data:image/png;base64,', text)) == 2 + 3 + 2
     for fragment in ("Test study", "ensemble (average)", "lenet (lenet.onnx)", "vgg8 (vgg8.onnx)", "top 5 %",
