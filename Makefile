@@ -56,10 +56,11 @@ bench: setup
 	$(PY) bench/bench_screening.py
 	$(PY) bench/bench_labels.py
 	$(PY) bench/bench_training.py
+	$(PY) bench/bench_inference.py
 
 package:
 	@rm -rf build/package dist/deepprospect.zip && mkdir -p build/package/deepprospect dist
-	@git ls-files -z | grep -zvE '^(tests|bench|scripts|\.ci)/|^\.git|^(Makefile|pyproject.toml|requirements.*)$$' \
+	@git ls-files -z | grep -zvE '^(tests|bench|scripts|docs|\.ci)/|^\.git|^(Makefile|pyproject.toml|requirements.*)$$' \
 	  | xargs -0 -I{} cp --parents {} build/package/deepprospect/
 	@cd build/package && python3 -m zipfile -c ../../dist/deepprospect.zip deepprospect
 	@echo "dist/deepprospect.zip (Plugins ▸ Manage and Install Plugins ▸ Install from ZIP)"

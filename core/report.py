@@ -242,13 +242,13 @@ def _map_figure(values, uncertainty, classes, grid: GridSpec, inputs: ReportInpu
     figure = _figure(5.2 * panels, 5)
     axes = figure.subplots(1, panels)
     extent = _extent(grid)
-    image = axes[0].imshow(values, extent=extent, cmap="magma", vmin=0, vmax=1)
+    image = axes[0].imshow(values, extent=extent, cmap="viridis", vmin=0, vmax=1)
     figure.colorbar(image, ax=axes[0], shrink=0.7, label="prospectivity")
     axes[0].set_title("Ensemble prospectivity")
     for target in targets[:MAX_TARGET_ROWS]:
         for ring in _exterior_rings(target.geometry):
-            axes[0].plot(ring[:, 0], ring[:, 1], color="cyan", linewidth=0.8)
-        axes[0].annotate(str(target.rank), target.centroid, color="cyan", fontsize=7, ha="center")
+            axes[0].plot(ring[:, 0], ring[:, 1], color="#c00000", linewidth=0.9)
+        axes[0].annotate(str(target.rank), target.centroid, color="#c00000", fontsize=8, ha="center", weight="bold")
     k = len(classes.limits)
     palette = (CLASS_COLOURS * (1 + k // len(CLASS_COLOURS)))[:k]  # as resources/styles/anomaly_classes.qml
     coded = np.where(classes.classes == anomaly.CLASS_NODATA, np.nan,
@@ -260,7 +260,7 @@ def _map_figure(values, uncertainty, classes, grid: GridSpec, inputs: ReportInpu
     axes[1].legend(handles=[Patch(color=colour, label=names[c]) for c, colour in enumerate(palette, start=1)],
                    fontsize=7, loc="upper right")
     if uncertainty is not None:
-        image = axes[2].imshow(uncertainty, extent=extent, cmap="viridis")
+        image = axes[2].imshow(uncertainty, extent=extent, cmap="Purples", vmin=0, vmax=0.5)  # as uncertainty.qml
         figure.colorbar(image, ax=axes[2], shrink=0.7, label="uncertainty")
         axes[2].set_title("Ensemble uncertainty")
     for axis in axes:
@@ -277,7 +277,7 @@ def _members_figure(members, grid: GridSpec) -> object:
     figure = _figure(4 * columns, 3.8 * rows)
     axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
     for axis, (label, values) in zip(axes, members):
-        axis.imshow(values, extent=_extent(grid), cmap="magma", vmin=0, vmax=1)
+        axis.imshow(values, extent=_extent(grid), cmap="viridis", vmin=0, vmax=1)
         axis.set_title(label, fontsize=8)
     for axis in axes:
         axis.set_xticks([])
