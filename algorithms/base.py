@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterNumber,
+)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -19,6 +24,9 @@ GROUPS = {
     "models": "3 · Models",
     "maps": "4 · Prospectivity maps",
 }
+
+
+INT, DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
 
 
 class DeepProspectAlgorithm(QgsProcessingAlgorithm):
@@ -52,6 +60,19 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
 
     def tr(self, text: str) -> str:
         return QCoreApplication.translate(type(self).__name__, text)
+
+    def add_numbers(self, table) -> None:
+        """Number parameters from rows (KEY, label, INT or DOUBLE, default, minimum, advanced)."""
+        for key, label, kind, default, minimum, advanced in table:
+            parameter = QgsProcessingParameterNumber(key, label, kind, defaultValue=default, minValue=minimum)
+            if advanced:
+                parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+
+    def read_numbers(self, table, parameters, context) -> dict:
+        """The values of :meth:`add_numbers` rows, keyed by the lower-case key (a settings field name)."""
+        read = {INT: self.parameterAsInt, DOUBLE: self.parameterAsDouble}
+        return {key.lower(): read[kind](parameters, key, context) for key, _, kind, *_ in table}
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
         """Run the algorithm; any DeepProspect error reaches the user as a plain message."""

@@ -8,11 +8,9 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber,
 )
 
 from ..core.errors import InputError
@@ -29,10 +27,9 @@ from ..models.training import (
     train_model,
 )
 from ..models.zoo import available_models, model_info
-from .base import DeepProspectAlgorithm
+from .base import DOUBLE, INT, DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks
 
-_INT, _DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
 _PRESETS = ["none", *PRESETS]
 _PRESET_LABELS = [
     "None: use the settings below",
@@ -42,17 +39,17 @@ _PRESET_LABELS = [
 _DEVICES = ["auto", "cpu", "cuda"]
 # key (lower case = TrainSettings field), label, type, default, minimum, advanced
 _NUMBERS = [
-    ("EPOCHS", "Epochs", _INT, 50, 1, False),
-    ("BATCH_SIZE", "Batch size", _INT, 16, 2, False),
-    ("LEARNING_RATE", "Learning rate", _DOUBLE, 1e-4, 0.0, False),
-    ("MIN_LEARNING_RATE", "Final learning rate of the cosine schedule", _DOUBLE, 1e-5, 0.0, True),
-    ("MOMENTUM", "SGD momentum", _DOUBLE, 0.9, 0.0, True),
-    ("WEIGHT_DECAY", "Weight decay", _DOUBLE, 0.0, 0.0, True),
-    ("STEP_EPOCHS", "Step schedule: epochs per step", _INT, 30, 1, True),
-    ("STEP_FACTOR", "Step schedule: learning-rate factor per step", _DOUBLE, 0.5, 0.0, True),
-    ("PATIENCE", "Early stopping patience (epochs)", _INT, 10, 1, True),
-    ("NEGATIVE_SET", "Negative set to train on (0 … N−1)", _INT, 0, 0, True),
-    ("SEED", "Random seed", _INT, 42, 0, False),
+    ("EPOCHS", "Epochs", INT, 50, 1, False),
+    ("BATCH_SIZE", "Batch size", INT, 16, 2, False),
+    ("LEARNING_RATE", "Learning rate", DOUBLE, 1e-4, 0.0, False),
+    ("MIN_LEARNING_RATE", "Final learning rate of the cosine schedule", DOUBLE, 1e-5, 0.0, True),
+    ("MOMENTUM", "SGD momentum", DOUBLE, 0.9, 0.0, True),
+    ("WEIGHT_DECAY", "Weight decay", DOUBLE, 0.0, 0.0, True),
+    ("STEP_EPOCHS", "Step schedule: epochs per step", INT, 30, 1, True),
+    ("STEP_FACTOR", "Step schedule: learning-rate factor per step", DOUBLE, 0.5, 0.0, True),
+    ("PATIENCE", "Early stopping patience (epochs)", INT, 10, 1, True),
+    ("NEGATIVE_SET", "Negative set to train on (0 … N−1)", INT, 0, 0, True),
+    ("SEED", "Random seed", INT, 42, 0, False),
 ]
 
 
@@ -90,7 +87,7 @@ class TrainModel(DeepProspectAlgorithm):
             self.ARCHITECTURE, "Architecture", [model_info(name).title for name in available_models()],
             defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(self.PRESET, "Paper preset", _PRESET_LABELS, defaultValue=0))
-        self._add_numbers(_NUMBERS[:3])
+        self.add_numbers(_NUMBERS[:3])
         self.addParameter(QgsProcessingParameterEnum(
             self.OPTIMISER, "Optimiser", ["Adam", "SGD with momentum"], defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
@@ -101,7 +98,7 @@ class TrainModel(DeepProspectAlgorithm):
             self.CLASS_WEIGHTING, "Weight the loss by inverse class frequency", True))
         self.addParameter(QgsProcessingParameterEnum(
             self.DEVICE, "Device", ["Auto (CUDA when available)", "CPU", "CUDA"], defaultValue=0))
-        self._add_numbers(_NUMBERS[3:])
+        self.add_numbers(_NUMBERS[3:])
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Model file", "ONNX model (*.onnx)"))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -109,13 +106,6 @@ class TrainModel(DeepProspectAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.VALIDATION_AUC, "Validation AUC"))
         self.addOutput(QgsProcessingOutputNumber(self.TEST_AUC, "Test AUC"))
         self.addOutput(QgsProcessingOutputString(self.DEVICE_USED, "Device used"))
-
-    def _add_numbers(self, table) -> None:
-        for key, label, kind, default, minimum, advanced in table:
-            parameter = QgsProcessingParameterNumber(key, label, kind, defaultValue=default, minValue=minimum)
-            if advanced:
-                parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(parameter)
 
     def compute(self, parameters, context, feedback):
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
@@ -141,7 +131,6 @@ class TrainModel(DeepProspectAlgorithm):
         }
 
     def _settings(self, parameters, context, feedback) -> TrainSettings:
-        read = {_INT: self.parameterAsInt, _DOUBLE: self.parameterAsDouble}
         enum = lambda key: self.parameterAsEnum(parameters, key, context)  # noqa: E731
         settings = TrainSettings(
             architecture=available_models()[enum(self.ARCHITECTURE)],
@@ -150,7 +139,7 @@ class TrainModel(DeepProspectAlgorithm):
             early_stopping=EARLY_STOPPING[enum(self.EARLY_STOPPING)],
             class_weighting=self.parameterAsBool(parameters, self.CLASS_WEIGHTING, context),
             device=_DEVICES[enum(self.DEVICE)],
-            **{key.lower(): read[kind](parameters, key, context) for key, _, kind, *_ in _NUMBERS},
+            **self.read_numbers(_NUMBERS, parameters, context),
         )
         preset = _PRESETS[enum(self.PRESET)]
         if preset != "none":

@@ -21,7 +21,6 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsWkbTypes,
 )
@@ -39,30 +38,29 @@ from ..core.labels import (
     study_area_mask,
 )
 from ..core.raster_io import check_writable, read_raster
-from .base import DeepProspectAlgorithm
+from .base import DOUBLE, INT, DeepProspectAlgorithm
 from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, read_points
 
-_INT, _DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
 # key (lower case = settings field), label, type, default, minimum, advanced
 _LABEL_NUMBERS = [
-    ("PATCH_SIZE", "Patch size (cells; 1 = element vectors only)", _INT, 32, 1, False),
-    ("POSITIVE_RADIUS", "Positive radius (map units; 0 = one cell diagonal → 3×3)", _DOUBLE, 0.0, 0.0, False),
-    ("NEGATIVE_RATIO", "Negatives per positive (barren + random)", _DOUBLE, 1.0, 0.0, False),
-    ("EXCLUSION_BUFFER", "No negatives within this distance of a deposit (map units)", _DOUBLE, 0.0, 0.0, False),
-    ("N_REPEATS", "Negative sets (seeds SEED … SEED+N−1)", _INT, 1, 1, False),
-    ("SPLIT_DISTANCE", "Group linkage distance or block side (map units; 0 = automatic)", _DOUBLE, 0.0, 0.0, False),
-    ("VALIDATION_FRACTION", "Validation fraction", _DOUBLE, 0.15, 0.0, False),
-    ("TEST_FRACTION", "Test fraction", _DOUBLE, 0.15, 0.0, False),
-    ("SEED", "Random seed", _INT, 42, 0, False),
+    ("PATCH_SIZE", "Patch size (cells; 1 = element vectors only)", INT, 32, 1, False),
+    ("POSITIVE_RADIUS", "Positive radius (map units; 0 = one cell diagonal → 3×3)", DOUBLE, 0.0, 0.0, False),
+    ("NEGATIVE_RATIO", "Negatives per positive (barren + random)", DOUBLE, 1.0, 0.0, False),
+    ("EXCLUSION_BUFFER", "No negatives within this distance of a deposit (map units)", DOUBLE, 0.0, 0.0, False),
+    ("N_REPEATS", "Negative sets (seeds SEED … SEED+N−1)", INT, 1, 1, False),
+    ("SPLIT_DISTANCE", "Group linkage distance or block side (map units; 0 = automatic)", DOUBLE, 0.0, 0.0, False),
+    ("VALIDATION_FRACTION", "Validation fraction", DOUBLE, 0.15, 0.0, False),
+    ("TEST_FRACTION", "Test fraction", DOUBLE, 0.15, 0.0, False),
+    ("SEED", "Random seed", INT, 42, 0, False),
 ]
 _AUGMENT_NUMBERS = [
-    ("POSITIVE_CROPS", "Crops per training positive (he2024: N=50; 0 = none)", _INT, 0, 0, True),
-    ("POSITIVE_SHIFT_X", "Positive crop shift in x, ± cells (he2024: a=12)", _INT, 12, 0, True),
-    ("POSITIVE_SHIFT_Y", "Positive crop shift in y, ± cells (he2024: b=24)", _INT, 24, 0, True),
-    ("NEGATIVE_CROPS", "Crops per training negative (he2024: N=10; 0 = none)", _INT, 0, 0, True),
-    ("NEGATIVE_SHIFT_X", "Negative crop shift in x, ± cells (he2024: a=32)", _INT, 32, 0, True),
-    ("NEGATIVE_SHIFT_Y", "Negative crop shift in y, ± cells (he2024: b=64)", _INT, 64, 0, True),
-    ("NOISE_VARIANCE", "Gaussian-noise copy, variance (gao2023: 0.01; 0 = none)", _DOUBLE, 0.0, 0.0, True),
+    ("POSITIVE_CROPS", "Crops per training positive (he2024: N=50; 0 = none)", INT, 0, 0, True),
+    ("POSITIVE_SHIFT_X", "Positive crop shift in x, ± cells (he2024: a=12)", INT, 12, 0, True),
+    ("POSITIVE_SHIFT_Y", "Positive crop shift in y, ± cells (he2024: b=24)", INT, 24, 0, True),
+    ("NEGATIVE_CROPS", "Crops per training negative (he2024: N=10; 0 = none)", INT, 0, 0, True),
+    ("NEGATIVE_SHIFT_X", "Negative crop shift in x, ± cells (he2024: a=32)", INT, 32, 0, True),
+    ("NEGATIVE_SHIFT_Y", "Negative crop shift in y, ± cells (he2024: b=64)", INT, 64, 0, True),
+    ("NOISE_VARIANCE", "Gaussian-noise copy, variance (gao2023: 0.01; 0 = none)", DOUBLE, 0.0, 0.0, True),
 ]
 _HOLE_VALUES = {"true", "1", "yes", "t", "y"}
 
@@ -103,31 +101,21 @@ class TrainingLabels(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterField(
             self.HOLE_FIELD, "Study-area field marking holes (TRUE = subtract)",
             parentLayerParameterName=self.STUDY_AREA, optional=True))
-        self._add_numbers(_LABEL_NUMBERS[:5])
+        self.add_numbers(_LABEL_NUMBERS[:5])
         self.addParameter(QgsProcessingParameterEnum(
             self.SPLIT_METHOD, "Spatial split by", ["Deposit groups", "Spatial blocks"], defaultValue=0))
-        self._add_numbers(_LABEL_NUMBERS[5:] + _AUGMENT_NUMBERS[:6])
+        self.add_numbers(_LABEL_NUMBERS[5:] + _AUGMENT_NUMBERS[:6])
         for key, label in ((self.FLIPS, "Add a flipped/rotated copy of each training window"),
                            (self.SMOTE, "SMOTE: balance the training classes")):
             parameter = QgsProcessingParameterBoolean(key, label, False)
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
-        self._add_numbers(_AUGMENT_NUMBERS[6:])
+        self.add_numbers(_AUGMENT_NUMBERS[6:])
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Training set", "DeepProspect training set (*.npz)"))
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.SAMPLES, "Sample centres (unaugmented)", QgsProcessing.TypeVectorPoint))
 
-    def _add_numbers(self, table) -> None:
-        for key, label, kind, default, minimum, advanced in table:
-            parameter = QgsProcessingParameterNumber(key, label, kind, defaultValue=default, minValue=minimum)
-            if advanced:
-                parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(parameter)
-
-    def _numbers(self, table, parameters, context) -> dict:
-        read = {_INT: self.parameterAsInt, _DOUBLE: self.parameterAsDouble}
-        return {key.lower(): read[kind](parameters, key, context) for key, _, kind, *_ in table}
 
     def compute(self, parameters, context, feedback):
         layer = self.parameterAsRasterLayer(parameters, self.STACK, context)
@@ -137,10 +125,10 @@ class TrainingLabels(DeepProspectAlgorithm):
         check_writable(output)
         settings = LabelSettings(split_method=SPLIT_METHODS[self.parameterAsEnum(parameters, self.SPLIT_METHOD,
                                                                                 context)],
-                                 **self._numbers(_LABEL_NUMBERS, parameters, context))
+                                 **self.read_numbers(_LABEL_NUMBERS, parameters, context))
         augment = AugmentSettings(flips=self.parameterAsBool(parameters, self.FLIPS, context),
                                   smote=self.parameterAsBool(parameters, self.SMOTE, context),
-                                  **self._numbers(_AUGMENT_NUMBERS, parameters, context))
+                                  **self.read_numbers(_AUGMENT_NUMBERS, parameters, context))
         grid = grid_from_raster_layer(layer)
         crs = crs_from_string(grid.crs)
         deposits = self._points(parameters, self.DEPOSITS, "deposit", crs, context, feedback)
