@@ -14,10 +14,10 @@ class DeepProspectPlugin:
 
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API name
         """Called by QGIS desktop and by qgis_process."""
-        from .algorithms.provider import DeepProspectProvider
+        from .algorithms.provider import DeepProspectProvider, register
 
         self.provider = DeepProspectProvider()
-        QgsApplication.processingRegistry().addProvider(self.provider)
+        register(self.provider)
 
     def initGui(self) -> None:  # noqa: N802 - QGIS API name
         """Register the provider and tell the user about missing packages."""

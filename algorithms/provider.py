@@ -6,7 +6,7 @@ import glob
 import importlib
 import os
 
-from qgis.core import Qgis, QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
+from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..dependencies import install_hint
@@ -30,6 +30,14 @@ ALGORITHMS = [
     ("anomaly_classes", "AnomalyClasses"),
     ("report", "Report"),
 ]
+
+
+def register(provider: QgsProcessingProvider) -> bool:
+    """Add ``provider`` to Processing, then load it again so its pipelines can resolve their steps."""
+    if not QgsApplication.processingRegistry().addProvider(provider):
+        return False
+    provider.refreshAlgorithms()
+    return True
 
 
 class DeepProspectProvider(QgsProcessingProvider):
@@ -76,10 +84,11 @@ class DeepProspectProvider(QgsProcessingProvider):
     def _load_pipelines(self) -> None:
         """The graphical models in resources/models, as algorithms of this provider (group DeepProspect pipelines).
 
-        Their steps are this provider's algorithms, resolved when a model runs (each run makes a fresh instance),
-        so loading them before the provider is registered is fine. A model needing a disabled algorithm is
-        left out, like that algorithm.
+        A model finds its steps through the Processing registry, so pipelines load only once this provider is
+        in it (see :func:`register`). A model needing a disabled algorithm is left out, like that algorithm.
         """
+        if QgsApplication.processingRegistry().providerById(self.id()) is not self:
+            return
         loaded = {algorithm.name() for algorithm in self.algorithms()}
         for path in sorted(glob.glob(os.path.join(PIPELINES, "*.model3"))):
             model = QgsProcessingModelAlgorithm()

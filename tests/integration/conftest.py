@@ -9,10 +9,10 @@ from qgis.core import QgsApplication
 @pytest.fixture(scope="session")
 def deepprospect_provider(qgis_app, qgis_processing):
     """Register the provider once per session (and keep a reference so it is not collected)."""
-    from deepprospect.algorithms.provider import DeepProspectProvider
+    from deepprospect.algorithms.provider import DeepProspectProvider, register
 
     provider = DeepProspectProvider()
-    QgsApplication.processingRegistry().addProvider(provider)
+    register(provider)
     yield provider
     QgsApplication.processingRegistry().removeProvider(provider)
 
