@@ -49,7 +49,7 @@ from sklearn.preprocessing import StandardScaler
 from .errors import InputError
 from .labels import SPLITS, UNAUGMENTED, TrainingSet
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import NODATA, atomic_path, check_writable, read_band_names, read_grid_spec
+from .raster_io import MODEL_CARD_TAG, NODATA, atomic_path, check_writable, read_band_names, read_grid_spec
 from .resources import require_memory
 from .stack import (
     RECIPE_FORMAT,
@@ -61,7 +61,6 @@ from .stack import (
 
 METHODS = ("random_forest", "logistic_regression")
 AUGMENTED_KINDS = ("noise", "smote")
-MODEL_CARD_TAG = "DEEPPROSPECT_MODEL_CARD"
 OUTPUT_BAND = "prospectivity"
 # Cells read per window by default (bounded memory whatever the stack's size).
 WINDOW_CELLS = 1 << 20

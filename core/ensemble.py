@@ -46,15 +46,13 @@ from rasterio.windows import Window
 
 from .errors import InputError
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import NODATA, atomic_path
+from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, NODATA, atomic_path
 
 METHODS = ("average", "weighted_average", "majority_vote", "plurality_vote", "weighted_vote")
 WEIGHTED = frozenset({"weighted_average", "weighted_vote"})
 VOTES = frozenset({"majority_vote", "plurality_vote", "weighted_vote"})
 # weight sources: a validation metric from each member's model card, or weights given by the user
 WEIGHT_SOURCES = ("auc", "f1", "given")
-MODEL_CARD_TAG = "DEEPPROSPECT_MODEL_CARD"
-ENSEMBLE_TAG = "DEEPPROSPECT_ENSEMBLE"
 CLASS_NODATA = 255
 DEFAULT_WINDOW_CELLS = 1 << 20
 MAP_QUANTITY = {

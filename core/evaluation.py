@@ -39,12 +39,11 @@ import numpy as np
 import rasterio
 from sklearn.metrics import accuracy_score, auc, f1_score, precision_score, recall_score, roc_curve
 
-from .ensemble import ENSEMBLE_TAG, MODEL_CARD_TAG
 from .errors import InputError
 from .grid import GridSpec
 from .labels import point_cells
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import atomic_path, read_grid_spec
+from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path, read_grid_spec
 
 TRAINING, HELD_OUT, ALL = "training", "held-out", "all"
 PLOTS = ("roc", "rate", "prediction_area")

@@ -20,6 +20,9 @@ from .errors import InputError, ResourceError
 from .grid import GridSpec
 
 NODATA = -9999.0
+# Dataset tags of prospectivity maps: the model card of the map's model (JSON), and the ensemble record (JSON).
+MODEL_CARD_TAG = "DEEPPROSPECT_MODEL_CARD"
+ENSEMBLE_TAG = "DEEPPROSPECT_ENSEMBLE"
 _TILE = 256
 
 

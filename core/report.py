@@ -26,11 +26,9 @@ from .errors import InputError
 from .evaluation import HELD_OUT, TRAINING, Evaluation, evaluate_map, plot_pngs, read_map
 from .grid import GridSpec
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import atomic_path
+from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path
 from .resources import require_memory
 
-MODEL_CARD_TAG = "DEEPPROSPECT_MODEL_CARD"
-ENSEMBLE_TAG = "DEEPPROSPECT_ENSEMBLE"
 MAX_TARGET_ROWS = 20
 CLASS_COLOURS = ["#d7191c", "#ffd92f", "#2b83ba", "#abd9e9", "#d9d9d9", "#f0f0f0"]
 _esc = html.escape

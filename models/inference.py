@@ -52,7 +52,7 @@ from scipy.special import softmax
 from ..core.errors import InputError, ModelError
 from ..core.labels import valid_windows
 from ..core.progress import CancelFn, ProgressFn, check_cancelled, report
-from ..core.raster_io import NODATA, atomic_path, read_grid_spec
+from ..core.raster_io import MODEL_CARD_TAG, NODATA, atomic_path, read_grid_spec
 from ..core.stack import STACK_TAG, band_normalisation, normalisation_differences, read_stack_recipe
 from .onnx_io import read_card
 
@@ -67,7 +67,6 @@ runs on gathered p×p windows."""
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 ALGORITHM_TAG = "DEEPPROSPECT_ALGORITHM"
-MODEL_TAG = "DEEPPROSPECT_MODEL_CARD"
 PREDICTION_TAG = "DEEPPROSPECT_PREDICTION"
 BAND_NAME = "prospectivity"
 _BLOCK = 256
@@ -401,7 +400,7 @@ def _tags(card: dict, model_path: str, mode: str, step: int) -> dict:
     prediction = {"mode": mode, "stride": step,
                   "window": "output cell (R, C) = window of stack cell (R*stride + stride//2, C*stride + "
                             "stride//2), rows r - p//2 .. r - p//2 + p - 1"}
-    return {ALGORITHM_TAG: "predict", MODEL_TAG: json.dumps(model), PREDICTION_TAG: json.dumps(prediction)}
+    return {ALGORITHM_TAG: "predict", MODEL_CARD_TAG: json.dumps(model), PREDICTION_TAG: json.dumps(prediction)}
 
 
 def _log(log: LogFn, message: str) -> None:

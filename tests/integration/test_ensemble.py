@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 import rasterio
-from deepprospect.core.ensemble import ENSEMBLE_TAG, MODEL_CARD_TAG, combine
+from deepprospect.core.ensemble import combine
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.raster_io import write_geotiff
+from deepprospect.core.raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, write_geotiff
 from layer_factory import RecordingFeedback
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject
 
