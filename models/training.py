@@ -87,8 +87,10 @@ class TrainSettings:
                 raise InputError(f"Unknown {name} {value!r}; choose one of {', '.join(allowed)}.")
         if self.epochs < 1 or self.batch_size < 2 or self.patience < 1 or self.step_epochs < 1:
             raise InputError("Epochs, patience and step epochs must be at least 1 and the batch size at least 2.")
-        if not self.learning_rate > 0 or not 0 <= self.min_learning_rate <= self.learning_rate:
-            raise InputError("The learning rate must be positive and the minimum learning rate between 0 and it.")
+        if not self.learning_rate > 0:
+            raise InputError("The learning rate must be positive.")
+        if self.schedule == "cosine" and not 0 <= self.min_learning_rate <= self.learning_rate:
+            raise InputError("The final learning rate of the cosine schedule must be between 0 and the learning rate.")
         if not 0 < self.step_factor <= 1 or self.momentum < 0 or self.weight_decay < 0:
             raise InputError("The step factor must be in (0, 1]; momentum and weight decay must not be negative.")
 
@@ -96,14 +98,15 @@ class TrainSettings:
         return dataclasses.asdict(self)
 
 
+# The papers trained for a fixed number of epochs, so the presets switch early stopping off.
 PRESETS: dict[str, dict] = {
     # he2024 trained six architectures with the same settings, so the preset keeps the chosen architecture.
     "he2024": {"optimiser": "adam", "batch_size": 16, "learning_rate": 1e-4, "min_learning_rate": 1e-5,
-               "schedule": "cosine", "epochs": 50, "weight_decay": 0.0},
+               "schedule": "cosine", "epochs": 50, "weight_decay": 0.0, "early_stopping": "off"},
     # gao2022 (ResNet-50): SGD momentum 0.1, weight decay 1e-4, lr 0.01 halved every 30 epochs, batch 32, 120 epochs.
     "gao2022": {"architecture": "resnet50", "optimiser": "sgd", "momentum": 0.1, "weight_decay": 1e-4,
                 "learning_rate": 0.01, "schedule": "step", "step_epochs": 30, "step_factor": 0.5,
-                "batch_size": 32, "epochs": 120},
+                "batch_size": 32, "epochs": 120, "early_stopping": "off"},
 }
 
 
@@ -194,7 +197,7 @@ def train_model(
     info = model_info(settings.architecture)
     data = split_data(training_set, info.input_kind, settings.negative_set)
     train = data["train"]
-    _check_training_split(train)
+    _check_splits(data)
     device, reason = select_device(settings.device)
     _log(log, f"Device: {reason}.")
     in_bands = int(train.x.shape[1])
@@ -252,7 +255,7 @@ class _Loop:
             val_loss, val_auc = self._validate()
             seconds = time.perf_counter() - started
             for key, value in zip(history, (epoch, lr, loss, val_loss, val_auc, seconds)):
-                history[key].append(value)
+                history[key].append(None if value != value else value)  # NaN (undefined) is stored as null
             _log(self.log, f"Epoch {epoch}/{settings.epochs}: loss {loss:.4f}, validation loss {_fmt(val_loss)}, "
                            f"validation AUC {_fmt(val_auc)}, lr {lr:.3g} ({seconds:.1f} s)")
             score = -val_loss if monitor == "val_loss" else val_auc if monitor == "val_auc" else epoch
@@ -342,9 +345,9 @@ def save_model(result: TrainResult, training_set: TrainingSet, path: str, curves
                "training_set": {key: manifest.get(key) for key in ("seed", "split", "augmentation", "positive_radius",
                                                                     "negative_ratio", "patch_size")}},
     )
+    export_onnx(model, path, card, model.in_bands, model.patch_size)
     if curves_path:
         plot_training_curves(result.history, result.best_epoch, curves_path, settings.architecture)
-    export_onnx(model, path, card, model.in_bands, model.patch_size)
     return card
 
 
@@ -355,13 +358,16 @@ def plot_training_curves(history: Mapping, best_epoch: int, path: str, title: st
         handle.write(png)
 
 
-def _check_training_split(train: SplitData) -> None:
+def _check_splits(data: dict[str, SplitData]) -> None:
+    train = data["train"]
     if len(train) < 2:
         raise InputError(f"The training split has {len(train)} sample(s); at least 2 are needed.")
     if len(set(train.y.tolist())) < 2:
         raise InputError("The training split holds one class only; it needs deposits and negatives.")
-    if not torch.isfinite(train.x).all():
-        raise InputError("The training set holds NaN or infinite values; rebuild it from a stack without them.")
+    for split, part in data.items():
+        if not torch.isfinite(part.x).all():
+            raise InputError(f"The {split} samples hold NaN or infinite values; rebuild the training set from a "
+                             "stack without them.")
 
 
 def _class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:

@@ -1,8 +1,10 @@
 """Training loop: learning an easy set, determinism, schedules, early stopping, devices, cancel, model file."""
 
+import json
 import math
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -111,6 +113,7 @@ def test_presets():
     assert (gao.architecture, gao.optimiser, gao.momentum, gao.weight_decay) == ("resnet50", "sgd", 0.1, 1e-4)
     assert (gao.learning_rate, gao.schedule, gao.step_epochs, gao.step_factor) == (0.01, "step", 30, 0.5)
     assert (gao.batch_size, gao.epochs) == (32, 120)
+    assert he.early_stopping == gao.early_stopping == "off"  # the papers trained every epoch
     assert apply_preset(gao, "none") is gao
     assert set(PRESETS) == {"he2024", "gao2022"}
     with pytest.raises(InputError, match="preset"):
@@ -146,7 +149,8 @@ def test_cancel_between_batches_raises():
 
 @pytest.mark.parametrize("change, message", [
     (lambda ts: ts.y.__setitem__(ts.split == "train", 0), "one class"),
-    (lambda ts: ts.x_patch.__setitem__((0, 0, 0, 0), np.nan), "NaN"),
+    (lambda ts: ts.x_patch.__setitem__((0, 0, 0, 0), np.nan), "train samples hold NaN"),
+    (lambda ts: ts.x_patch.__setitem__((ts.split == "validation", 0, 0, 0), np.nan), "validation samples hold NaN"),
     (lambda ts: ts.manifest.__setitem__("band_names", ["Au"]), "manifest names 1 band"),
 ])
 def test_unusable_sets_are_refused(change, message):
@@ -163,8 +167,9 @@ def test_bad_settings_are_refused():
         TrainSettings(optimiser="rmsprop")
     with pytest.raises(InputError, match="batch size"):
         TrainSettings(batch_size=1)
-    with pytest.raises(InputError, match="minimum learning rate"):
+    with pytest.raises(InputError, match="final learning rate of the cosine schedule"):
         TrainSettings(learning_rate=1e-3, min_learning_rate=1e-2)
+    assert TrainSettings(schedule="constant", learning_rate=1e-6).learning_rate == 1e-6  # the final rate is unused
 
 
 def test_model_file_card_and_curves(trained, tmp_path):
@@ -187,6 +192,17 @@ def test_model_file_card_and_curves(trained, tmp_path):
     torch_logits = training.predict_logits(result.model, torch.from_numpy(x)).numpy()
     assert np.abs(onnx_logits - torch_logits).max() < 1e-4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "lenet.onnx"]
+
+
+def test_without_validation_the_card_holds_null_not_nan(tmp_path):
+    ts = easy_set(n=40)
+    ts.split[ts.split == "validation"] = "train"
+    result = train_model(ts, TrainSettings(architecture="lenet", device="cpu", epochs=2, batch_size=8))
+    assert result.history["val_loss"] == [None, None] and not result.stopped_early
+    save_model(result, ts, str(tmp_path / "m.onnx"), str(tmp_path / "c.png"))
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    card = json.loads(props["deepprospect_card"], parse_constant=lambda name: pytest.fail(f"{name} in the card"))
+    assert card["history"]["val_auc"] == [None, None]
 
 
 def test_undefined_metrics_are_nan_not_errors():
