@@ -158,13 +158,10 @@ def build_evidence_stack(
     names = stack_band_names(descriptions, [item.name for item in inputs], log)
     categorical = [band for item, own in zip(inputs, names) if item.categorical for band in own]
     flat_names = [band for own in names for band in own]
+    value_transforms = {band: "log10" if is_log else "none" for own, is_log in zip(names, logged_inputs)
+                        for band in own}
     if recipe is not None:
-        _check_recipe(recipe)
-        missing = [name for name in recipe["input_bands"] if name not in flat_names]
-        if missing:
-            raise InputError(f"The recipe needs the band(s) {', '.join(missing)}, which no input provides "
-                             f"(inputs give {', '.join(flat_names)}); give the same evidence layers as the recipe's "
-                             "stack.")
+        _check_inputs_match_recipe(recipe, flat_names, categorical, value_transforms)
     elif transform in TRANSFORMS[1:]:  # refuse bad transform bands before the (slow) alignment
         parts = _transform_parts(flat_names, categorical, transform, transform_bands)
         logged = [band for own, is_log in zip(names, logged_inputs) if is_log for band in own if band in parts]
@@ -186,10 +183,33 @@ def build_evidence_stack(
         stack, names = apply_stack_recipe(np.concatenate(aligned), flat_names, recipe)
         report(progress, 95.0)
         return stack, names, recipe
-    result = make_stack(np.concatenate(aligned), flat_names, categorical=categorical,
-                        transform=transform, transform_bands=transform_bands, normalise=normalise, log=log)
+    stack, names, made = make_stack(np.concatenate(aligned), flat_names, categorical=categorical,
+                                    transform=transform, transform_bands=transform_bands, normalise=normalise,
+                                    log=log)
+    made["input_value_transforms"] = value_transforms  # log10 grids must be log10 again when the recipe is reused
     report(progress, 95.0)
-    return result
+    return stack, names, made
+
+
+def _check_inputs_match_recipe(recipe: dict, band_names: list[str], categorical: list[str],
+                               value_transforms: dict[str, str]) -> None:
+    """Refuse inputs that the recipe would not treat as it treated its own stack's inputs."""
+    _check_recipe(recipe)
+    wanted = recipe["input_bands"]
+    missing = [name for name in wanted if name not in band_names]
+    if missing:
+        raise InputError(f"The recipe needs the band(s) {', '.join(missing)}, which no input provides (inputs give "
+                         f"{', '.join(band_names)}); give the same evidence layers as the recipe's stack.")
+    recorded = recipe.get("input_value_transforms", {})
+    changed = [f"{name} ({recorded[name]} there, {value_transforms[name]} here)" for name in wanted
+               if name in recorded and recorded[name] != value_transforms[name]]
+    if changed:
+        raise InputError(f"Band(s) {', '.join(changed)} were gridded differently for the recipe's stack; grid them "
+                         "the same way (with or without 'Interpolate log10') so the recipe's statistics apply.")
+    expected, given = set(recipe["categorical_bands"]), {name for name in categorical if name in wanted}
+    if expected != given:
+        raise InputError(f"Mark the same rasters as categorical as for the recipe's stack: its categorical bands are "
+                         f"{', '.join(sorted(expected)) or 'none'}, here {', '.join(sorted(given)) or 'none'}.")
 
 
 def make_stack(
@@ -303,12 +323,17 @@ def band_normalisation(recipe: dict | None, band_names: Sequence[str]) -> dict:
         if outputs & set(wanted):  # every coordinate depends on every part: the whole transform counts
             transform = dict(spec)
     statistics = recipe["normalise"]["statistics"]
-    return {
+    extract = {
         "transform": transform,
         "normalise": recipe["normalise"]["method"] if any(name in statistics for name in wanted) else "none",
         "statistics": {name: statistics[name] for name in wanted if name in statistics},
         "categorical_bands": [name for name in recipe.get("categorical_bands", []) if name in wanted],
     }
+    if "input_value_transforms" in recipe:  # how the input grids were made (log10 or not), for the bands used
+        sources = set(transform.get("bands", [])) | {name for name in wanted if name in recipe.get("input_bands", [])}
+        extract["value_transforms"] = {name: recipe["input_value_transforms"].get(name, "none")
+                                       for name in sorted(sources)}
+    return extract
 
 
 def normalisation_differences(expected: dict, actual: dict, *, rel_tol: float = 1e-6) -> list[str]:
@@ -318,8 +343,11 @@ def normalisation_differences(expected: dict, actual: dict, *, rel_tol: float = 
     stack rebuilt on the same data may differ in the last digits).
     """
     differences = []
-    for key, label in (("transform", "transform"), ("normalise", "normalisation method"),
-                       ("categorical_bands", "categorical bands")):
+    keys = [("transform", "transform"), ("normalise", "normalisation method"),
+            ("categorical_bands", "categorical bands")]
+    if "value_transforms" in expected and "value_transforms" in actual:  # recorded since recipes carry it
+        keys.append(("value_transforms", "input grids (log10 or raw)"))
+    for key, label in keys:
         if not _same(expected.get(key), actual.get(key), rel_tol):
             differences.append(f"{label}: model {_short(expected.get(key))}, stack {_short(actual.get(key))}")
     expected_stats, actual_stats = expected.get("statistics", {}), actual.get("statistics", {})

@@ -109,7 +109,20 @@ def test_recipe_of_a_training_stack_is_re_applied_to_new_inputs(run_alg, evidenc
     np.testing.assert_allclose(reapplied, original, rtol=1e-5, atol=1e-5, equal_nan=True)
     with pytest.raises(QgsProcessingException, match="needs the band"):
         run_alg(ALG, {"INPUTS": [faults], "RECIPE_FROM": training, "OUTPUT": str(tmp_path / "bad.tif")})
+    logged = str(tmp_path / "logged.tif")
+    write_geotiff(logged, np.log10(stack), grid, names, metadata={"VALUE_TRANSFORM": "log10"})
+    with pytest.raises(QgsProcessingException, match=r"Au \(none there, log10 here\).*gridded differently"):
+        run_alg(ALG, {"INPUTS": [logged, faults], "RECIPE_FROM": training, "OUTPUT": str(tmp_path / "bad.tif")})
     assert not (tmp_path / "bad.tif").exists()
+
+
+def test_a_recipe_needs_the_same_categorical_rasters(run_alg, evidence, tmp_path):
+    idw, faults, geology = evidence
+    training = str(tmp_path / "training.tif")
+    run_alg(ALG, {"INPUTS": [idw, faults], "CATEGORICAL": [geology], "OUTPUT": training})
+    with pytest.raises(QgsProcessingException, match="categorical bands are rock, here none"):
+        run_alg(ALG, {"INPUTS": [idw, faults, geology], "RECIPE_FROM": training, "OUTPUT": str(tmp_path / "b.tif")})
+    assert not (tmp_path / "b.tif").exists()
 
 
 def test_output_snaps_to_a_template(run_alg, evidence, tmp_path):

@@ -357,6 +357,19 @@ def test_band_normalisation_keeps_only_what_the_listed_bands_depend_on():
     assert any(d.startswith("transform") for d in normalisation_differences(au_only, raw_values))
 
 
+def test_how_the_input_grids_were_made_is_part_of_the_extract():
+    raw = np.random.default_rng(6).uniform(1, 50, size=(3, 5, 5))
+    _, _, recipe = make_stack(raw, ["Au", "Cu", "dist"], transform="clr", transform_bands=["Au", "Cu"])
+    assert "value_transforms" not in band_normalisation(recipe, ["clr_Au"])  # recipes from before the record
+    recipe["input_value_transforms"] = {"Au": "log10", "Cu": "none", "dist": "none"}
+    extract = band_normalisation(recipe, ["clr_Au", "dist"])
+    assert extract["value_transforms"] == {"Au": "log10", "Cu": "none", "dist": "none"}
+    other = {**recipe, "input_value_transforms": {"Au": "none", "Cu": "none", "dist": "none"}}
+    assert normalisation_differences(extract, band_normalisation(other, ["clr_Au", "dist"])) == [
+        'input grids (log10 or raw): model {"Au": "log10", "Cu": "none", "dist": "none"}, '
+        'stack {"Au": "none", "Cu": "none", "dist": "none"}']
+
+
 def test_ilr_bands_depend_on_every_part():
     raw = np.random.default_rng(5).uniform(1, 50, size=(3, 5, 5))
     _, _, recipe = make_stack(raw, ["Au", "Cu", "Zn"], transform="ilr")
