@@ -44,6 +44,12 @@ class DepositSets:
         source = self.parameterAsSource(parameters, self.DEPOSITS, context)
         if source is None or source.featureCount() == 0:
             raise InputError("The deposit layer is missing or has no features; give the known deposits as points.")
+        if {"kind", "label"} <= set(source.fields().names()):  # the sample layer of 'Training samples from deposits'
+            source = source.materialize(QgsFeatureRequest().setFilterExpression("\"kind\" = 'deposit'"))
+            feedback.pushInfo(f"The deposit layer is a training-sample layer: only its {source.featureCount()} "
+                              "deposit cell(s) (kind = deposit) are deposits; its negatives and neighbours are not.")
+            if source.featureCount() == 0:
+                raise InputError("The training-sample layer holds no deposit cell (kind = deposit).")
         field = self.parameterAsString(parameters, self.SPLIT_FIELD, context)
         separate = self._points(parameters, self.HELD_OUT_DEPOSITS, context, crs, feedback)
         name = self._name(parameters, self.DEPOSITS, context)

@@ -51,8 +51,9 @@ class Report(DepositSets, DeepProspectAlgorithm):
         "• <b>models and training</b>: per model file, its settings, metrics per split and training curves;<br>"
         "• <b>training data</b> and <b>provenance</b>: the training set's sampling and split, seeds, data hashes "
         "and library versions.<br>"
-        "Held-out deposits are given by a split field (e.g. the 'split' field of the training sample layer, value "
-        "test) or as a second layer."
+        "Held-out deposits are given by a split field and its values, or as a second layer. The sample layer of "
+        "'Training samples from deposits' works directly: only its deposit cells count, held out by split = test. "
+        "For honest held-out scores, give as barren points only those kept out of training."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name

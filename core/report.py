@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import anomaly
+from .ensemble import check_same_grid
 from .errors import InputError
 from .evaluation import HELD_OUT, TRAINING, Evaluation, evaluate_map, plot_pngs, read_map
 from .grid import GridSpec
@@ -68,6 +69,12 @@ class ReportSummary:
 def write_report(path: str, inputs: ReportInputs, *, progress: ProgressFn = None,
                  is_cancelled: CancelFn = None) -> ReportSummary:
     """Score the maps, draw the figures and write the report to ``path`` (atomically)."""
+    if not 1 <= inputs.target_classes <= len(inputs.class_limits):
+        raise InputError(f"Targets from classes 1 … {inputs.target_classes}: there are only "
+                         f"{len(inputs.class_limits)} classes ({', '.join(map(str, inputs.class_limits))} %).")
+    maps = [inputs.ensemble_path, *inputs.member_paths, *filter(None, [inputs.uncertainty_path])]
+    if len(maps) > 1:
+        check_same_grid(maps)
     ensemble = read_map(inputs.ensemble_path)
     grid = ensemble.grid
     require_memory(8 * (2 + len(inputs.member_paths)) * grid.cell_count,
@@ -76,8 +83,6 @@ def write_report(path: str, inputs: ReportInputs, *, progress: ProgressFn = None
     for member_path in inputs.member_paths:
         check_cancelled(is_cancelled)
         member = read_map(member_path)
-        if member.grid.shape != grid.shape or not np.allclose(member.grid.geotransform, grid.geotransform):
-            raise InputError(f"The member map {member_path} is not on the ensemble's grid; give maps of one stack.")
         loaded.append((_map_label(member.tags, os.path.splitext(os.path.basename(member_path))[0]), member))
     notes: list[str] = []
     common = np.isfinite(ensemble.values)
@@ -113,7 +118,7 @@ def write_report(path: str, inputs: ReportInputs, *, progress: ProgressFn = None
         figures["members"] = _png(_members_figure(members, grid))
     for index, card in enumerate(inputs.cards):
         if card.get("history", {}).get("epoch"):
-            figures[f"training_{index}"] = training_curves_png(card["history"], card.get("extra", {}).get(
+            figures[f"training_{index}"] = training_curves_png(card["history"], (card.get("extra") or {}).get(
                 "best_epoch", 0), _card_label(card))
     check_cancelled(is_cancelled)
     held_out = _set(evaluation, HELD_OUT)
@@ -315,11 +320,18 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def _html(inputs: ReportInputs, tags: Mapping, evaluation: Evaluation, rows, classes, targets, figures,
           summary: ReportSummary) -> str:
     pa = evaluation.prediction_area
-    headline = (f"Held-out deposits: ROC AUC {_fmt(summary.held_out_auc)}, prediction-rate AUC "
-                f"{_fmt(summary.prediction_rate_auc)}. The top class ({_esc(anomaly.class_names(classes.limits)[1])} "
-                f"of the area) holds {_fmt(summary.top_class_deposit_pct, 1)} % of the deposits; P-A: "
-                f"{pa.deposit_percent_at:.1f} % of the deposits in {pa.area_percent_at:.1f} % of the area. "
-                f"{summary.targets} target zone(s).")
+    held_out = next((result for result in evaluation.sets if result.name == HELD_OUT), None)
+    if held_out is None:
+        scores = ("<b>No held-out deposit lies on the map: every score below is a training score, not a test of "
+                  "the map.</b>")
+    else:
+        scores = (f"Held-out deposits ({held_out.n_deposits}, kept out of training): ROC AUC "
+                  f"{_fmt(summary.held_out_auc)}, prediction-rate AUC {_fmt(summary.prediction_rate_auc)}"
+                  + (" — few deposits, so these figures are rough." if held_out.n_deposits < 10 else "."))
+    headline = (f"{scores} Over all deposits (training and held-out): the top class "
+                f"({_esc(anomaly.class_names(classes.limits)[1])} of the area) holds "
+                f"{_fmt(summary.top_class_deposit_pct, 1)} % of them; P-A: {pa.deposit_percent_at:.1f} % of them in "
+                f"{pa.area_percent_at:.1f} % of the area. {summary.targets} target zone(s).")
     comparison = _table(
         ["map", "validation AUC (card)", "held-out ROC AUC", "prediction-rate AUC", "success-rate AUC",
          "P-A: deposits in area"],
@@ -355,8 +367,9 @@ of training; the success rate uses the training deposits. Negatives: {_esc(evalu
 {comparison}{members}
 <h2>Evaluation of the ensemble</h2>{curves}
 <h2>Anomaly classes</h2>{class_table}
-<h2>Targets</h2><p>Connected zones of classes 1–{inputs.target_classes}, ranked by mean probability
-(the first {MAX_TARGET_ROWS} are listed).</p>{target_table}
+<h2>Targets</h2><p>Connected zones of classes 1–{inputs.target_classes} of at least {inputs.min_target_area_km2:g} km²,
+ranked by mean probability (the first {MAX_TARGET_ROWS} are listed).</p>{target_table if targets else
+"<p>No zone of these classes reaches the minimum area.</p>"}
 <h2>Models and training</h2>{models or "<p>No model file was given.</p>"}
 <h2>Training data</h2>{_manifest_section(inputs.training_manifest)}
 <h2>Parameters and provenance</h2>{_provenance(inputs, tags)}
@@ -374,7 +387,7 @@ def _model_section(index: int, card: Mapping, figures: Mapping[str, bytes]) -> s
     settings_text = ", ".join(f"{key} {value}" for key, value in settings.items()) or "not recorded"
     curve = figures.get(f"training_{index}")
     return (f"<h3>{_esc(_card_label(card))}</h3><p>Bands: {_esc(', '.join(card.get('band_names', [])))}; patch "
-            f"{card.get('patch_size')} px; settings: {_esc(settings_text)}; device "
+            f"{_esc(str(card.get('patch_size')))} px; settings: {_esc(settings_text)}; device "
             f"{_esc(str((card.get('extra') or {}).get('device', '?')))}.</p>{table}"
             + (_img(curve, "Training curves") if curve else ""))
 

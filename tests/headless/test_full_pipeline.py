@@ -58,6 +58,6 @@ def test_full_pipeline_on_a_coarse_demo_grid(qgis_process, repo_root, tmp_path):
     dataset = ogr.Open(str(tmp_path / "targets.gpkg"))  # keep the dataset alive while its layer is used
     assert dataset.GetLayer(0).GetFeatureCount() >= 1
     report = (tmp_path / "report.html").read_text(encoding="utf-8")
-    for fragment in ("Held-out deposits: ROC AUC", "lenet (lenet.onnx)", "vgg8 (vgg8.onnx)", "cnn1d (cnn1d.onnx)",
+    for fragment in ("kept out of training): ROC AUC", "lenet (lenet.onnx)", "vgg8 (vgg8.onnx)", "cnn1d (cnn1d.onnx)",
                      "random_forest", "Anomaly classes", "Training curves", "data:image/png;base64"):
         assert fragment in report

@@ -22,7 +22,7 @@ def test_full_pipeline_runs_from_the_provider(run_alg, repo_root, tmp_path):
         "buffer_distance": 1000.0, "patch_size": 16, "seed": 7, "epochs": 1, "min_target_area": 0.0,
         **{key: str(path) for key, path in outputs.items()}}, feedback)
     assert result["report:report"] == str(outputs["report:report"])
-    assert "Held-out deposits: ROC AUC" in outputs["report:report"].read_text(encoding="utf-8")
+    assert "kept out of training): ROC AUC" in outputs["report:report"].read_text(encoding="utf-8")
     _, grid, names = read_raster(str(outputs["ensemble:ensemble_map"]))
     assert names == ["prospectivity"] and grid.cols == 160
     assert "Device: auto" in feedback.text

@@ -8,7 +8,7 @@ from deepprospect.core.grid import GridSpec
 from deepprospect.core.labels import save_training_set
 from deepprospect.core.raster_io import write_geotiff
 from deepprospect.models.training import TrainSettings, save_model, train_model
-from layer_factory import point_layer
+from layer_factory import RecordingFeedback, point_layer
 from qgis.core import QgsProcessingException
 from training_factory import easy_set
 
@@ -62,3 +62,18 @@ def test_bad_input_gives_a_clear_error_and_no_report(run_alg, study, tmp_path):
     with pytest.raises(QgsProcessingException, match="No deposit lies on a map cell"):
         run_alg(ALG, {"MAP": ensemble, "DEPOSITS": far, "OUTPUT": str(tmp_path / "r.html")})
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_training_sample_layer_counts_only_its_deposit_cells(run_alg, study, tmp_path):
+    ensemble, _, _, deposits = study
+    base = {"MAP": ensemble, "SPLIT_FIELD": "split", "HELD_OUT_VALUES": "test"}
+    plain = run_alg(ALG, {**base, "DEPOSITS": deposits, "OUTPUT": str(tmp_path / "plain.html")})
+    xy = np.column_stack([GRID.x_min + (DEPOSITS_RC[:, 1] + 0.5) * 100, GRID.y_max - (DEPOSITS_RC[:, 0] + 0.5) * 100])
+    negatives = xy[:3] + 700.0
+    samples = point_layer(np.concatenate([xy, negatives]), {
+        "split": ["train", "train", "validation", "test", "test", "train", "test", "test"],
+        "kind": ["deposit"] * 5 + ["random"] * 3, "label": [1.0] * 5 + [0.0] * 3})
+    feedback = RecordingFeedback()
+    result = run_alg(ALG, {**base, "DEPOSITS": samples, "OUTPUT": str(tmp_path / "samples.html")}, feedback)
+    assert "only its 5 deposit cell(s)" in feedback.text
+    assert result["HELD_OUT_AUC"] == pytest.approx(plain["HELD_OUT_AUC"])

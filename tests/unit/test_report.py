@@ -79,6 +79,14 @@ def test_report_scores_every_map_and_embeds_the_figures(study, tmp_path):
                      "Targets", "sha256:abc", "pixel size", "100 m", "patch_size"):
         assert fragment in text
     assert text.count("<tr>") > 10
+    assert "Held-out deposits (2, kept out of training)" in text and "these figures are rough" in text
+
+
+def test_without_held_out_deposits_the_report_says_so(study, tmp_path):
+    inputs, _ = study
+    path = tmp_path / "report.html"
+    write_report(str(path), ReportInputs(**{**vars(inputs), "held_out_xy": None}))
+    assert "No held-out deposit lies on the map" in path.read_text(encoding="utf-8")
 
 
 def test_training_curves_png():
@@ -91,10 +99,15 @@ def test_members_on_another_grid_are_refused_and_nothing_is_written(study, tmp_p
     other = str(tmp_path / "other.tif")
     write_geotiff(other, np.random.default_rng(0).random((1, 20, 20)), GridSpec(0, 2000, 100, 100, 20, 20,
                                                                                  "EPSG:32750"), ["p"])
-    inputs.member_paths = [*inputs.member_paths, other]
-    with pytest.raises(InputError, match="not on the ensemble's grid"):
-        write_report(str(tmp_path / "report.html"), inputs)
+    shifted = str(tmp_path / "shifted.tif")  # half a cell north: a relative tolerance would let it pass
+    write_geotiff(shifted, np.zeros((1, GRID.rows, GRID.cols)), GridSpec(GRID.x_min, GRID.y_max + 50.0, 100.0, 100.0,
+                                                                          GRID.cols, GRID.rows, GRID.crs), ["p"])
+    for bad, message in ((other, "has 20 × 20 cells"), (shifted, "not on the grid")):
+        with pytest.raises(InputError, match=message):
+            write_report(str(tmp_path / "report.html"), ReportInputs(**{**vars(inputs), "uncertainty_path": bad}))
     assert not (tmp_path / "report.html").exists()
+    with pytest.raises(InputError, match="only 3 classes"):
+        write_report(str(tmp_path / "report.html"), ReportInputs(**{**vars(inputs), "target_classes": 4}))
 
 
 def test_cancel_leaves_no_report(study, tmp_path):
