@@ -24,9 +24,9 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.anomaly import CLASS_NODATA, class_names, classify, find_targets, parse_class_limits, read_map
+from ..core.anomaly import CLASS_NODATA, class_names, classify, find_targets, parse_class_limits
 from ..core.errors import InputError
-from ..core.raster_io import check_writable, write_geotiff
+from ..core.raster_io import check_writable, read_map, write_geotiff
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks, read_points
 from .styles import StyleOnLoad
@@ -98,7 +98,8 @@ class AnomalyClasses(DeepProspectAlgorithm):
         classes_path = self.parameterAsOutputLayer(parameters, self.CLASSES, context)
         check_writable(classes_path)
         deposits = self._deposits(parameters, layer.crs(), context, feedback)
-        values, grid = read_map(layer.source(), self.parameterAsInt(parameters, self.BAND, context) or 1)
+        raster = read_map(layer.source(), self.parameterAsInt(parameters, self.BAND, context) or 1)
+        values, grid = raster.values, raster.grid
         feedback.setProgress(20)
         result = classify(values, grid, limits, deposits)
         feedback.setProgress(50)

@@ -75,7 +75,7 @@ class Baseline(DeepProspectAlgorithm):
             augmented=AUGMENTED_KINDS if self.parameterAsBool(parameters, self.AUGMENTED, context) else ())
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         importance = self.parameterAsFileOutput(parameters, self.IMPORTANCE, context)
-        training_set = load_training_set(self.parameterAsFile(parameters, self.TRAINING_SET, context))
+        training_set = load_training_set(self.parameterAsFile(parameters, self.TRAINING_SET, context), patches=False)
         feedback.pushInfo(f"{settings.method.replace('_', ' ').capitalize()} on {training_set.x_vector.shape[1]} "
                           f"band(s): {', '.join(training_set.manifest['band_names'])}.")
         progress, is_cancelled = feedback_callbacks(feedback)

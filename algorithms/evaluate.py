@@ -26,11 +26,10 @@ from ..core.evaluation import (
     evaluate_map,
     map_description,
     metrics_rows,
-    read_map,
     write_outputs,
 )
 from ..core.progress import check_cancelled
-from ..core.raster_io import check_writable
+from ..core.raster_io import check_writable, read_map
 from ..core.resources import require_memory
 from .base import DeepProspectAlgorithm
 from .deposit_sets import DepositSets

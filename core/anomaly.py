@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import rasterio
 from rasterio.errors import CRSError
 from rasterio.features import shapes
 from rasterio.transform import Affine
@@ -45,7 +44,7 @@ from .errors import InputError
 from .grid import GridSpec
 from .labels import point_cells
 from .progress import CancelFn, check_cancelled
-from .raster_io import crs_from_string, read_grid_spec
+from .raster_io import crs_from_string
 from .resources import require_memory
 
 DEFAULT_CLASS_LIMITS = (5.0, 15.0, 30.0)
@@ -160,18 +159,6 @@ def cell_area_km2(grid: GridSpec) -> float:
     return grid.pixel_width * grid.pixel_height * metres**2 / 1e6
 
 
-def read_map(path: str, band: int = 1) -> tuple[np.ndarray, GridSpec]:
-    """One band of a raster as float64 with NaN at nodata and at non-finite values, and its grid."""
-    grid = read_grid_spec(path)
-    require_memory(_BYTES_PER_CELL * grid.cell_count, f"Classifying a map of {grid.rows} × {grid.cols} cells")
-    with rasterio.open(path) as src:
-        if not 1 <= band <= src.count:
-            raise InputError(f"The map has {src.count} band(s); band {band} does not exist.")
-        values = src.read(band, masked=True).astype(np.float64).filled(np.nan)
-    values[~np.isfinite(values)] = np.nan
-    return values, grid
-
-
 def classify(values: np.ndarray, grid: GridSpec, limits: Sequence[float] = DEFAULT_CLASS_LIMITS,
              deposit_xy: np.ndarray | None = None) -> AnomalyClasses:
     """Classes by cumulative area of a (rows, cols) map with NaN as nodata (see the module docstring).
@@ -181,6 +168,7 @@ def classify(values: np.ndarray, grid: GridSpec, limits: Sequence[float] = DEFAU
     """
     limits = check_class_limits(limits)
     cell_km2 = cell_area_km2(grid)
+    require_memory(_BYTES_PER_CELL * grid.cell_count, f"Classifying a map of {grid.rows} × {grid.cols} cells")
     values = _checked_map(values, grid)
     valid = ~np.isnan(values)
     n = int(valid.sum())

@@ -36,14 +36,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
-import rasterio
 from sklearn.metrics import accuracy_score, auc, f1_score, precision_score, recall_score, roc_curve
 
 from .errors import InputError
 from .grid import GridSpec
 from .labels import point_cells
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path, read_grid_spec
+from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path
 
 TRAINING, HELD_OUT, ALL = "training", "held-out", "all"
 PLOTS = ("roc", "rate", "prediction_area")
@@ -104,25 +103,6 @@ class Evaluation:
     negatives: str
     valid_cells: int
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class MapRaster:
-    """Band 1 of a map (float64, NaN at nodata), its grid, band name and count, and dataset tags."""
-
-    values: np.ndarray
-    grid: GridSpec
-    band_name: str
-    band_count: int
-    tags: dict
-
-
-def read_map(path: str) -> MapRaster:
-    """Read band 1 of a prospectivity raster."""
-    grid = read_grid_spec(path)
-    with rasterio.open(path) as src:
-        values = src.read(1, masked=True).astype(np.float64).filled(np.nan)
-        return MapRaster(values, grid, src.descriptions[0] or "band 1", src.count, src.tags())
 
 
 def evaluate_map(

@@ -658,8 +658,12 @@ def read_training_manifest(path: str) -> dict:
     return manifest
 
 
-def load_training_set(path: str) -> TrainingSet:
-    """Read a training set written by :func:`save_training_set`."""
+def load_training_set(path: str, *, patches: bool = True) -> TrainingSet:
+    """Read a training set written by :func:`save_training_set`.
+
+    ``patches=False`` skips the windows (``x_patch`` is then an empty (n, 0, 0, 0) array), for users of the
+    cell vectors only, such as the classical baselines: the windows are most of the file.
+    """
     if not os.path.isfile(path):
         raise InputError(f"The training set {path} does not exist.")
     try:
@@ -669,7 +673,9 @@ def load_training_set(path: str) -> TrainingSet:
                 raise InputError(f"{path} is not a DeepProspect training set (missing {', '.join(missing)}); "
                                  "create it with 'Training samples from deposits'.")
             manifest = json.loads(str(data["manifest"]))
-            arrays = {name: data[name] for name in ARRAYS}
+            arrays = {name: data[name] for name in ARRAYS if patches or name != "x_patch"}
+            if not patches:
+                arrays["x_patch"] = np.empty((len(arrays["y"]), 0, 0, 0), dtype=np.float32)
     except (OSError, ValueError) as error:
         raise InputError(f"Cannot read the training set {path}: {error}") from error
     if manifest.get("format") != FORMAT:

@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import rasterio
@@ -129,6 +130,29 @@ def read_raster(path: str) -> tuple[np.ndarray, GridSpec, list[str]]:
         stem = os.path.splitext(os.path.basename(path))[0]
         names = [description or f"{stem}_b{index}" for index, description in enumerate(src.descriptions, start=1)]
     return data, grid, names
+
+
+@dataclass(frozen=True)
+class MapRaster:
+    """One band of a map (float64, NaN at nodata and non-finite values), its grid, name, band count and tags."""
+
+    values: np.ndarray
+    grid: GridSpec
+    band_name: str
+    band_count: int
+    tags: dict
+
+
+def read_map(path: str, band: int = 1) -> MapRaster:
+    """Read one band of a map (a prospectivity, uncertainty or class raster) with its grid and tags."""
+    grid = read_grid_spec(path)
+    with rasterio.open(path) as src:
+        if not 1 <= band <= src.count:
+            raise InputError(f"The map has {src.count} band(s); band {band} does not exist.")
+        values = src.read(band, masked=True).astype(np.float64).filled(np.nan)
+        raster = MapRaster(values, grid, src.descriptions[band - 1] or f"band {band}", src.count, src.tags())
+    values[~np.isfinite(values)] = np.nan
+    return raster
 
 
 def read_band_names(path: str) -> list[str]:

@@ -24,10 +24,10 @@ import numpy as np
 from . import anomaly
 from .ensemble import check_same_grid
 from .errors import InputError
-from .evaluation import HELD_OUT, TRAINING, Evaluation, evaluate_map, plot_pngs, read_map
+from .evaluation import HELD_OUT, TRAINING, Evaluation, evaluate_map, plot_pngs
 from .grid import GridSpec
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path
+from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path, read_map
 from .resources import require_memory
 
 MAX_TARGET_ROWS = 20

@@ -11,11 +11,10 @@ from deepprospect.core.anomaly import (
     classify,
     find_targets,
     parse_class_limits,
-    read_map,
 )
 from deepprospect.core.errors import InputError
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.raster_io import write_geotiff
+from deepprospect.core.raster_io import read_map, write_geotiff
 from rasterio.features import rasterize
 from rasterio.transform import Affine
 
@@ -170,7 +169,8 @@ def test_read_map_masks_nodata_and_checks_the_band(tmp_path):
     values = two_blobs()
     values[0, 0] = np.nan
     write_geotiff(path, values, SMALL, ["prospectivity"])
-    read, grid = read_map(path)
+    raster = read_map(path)
+    read, grid = raster.values, raster.grid
     assert grid.shape == (10, 10) and np.isnan(read[0, 0]) and read[1, 1] == pytest.approx(0.9)
     with pytest.raises(InputError, match="band 2 does not exist"):
         read_map(path, 2)

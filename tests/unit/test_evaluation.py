@@ -12,11 +12,10 @@ from deepprospect.core.evaluation import (
     metrics_rows,
     plot_pngs,
     prediction_area,
-    read_map,
     write_outputs,
 )
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.raster_io import write_geotiff
+from deepprospect.core.raster_io import read_map, write_geotiff
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score, roc_curve
 
 SMALL = GridSpec(0.0, 200.0, 100.0, 100.0, 3, 2, "EPSG:32750")  # 2 rows × 3 columns of 100 m

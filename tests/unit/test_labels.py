@@ -191,6 +191,9 @@ def test_round_trip(stack, tmp_path):
     assert back.manifest == json.loads(json.dumps(ts.manifest))
     np.testing.assert_array_equal(back.x_vector, back.x_patch[:, :, 2, 2])
     assert [p.name for p in tmp_path.iterdir()] == ["set.npz"]
+    vectors_only = load_training_set(str(path), patches=False)
+    assert vectors_only.x_patch.shape == (len(ts), 0, 0, 0)
+    np.testing.assert_array_equal(vectors_only.x_vector, ts.x_vector)
 
 
 def test_load_refuses_other_files(tmp_path):
