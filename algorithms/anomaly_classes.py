@@ -28,7 +28,7 @@ from ..core.anomaly import CLASS_NODATA, class_names, classify, find_targets, pa
 from ..core.errors import InputError
 from ..core.raster_io import check_writable, read_map, write_geotiff
 from .base import DeepProspectAlgorithm
-from .qgis_io import feedback_callbacks, read_points
+from .qgis_io import feedback_callbacks, point_xy
 from .styles import StyleOnLoad
 
 _D, _I, _S = QVariant.Double, QVariant.Int, QVariant.String
@@ -129,10 +129,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
         source = self.parameterAsSource(parameters, self.DEPOSITS, context)
         if source is None:
             return None
-        if source.sourceCrs() != crs:
-            feedback.pushInfo(f"The deposits are reprojected from {source.sourceCrs().authid()} to the map's CRS "
-                              f"{crs.authid() or crs.description()}.")
-        return read_points(source, [], crs, context, feedback)[0]
+        return point_xy(source, "deposit", crs, context, feedback)
 
     def _write(self, parameters, key, context, columns, rows, geometry_type, crs, centroids=False):
         fields = QgsFields()

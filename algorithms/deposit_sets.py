@@ -17,7 +17,7 @@ from qgis.core import (
 )
 
 from ..core.errors import InputError
-from .qgis_io import read_points
+from .qgis_io import point_xy
 
 
 class DepositSets:
@@ -56,11 +56,11 @@ class DepositSets:
         if field and separate is not None:
             raise InputError("Give held-out deposits either by a split field or as a separate layer, not both.")
         if separate is not None:
-            training = self._xy(source, "deposit", crs, context, feedback)
+            training = point_xy(source, "deposit", crs, context, feedback)
             return training, separate[0], [("training deposits", f"{name}: {len(training)} point(s)"),
                                            ("held-out deposits", f"{separate[1]}: {len(separate[0])} point(s)")]
         if not field:
-            training = self._xy(source, "deposit", crs, context, feedback)
+            training = point_xy(source, "deposit", crs, context, feedback)
             return training, None, [("deposits", f"{name}: {len(training)} point(s), all training")]
         values = {v.strip().lower() for v in self.parameterAsString(parameters, self.HELD_OUT_VALUES, context)
                   .split(",") if v.strip()}
@@ -77,7 +77,7 @@ class DepositSets:
                 (held_ids if is_held else training_ids).add(feature.id())
         if not held_ids:
             feedback.pushWarning(f"No deposit has {field} = {', '.join(sorted(values))}: every deposit is training.")
-        sets = [self._xy(source.materialize(QgsFeatureRequest().setFilterFids(list(ids))), "deposit", crs, context,
+        sets = [point_xy(source.materialize(QgsFeatureRequest().setFilterFids(list(ids))), "deposit", crs, context,
                          feedback) if ids else None for ids in (training_ids, held_ids)]
         lines = [("training deposits", f"{name}, {field} not in {', '.join(sorted(values))}: "
                                        f"{len(training_ids)} feature(s)"),
@@ -93,13 +93,7 @@ class DepositSets:
         if source.featureCount() == 0:
             feedback.pushInfo(f"The layer {name} has no features; it is not used.")
             return None
-        return self._xy(source, name, crs, context, feedback), name
-
-    def _xy(self, source, what, crs, context, feedback):
-        if source.sourceCrs().isValid() and source.sourceCrs() != crs:
-            feedback.pushInfo(f"The {what} points are reprojected from {source.sourceCrs().authid()} to the map's "
-                              f"CRS {crs.authid() or crs.description()}.")
-        return read_points(source, [], crs, context, feedback)[0]
+        return point_xy(source, name, crs, context, feedback), name
 
     def _name(self, parameters, key, context) -> str:
         layer = self.parameterAsVectorLayer(parameters, key, context)

@@ -41,7 +41,7 @@ from ..core.screening import (
     selected_stack_tags,
 )
 from .base import DeepProspectAlgorithm
-from .qgis_io import feedback_callbacks, read_points
+from .qgis_io import feedback_callbacks, point_xy
 
 COLUMNS = [("band", QVariant.String), ("svm_auc", QVariant.Double), ("roc_auc", QVariant.Double),
            ("s_auc", QVariant.Double), ("z", QVariant.Double), ("p_value", QVariant.Double),
@@ -166,11 +166,7 @@ class ElementScreening(DeepProspectAlgorithm):
             return None
         if source.featureCount() == 0 and key == self.DEPOSITS:
             raise InputError("The deposit layer has no features; give a point layer with the known deposits.")
-        if source.sourceCrs() != crs:
-            feedback.pushInfo(f"The {what}s are reprojected from {source.sourceCrs().authid()} to the stack's "
-                              f"CRS {crs.authid() or crs.description()}.")
-        xy, _ = read_points(source, [], crs, context, feedback)
-        return xy
+        return point_xy(source, what, crs, context, feedback)
 
     def _table(self, parameters, context, result):
         fields = QgsFields()

@@ -75,6 +75,18 @@ def grid_from_raster_layer(layer) -> GridSpec:
     return read_grid_spec(layer.source())
 
 
+def point_xy(source: QgsProcessingFeatureSource, what: str, crs: QgsCoordinateReferenceSystem, context,
+             feedback) -> np.ndarray:
+    """(n, 2) coordinates of a point source in ``crs``, saying when they are reprojected or have no CRS."""
+    if not source.sourceCrs().isValid():
+        feedback.pushWarning(f"The {what} layer has no CRS: its coordinates are taken to be in "
+                             f"{crs.authid() or crs.description()}.")
+    elif source.sourceCrs() != crs:
+        feedback.pushInfo(f"The {what} points are reprojected from {source.sourceCrs().authid()} to "
+                          f"{crs.authid() or crs.description()}.")
+    return read_points(source, [], crs, context, feedback)[0]
+
+
 def read_points(
     source: QgsProcessingFeatureSource,
     field_names: list[str],

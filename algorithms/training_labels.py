@@ -39,7 +39,7 @@ from ..core.labels import (
 )
 from ..core.raster_io import check_writable, read_raster
 from .base import DOUBLE, INT, DeepProspectAlgorithm
-from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, read_points
+from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, point_xy
 
 # key (lower case = settings field), label, type, default, minimum, advanced
 _LABEL_NUMBERS = [
@@ -157,10 +157,10 @@ class TrainingLabels(DeepProspectAlgorithm):
                 raise InputError("The deposit layer has no features.")
             feedback.pushInfo(f"The {what} layer has no features; none used.")
             return None
-        self._log_crs(source, what, crs, feedback)
-        return read_points(source, [], crs, context, feedback)[0]
+        return point_xy(source, what, crs, context, feedback)
 
-    def _log_crs(self, source, what, crs, feedback) -> None:
+    @staticmethod
+    def _log_crs(source, what, crs, feedback) -> None:
         if not source.sourceCrs().isValid():
             feedback.pushWarning(f"The {what} layer has no CRS: its coordinates are taken to be in the stack CRS.")
         elif source.sourceCrs() != crs:
