@@ -49,7 +49,16 @@ from sklearn.preprocessing import StandardScaler
 from .errors import InputError
 from .labels import SPLITS, UNAUGMENTED, TrainingSet
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import MODEL_CARD_TAG, NODATA, atomic_path, check_writable, read_band_names, read_grid_spec
+from .raster_io import (
+    MODEL_CARD_TAG,
+    NODATA,
+    TILE,
+    atomic_path,
+    check_writable,
+    geotiff_profile,
+    read_band_names,
+    read_grid_spec,
+)
 from .resources import require_memory
 from .stack import (
     RECIPE_FORMAT,
@@ -65,7 +74,6 @@ OUTPUT_BAND = "prospectivity"
 # Cells read per window by default (bounded memory whatever the stack's size).
 WINDOW_CELLS = 1 << 20
 _TREES_PER_CHUNK = 25
-_TILE = 256
 
 
 @dataclass(frozen=True)
@@ -214,13 +222,10 @@ def predict_raster(baseline: Baseline, stack_path: str, path: str, indexes: Sequ
     """Write the probability map of the stack's bands ``indexes`` to ``path`` window by window (whole rows)."""
     grid = read_grid_spec(stack_path)
     rows = window_rows or max(1, WINDOW_CELLS // grid.cols)
-    rows = rows - rows % _TILE if rows >= _TILE else rows  # whole tile rows when the output is tiled
+    rows = rows - rows % TILE if rows >= TILE else rows  # whole tile rows when the output is tiled
     require_memory(rows * grid.cols * (8 * len(indexes) + 8), f"Windows of {rows} × {grid.cols} cells")
     with rasterio.open(stack_path) as src:
-        profile = {"driver": "GTiff", "width": src.width, "height": src.height, "count": 1, "dtype": "float32",
-                   "crs": src.crs, "transform": src.transform, "nodata": NODATA, "compress": "deflate",
-                   "tiled": src.width >= _TILE and src.height >= _TILE, "blockxsize": _TILE,
-                   "blockysize": _TILE, "predictor": 3, "BIGTIFF": "IF_SAFER"}
+        profile = geotiff_profile(src.width, src.height, 1, "float32", src.crs, src.transform, NODATA)
         with rasterio.open(path, "w", **profile) as dst:
             dst.set_band_description(1, OUTPUT_BAND)
             dst.update_tags(**{MODEL_CARD_TAG: json.dumps(baseline.card, allow_nan=False),

@@ -46,7 +46,7 @@ from rasterio.windows import Window
 
 from .errors import InputError
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, NODATA, atomic_path
+from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, NODATA, atomic_path, geotiff_profile
 
 METHODS = ("average", "weighted_average", "majority_vote", "plurality_vote", "weighted_vote")
 WEIGHTED = frozenset({"weighted_average", "weighted_vote"})
@@ -241,12 +241,13 @@ def ensemble_rasters(
         outputs = [(output, "prospectivity", "float32", NODATA, MAP_QUANTITY[method], 0),
                    (uncertainty, "uncertainty", "float32", NODATA, UNCERTAINTY_QUANTITY[method], 1),
                    (classes, "ensemble_class", "uint8", CLASS_NODATA, "1 = prospective, 0 = not", 2)]
-        sinks = []
+        sinks, src0 = [], sources[0]
         for path, band, dtype, nodata, quantity, result in outputs:
             if not path:
                 continue
             sink = stack.enter_context(rasterio.open(stack.enter_context(atomic_path(path)), "w",
-                                                     **_profile(sources[0], dtype, nodata)))
+                                                     **geotiff_profile(src0.width, src0.height, 1, dtype, src0.crs,
+                                                                     src0.transform, nodata)))
             sink.set_band_description(1, band)
             sink.update_tags(**tags)
             sink.update_tags(1, QUANTITY=quantity)
@@ -312,12 +313,3 @@ def _read_probabilities(src, path: str, window: Window) -> np.ndarray:
         raise InputError(f"'{os.path.basename(path)}' has values from {finite.min():g} to {finite.max():g}; an "
                          "ensemble combines probability maps (0–1), such as those prediction writes.")
     return values
-
-
-def _profile(src, dtype: str, nodata: float) -> dict:
-    """A compressed GeoTIFF profile on ``src``'s grid, tiled when large."""
-    tiled = src.width >= 256 and src.height >= 256
-    return {"driver": "GTiff", "width": src.width, "height": src.height, "count": 1, "dtype": dtype,
-            "crs": src.crs, "transform": src.transform, "nodata": nodata, "tiled": tiled, "blockxsize": 256,
-            "blockysize": 256, "compress": "deflate", "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
-            "BIGTIFF": "IF_SAFER"}

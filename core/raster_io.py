@@ -24,7 +24,7 @@ NODATA = -9999.0
 # Dataset tags of prospectivity maps: the model card of the map's model (JSON), and the ensemble record (JSON).
 MODEL_CARD_TAG = "DEEPPROSPECT_MODEL_CARD"
 ENSEMBLE_TAG = "DEEPPROSPECT_ENSEMBLE"
-_TILE = 256
+TILE = 256  # side of the GeoTIFF tiles DeepProspect writes
 
 
 def check_writable(path: str) -> None:
@@ -55,6 +55,17 @@ def atomic_path(path: str) -> Iterator[str]:
         raise
 
 
+def geotiff_profile(width: int, height: int, count: int, dtype: str, crs, transform: Affine,
+                    nodata: float | None) -> dict:
+    """Creation profile of every GeoTIFF DeepProspect writes: deflate, 256-cell tiles when large, BigTIFF if needed."""
+    return {
+        "driver": "GTiff", "width": width, "height": height, "count": count, "dtype": dtype, "crs": crs,
+        "transform": transform, "nodata": nodata, "tiled": width >= TILE and height >= TILE,
+        "blockxsize": TILE, "blockysize": TILE, "compress": "deflate",
+        "predictor": 3 if np.dtype(dtype).kind == "f" else 2, "BIGTIFF": "IF_SAFER",
+    }
+
+
 def write_geotiff(
     path: str,
     bands: np.ndarray,
@@ -74,22 +85,8 @@ def write_geotiff(
         raise InputError(f"Array shape {bands.shape[1:]} does not match the grid {grid.shape}.")
     if len(band_names) != bands.shape[0]:
         raise InputError(f"{bands.shape[0]} bands but {len(band_names)} band names.")
-    profile = {
-        "driver": "GTiff",
-        "width": grid.cols,
-        "height": grid.rows,
-        "count": bands.shape[0],
-        "dtype": dtype,
-        "crs": crs_from_string(grid.crs),
-        "transform": Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max),
-        "nodata": nodata,
-        "tiled": grid.cols >= _TILE and grid.rows >= _TILE,
-        "blockxsize": _TILE,
-        "blockysize": _TILE,
-        "compress": "deflate",
-        "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
-        "BIGTIFF": "IF_SAFER",
-    }
+    transform = Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max)
+    profile = geotiff_profile(grid.cols, grid.rows, bands.shape[0], dtype, crs_from_string(grid.crs), transform, nodata)
     with atomic_path(path) as temporary:
         try:
             with rasterio.open(temporary, "w", **profile) as dst:
@@ -180,12 +177,7 @@ def write_band_subset(
         raise InputError("No band to copy.")
     with rasterio.open(source) as src:
         dtype = np.result_type(*[src.dtypes[i] for i in indices]).name
-        profile = {
-            "driver": "GTiff", "width": src.width, "height": src.height, "count": len(indices), "dtype": dtype,
-            "crs": src.crs, "transform": src.transform, "nodata": src.nodata, "compress": "deflate",
-            "tiled": src.width >= _TILE and src.height >= _TILE, "blockxsize": _TILE, "blockysize": _TILE,
-            "predictor": 3 if np.dtype(dtype).kind == "f" else 2, "BIGTIFF": "IF_SAFER",
-        }
+        profile = geotiff_profile(src.width, src.height, len(indices), dtype, src.crs, src.transform, src.nodata)
         with atomic_path(path) as temporary, rasterio.open(temporary, "w", **profile) as dst:
             dst.update_tags(**{**src.tags(), **(metadata or {})})
             for out_index, index in enumerate(indices, start=1):

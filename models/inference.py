@@ -52,7 +52,7 @@ from scipy.special import softmax
 from ..core.errors import InputError, ModelError
 from ..core.labels import valid_windows
 from ..core.progress import CancelFn, ProgressFn, check_cancelled, report
-from ..core.raster_io import MODEL_CARD_TAG, NODATA, atomic_path, read_grid_spec
+from ..core.raster_io import MODEL_CARD_TAG, NODATA, atomic_path, geotiff_profile, read_grid_spec
 from ..core.stack import STACK_TAG, band_normalisation, normalisation_differences, read_stack_recipe
 from .onnx_io import read_card
 
@@ -69,7 +69,6 @@ CPU = "CPUExecutionProvider"
 ALGORITHM_TAG = "DEEPPROSPECT_ALGORITHM"
 PREDICTION_TAG = "DEEPPROSPECT_PREDICTION"
 BAND_NAME = "prospectivity"
-_BLOCK = 256
 
 LogFn = Optional[Callable[[str], None]]
 
@@ -157,8 +156,9 @@ def predict_map(
         pixel_size = (src.res[0] * step, src.res[1] * step)
         _log(log, f"Output grid: {rows} × {cols} cells of {step} × {step} stack cells "
                   f"({'blocks of the patch size' if mode == 'blocks' else f'stride {step}'}).")
+        profile = geotiff_profile(cols, rows, 1, "float32", src.crs, src.transform * Affine.scale(step, step), NODATA)
         with atomic_path(output_path) as temporary:
-            with rasterio.open(temporary, "w", **_profile(src, rows, cols, step)) as dst:
+            with rasterio.open(temporary, "w", **profile) as dst:
                 dst.set_band_description(1, BAND_NAME)
                 dst.update_tags(**_tags(card, model_path, mode, step))
                 valid = _predict_tiles(src, dst, indexes, predictor, step, tile_size, progress, is_cancelled)
@@ -382,15 +382,6 @@ def _compare_grid(card: dict, src, warn: Callable[[str], None]) -> None:
     if len(trained) == 2 and not all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(trained, src.res)):
         warn(f"The model was trained on {trained[0]:g} × {trained[1]:g} pixels, this stack has "
              f"{src.res[0]:g} × {src.res[1]:g}: each window covers a different ground area than in training.")
-
-
-def _profile(src, rows: int, cols: int, step: int) -> dict:
-    tiled = rows >= _BLOCK and cols >= _BLOCK
-    return {
-        "driver": "GTiff", "width": cols, "height": rows, "count": 1, "dtype": "float32", "nodata": NODATA,
-        "crs": src.crs, "transform": src.transform * Affine.scale(step, step), "compress": "deflate",
-        "predictor": 3, "tiled": tiled, "blockxsize": _BLOCK, "blockysize": _BLOCK, "BIGTIFF": "IF_SAFER",
-    }
 
 
 def _tags(card: dict, model_path: str, mode: str, step: int) -> dict:
