@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import warnings
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -54,6 +53,7 @@ from .raster_io import (
     NODATA,
     TILE,
     atomic_path,
+    band_labels,
     check_writable,
     geotiff_profile,
     read_band_names,
@@ -65,7 +65,7 @@ from .stack import (
     STACK_TAG,
     band_normalisation,
     normalisation_differences,
-    read_stack_recipe,
+    stack_normalisation,
 )
 
 METHODS = ("random_forest", "logistic_regression")
@@ -184,8 +184,7 @@ def split_metrics(baseline: Baseline, training_set: TrainingSet) -> dict:
 
 def stack_bands(path: str, band_names: Sequence[str]) -> list[int]:
     """1-based indexes of ``band_names`` in the stack (by band name; unnamed bands are ``<stem>_b<n>``)."""
-    stem = os.path.splitext(os.path.basename(path))[0]
-    names = [name or f"{stem}_b{index}" for index, name in enumerate(read_band_names(path), start=1)]
+    names = band_labels(path, read_band_names(path))
     missing = [name for name in band_names if name not in names]
     if missing:
         raise InputError(f"The stack lacks the band(s) the model was trained on: {', '.join(missing)}. Its bands "
@@ -205,11 +204,8 @@ def training_normalisation(manifest: dict) -> dict:
 
 def check_normalisation(path: str, manifest: dict) -> None:
     """Refuse a stack whose transform/normalisation of the model's bands differs from the training stack's."""
-    band_names = manifest["band_names"]
-    with rasterio.open(path) as src:
-        has_recipe = STACK_TAG in src.tags()
-    current = read_stack_recipe(path) if has_recipe else None
-    differences = normalisation_differences(training_normalisation(manifest), band_normalisation(current, band_names))
+    differences = normalisation_differences(training_normalisation(manifest),
+                                            stack_normalisation(path, manifest["band_names"]))
     if differences:
         raise InputError("The stack's bands were transformed or normalised differently from the training stack ("
                          + "; ".join(differences) + "). Use the training stack, or build the stack with the "

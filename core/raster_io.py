@@ -124,8 +124,7 @@ def read_raster(path: str) -> tuple[np.ndarray, GridSpec, list[str]]:
     grid = read_grid_spec(path)
     with rasterio.open(path) as src:
         data = src.read(masked=True).astype(np.float64).filled(np.nan)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        names = [description or f"{stem}_b{index}" for index, description in enumerate(src.descriptions, start=1)]
+        names = band_labels(path, src.descriptions)
     return data, grid, names
 
 
@@ -150,6 +149,12 @@ def read_map(path: str, band: int = 1) -> MapRaster:
         raster = MapRaster(values, grid, src.descriptions[band - 1] or f"band {band}", src.count, src.tags())
     values[~np.isfinite(values)] = np.nan
     return raster
+
+
+def band_labels(path: str, descriptions: Sequence[str | None]) -> list[str]:
+    """Band names as DeepProspect uses them: the descriptions, ``<file stem>_b<number>`` for a band without one."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return [description or f"{stem}_b{index}" for index, description in enumerate(descriptions, start=1)]
 
 
 def read_band_names(path: str) -> list[str]:

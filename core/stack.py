@@ -336,6 +336,13 @@ def band_normalisation(recipe: dict | None, band_names: Sequence[str]) -> dict:
     return extract
 
 
+def stack_normalisation(path: str, band_names: Sequence[str]) -> dict:
+    """:func:`band_normalisation` of the stack file ``path`` (raw values when it has no recipe)."""
+    with rasterio.open(path) as src:
+        tagged = STACK_TAG in src.tags()
+    return band_normalisation(read_stack_recipe(path) if tagged else None, band_names)
+
+
 def normalisation_differences(expected: dict, actual: dict, *, rel_tol: float = 1e-6) -> list[str]:
     """Human-readable differences between two :func:`band_normalisation` extracts ([] when they match).
 

@@ -52,8 +52,8 @@ from scipy.special import softmax
 from ..core.errors import InputError, ModelError
 from ..core.labels import valid_windows
 from ..core.progress import CancelFn, ProgressFn, check_cancelled, report
-from ..core.raster_io import MODEL_CARD_TAG, NODATA, atomic_path, geotiff_profile, read_grid_spec
-from ..core.stack import STACK_TAG, band_normalisation, normalisation_differences, read_stack_recipe
+from ..core.raster_io import MODEL_CARD_TAG, NODATA, atomic_path, band_labels, geotiff_profile, read_grid_spec
+from ..core.stack import normalisation_differences, stack_normalisation
 from .onnx_io import read_card
 
 MODES = ("cells", "blocks")
@@ -141,7 +141,7 @@ def predict_map(
 
     with _open(stack_path) as src:
         indexes = _band_indexes(card["band_names"], src, stack_path)
-        _check_normalisation(card, src, stack_path)
+        _check_normalisation(card, stack_path)
         _compare_grid(card, src, add_warning)
         if src.height < patch or src.width < patch:
             raise InputError(f"The stack ({src.height} × {src.width} cells) is smaller than the model's "
@@ -344,8 +344,7 @@ def _open(path: str):
 
 def _band_indexes(wanted: Sequence[str], src, path: str) -> list[int]:
     """1-based stack band numbers of the card's bands, by name, in the card's order."""
-    stem = os.path.splitext(os.path.basename(path))[0]
-    names = [description or f"{stem}_b{index}" for index, description in enumerate(src.descriptions, start=1)]
+    names = band_labels(path, src.descriptions)
     missing = [name for name in wanted if name not in names]
     duplicated = sorted({name for name in wanted if names.count(name) > 1})
     if missing or duplicated:
@@ -359,9 +358,8 @@ def _band_indexes(wanted: Sequence[str], src, path: str) -> list[int]:
     return [names.index(name) + 1 for name in wanted]
 
 
-def _check_normalisation(card: dict, src, path: str) -> None:
-    recipe = read_stack_recipe(path) if STACK_TAG in src.tags() else None
-    differences = normalisation_differences(card["normalisation"], band_normalisation(recipe, card["band_names"]))
+def _check_normalisation(card: dict, path: str) -> None:
+    differences = normalisation_differences(card["normalisation"], stack_normalisation(path, card["band_names"]))
     if differences:
         raise InputError(
             "The stack was not transformed and normalised like the model's training stack, so the model would "
