@@ -27,9 +27,7 @@ values (see :func:`_roc`): the same curve as on every cell, in a fraction of the
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -38,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import accuracy_score, auc, f1_score, precision_score, recall_score, roc_curve
 
+from .charts import html_figure, new_figure, png_bytes
 from .errors import InputError
 from .grid import GridSpec
 from .labels import point_cells
@@ -205,8 +204,8 @@ def metrics_rows(evaluation: Evaluation) -> list[tuple[str, str, float]]:
 
 def plot_pngs(evaluation: Evaluation) -> dict[str, bytes]:
     """PNG images of the ROC curves, the success/prediction-rate curves and the P-A plot, keyed by :data:`PLOTS`."""
-    return {"roc": _png(_roc_figure(evaluation)), "rate": _png(_rate_figure(evaluation)),
-            "prediction_area": _png(_prediction_area_figure(evaluation))}
+    return {"roc": png_bytes(_roc_figure(evaluation)), "rate": png_bytes(_rate_figure(evaluation)),
+            "prediction_area": png_bytes(_prediction_area_figure(evaluation))}
 
 
 def map_description(tags: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -247,8 +246,7 @@ def report_html(evaluation: Evaluation, inputs: Sequence[tuple[str, str]], pngs:
     input_rows = "".join(f"<tr><th>{esc(label)}</th><td>{esc(text)}</td></tr>" for label, text in inputs)
     notes = "".join(f"<li>{esc(note)}</li>" for note in evaluation.notes) or "<li>none</li>"
     images = "".join(
-        f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,{base64.b64encode(pngs[key]).decode()}">'
-        f"<figcaption>{esc(caption)}</figcaption></figure>"
+        html_figure(pngs[key], caption)
         for key, caption in (("roc", "ROC curves"), ("rate", "Success-rate and prediction-rate curves"),
                              ("prediction_area", "Prediction–area (P-A) plot")) if key in pngs)
     return f"""<!DOCTYPE html>
@@ -377,19 +375,8 @@ def _format(value: float | None) -> str:
 
 
 def _figure():
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.0, 5.0), dpi=100)
-    FigureCanvasAgg(figure)
+    figure = new_figure(6.0, 5.0)
     return figure, figure.add_subplot(1, 1, 1)
-
-
-def _png(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 def _roc_figure(evaluation: Evaluation):

@@ -9,10 +9,8 @@ ensemble, are compared on one footing, and recomputes anomaly classes and target
 
 from __future__ import annotations
 
-import base64
 import datetime
 import html
-import io
 import json
 import math
 import os
@@ -22,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import anomaly
+from .charts import html_figure, new_figure, png_bytes
 from .ensemble import check_same_grid
 from .errors import InputError
 from .evaluation import HELD_OUT, TRAINING, Evaluation, evaluate_map, plot_pngs
@@ -111,11 +110,11 @@ def write_report(path: str, inputs: ReportInputs, *, progress: ProgressFn = None
     report(progress, 75)
     uncertainty = read_map(inputs.uncertainty_path).values if inputs.uncertainty_path else None
     figures = {
-        "maps": _png(_map_figure(ensemble.values, uncertainty, classes, grid, inputs, targets)),
+        "maps": png_bytes(_map_figure(ensemble.values, uncertainty, classes, grid, inputs, targets)),
         **plot_pngs(evaluation),
     }
     if members:
-        figures["members"] = _png(_members_figure(members, grid))
+        figures["members"] = png_bytes(_members_figure(members, grid))
     for index, card in enumerate(inputs.cards):
         if card.get("history", {}).get("epoch"):
             figures[f"training_{index}"] = training_curves_png(card["history"], (card.get("extra") or {}).get(
@@ -136,7 +135,7 @@ def write_report(path: str, inputs: ReportInputs, *, progress: ProgressFn = None
 
 def training_curves_png(history: Mapping, best_epoch: int, title: str) -> bytes:
     """PNG of training/validation loss and validation AUC per epoch, the kept epoch marked."""
-    figure = _figure(10, 4)
+    figure = new_figure(10, 4)
     loss_axis, auc_axis = figure.subplots(1, 2)
     epochs = history["epoch"]
     loss_axis.plot(epochs, history["loss"], label="training loss")
@@ -150,7 +149,7 @@ def training_curves_png(history: Mapping, best_epoch: int, title: str) -> bytes:
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
     figure.suptitle(f"Training curves — {title}")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 # ------------------------------------------------------------------------------------------------ pieces
@@ -216,22 +215,6 @@ def _fmt(value, digits: int = 3) -> str:
 # ----------------------------------------------------------------------------------------------- figures
 
 
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _png(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
 def _extent(grid: GridSpec) -> tuple[float, float, float, float]:
     x0, y0, x1, y1 = grid.bounds
     return x0, x1, y0, y1
@@ -242,7 +225,7 @@ def _map_figure(values, uncertainty, classes, grid: GridSpec, inputs: ReportInpu
     from matplotlib.patches import Patch
 
     panels = 3 if uncertainty is not None else 2
-    figure = _figure(5.2 * panels, 5)
+    figure = new_figure(5.2 * panels, 5)
     axes = figure.subplots(1, panels)
     extent = _extent(grid)
     image = axes[0].imshow(values, extent=extent, cmap="viridis", vmin=0, vmax=1)
@@ -277,7 +260,7 @@ def _map_figure(values, uncertainty, classes, grid: GridSpec, inputs: ReportInpu
 def _members_figure(members, grid: GridSpec) -> object:
     columns = min(len(members), 4)
     rows = math.ceil(len(members) / columns)
-    figure = _figure(4 * columns, 3.8 * rows)
+    figure = new_figure(4 * columns, 3.8 * rows)
     axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
     for axis, (label, values) in zip(axes, members):
         axis.imshow(values, extent=_extent(grid), cmap="viridis", vmin=0, vmax=1)
@@ -304,11 +287,6 @@ def _exterior_rings(geometry: Mapping) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------------------- HTML
-
-
-def _img(png: bytes, caption: str) -> str:
-    return (f'<figure><img alt="{_esc(caption)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-            f"<figcaption>{_esc(caption)}</figcaption></figure>")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -345,10 +323,12 @@ def _html(inputs: ReportInputs, tags: Mapping, evaluation: Evaluation, rows, cla
         ["rank", "mean prob.", "max prob.", "area km²", "deposits inside", "centroid x", "centroid y"],
         [[str(t.rank), _fmt(t.mean_value), _fmt(t.max_value), _fmt(t.area_km2, 3), str(t.deposits),
           f"{t.centroid[0]:.0f}", f"{t.centroid[1]:.0f}"] for t in targets[:MAX_TARGET_ROWS]])
-    curves = "".join(_img(figures[key], caption) for key, caption in (
+    curves = "".join(html_figure(figures[key], caption) for key, caption in (
         ("roc", "ROC curves of the ensemble"), ("rate", "Success-rate and prediction-rate curves of the ensemble"),
         ("prediction_area", "Prediction–area (P-A) plot of the ensemble")))
-    members = _img(figures["members"], "Member maps (same colour scale)") if "members" in figures else ""
+    maps = html_figure(figures["maps"], "Ensemble prospectivity with ranked targets, anomaly classes and "
+                                        "uncertainty; circles: training deposits, triangles: held-out deposits")
+    members = html_figure(figures["members"], "Member maps (same colour scale)") if "members" in figures else ""
     models = "".join(_model_section(index, card, figures) for index, card in enumerate(inputs.cards))
     notes = "".join(f"<li>{_esc(note)}</li>" for note in summary.notes) or "<li>none</li>"
     return f"""<!DOCTYPE html>
@@ -359,8 +339,7 @@ td{{text-align:right}}img{{max-width:100%}}figure{{margin:1em 0}}code{{font-size
 .lead{{font-size:110%;background:#f4f4f4;padding:0.6em}}</style></head><body>
 <h1>{_esc(inputs.title)}</h1>
 <p class="lead">{headline}</p>
-<h2>Maps</h2>{_img(figures["maps"], "Ensemble prospectivity with ranked targets, anomaly classes and uncertainty; "
-                                    "circles: training deposits, triangles: held-out deposits")}
+<h2>Maps</h2>{maps}
 <h2>Models compared</h2>
 <p>Every map is scored against the same deposits: held-out ROC AUC and prediction rate use the deposits kept out
 of training; the success rate uses the training deposits. Negatives: {_esc(evaluation.negatives)}.</p>
@@ -389,7 +368,7 @@ def _model_section(index: int, card: Mapping, figures: Mapping[str, bytes]) -> s
     return (f"<h3>{_esc(_card_label(card))}</h3><p>Bands: {_esc(', '.join(card.get('band_names', [])))}; patch "
             f"{_esc(str(card.get('patch_size')))} px; settings: {_esc(settings_text)}; device "
             f"{_esc(str((card.get('extra') or {}).get('device', '?')))}.</p>{table}"
-            + (_img(curve, "Training curves") if curve else ""))
+            + (html_figure(curve, "Training curves") if curve else ""))
 
 
 def _manifest_section(manifest: Mapping | None) -> str:
