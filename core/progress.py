@@ -8,6 +8,7 @@ from .errors import Cancelled
 
 ProgressFn = Optional[Callable[[float], None]]
 CancelFn = Optional[Callable[[], bool]]
+LogFn = Optional[Callable[[str], None]]
 
 
 def report(progress: ProgressFn, percent: float) -> None:
@@ -20,3 +21,9 @@ def check_cancelled(is_cancelled: CancelFn) -> None:
     """Raise :class:`Cancelled` when the caller's cancel flag is set."""
     if is_cancelled is not None and is_cancelled():
         raise Cancelled()
+
+
+def log_message(log: LogFn, message: str) -> None:
+    """Send a line to the caller's log (e.g. the Processing log), if it gave one."""
+    if log is not None:
+        log(message)

@@ -31,7 +31,6 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import numpy as np
 import rasterio
@@ -42,7 +41,7 @@ from scipy.linalg import helmert
 
 from .errors import InputError
 from .grid import GridSpec
-from .progress import CancelFn, ProgressFn, check_cancelled, report
+from .progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
 from .raster_io import crs_from_string, write_geotiff
 from .resources import require_memory
 
@@ -57,7 +56,6 @@ ZERO_RULE = f"values <= 0 replaced by {ZERO_REPLACEMENT_FRACTION} x the band's s
 # Working copies held at once while stacking: aligned inputs, transformed stack, logarithms.
 _WORKING_COPIES = 3
 
-LogFn = Optional[Callable[[str], None]]
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ def stack_band_names(descriptions: Sequence[Sequence[str]], layer_names: Sequenc
     names, seen = [], set()
     for bands, layer in zip(descriptions, layer_names):
         if not all(bands):
-            _log(log, f"'{layer}' has bands without a name; they are named {layer}_b<band number>.")
+            log_message(log, f"'{layer}' has bands without a name; they are named {layer}_b<band number>.")
         own = []
         for number, description in enumerate(bands, start=1):
             name = description or f"{layer}_b{number}"
@@ -84,7 +82,7 @@ def stack_band_names(descriptions: Sequence[Sequence[str]], layer_names: Sequenc
                 count += 1
                 unique = f"{name}_{count}"
             if unique != name:
-                _log(log, f"Band name '{name}' of '{layer}' is already used; this band is named '{unique}'.")
+                log_message(log, f"Band name '{name}' of '{layer}' is already used; this band is named '{unique}'.")
             seen.add(unique)
             own.append(unique)
         names.append(own)
@@ -111,8 +109,8 @@ def align_raster(path: str, grid: GridSpec, *, categorical: bool = False, name: 
                 "remove it or choose another template."
             )
         if src.crs != grid_crs:
-            _log(log, f"'{label}' is in {_crs_label(src.crs)}; reprojected to the template CRS "
-                      f"{_crs_label(grid_crs)}.")
+            log_message(log, f"'{label}' is in {_crs_label(src.crs)}; reprojected to the template CRS "
+                             f"{_crs_label(grid_crs)}.")
         nodata = src.nodata
         if nodata is None and np.dtype(src.dtypes[0]).kind == "f":
             nodata = np.nan
@@ -239,8 +237,8 @@ def make_stack(
     if not valid.any():
         raise InputError("No cell has a value in every band (the inputs' valid areas do not overlap); "
                          "check the inputs' extents and nodata.")
-    _log(log, f"{int(valid.sum())} of {valid.size} cells have a value in every band; the others are nodata "
-              "in every band.")
+    log_message(log, f"{int(valid.sum())} of {valid.size} cells have a value in every band; the others are nodata "
+                     "in every band.")
     recipe = {
         "format": RECIPE_FORMAT,
         "version": RECIPE_VERSION,
@@ -394,7 +392,7 @@ def _fit_transform(arrays: np.ndarray, band_names: list[str], valid: np.ndarray,
     """The transform part of the recipe: method, parts in order and zero-replacement values."""
     if method == "none":
         if requested:
-            _log(log, "No transform chosen: the transform bands are ignored.")
+            log_message(log, "No transform chosen: the transform bands are ignored.")
         return {"method": "none"}
     parts = _transform_parts(band_names, categorical, method, requested)
     replacement = {}
@@ -406,9 +404,9 @@ def _fit_transform(arrays: np.ndarray, band_names: list[str], valid: np.ndarray,
                              "the transform bands.")
         replacement[name] = float(ZERO_REPLACEMENT_FRACTION * positive.min())
         if positive.size < values.size:
-            _log(log, f"Band '{name}': {values.size - positive.size} value(s) ≤ 0 replaced by "
-                      f"{replacement[name]:.6g} ({ZERO_REPLACEMENT_FRACTION} × its smallest positive value) "
-                      "before the logarithm.")
+            log_message(log, f"Band '{name}': {values.size - positive.size} value(s) ≤ 0 replaced by "
+                             f"{replacement[name]:.6g} ({ZERO_REPLACEMENT_FRACTION} × its smallest positive value) "
+                             "before the logarithm.")
     transform = {"method": method, "bands": parts, "zero_rule": ZERO_RULE, "replacement": replacement}
     if method == "ilr":
         transform["basis"] = ILR_BASIS
@@ -482,7 +480,7 @@ def _fit_normalisation(stack: np.ndarray, names: list[str], valid: np.ndarray, c
             else:
                 statistics[name] = {"min": float(values.min()), "max": float(values.max())}
             if values.min() == values.max():
-                _log(log, f"Band '{name}' is constant over the valid cells; it is only shifted, not scaled.")
+                log_message(log, f"Band '{name}' is constant over the valid cells; it is only shifted, not scaled.")
     return {"method": method, "statistics": statistics}
 
 
@@ -532,9 +530,6 @@ def _open(path: str, label: str) -> rasterio.DatasetReader:
         raise InputError(f"Cannot open the raster '{label}': {error}") from error
 
 
-def _log(log: LogFn, message: str) -> None:
-    if log is not None:
-        log(message)
 
 
 def _crs_label(crs: CRS) -> str:

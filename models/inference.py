@@ -38,7 +38,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 import onnxruntime as ort
@@ -51,7 +51,7 @@ from scipy.special import softmax
 
 from ..core.errors import InputError, ModelError
 from ..core.labels import valid_windows
-from ..core.progress import CancelFn, ProgressFn, check_cancelled, report
+from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
 from ..core.raster_io import MODEL_CARD_TAG, NODATA, atomic_path, band_labels, geotiff_profile, read_grid_spec
 from ..core.stack import normalisation_differences, stack_normalisation
 from .onnx_io import read_card
@@ -70,7 +70,6 @@ ALGORITHM_TAG = "DEEPPROSPECT_ALGORITHM"
 PREDICTION_TAG = "DEEPPROSPECT_PREDICTION"
 BAND_NAME = "prospectivity"
 
-LogFn = Optional[Callable[[str], None]]
 
 
 @dataclass
@@ -137,7 +136,7 @@ def predict_map(
 
     def add_warning(message: str) -> None:
         warnings.append(message)
-        _log(warn or log, message)
+        log_message(warn or log, message)
 
     with _open(stack_path) as src:
         indexes = _band_indexes(card["band_names"], src, stack_path)
@@ -148,14 +147,14 @@ def predict_map(
                              f"{patch} × {patch} window; no cell can be predicted.")
         session, provider = open_session(model_path, card, device, log)
         method = _method(card, step)
-        _log(log, {"dense": "Fast scanning: each tile's windows in one pass of the dense graph.",
-                   "patches": f"Windows gathered in batches of {batch_size}.",
-                   "vectors": f"Cell vectors in batches of {batch_size}."}[method])
+        log_message(log, {"dense": "Fast scanning: each tile's windows in one pass of the dense graph.",
+                          "patches": f"Windows gathered in batches of {batch_size}.",
+                          "vectors": f"Cell vectors in batches of {batch_size}."}[method])
         predictor = _TilePredictor(session, card, method, batch_size, is_cancelled)
         rows, cols = math.ceil(src.height / step), math.ceil(src.width / step)
         pixel_size = (src.res[0] * step, src.res[1] * step)
-        _log(log, f"Output grid: {rows} × {cols} cells of {step} × {step} stack cells "
-                  f"({'blocks of the patch size' if mode == 'blocks' else f'stride {step}'}).")
+        log_message(log, f"Output grid: {rows} × {cols} cells of {step} × {step} stack cells "
+                         f"({'blocks of the patch size' if mode == 'blocks' else f'stride {step}'}).")
         profile = geotiff_profile(cols, rows, 1, "float32", src.crs, src.transform * Affine.scale(step, step), NODATA)
         with atomic_path(output_path) as temporary:
             with rasterio.open(temporary, "w", **profile) as dst:
@@ -165,7 +164,7 @@ def predict_map(
     seconds = time.perf_counter() - start
     if valid == 0:
         add_warning("No output cell has a complete window without nodata: the map is all nodata.")
-    _log(log, f"{valid} of {rows * cols} output cells predicted in {seconds:.1f} s on {provider}.")
+    log_message(log, f"{valid} of {rows * cols} output cells predicted in {seconds:.1f} s on {provider}.")
     return PredictionReport(output_path, provider, method, rows, cols, pixel_size, valid, seconds, warnings)
 
 
@@ -189,13 +188,13 @@ def open_session(model_path: str, card: dict, device: str = "auto", log: LogFn =
     if device != "cpu":
         session, reason = _cuda_session(model_path, card, options)
         if session is not None:
-            _log(log, f"onnxruntime provider: {CUDA} (the GPU session passed a test run).")
+            log_message(log, f"onnxruntime provider: {CUDA} (the GPU session passed a test run).")
             return session, CUDA
         if device == "cuda":
             raise InputError(f"Device 'cuda' was chosen but CUDA cannot run this model: {reason}. Choose the "
                              "device 'auto' or 'cpu'.")
     session = _session(model_path, options, [CPU])
-    _log(log, f"onnxruntime provider: {CPU} with {options.intra_op_num_threads} thread(s) ({reason}).")
+    log_message(log, f"onnxruntime provider: {CPU} with {options.intra_op_num_threads} thread(s) ({reason}).")
     return session, CPU
 
 
@@ -392,6 +391,3 @@ def _tags(card: dict, model_path: str, mode: str, step: int) -> dict:
     return {ALGORITHM_TAG: "predict", MODEL_CARD_TAG: json.dumps(model), PREDICTION_TAG: json.dumps(prediction)}
 
 
-def _log(log: LogFn, message: str) -> None:
-    if log is not None:
-        log(message)

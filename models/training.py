@@ -30,7 +30,6 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -39,7 +38,7 @@ from torch import nn
 
 from ..core.errors import InputError, ResourceError
 from ..core.labels import SHARED, TrainingSet
-from ..core.progress import CancelFn, ProgressFn, check_cancelled, report
+from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
 from ..core.raster_io import atomic_path
 from ..core.report import training_curves_png
 from ..core.stack import STACK_TAG, band_normalisation
@@ -53,7 +52,6 @@ DEVICES = ("auto", "cpu", "cuda")
 SPATIAL_AUGMENTATIONS = ("crop", "flip")
 _EVAL_BATCH = 512
 
-LogFn = Optional[Callable[[str], None]]
 
 
 @dataclass(frozen=True)
@@ -199,7 +197,7 @@ def train_model(
     train = data["train"]
     _check_splits(data)
     device, reason = select_device(settings.device)
-    _log(log, f"Device: {reason}.")
+    log_message(log, f"Device: {reason}.")
     in_bands = int(train.x.shape[1])
     names = training_set.manifest.get("band_names", [])
     if len(names) != in_bands:
@@ -207,7 +205,8 @@ def train_model(
                          "rebuild it with 'Training samples from deposits'.")
     patch = int(train.x.shape[-1]) if info.input_kind == "patch" else 1
     counts = {split: {"samples": len(part), "positive": int(part.y.sum())} for split, part in data.items()}
-    _log(log, "Samples: " + ", ".join(f"{s} {c['samples']} ({c['positive']} positive)" for s, c in counts.items()))
+    log_message(log, "Samples: " + ", ".join(f"{s} {c['samples']} ({c['positive']} positive)"
+                                             for s, c in counts.items()))
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(settings.seed)
         model = build_model(settings.architecture, in_bands, patch, seed=settings.seed).to(device)
@@ -216,7 +215,7 @@ def train_model(
     model.cpu().eval()
     metrics = {split: evaluate(model, part) for split, part in data.items() if len(part)}
     for split, values in metrics.items():
-        _log(log, f"{split}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in values.items()))
+        log_message(log, f"{split}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in values.items()))
     used = [data[s] for s in METRIC_SPLITS]
     return TrainResult(model, settings, metrics, history, best_epoch, stopped_early, device.type, reason,
                        hash_arrays(*(t.numpy() for part in used for t in (part.x, part.y))), counts)
@@ -239,11 +238,11 @@ class _Loop:
     def run(self) -> tuple[dict, int, bool]:
         settings, monitor = self.settings, self.settings.early_stopping
         if monitor != "off" and not len(self.validation):
-            _log(self.log, "No validation samples: early stopping is off and the last epoch is kept.")
+            log_message(self.log, "No validation samples: early stopping is off and the last epoch is kept.")
             monitor = "off"
         if monitor == "val_auc" and len(set(self.validation.y.tolist())) < 2:
-            _log(self.log, "The validation split has one class only, so its AUC is undefined: early stopping "
-                           "watches the validation loss instead.")
+            log_message(self.log, "The validation split has one class only, so its AUC is undefined: early stopping "
+                                  "watches the validation loss instead.")
             monitor = "val_loss"
         history: dict = {key: [] for key in ("epoch", "lr", "loss", "val_loss", "val_auc", "seconds")}
         best_score, best_epoch, best_state, waited = -math.inf, 0, None, 0
@@ -256,8 +255,8 @@ class _Loop:
             seconds = time.perf_counter() - started
             for key, value in zip(history, (epoch, lr, loss, val_loss, val_auc, seconds)):
                 history[key].append(None if value != value else value)  # NaN (undefined) is stored as null
-            _log(self.log, f"Epoch {epoch}/{settings.epochs}: loss {loss:.4f}, validation loss {_fmt(val_loss)}, "
-                           f"validation AUC {_fmt(val_auc)}, lr {lr:.3g} ({seconds:.1f} s)")
+            log_message(self.log, f"Epoch {epoch}/{settings.epochs}: loss {loss:.4f}, validation loss "
+                                  f"{_fmt(val_loss)}, validation AUC {_fmt(val_auc)}, lr {lr:.3g} ({seconds:.1f} s)")
             score = -val_loss if monitor == "val_loss" else val_auc if monitor == "val_auc" else epoch
             if best_state is None or score > best_score:
                 best_score, best_epoch, waited = score, epoch, 0
@@ -265,8 +264,8 @@ class _Loop:
             else:
                 waited += 1
                 if monitor != "off" and waited >= settings.patience:
-                    _log(self.log, f"Early stop: no better {monitor.replace('_', ' ')} for {waited} epochs; keeping "
-                                   f"epoch {best_epoch}.")
+                    log_message(self.log, f"Early stop: no better {monitor.replace('_', ' ')} for {waited} "
+                                          f"epochs; keeping epoch {best_epoch}.")
                     break
         self.model.load_state_dict(best_state)
         return history, best_epoch, epoch < settings.epochs
@@ -400,6 +399,3 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
-def _log(log: LogFn, message: str) -> None:
-    if log is not None:
-        log(message)
