@@ -20,6 +20,10 @@ For an input (batch, bands, H, W), :class:`DenseScanner` returns (batch, classes
 logits up to float rounding. Pool windows that a patch drops at its border (floor mode) are never read by
 the head, so they do not matter; trunks with zero padding or ceil-mode pools are refused, since their windows
 see padding that a tile does not have.
+
+Windows that leave the stack are padded, not dropped (:mod:`.inference`): the tile is read with its p − 1 halo,
+padded with the window fill where it leaves the stack, its nodata filled the same way, and then scanned, so
+every position reads exactly the padded window a per-patch model would read there.
 """
 
 from __future__ import annotations

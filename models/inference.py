@@ -4,14 +4,19 @@
 (r, c) of the stack owns the p×p window of rows r − p//2 … r − p//2 + p − 1 (columns alike). With stride s the
 output grid has ⌈rows/s⌉ × ⌈cols/s⌉ cells of s×s stack cells, anchored at the stack's upper-left corner (it
 reaches at most s − 1 cells beyond the stack's right and bottom edges). Output cell (R, C) covers stack rows
-R·s … R·s + s − 1 and holds the prospectivity of the window of the block's cell (R·s + s//2, C·s + s//2)
-(its centre for odd s; s = 1 is the stack grid itself). **Block mode** is stride p: output cell (R, C) is
-exactly the p×p block of rows R·p … R·p + p − 1 and columns alike, one prediction per block as he2024 and
-gao2022 predict blocks; for vector models (p = 1) it is the stack grid.
+R·s … R·s + s − 1 and holds the prospectivity of the window of the block's cell (R·s + s//2, C·s + s//2), its
+*own cell* (its centre for odd s; s = 1 is the stack grid itself). **Block mode** is stride p: output cell
+(R, C) is exactly the p×p block of rows R·p … R·p + p − 1 and columns alike, one prediction per block as he2024
+and gao2022 predict blocks; for vector models (p = 1) it is the stack grid.
 
-**Values.** Prospectivity = softmax(logits)[positive class] of the card. A cell whose window crosses the
-stack's edge or holds nodata or NaN in any of the model's bands is nodata (:data:`core.raster_io.NODATA`);
-NaN never reaches the model.
+**Padded windows.** Windows are padded as in training: every value of a window that lies outside the stack or
+is nodata or NaN reads :data:`WINDOW_FILL` (0.0, the mean of a z-scored band), so every cell with data gets a
+value, up to the stack's edges and next to nodata; NaN never reaches the model. Fast scanning sees the same
+numbers: a tile is read with its halo, padded where it leaves the stack, filled, then scanned.
+
+**Values.** Prospectivity = softmax(logits)[positive class] of the card. An output cell is nodata
+(:data:`core.raster_io.NODATA`) when its own cell is nodata or NaN in any of the model's bands, lies beyond the
+stack (the last row and column of a strided or block map may), or lies outside the optional study area.
 
 **Checks.** The card's bands are taken from the stack by name, in the card's order (extra bands are ignored);
 a missing or duplicated band, or a stack transformed or normalised differently from the training stack
@@ -50,7 +55,6 @@ from rasterio.windows import Window
 from scipy.special import softmax
 
 from ..core.errors import InputError, ModelError
-from ..core.labels import valid_windows
 from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
 from ..core.raster_io import MODEL_CARD_TAG, NODATA, atomic_path, band_labels, geotiff_profile, read_grid_spec
 from ..core.stack import normalisation_differences, stack_normalisation
@@ -69,8 +73,9 @@ CPU = "CPUExecutionProvider"
 ALGORITHM_TAG = "DEEPPROSPECT_ALGORITHM"
 PREDICTION_TAG = "DEEPPROSPECT_PREDICTION"
 BAND_NAME = "prospectivity"
-
-
+# Value of window cells outside the stack or on nodata: the mean of a z-scored band. Training windows
+# (core.labels) are padded the same way; both are to read one shared constant (core.windows.WINDOW_FILL).
+WINDOW_FILL = 0.0
 
 @dataclass
 class PredictionReport:
@@ -97,6 +102,7 @@ def predict_map(
     batch_size: int = 256,
     device: str = "auto",
     tile_size: int = DEFAULT_TILE,
+    study_area: np.ndarray | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
     log: LogFn = None,
@@ -113,6 +119,8 @@ def predict_map(
         batch_size: windows per onnxruntime call when windows are gathered (not fast scanning).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         tile_size: side in stack cells of the part of the stack predicted at once (bounds memory).
+        study_area: optional (rows, cols) bool mask on the stack grid; output cells whose own cell is outside
+            are nodata (and not computed). Windows still read the evidence around them.
         progress, is_cancelled, log: callbacks (0-100 progress, cancel flag, messages).
         warn: callback for warnings (CRS or pixel size unlike the training stack's, an all-nodata map);
             without it they go to ``log``. The report lists them too.
@@ -121,7 +129,8 @@ def predict_map(
         A :class:`PredictionReport`.
 
     Raises:
-        InputError: bad arguments, bands missing or duplicated, normalisation mismatch, unusable CUDA.
+        InputError: bad arguments, bands missing or duplicated, normalisation mismatch, unusable CUDA, a
+            study area mask not shaped like the stack.
         ModelError: the model file is missing, damaged, foreign or does not run.
         Cancelled: the run was cancelled (no output is left).
     """
@@ -144,7 +153,13 @@ def predict_map(
         _compare_grid(card, src, add_warning)
         if src.height < patch or src.width < patch:
             raise InputError(f"The stack ({src.height} × {src.width} cells) is smaller than the model's "
-                             f"{patch} × {patch} window; no cell can be predicted.")
+                             f"{patch} × {patch} window: every window would be mostly padding. Predict on a "
+                             "larger stack, or train a model with a smaller patch size.")
+        if study_area is not None:
+            study_area = np.asarray(study_area, dtype=bool)
+            if study_area.shape != (src.height, src.width):
+                raise InputError(f"The study area mask {study_area.shape} does not match the stack "
+                                 f"({src.height} × {src.width} cells).")
         session, provider = open_session(model_path, card, device, log)
         method = _method(card, step)
         log_message(log, {"dense": "Fast scanning: each tile's windows in one pass of the dense graph.",
@@ -159,11 +174,13 @@ def predict_map(
         with atomic_path(output_path) as temporary:
             with rasterio.open(temporary, "w", **profile) as dst:
                 dst.set_band_description(1, BAND_NAME)
-                dst.update_tags(**_tags(card, model_path, mode, step))
-                valid = _predict_tiles(src, dst, indexes, predictor, step, tile_size, progress, is_cancelled)
+                dst.update_tags(**_tags(card, model_path, mode, step, study_area is not None))
+                valid = _predict_tiles(src, dst, indexes, predictor, step, tile_size, study_area, progress,
+                                       is_cancelled)
     seconds = time.perf_counter() - start
     if valid == 0:
-        add_warning("No output cell has a complete window without nodata: the map is all nodata.")
+        add_warning("No output cell lies on a stack cell with data in every model band"
+                    + (" inside the study area" if study_area is not None else "") + ": the map is all nodata.")
     log_message(log, f"{valid} of {rows * cols} output cells predicted in {seconds:.1f} s on {provider}.")
     return PredictionReport(output_path, provider, method, rows, cols, pixel_size, valid, seconds, warnings)
 
@@ -240,18 +257,19 @@ class _TilePredictor:
         self.batch_size = batch_size
         self.is_cancelled = is_cancelled
 
-    def __call__(self, tile: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """(len(rows), len(cols)) float32 prospectivity of the windows with top-left cells ``rows`` × ``cols``
-        of ``tile`` (bands, h, w; NaN = nodata, overwritten with 0; every window inside the tile); NaN where a
-        window holds nodata."""
+    def __call__(self, tile: np.ndarray, rows: np.ndarray, cols: np.ndarray, keep: np.ndarray | bool = True
+                 ) -> np.ndarray:
+        """(len(rows), len(cols)) float32 prospectivity of the padded windows with top-left cells ``rows`` ×
+        ``cols`` of ``tile`` (bands, h, w; NaN = nodata or off the stack, overwritten with :data:`WINDOW_FILL`;
+        every window inside the tile); NaN where the window's own cell is NaN or ``keep`` is False."""
         p = self.patch
-        invalid = np.isnan(tile).any(axis=0)
-        complete = valid_windows(invalid, p)[np.ix_(rows + p // 2, cols + p // 2)]
-        out = np.full(complete.shape, np.nan, dtype=np.float32)
-        if not complete.any():
+        blank = np.isnan(tile)
+        own = ~blank.any(axis=0)[np.ix_(rows + p // 2, cols + p // 2)] & keep
+        out = np.full(own.shape, np.nan, dtype=np.float32)
+        if not own.any():
             return out
-        tile[:, invalid] = 0.0  # NaN never reaches the model; windows over these cells are dropped anyway
-        at_r, at_c = np.nonzero(complete)
+        tile[blank] = WINDOW_FILL
+        at_r, at_c = np.nonzero(own)
         if self.method == "dense":
             logits = self._run(tile[None])[0]  # (classes, h - p + 1, w - p + 1)
             out[at_r, at_c] = self._probability(logits[:, rows[at_r], cols[at_c]].T)
@@ -277,22 +295,25 @@ class _TilePredictor:
 
 
 def _predict_tiles(src, dst, indexes: list[int], predictor: _TilePredictor, step: int, tile_size: int,
-                   progress: ProgressFn, is_cancelled: CancelFn) -> int:
+                   study_area: np.ndarray | None, progress: ProgressFn, is_cancelled: CancelFn) -> int:
     """Predict and write the output strip by strip; returns the number of output cells with a value."""
     p = predictor.patch
     side = max(1, tile_size // step)  # output cells per tile side
     rows, cols = dst.height, dst.width
-    # top-left stack cell of each output cell's window
-    origin_r = np.arange(rows) * step + step // 2 - p // 2
-    origin_c = np.arange(cols) * step + step // 2 - p // 2
+    # each output cell's own stack cell; its window starts p//2 rows and columns before
+    own_r, own_c = np.arange(rows) * step + step // 2, np.arange(cols) * step + step // 2
+    own_r_on, own_c_on = own_r.clip(max=src.height - 1), own_c.clip(max=src.width - 1)  # beyond: blank anyway
     total = math.ceil(rows / side) * math.ceil(cols / side)
     done = valid = 0
     for r0 in range(0, rows, side):
-        strip = np.full((min(side, rows - r0), cols), np.nan, dtype=np.float32)
+        strip = np.empty((min(side, rows - r0), cols), dtype=np.float32)
         for c0 in range(0, cols, side):
             check_cancelled(is_cancelled)
-            tile_r, tile_c = origin_r[r0:r0 + side], origin_c[c0:c0 + side]
-            strip[:, c0:c0 + side] = _predict_tile(src, indexes, predictor, tile_r, tile_c)
+            tile_r, tile_c = own_r[r0:r0 + side] - p // 2, own_c[c0:c0 + side] - p // 2
+            top, left = int(tile_r[0]), int(tile_c[0])
+            tile = _read_padded(src, indexes, top, left, int(tile_r[-1]) + p - top, int(tile_c[-1]) + p - left)
+            keep = True if study_area is None else study_area[np.ix_(own_r_on[r0:r0 + side], own_c_on[c0:c0 + side])]
+            strip[:, c0:c0 + side] = predictor(tile, tile_r - top, tile_c - left, keep)
             done += 1
             report(progress, 100.0 * done / total)
         valid += int(np.count_nonzero(~np.isnan(strip)))
@@ -300,20 +321,15 @@ def _predict_tiles(src, dst, indexes: list[int], predictor: _TilePredictor, step
     return valid
 
 
-def _predict_tile(src, indexes: list[int], predictor: _TilePredictor, origin_r: np.ndarray,
-                  origin_c: np.ndarray) -> np.ndarray:
-    """Prospectivity of the windows starting at stack cells ``origin_r`` × ``origin_c`` (NaN off the stack)."""
-    p = predictor.patch
-    out = np.full((len(origin_r), len(origin_c)), np.nan, dtype=np.float32)
-    inside_r = (origin_r >= 0) & (origin_r + p <= src.height)
-    inside_c = (origin_c >= 0) & (origin_c + p <= src.width)
-    if not (inside_r.any() and inside_c.any()):
-        return out
-    top, left = origin_r[inside_r][0], origin_c[inside_c][0]
-    window = Window(left, top, origin_c[inside_c][-1] + p - left, origin_r[inside_r][-1] + p - top)
-    tile = src.read(indexes, window=window, masked=True, out_dtype=np.float32).filled(np.nan)
-    out[np.ix_(inside_r, inside_c)] = predictor(tile, origin_r[inside_r] - top, origin_c[inside_c] - left)
-    return out
+def _read_padded(src, indexes: list[int], top: int, left: int, height: int, width: int) -> np.ndarray:
+    """(bands, height, width) float32 stack values from cell (top, left), NaN at nodata and beyond the stack."""
+    tile = np.full((len(indexes), height, width), np.nan, dtype=np.float32)
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + height, src.height), min(left + width, src.width)
+    if r1 > r0 and c1 > c0:
+        tile[:, r0 - top:r1 - top, c0 - left:c1 - left] = src.read(
+            indexes, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True, out_dtype=np.float32).filled(np.nan)
+    return tile
 
 
 def _method(card: dict, step: int) -> str:
@@ -381,13 +397,16 @@ def _compare_grid(card: dict, src, warn: Callable[[str], None]) -> None:
              f"{src.res[0]:g} × {src.res[1]:g}: each window covers a different ground area than in training.")
 
 
-def _tags(card: dict, model_path: str, mode: str, step: int) -> dict:
+def _tags(card: dict, model_path: str, mode: str, step: int, study_area: bool) -> dict:
     model = {"architecture": card["architecture"], "metrics": card.get("metrics", {}),
              "band_names": card["band_names"], "seed": card.get("seed"),
              "model_file": os.path.basename(model_path), "patch_size": card["patch_size"]}
     prediction = {"mode": mode, "stride": step,
                   "window": "output cell (R, C) = window of stack cell (R*stride + stride//2, C*stride + "
-                            "stride//2), rows r - p//2 .. r - p//2 + p - 1"}
+                            "stride//2), rows r - p//2 .. r - p//2 + p - 1",
+                  "padding": "window values outside the stack or on nodata read window_fill; a cell that is "
+                             "itself nodata (any model band) or outside the study area is nodata",
+                  "window_fill": WINDOW_FILL, "study_area": study_area}
     return {ALGORITHM_TAG: "predict", MODEL_CARD_TAG: json.dumps(model), PREDICTION_TAG: json.dumps(prediction)}
 
 

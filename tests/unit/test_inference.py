@@ -1,5 +1,6 @@
-"""Prospectivity maps: equal to a per-patch torch reference for every path (fast scanning, batched windows, cell
-vectors), stride and blocks, tiles, nodata, bands by name, refusals without output, cancel, provider choice."""
+"""Prospectivity maps: equal to a per-patch torch reference of padded windows for every path (fast scanning,
+batched windows, cell vectors), stride and blocks, tiles, no holes at edges or next to nodata, study area, bands
+by name, refusals without output, cancel, provider choice."""
 
 import json
 import os
@@ -15,9 +16,9 @@ from deepprospect.core.errors import Cancelled, InputError, ModelError
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import NODATA, write_geotiff
 from deepprospect.models import inference
-from deepprospect.models.inference import CPU, CUDA, open_session, predict_map
+from deepprospect.models.inference import CPU, CUDA, WINDOW_FILL, open_session, predict_map
 from deepprospect.models.onnx_io import read_card
-from model_factory import GRID, evidence, reference_map, write_model, write_stack
+from model_factory import GRID, evidence, write_model, write_stack
 
 NAMES = ["Au", "As", "Cu"]
 TOLERANCE = {"lenet": 1e-5, "vgg8": 1e-5, "cnn1d": 1e-4}  # cnn1d: 13 batch norms, ONNX ≈ torch within 1e-4
@@ -44,6 +45,36 @@ def read_map(path):
         return src.read(1, masked=True).astype(np.float64).filled(np.nan), info
 
 
+def probability(model, windows: np.ndarray) -> np.ndarray:
+    """Per-patch torch prospectivity (softmax class 1) of (n, bands, p, p) windows."""
+    import torch
+
+    x = torch.from_numpy(np.asarray(windows, dtype=np.float32))
+    if model.input_kind == "vector":
+        x = x.reshape(len(x), -1)
+    with torch.no_grad():
+        return torch.softmax(model.eval()(x).double(), dim=1)[:, 1].numpy()
+
+
+def padded_reference(model, stack: np.ndarray, stride: int = 1) -> np.ndarray:
+    """The prediction's rule computed window by window: output cell (R, C) is the window of its own cell
+    (R·s + s//2, C·s + s//2), rows r − p//2 … r − p//2 + p − 1, with values off the stack or NaN read as 0.0;
+    NaN where the own cell is beyond the stack or NaN in any band."""
+    p = model.patch_size
+    _, rows, cols = stack.shape
+    before, after = p // 2, p - 1 - p // 2
+    padded = np.nan_to_num(np.pad(stack, ((0, 0), (before, after), (before, after)), constant_values=np.nan))
+    own_r = np.arange(-(-rows // stride)) * stride + stride // 2
+    own_c = np.arange(-(-cols // stride)) * stride + stride // 2
+    out = np.full((len(own_r), len(own_c)), np.nan)
+    valid = ~np.isnan(stack).any(axis=0)
+    where = [(i, j) for i, r in enumerate(own_r) for j, c in enumerate(own_c) if r < rows and c < cols and valid[r, c]]
+    # padded row r is stack row r − p//2: the own cell's window starts there
+    windows = [padded[:, own_r[i]:own_r[i] + p, own_c[j]:own_c[j] + p] for i, j in where]
+    out[tuple(np.array(where).T)] = probability(model, np.stack(windows))
+    return out
+
+
 def predict(files, name, out, stack_path=None, **options):
     options.setdefault("device", "cpu")
     return predict_map(files["models"][name][0], stack_path or files["stack_path"], str(out), **options)
@@ -55,14 +86,13 @@ def test_map_equals_per_patch_torch(files, tmp_path, name, method):
     lines = []
     report = predict(files, name, out, batch_size=37, log=lines.append)
     values, src = read_map(out)
-    expected = reference_map(files["models"][name][1], files["stack"])
+    expected = padded_reference(files["models"][name][1], files["stack"])
     assert report.method == method and report.provider == CPU and (report.rows, report.cols) == (40, 50)
     np.testing.assert_array_equal(np.isnan(values), np.isnan(expected))
     np.testing.assert_allclose(values, expected, rtol=0, atol=TOLERANCE[name])
     assert np.nanstd(expected) > 0.05  # the map varies enough for the tolerance to mean something
     assert report.valid_cells == np.count_nonzero(~np.isnan(expected))
-    if name != "cnn1d":  # windows crossing the edge: p//2 = 8 rows/cols before, 7 after
-        assert np.isnan(values[:8]).all() and np.isnan(values[-7:]).all() and not np.isnan(values[8:-7, 8:-7]).any()
+    assert not np.isnan(values).any() and report.valid_cells == 40 * 50  # no hole: windows at the edges are padded
     assert src.nodata == NODATA and src.descriptions == ("prospectivity",) and src.dtypes == ("float32",)
     assert src.transform == rasterio.transform.Affine(100.0, 0, GRID.x_min, 0, -100.0, GRID.y_max)
     assert src.crs.to_epsg() == 32650
@@ -73,6 +103,9 @@ def test_map_equals_per_patch_torch(files, tmp_path, name, method):
                     "band_names": NAMES, "seed": 1, "model_file": f"{name}.onnx",
                     "patch_size": 1 if name == "cnn1d" else 16}
     assert card["metrics"]["validation"]["auc"] == 0.75
+    prediction = json.loads(tags["DEEPPROSPECT_PREDICTION"])
+    assert prediction["window_fill"] == WINDOW_FILL == 0.0 and "outside the stack" in prediction["padding"]
+    assert prediction["study_area"] is False
     assert any("CPUExecutionProvider" in line for line in lines)
 
 
@@ -85,7 +118,7 @@ def test_stride_gives_a_coarser_grid_of_block_centre_windows(files, tmp_path, na
     shape = (-(-40 // stride), -(-50 // stride))  # ⌈rows / stride⌉ × ⌈cols / stride⌉
     assert report.method == method and values.shape == (report.rows, report.cols) == shape
     assert src.res == report.pixel_size == (100.0 * stride, 100.0 * stride) and src.bounds.left == GRID.x_min
-    expected = reference_map(files["models"][name][1], files["stack"], stride)
+    expected = padded_reference(files["models"][name][1], files["stack"], stride)
     np.testing.assert_array_equal(np.isnan(values), np.isnan(expected))
     np.testing.assert_allclose(values, expected, rtol=0, atol=TOLERANCE[name])
     assert json.loads(src.tags["DEEPPROSPECT_PREDICTION"])["stride"] == stride
@@ -103,7 +136,7 @@ def test_blocks_are_one_prediction_per_patch_sized_block(files, tmp_path):
     for r in range(3):
         for c in range(4):
             block = stack[:, 16 * r:16 * r + 16, 16 * c:16 * c + 16]
-            if block.shape[1:] != (16, 16):  # the last row and column of blocks are partial: nodata
+            if block.shape[1:] != (16, 16):  # partial blocks: their own (centre) cell is beyond the stack: nodata
                 assert np.isnan(values[r, c])
                 continue
             with torch.no_grad():
@@ -146,12 +179,53 @@ def test_nodata_and_nan_cells_blank_every_window_over_them(files, tmp_path, monk
         out = tmp_path / f"{name}.tif"
         predict(files, name, out, stack_path=path)
         values, _ = read_map(out)
-        expected = reference_map(files["models"][name][1], stack)
+        expected = padded_reference(files["models"][name][1], stack)
         np.testing.assert_array_equal(np.isnan(values), np.isnan(expected))
         np.testing.assert_allclose(values, expected, rtol=0, atol=TOLERANCE[name])
-        p = 1 if name == "cnn1d" else 16
-        assert np.isnan(values[20 - (p - 1 - p // 2):20 + p // 2 + 1, 25]).all()  # every window holding (20, 25)
+        assert np.isnan(values[20, 25]) and np.isnan(values[30, 40]) and np.isnan(values[5:8, 3]).all()
+        around = np.zeros(values.shape, bool)
+        around[19:22, 24:27] = True
+        around[20, 25] = False
+        assert not np.isnan(values[around]).any()  # windows holding a nodata cell are padded, not dropped
+        assert np.count_nonzero(np.isnan(values)) == 5
     assert fed and not any(fed)  # the model never saw a NaN
+
+
+@pytest.mark.parametrize("name,tile_size", [("lenet", 256), ("lenet", 7), ("vgg8", 256)])
+def test_edge_windows_equal_a_manual_padded_window(files, tmp_path, name, tile_size):
+    out = tmp_path / "map.tif"
+    predict(files, name, out, tile_size=tile_size)
+    values, _ = read_map(out)
+    model, stack = files["models"][name][1], files["stack"]
+    manual = []
+    for r, c in ((0, 0), (39, 49), (3, 45), (38, 2), (20, 0)):
+        window = np.full((3, 16, 16), WINDOW_FILL, dtype=np.float32)  # rows r − 8 … r + 7, columns alike
+        r0, c0 = max(r - 8, 0), max(c - 8, 0)
+        part = stack[:, r0:r + 8, c0:c + 8]
+        window[:, r0 - (r - 8):r0 - (r - 8) + part.shape[1], c0 - (c - 8):c0 - (c - 8) + part.shape[2]] = part
+        manual.append(window)
+    expected = probability(model, np.stack(manual))
+    got = values[[0, 39, 3, 38, 20], [0, 49, 45, 2, 0]]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE[name])
+
+
+@pytest.mark.parametrize("name,stride", [("lenet", 1), ("vgg8", 3)])
+def test_cells_outside_the_study_area_are_nodata(files, tmp_path, name, stride):
+    area = np.zeros(GRID.shape, bool)
+    area[5:30, 10:42] = True
+    full, inside = tmp_path / "full.tif", tmp_path / "inside.tif"
+    predict(files, name, full, stride=stride)
+    report = predict(files, name, inside, stride=stride, study_area=area, tile_size=9)
+    a, _ = read_map(full)
+    b, src = read_map(inside)
+    beyond = np.pad(area, ((0, stride), (0, stride)))  # own cells beyond the stack are outside too
+    own = beyond[np.arange(a.shape[0]) * stride + stride // 2][:, np.arange(a.shape[1]) * stride + stride // 2]
+    assert np.isnan(b[~own]).all() and not np.isnan(b[own]).any() and report.valid_cells == own.sum()
+    np.testing.assert_allclose(b[own], a[own], rtol=0, atol=1e-6)  # windows still read evidence outside the area
+    assert json.loads(src.tags["DEEPPROSPECT_PREDICTION"])["study_area"] is True
+    with pytest.raises(InputError, match=r"study area mask \(40, 49\) does not match the stack \(40 × 50"):
+        predict(files, name, tmp_path / "bad.tif", study_area=area[:, :49])
+    assert not (tmp_path / "bad.tif").exists()
 
 
 def test_bands_are_taken_by_name(files, tmp_path):
