@@ -24,6 +24,9 @@ zhang2021 draws its map in classes of cumulative area: the 5 % of the study area
   a MultiPolygon of edge-connected parts (valid geometry) rather than a self-touching polygon. The centroid
   is the mean of the zone's cell centres (it may fall outside a curved zone).
 
+* **Study area** (optional): cells whose centre lies outside are nodata: they count in no class, share or
+  threshold, and deposits on them are noted and left out.
+
 Areas are in km², so the map must be in a projected CRS.
 """
 
@@ -41,6 +44,7 @@ from rasterio.transform import Affine
 from scipy import ndimage
 
 from .errors import InputError
+from .evaluation import check_study_area
 from .grid import GridSpec
 from .labels import point_cells
 from .progress import CancelFn, check_cancelled
@@ -160,16 +164,20 @@ def cell_area_km2(grid: GridSpec) -> float:
 
 
 def classify(values: np.ndarray, grid: GridSpec, limits: Sequence[float] = DEFAULT_CLASS_LIMITS,
-             deposit_xy: np.ndarray | None = None) -> AnomalyClasses:
+             deposit_xy: np.ndarray | None = None, study_area: np.ndarray | None = None) -> AnomalyClasses:
     """Classes by cumulative area of a (rows, cols) map with NaN as nodata (see the module docstring).
 
+    ``study_area`` is an optional (rows, cols) bool mask: cells outside it are nodata (class and counts).
+
     Raises:
-        InputError: bad limits, a map shape that differs from the grid, no valid cell, or a constant map.
+        InputError: bad limits, a map or study area shape that differs from the grid, no valid cell, or a
+            constant map.
     """
     limits = check_class_limits(limits)
     cell_km2 = cell_area_km2(grid)
     require_memory(_BYTES_PER_CELL * grid.cell_count, f"Classifying a map of {grid.rows} × {grid.cols} cells")
-    values = _checked_map(values, grid)
+    inside = check_study_area(study_area, grid.shape)
+    values = _checked_map(values if inside is None else np.where(inside, values, np.nan), grid)
     valid = ~np.isnan(values)
     n = int(valid.sum())
     ordered = np.sort(values[valid])[::-1]
@@ -181,7 +189,7 @@ def classify(values: np.ndarray, grid: GridSpec, limits: Sequence[float] = DEFAU
     classes = np.full(values.shape, CLASS_NODATA, dtype=np.uint8)
     classes[valid] = code
     notes: list[str] = []
-    deposit_class = _deposit_classes(deposit_xy, grid, classes, notes)
+    deposit_class = _deposit_classes(deposit_xy, grid, classes, inside is not None, notes)
     table = _table(values, classes, limits, thresholds, counts, deposit_class, cell_km2, notes)
     return AnomalyClasses(classes, limits, thresholds, table, n, len(deposit_class), notes)
 
@@ -249,7 +257,7 @@ def _checked_map(values: np.ndarray, grid: GridSpec) -> np.ndarray:
     return values
 
 
-def _deposit_classes(deposit_xy, grid, classes, notes) -> np.ndarray:
+def _deposit_classes(deposit_xy, grid, classes, has_study_area, notes) -> np.ndarray:
     """The class of each deposit on a valid cell; the others are noted."""
     if deposit_xy is None or len(deposit_xy) == 0:
         return np.zeros(0, dtype=np.uint8)
@@ -258,7 +266,8 @@ def _deposit_classes(deposit_xy, grid, classes, notes) -> np.ndarray:
     if (~inside).any():
         notes.append(f"{int((~inside).sum())} deposit(s) outside the map were not counted.")
     if (found == CLASS_NODATA).any():
-        notes.append(f"{int((found == CLASS_NODATA).sum())} deposit(s) on nodata cells were not counted.")
+        blank = "nodata cells or outside the study area" if has_study_area else "nodata cells"
+        notes.append(f"{int((found == CLASS_NODATA).sum())} deposit(s) on {blank} were not counted.")
     return found[found != CLASS_NODATA]
 
 

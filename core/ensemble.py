@@ -1,9 +1,9 @@
 """Ensembles of prospectivity maps (he2024): averages and votes of N maps on one grid, with uncertainty.
 
 Every member is a one-band probability raster (0–1) on the same grid (shape, transform, CRS). A cell that is
-nodata in any member is nodata in the outputs. he2024 compares five combination rules; here, with
-p_i the members' probabilities, w_i their weights (normalised to sum 1) and v_i = [p_i ≥ threshold] their
-votes for the prospective class:
+nodata in any member, or outside the optional study area, is nodata in the outputs and counts nowhere.
+he2024 compares five combination rules; here, with p_i the members' probabilities, w_i their weights
+(normalised to sum 1) and v_i = [p_i ≥ threshold] their votes for the prospective class:
 
 ===================  ===================================  ========================  ===========================
 rule                 ensemble map                         prospective cell when     uncertainty map
@@ -45,6 +45,7 @@ import rasterio
 from rasterio.windows import Window
 
 from .errors import InputError
+from .evaluation import check_study_area
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, NODATA, atomic_path, geotiff_profile
 
@@ -210,10 +211,14 @@ def ensemble_rasters(
     uncertainty: str | None = None,
     classes: str | None = None,
     window_cells: int = DEFAULT_WINDOW_CELLS,
+    study_area: np.ndarray | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
 ) -> EnsembleSummary:
     """Combine the maps at ``paths`` into ``output`` (and the optional uncertainty and class rasters).
+
+    ``study_area`` is an optional (rows, cols) bool mask on the maps' grid: cells outside it are nodata in
+    every output and are not counted in the summary.
 
     Windows are the first map's blocks (strips of whole blocks up to ``window_cells`` for untiled maps).
     Outputs are float32 with nodata :data:`~.raster_io.NODATA` (classes: uint8, 1 prospective, 0 not,
@@ -228,7 +233,7 @@ def ensemble_rasters(
         if os.path.realpath(path) in members:
             raise InputError(f"The output {path} is one of the input maps; choose another file name.")
     w = normalise_weights(weights if method in WEIGHTED else np.ones(len(paths)), len(paths))
-    record = {"algorithm": "ensemble", "method": method, "threshold": threshold,
+    record = {"algorithm": "ensemble", "method": method, "threshold": threshold, "study_area": study_area is not None,
               "members": [os.path.basename(p) for p in paths], "weights": w.tolist() if method in WEIGHTED else None,
               "map": MAP_QUANTITY[method], "uncertainty": UNCERTAINTY_QUANTITY[method]}
     tags = {ENSEMBLE_TAG: json.dumps(record), "DEEPPROSPECT_ALGORITHM": "ensemble"}
@@ -242,6 +247,7 @@ def ensemble_rasters(
                    (uncertainty, "uncertainty", "float32", NODATA, UNCERTAINTY_QUANTITY[method], 1),
                    (classes, "ensemble_class", "uint8", CLASS_NODATA, "1 = prospective, 0 = not", 2)]
         sinks, src0 = [], sources[0]
+        inside = check_study_area(study_area, (src0.height, src0.width))
         for path, band, dtype, nodata, quantity, result in outputs:
             if not path:
                 continue
@@ -256,6 +262,8 @@ def ensemble_rasters(
         for done, window in enumerate(windows, start=1):
             check_cancelled(is_cancelled)
             block = np.stack([_read_probabilities(src, path, window) for src, path in zip(sources, paths)])
+            if inside is not None:
+                block[:, ~inside[window.toslices()]] = np.nan
             results = combine(block, method, w, threshold)
             has_data = ~np.isnan(results[0])
             valid += int(has_data.sum())

@@ -1,6 +1,7 @@
 """Evaluation of a prospectivity map against known deposits: ROC, success/prediction rate, P-A plot, report.
 
-Definitions (cells are the map's cells with data; a deposit counts where its point falls):
+Definitions (cells are the map's cells with data, inside the study area when one is given: cells outside it
+count nowhere, neither in the area nor as negatives; a deposit counts where its point falls):
 
 * **ROC curve and AUC** (sklearn ``roc_curve``): positives are the cells holding deposits of the set (a cell
   with two deposits counts once); negatives are the cells of the barren points when some are given (known
@@ -112,30 +113,40 @@ def evaluate_map(
     barren_xy: np.ndarray | None = None,
     threshold: float = 0.5,
     *,
+    study_area: np.ndarray | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
 ) -> Evaluation:
     """Score a (rows, cols) map (NaN = nodata) against deposits given as (n, 2) points in the grid's CRS.
 
-    Deposits outside the map or on nodata are left out and noted; an InputError is raised when no deposit
-    is left, when there is no negative cell, or when the map is constant (it cannot rank cells).
+    With ``study_area`` (a (rows, cols) bool mask), cells outside it are treated as nodata. Deposits and
+    barren points outside the map, on nodata or outside the study area are left out and noted; an InputError
+    is raised when no deposit is left, when there is no negative cell, or when the map is constant (it cannot
+    rank cells).
     """
     values = np.asarray(values, dtype=np.float64)
     if values.shape != grid.shape:
         raise InputError(f"The map has shape {values.shape}; expected {grid.shape}.")
+    inside = check_study_area(study_area, grid.shape)
+    if inside is not None:
+        values = np.where(inside, values, np.nan)
     if not np.isfinite(threshold):
         raise InputError(f"The threshold must be a number (got {threshold}).")
     flat = values.ravel()
     valid = np.isfinite(flat)
     area_values = np.sort(flat[valid])
     if area_values.size == 0:
+        if inside is not None:
+            raise InputError("The map has no cell with data inside the study area; check that the study area "
+                             "overlaps the map's data.")
         raise InputError("The map has no cell with data; check its nodata value.")
     if area_values[0] == area_values[-1]:
         raise InputError(f"Every cell of the map has the value {area_values[0]:g}: a constant map cannot rank "
                          "cells, so it cannot be evaluated. Check that prediction produced a real map.")
     notes: list[str] = []
-    training = _deposit_cells(training_xy, grid, valid, "training deposit", notes)
-    held_out = _deposit_cells(held_out_xy, grid, valid, "held-out deposit", notes)
+    blank = "nodata cells" if inside is None else "nodata cells or outside the study area"
+    training = _deposit_cells(training_xy, grid, valid, "training deposit", blank, notes)
+    held_out = _deposit_cells(held_out_xy, grid, valid, "held-out deposit", blank, notes)
     if training.size + held_out.size == 0:
         raise InputError(f"No deposit lies on a map cell with data. {' '.join(notes)} Check that the deposits "
                          "cover the map's extent and that their layer has the right CRS.")
@@ -144,7 +155,7 @@ def evaluate_map(
         notes.append(f"{shared} cell(s) hold both a training and a held-out deposit: the held-out scores there "
                      "are not independent of training.")
     deposit_cells = np.union1d(training, held_out)
-    negative_values, negatives_kind = _negative_values(flat, barren_xy, grid, valid, deposit_cells, notes)
+    negative_values, negatives_kind = _negative_values(flat, barren_xy, grid, valid, deposit_cells, blank, notes)
     report(progress, 10)
     sets = []
     for name, cells in ((TRAINING, training), (HELD_OUT, held_out)):
@@ -162,6 +173,17 @@ def evaluate_map(
                      f"{pa.deposit_percent_at:.1f} % of the deposits lie in {pa.area_percent_at:.1f} % of the area.")
     report(progress, 100)
     return Evaluation(sets, pa, float(threshold), negatives_kind, int(area_values.size), notes)
+
+
+def check_study_area(study_area: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """An optional study area as a (rows, cols) bool mask (True = inside), checked against the map's ``shape``."""
+    if study_area is None:
+        return None
+    inside = np.asarray(study_area, dtype=bool)
+    if inside.shape != tuple(shape):
+        raise InputError(f"The study area mask {inside.shape} does not match the grid ({shape[0]} × {shape[1]} "
+                         "cells).")
+    return inside
 
 
 def prediction_area(area_values: np.ndarray, deposit_values: np.ndarray) -> PredictionArea:
@@ -290,7 +312,7 @@ def write_outputs(evaluation: Evaluation, inputs: Sequence[tuple[str, str]], rep
                 handle.write(data)
 
 
-def _deposit_cells(xy: np.ndarray | None, grid: GridSpec, valid: np.ndarray, what: str,
+def _deposit_cells(xy: np.ndarray | None, grid: GridSpec, valid: np.ndarray, what: str, blank: str,
                    notes: list[str]) -> np.ndarray:
     """Flat cell index of every point on a cell with data (one entry per point); the others are noted."""
     if xy is None or len(xy) == 0:
@@ -300,19 +322,19 @@ def _deposit_cells(xy: np.ndarray | None, grid: GridSpec, valid: np.ndarray, wha
     on_data = inside & valid[cells]
     outside, nodata = int((~inside).sum()), int((inside & ~on_data).sum())
     if outside or nodata:
-        notes.append(f"{outside} {what}(s) outside the map and {nodata} on nodata cells were left out "
+        notes.append(f"{outside} {what}(s) outside the map and {nodata} on {blank} were left out "
                      f"({int(on_data.sum())} of {len(cells)} used).")
     return cells[on_data]
 
 
 def _negative_values(flat: np.ndarray, barren_xy: np.ndarray | None, grid: GridSpec, valid: np.ndarray,
-                     deposit_cells: np.ndarray, notes: list[str]) -> tuple[np.ndarray, str]:
+                     deposit_cells: np.ndarray, blank: str, notes: list[str]) -> tuple[np.ndarray, str]:
     """Sorted values of the barren cells (if barren points are given) or of every other valid cell.
 
     Cells holding a deposit are never negatives.
     """
     if barren_xy is not None and len(barren_xy):
-        barren = np.unique(_deposit_cells(barren_xy, grid, valid, "barren point", notes))
+        barren = np.unique(_deposit_cells(barren_xy, grid, valid, "barren point", blank, notes))
         clash = np.isin(barren, deposit_cells)
         if clash.any():
             notes.append(f"{int(clash.sum())} barren cell(s) also hold a deposit and count as deposit cells only.")

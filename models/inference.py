@@ -55,6 +55,7 @@ from rasterio.windows import Window
 from scipy.special import softmax
 
 from ..core.errors import InputError, ModelError
+from ..core.evaluation import check_study_area
 from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
 from ..core.raster_io import MODEL_CARD_TAG, NODATA, atomic_path, band_labels, geotiff_profile, read_grid_spec
 from ..core.stack import normalisation_differences, stack_normalisation
@@ -155,11 +156,7 @@ def predict_map(
             raise InputError(f"The stack ({src.height} × {src.width} cells) is smaller than the model's "
                              f"{patch} × {patch} window: every window would be mostly padding. Predict on a "
                              "larger stack, or train a model with a smaller patch size.")
-        if study_area is not None:
-            study_area = np.asarray(study_area, dtype=bool)
-            if study_area.shape != (src.height, src.width):
-                raise InputError(f"The study area mask {study_area.shape} does not match the stack "
-                                 f"({src.height} × {src.width} cells).")
+        study_area = check_study_area(study_area, (src.height, src.width))
         session, provider = open_session(model_path, card, device, log)
         method = _method(card, step)
         log_message(log, {"dense": "Fast scanning: each tile's windows in one pass of the dense graph.",

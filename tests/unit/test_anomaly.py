@@ -53,6 +53,24 @@ def test_other_limits_and_nodata_cells_do_not_count():
     assert class_names((10.0, 50.0)) == {1: "top 10 %", 2: "10–50 %", 0: "background (50–100 %)"}
 
 
+def test_thresholds_and_shares_come_from_the_study_area_only():
+    values = distinct_map(2)
+    inside = np.zeros(GRID.shape, bool)
+    inside[20:80, 10:60] = True  # 3000 cells
+    deposits = [centre(30, 20), centre(50, 50), centre(5, 5), centre(90, 90)]  # two inside, two outside
+    result = classify(values, GRID, (5, 15, 30), np.array(deposits), study_area=inside)
+    ordered = np.sort(values[inside])[::-1]
+    assert result.thresholds == [ordered[149], ordered[449], ordered[899]]  # 5, 15 and 30 % of 3000 cells
+    assert (result.classes[~inside] == CLASS_NODATA).all() and (result.classes[inside] != CLASS_NODATA).all()
+    assert result.valid_cells == 3000 and np.bincount(result.classes[inside]).tolist() == [2100, 150, 300, 450]
+    table = {row.cls: row for row in result.table}
+    assert table[1].area_pct == 5.0 and table[0].threshold == values[inside].min()
+    assert result.deposits_on_map == 2 and sum(row.deposits for row in result.table) == 2
+    assert any("2 deposit(s) on nodata cells or outside the study area" in note for note in result.notes)
+    with pytest.raises(InputError, match="study area mask"):
+        classify(values, GRID, study_area=inside[:50])
+
+
 def test_ties_at_a_threshold_all_go_to_the_higher_class():
     values = np.arange(100, dtype=float).reshape(10, 10)
     values[values >= 93] = 93.0  # 7 cells share the top value; the top 5 % is 5 cells

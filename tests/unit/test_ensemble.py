@@ -204,6 +204,32 @@ def test_windows_give_the_whole_array_result(tmp_path, shape, strip_rows, window
             np.testing.assert_allclose(got, array.astype(np.float32), rtol=1e-6, equal_nan=True)
 
 
+@pytest.mark.parametrize(("shape", "strip_rows", "window_cells"), [((300, 260), None, 1 << 20), ((120, 50), 8, 500)])
+def test_cells_outside_the_study_area_are_nodata_in_every_window_and_not_counted(tmp_path, shape, strip_rows,
+                                                                                  window_cells):
+    paths, maps = random_members(tmp_path, shape, strip_rows)
+    maps = maps.astype(np.float32).astype(np.float64)  # as stored
+    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+    inside = (rows - shape[0] / 2) ** 2 + (cols - shape[1] / 2) ** 2 < (shape[1] / 3) ** 2  # a disc across windows
+    out, classes = str(tmp_path / "e.tif"), str(tmp_path / "c.tif")
+    summary = ensemble_rasters(paths, out, "plurality_vote", classes=classes, window_cells=window_cells,
+                               study_area=inside)
+    value, uncertainty, expected = combine(np.where(inside, maps, np.nan), "plurality_vote")
+    with rasterio.open(out) as dst, rasterio.open(classes) as c:
+        got = dst.read(1, masked=True).filled(np.nan)
+        assert np.isnan(got[~inside]).all() and (c.read(1)[~inside] == CLASS_NODATA).all()
+        assert json.loads(dst.tags()[ENSEMBLE_TAG])["study_area"] is True
+    np.testing.assert_allclose(got, value.astype(np.float32), rtol=1e-6, equal_nan=True)
+    has_data = inside & ~np.isnan(maps).any(axis=0)
+    assert summary.valid_cells == has_data.sum() < inside.sum()
+    assert summary.member_prospective == [int(((m >= 0.5) & has_data).sum()) for m in maps]
+    assert summary.ensemble_prospective == int((expected == 1).sum())
+    assert summary.mean_uncertainty == pytest.approx(np.nanmean(uncertainty))
+    with pytest.raises(InputError, match=r"study area mask \(\d+, \d+\) does not match the grid"):
+        ensemble_rasters(paths, str(tmp_path / "bad.tif"), "average", study_area=inside[1:])
+    assert not (tmp_path / "bad.tif").exists()
+
+
 def test_grid_mismatch_says_what_differs(tmp_path):
     a = write_map(tmp_path / "a.tif", A)
     bigger = write_map(tmp_path / "bigger.tif", np.zeros((3, 3)), GridSpec(500000.0, 7000000.0, 100.0, 100.0, 3, 3,

@@ -106,6 +106,38 @@ def test_curves_on_a_map_with_many_ties_equal_sklearn_on_every_cell():
     assert training.rate.auc == pytest.approx(roc_auc_score(labels, np.r_[deposits, area]), abs=1e-12)
 
 
+def test_study_area_limits_roc_negatives_area_and_deposits_to_inside_cells():
+    values, cells = random_map(3)
+    inside = np.zeros(GRID.shape, bool)
+    inside[10:70, 20:90] = True
+    result = evaluate_map(values, GRID, xy(GRID, cells[:25]), xy(GRID, cells[25:]), study_area=inside,
+                          threshold=0.6)
+    used = [cell for cell in cells if inside[cell]]
+    positives = np.array([values[cell] for cell in sorted(set(used))])
+    others = inside.copy()
+    others[tuple(np.array(used).T)] = False
+    negatives = values[others]
+    labels = np.r_[np.ones(positives.size), np.zeros(negatives.size)]
+    overall = result.sets[-1]
+    assert overall.name == "all" and overall.n_negative == negatives.size == 60 * 70 - len(set(used))
+    assert overall.n_positive == positives.size < len(set(cells))
+    assert overall.roc.auc == pytest.approx(roc_auc_score(labels, np.r_[positives, negatives]), abs=1e-12)
+    assert overall.f1 == pytest.approx(f1_score(labels, np.r_[positives, negatives] >= 0.6))
+    assert result.valid_cells == 60 * 70
+    area = values[inside]  # success rate: the deposits against the area inside only
+    training = [values[cell] for cell in cells[:25] if inside[cell]]
+    rate_labels = np.r_[np.ones(len(training)), np.zeros(area.size)]
+    assert result.sets[0].rate.auc == pytest.approx(roc_auc_score(rate_labels, np.r_[training, area]), abs=1e-12)
+    pa = prediction_area(area, [values[cell] for cell in used])
+    assert result.prediction_area.threshold == pytest.approx(pa.threshold)
+    outside = sum(not inside[cell] for cell in cells[:25])
+    assert any(f"{outside} on nodata cells or outside the study area" in note for note in result.notes)
+    with pytest.raises(InputError, match=r"study area mask \(100, 99\) does not match the grid \(100 × 100"):
+        evaluate_map(values, GRID, xy(GRID, cells), study_area=inside[:, :99])
+    with pytest.raises(InputError, match="no cell with data inside the study area"):
+        evaluate_map(values, GRID, xy(GRID, cells), study_area=np.zeros(GRID.shape, bool))
+
+
 def test_barren_cells_are_the_negatives_when_given():
     values, cells = random_map(1)
     barren = [(5, 50), (6, 60), (7, 70), (8, 80), cells[0]]  # the last one holds a deposit

@@ -223,7 +223,7 @@ def test_cells_outside_the_study_area_are_nodata(files, tmp_path, name, stride):
     assert np.isnan(b[~own]).all() and not np.isnan(b[own]).any() and report.valid_cells == own.sum()
     np.testing.assert_allclose(b[own], a[own], rtol=0, atol=1e-6)  # windows still read evidence outside the area
     assert json.loads(src.tags["DEEPPROSPECT_PREDICTION"])["study_area"] is True
-    with pytest.raises(InputError, match=r"study area mask \(40, 49\) does not match the stack \(40 × 50"):
+    with pytest.raises(InputError, match=r"study area mask \(40, 49\) does not match the grid \(40 × 50"):
         predict(files, name, tmp_path / "bad.tif", study_area=area[:, :49])
     assert not (tmp_path / "bad.tif").exists()
 
