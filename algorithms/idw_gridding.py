@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterBoolean,
@@ -19,6 +20,7 @@ from ..core.transforms import log10_positive
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs
 from .qgis_io import feedback_callbacks, read_points
+from .vector_io import add_study_area_parameters, read_study_area
 
 
 class IdwGridding(DeepProspectAlgorithm):
@@ -38,8 +40,11 @@ class IdwGridding(DeepProspectAlgorithm):
         "than <i>minimum points</i> samples within the radius is nodata. A sample on a pixel centre gives its "
         "value exactly; coincident samples are averaged. NULL values are skipped per field, never read as 0.<br>"
         "<b>Grid</b>: a template raster (the output snaps to its CRS, transform and size), or an extent and "
-        "pixel size. Points in a geographic CRS are gridded in a projected output CRS (distances in degrees are "
-        "never used).<br><b>Log10</b>: interpolate log10 of the values (non-positive values are skipped and "
+        "pixel size; without either, the extent is the study area's if one is given, else the points'. Points in "
+        "a geographic CRS are gridded in a projected output CRS (distances in degrees are never used).<br>"
+        "<b>Study area</b> (optional polygons; holes and features whose hole field is TRUE are subtracted): pixels "
+        "whose centre lies outside are nodata, so nothing is extrapolated beyond it; samples outside still count "
+        "for pixels inside.<br><b>Log10</b>: interpolate log10 of the values (non-positive values are skipped and "
         "reported), as is usual for log-normal concentrations.<br>"
         "Every paper behind DeepProspect starts from IDW element grids with power 2 (he2024, gao2022, gao2023, "
         "zhang2021)."
@@ -61,6 +66,7 @@ class IdwGridding(DeepProspectAlgorithm):
             self.RADIUS, "Search radius (output CRS units; 0 = unlimited)", QgsProcessingParameterNumber.Double,
             defaultValue=0.0, minValue=0.0))
         add_grid_parameters(self)
+        add_study_area_parameters(self, "Study area (pixels outside are nodata; default extent; optional)")
         self.addParameter(QgsProcessingParameterBoolean(self.LOG10, "Interpolate log10 of the values", False))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Gridded fields"))
 
@@ -85,7 +91,8 @@ class IdwGridding(DeepProspectAlgorithm):
         if points.shape[0] == 0:
             raise InputError("No sample point has a geometry.")
         bounds = (*points.min(axis=0), *points.max(axis=0))
-        grid = grid or build_grid(self, parameters, context, crs, bounds)
+        area = read_study_area(self, parameters, context, crs, feedback)
+        grid = grid or build_grid(self, parameters, context, crs, area.bounds if area is not None else bounds)
         if not grid.overlaps(*bounds):
             raise InputError(
                 f"The output grid {tuple(round(b, 3) for b in grid.bounds)} does not overlap the sample points "
@@ -98,11 +105,14 @@ class IdwGridding(DeepProspectAlgorithm):
                     feedback.pushWarning(f"{name}: {count} value(s) ≤ 0 have no log10 and were skipped.")
         require_memory(idw_memory_bytes(len(points), len(fields), grid), f"A {grid.rows} × {grid.cols} grid "
                        f"of {len(fields)} field(s)")
+        inside = area.mask(grid) if area is not None else None
         feedback.pushInfo(f"Gridding {len(fields)} field(s) from {len(points)} samples onto {grid.rows} × "
                           f"{grid.cols} pixels of {grid.pixel_width:g} × {grid.pixel_height:g} in {crs.authid()}.")
         progress, is_cancelled = feedback_callbacks(feedback)
         bands = idw_grid(points, values, grid, settings, field_names=fields,
                          progress=lambda p: progress(10 + 0.85 * p), is_cancelled=is_cancelled)
+        if inside is not None:
+            bands[:, ~inside] = np.nan
         write_geotiff(output, bands, grid, fields, metadata=self._metadata(settings, parameters, context),
                       band_metadata=[{"FIELD": name} for name in fields])
         return {self.OUTPUT: output}

@@ -7,7 +7,6 @@ import json
 import numpy as np
 from qgis.core import (
     QgsFeature,
-    QgsFeatureRequest,
     QgsFeatureSink,
     QgsField,
     QgsFields,
@@ -19,7 +18,6 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterLayer,
     QgsWkbTypes,
@@ -35,11 +33,11 @@ from ..core.labels import (
     build_training_set,
     read_stack_tags,
     save_training_set,
-    study_area_mask,
 )
 from ..core.raster_io import check_writable, read_raster
 from .base import DOUBLE, INT, DeepProspectAlgorithm
 from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, point_xy
+from .vector_io import add_study_area_parameters, read_study_area
 
 # key (lower case = settings field), label, type, default, minimum, advanced
 _LABEL_NUMBERS = [
@@ -62,13 +60,12 @@ _AUGMENT_NUMBERS = [
     ("NEGATIVE_SHIFT_Y", "Negative crop shift in y, ± cells (he2024: b=64)", INT, 64, 0, True),
     ("NOISE_VARIANCE", "Gaussian-noise copy, variance (gao2023: 0.01; 0 = none)", DOUBLE, 0.0, 0.0, True),
 ]
-_HOLE_VALUES = {"true", "1", "yes", "t", "y"}
 
 
 class TrainingLabels(DeepProspectAlgorithm):
     """Sample positives, negatives and their windows from an evidence stack, split spatially, augment."""
 
-    STACK, DEPOSITS, BARREN, STUDY_AREA, HOLE_FIELD = "STACK", "DEPOSITS", "BARREN", "STUDY_AREA", "HOLE_FIELD"
+    STACK, DEPOSITS, BARREN = "STACK", "DEPOSITS", "BARREN"
     SPLIT_METHOD, FLIPS, SMOTE, OUTPUT, SAMPLES = "SPLIT_METHOD", "FLIPS", "SMOTE", "OUTPUT", "SAMPLES"
 
     NAME = "traininglabels"
@@ -96,11 +93,7 @@ class TrainingLabels(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.STACK, "Evidence stack"))
         self.addParameter(QgsProcessingParameterFeatureSource(self.DEPOSITS, "Deposits", point))
         self.addParameter(QgsProcessingParameterFeatureSource(self.BARREN, "Barren points", point, optional=True))
-        self.addParameter(QgsProcessingParameterFeatureSource(
-            self.STUDY_AREA, "Study area", [QgsProcessing.TypeVectorPolygon], optional=True))
-        self.addParameter(QgsProcessingParameterField(
-            self.HOLE_FIELD, "Study-area field marking holes (TRUE = subtract)",
-            parentLayerParameterName=self.STUDY_AREA, optional=True))
+        add_study_area_parameters(self, "Study area")
         self.add_numbers(_LABEL_NUMBERS[:5])
         self.addParameter(QgsProcessingParameterEnum(
             self.SPLIT_METHOD, "Spatial split by", ["Deposit groups", "Spatial blocks"], defaultValue=0))
@@ -135,7 +128,8 @@ class TrainingLabels(DeepProspectAlgorithm):
         if deposits is None:
             raise InputError("Give a deposit point layer.")
         barren = self._points(parameters, self.BARREN, "barren", crs, context, feedback)
-        mask = self._study_area(parameters, crs, grid, context, feedback)
+        area = read_study_area(self, parameters, context, crs, feedback)
+        mask = area.mask(grid) if area is not None else None
         stack, grid, names = read_raster(layer.source())
         feedback.pushInfo(f"Stack: {len(names)} band(s) {', '.join(names)} on {grid.rows} × {grid.cols} cells.")
         progress, is_cancelled = feedback_callbacks(feedback)
@@ -158,29 +152,6 @@ class TrainingLabels(DeepProspectAlgorithm):
             feedback.pushInfo(f"The {what} layer has no features; none used.")
             return None
         return point_xy(source, what, crs, context, feedback)
-
-    @staticmethod
-    def _log_crs(source, what, crs, feedback) -> None:
-        if not source.sourceCrs().isValid():
-            feedback.pushWarning(f"The {what} layer has no CRS: its coordinates are taken to be in the stack CRS.")
-        elif source.sourceCrs() != crs:
-            feedback.pushInfo(f"The {what} layer ({source.sourceCrs().authid()}) is reprojected to the stack CRS "
-                              f"{crs.authid() or crs.description()}.")
-
-    def _study_area(self, parameters, crs, grid, context, feedback):
-        source = self.parameterAsSource(parameters, self.STUDY_AREA, context)
-        if source is None:
-            return None
-        self._log_crs(source, "study area", crs, feedback)
-        hole_field = self.parameterAsString(parameters, self.HOLE_FIELD, context)
-        request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())
-        polygons, holes = [], []
-        for feature in source.getFeatures(request):
-            if feature.hasGeometry():
-                is_hole = hole_field and str(feature[hole_field]).strip().lower() in _HOLE_VALUES
-                (holes if is_hole else polygons).append(json.loads(feature.geometry().asJson()))
-        feedback.pushInfo(f"Study area: {len(polygons)} polygon(s), {len(holes)} hole(s).")
-        return study_area_mask(polygons, grid, holes)
 
     def _write_samples(self, parameters, context, crs, result):
         fields = QgsFields()

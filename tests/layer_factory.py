@@ -49,6 +49,29 @@ def point_layer(points, fields: dict, crs: str = "EPSG:32650", name: str = "samp
     return layer
 
 
+def wkt_layer(wkts, geometry: str = "Polygon", crs: str = "EPSG:32650", name: str = "study_area",
+              fields: dict | None = None) -> QgsVectorLayer:
+    """A memory layer of WKT geometries (e.g. study-area polygons); ``fields`` maps name -> string values."""
+    spec = "".join(f"&field={key}:string" for key in (fields or {}))
+    layer = QgsVectorLayer(f"{geometry}?crs={crs}{spec}", name, "memory")
+    features = []
+    for i, wkt in enumerate(wkts):
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(QgsGeometry.fromWkt(wkt))
+        feature.setAttributes([values[i] for values in (fields or {}).values()])
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    layer.updateExtents()
+    return layer
+
+
+def centres_inside(layer: QgsVectorLayer, x_centres, y_centres) -> np.ndarray:
+    """(rows, cols) bool: which cell centres lie inside a polygon of ``layer`` (in the layer's CRS), by QGIS."""
+    geometries = [feature.geometry() for feature in layer.getFeatures()]
+    return np.array([[any(g.contains(QgsGeometry.fromPointXY(QgsPointXY(float(x), float(y)))) for g in geometries)
+                      for x in x_centres] for y in y_centres])
+
+
 def _plain(value):
     if value is None or isinstance(value, str):
         return value

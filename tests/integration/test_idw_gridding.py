@@ -9,10 +9,13 @@ import rasterio
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.idw import IdwSettings, idw_grid
 from deepprospect.core.raster_io import write_geotiff
-from layer_factory import point_layer
+from layer_factory import centres_inside, point_layer, wkt_layer
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
 
 ALG = "deepprospect:idwgridding"
+# a square with a square hole inside the survey (400000–402000, 3300000–3302000); no edge on a 50 m pixel centre
+STUDY_AREA = ("POLYGON((400300 3300300, 401700 3300300, 401700 3301700, 400300 3301700, 400300 3300300),"
+              "(400800 3300800, 401200 3300800, 401200 3301200, 400800 3301200, 400800 3300800))")
 
 
 @pytest.fixture
@@ -58,6 +61,33 @@ def test_output_snaps_exactly_to_a_template(run_alg, survey, tmp_path):
                   "OUTPUT": str(out)})
     with rasterio.open(template) as ref, rasterio.open(out) as src:
         assert src.transform == ref.transform and src.shape == ref.shape and src.crs == ref.crs
+
+
+def test_pixels_outside_the_study_area_are_nodata(run_alg, survey, tmp_path):
+    points, fields = survey
+    area = wkt_layer([STUDY_AREA])
+    plain, clipped = tmp_path / "plain.tif", tmp_path / "clipped.tif"
+    run_alg(ALG, params(point_layer(points, fields), plain))
+    run_alg(ALG, params(point_layer(points, fields), clipped, STUDY_AREA=area))
+    with rasterio.open(plain) as a, rasterio.open(clipped) as b:
+        assert a.transform == b.transform  # an explicit extent wins over the study area's
+        everywhere, data = a.read(masked=True), b.read(masked=True)
+    grid = GridSpec.from_extent(400000, 3300000, 402000, 3302000, 50, "EPSG:32650")
+    inside = centres_inside(area, grid.x_centres(), grid.y_centres())
+    assert 0 < inside.sum() < inside.size and not inside[20, 20]  # the hole is outside
+    for band, full in zip(data, everywhere):
+        np.testing.assert_array_equal(band.mask, ~inside | full.mask)
+        np.testing.assert_array_equal(band[inside], full[inside])
+
+
+def test_the_study_area_sets_the_default_extent(run_alg, survey, tmp_path):
+    points, fields = survey
+    out = tmp_path / "grid.tif"
+    parameters = params(point_layer(points, fields), out, STUDY_AREA=wkt_layer([STUDY_AREA]))
+    del parameters["EXTENT"]
+    run_alg(ALG, parameters)
+    with rasterio.open(out) as src:  # the polygon's bounds, padded by half a pixel as for the points
+        assert tuple(src.bounds) == pytest.approx((400275, 3300275, 401725, 3301725))
 
 
 def test_log10_grids_the_logarithm(run_alg, survey, tmp_path):
@@ -109,10 +139,13 @@ def bad_input_cases(tmp_path, survey):
         ({"INPUT": point_layer(points / 1e5, {"Cu": fields["Cu"]}, crs="EPSG:4326"), "FIELDS": ["Cu"],
           "EXTENT": None}, "geographic CRS"),
         ({"INPUT": layer, "OUTPUT": str(not_a_folder / "out.tif")}, "does not exist"),
+        ({"INPUT": layer, "STUDY_AREA": wkt_layer(["LINESTRING(400000 3300000, 402000 3302000)"], "LineString")},
+         "study area must be a polygon layer"),
+        ({"INPUT": layer, "STUDY_AREA": wkt_layer(["POLYGON((0 0, 10 0, 10 10, 0 0))"])}, "covers no cell centre"),
     ]
 
 
-@pytest.mark.parametrize("case", range(11))
+@pytest.mark.parametrize("case", range(13))
 def test_bad_input_gives_a_clear_error_and_no_file(run_alg, survey, tmp_path, case):
     (overrides, message) = bad_input_cases(tmp_path, survey)[case]
     out = tmp_path / "out" / "grid.tif"
