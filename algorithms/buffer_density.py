@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterEnum,
@@ -18,7 +19,7 @@ from ..core.resources import require_memory
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs
 from .qgis_io import feedback_callbacks
-from .vector_io import layer_name, read_geometries
+from .vector_io import add_study_area_parameters, layer_name, read_geometries, read_study_area
 
 # (band suffix, label) per MODE index
 MODES = [
@@ -57,7 +58,10 @@ class BufferDensity(DeepProspectAlgorithm):
         "grid).<br><b>Density</b>: Σ w<sub>i</sub> |F<sub>i</sub> ∩ disk(x, radius)| / (π radius²), as "
         "qgis:linedensity (which uses a 36-sided polygon for the circle).<br>"
         "Lines and points are integrated exactly; polygons on a 4 × 4 sub-pixel raster. Layers in another "
-        "CRS than the grid are reprojected. <b>Grid</b>: a template raster, or an extent and pixel size."
+        "CRS than the grid are reprojected.<br><b>Grid</b>: a template raster, or an extent and pixel size; "
+        "without either, the extent is the study area's if one is given, else the features'.<br>"
+        "<b>Study area</b> (optional polygons; holes and features whose hole field is TRUE are subtracted): pixels "
+        "whose centre lies outside are nodata; features outside still count for pixels inside."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
@@ -75,6 +79,7 @@ class BufferDensity(DeepProspectAlgorithm):
             self.WEIGHT, "Weight field (optional)", parentLayerParameterName=self.INPUT,
             type=QgsProcessingParameterField.Numeric, optional=True))
         add_grid_parameters(self)
+        add_study_area_parameters(self, "Study area (pixels outside are nodata; default extent; optional)")
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Evidence raster"))
 
     def compute(self, parameters, context, feedback):
@@ -97,8 +102,10 @@ class BufferDensity(DeepProspectAlgorithm):
         if not geometries:
             raise InputError(f"No feature of '{name}' has both a geometry and a weight.")
         features = FeatureSet.from_geojson(geometries, weights)
-        grid = grid or build_grid(self, parameters, context, crs, features.bounds)
+        area = read_study_area(self, parameters, context, crs, feedback)
+        grid = grid or build_grid(self, parameters, context, crs, area.bounds if area is not None else features.bounds)
         require_memory(memory_bytes(features, grid, radius, kernel), f"A {grid.rows} × {grid.cols} grid")
+        inside = area.mask(grid) if area is not None else None
         feedback.pushInfo(f"Computing the {mode} of {len(geometries)} feature(s) of '{name}' on {grid.rows} × "
                           f"{grid.cols} pixels of {grid.pixel_width:g} × {grid.pixel_height:g} in {crs.authid()}.")
         progress, is_cancelled = feedback_callbacks(feedback)
@@ -106,6 +113,8 @@ class BufferDensity(DeepProspectAlgorithm):
             band = distance_to_features(features, grid, progress=progress, is_cancelled=is_cancelled)
         else:
             band = feature_density(features, grid, radius, kernel, progress=progress, is_cancelled=is_cancelled)
+        if inside is not None:
+            band[~inside] = np.nan
         metadata = {"DEEPPROSPECT_ALGORITHM": self.NAME, "MODE": mode, "WEIGHT_FIELD": weight_field or ""}
         if kernel is not None:
             metadata.update({"RADIUS": f"{radius:g}", "KERNEL": kernel})

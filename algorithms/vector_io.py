@@ -95,7 +95,7 @@ def layer_name(layer, parameter_value) -> str:
 
 
 @dataclass(frozen=True)
-class StudyArea:
+class StudyAreaPolygons:
     """Study-area polygons and holes (GeoJSON-like, in the output CRS) and the polygons' bounds."""
 
     polygons: list[dict]
@@ -117,7 +117,7 @@ def add_study_area_parameters(algorithm, label: str) -> None:
 
 
 def read_study_area(algorithm, parameters, context, crs: QgsCoordinateReferenceSystem,
-                    feedback) -> StudyArea | None:
+                    feedback) -> StudyAreaPolygons | None:
     """The STUDY_AREA polygons in ``crs`` (None when not given); features whose HOLE_FIELD is TRUE/1/yes are holes.
 
     A layer of points or lines is refused; polygon holes (inner rings) are kept as holes.
@@ -143,4 +143,4 @@ def read_study_area(algorithm, parameters, context, crs: QgsCoordinateReferenceS
                          "the polygon(s) of the area to map, or leave the study area empty.")
     boxes = np.array([geometry_bounds(polygon) for polygon in polygons])
     feedback.pushInfo(f"Study area: {len(polygons)} polygon(s), {len(holes)} hole(s).")
-    return StudyArea(polygons, holes, (*boxes[:, :2].min(axis=0), *boxes[:, 2:].max(axis=0)))
+    return StudyAreaPolygons(polygons, holes, (*boxes[:, :2].min(axis=0), *boxes[:, 2:].max(axis=0)))

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import write_geotiff
-from layer_factory import RecordingFeedback, point_layer
+from layer_factory import RecordingFeedback, centres_inside, point_layer, wkt_layer
 from osgeo import gdal, ogr
 from qgis.core import (
     QgsFeature,
@@ -159,6 +159,27 @@ def test_weights_scale_and_null_weights_are_skipped(run_alg, tmp_path):
     assert src.tags["WEIGHT_FIELD"] == "w"
 
 
+def test_pixels_outside_the_study_area_are_nodata_and_it_sets_the_extent(run_alg, tmp_path):
+    lines = line_layer([[(0, 0), (1000, 1000)], [(0, 1000), (1000, 0)], [(500, 0), (500, 1000)]], [1, 1, 1])
+    diamond = "POLYGON((500 110, 890 500, 500 890, 110 500, 500 110))"  # no edge on a 50 m pixel centre
+    hole = "POLYGON((400 400, 600 400, 600 600, 400 600, 400 400))"
+    area = wkt_layer([diamond, hole], fields={"hole": ["no", "TRUE"]})
+    params = {"INPUT": lines, "MODE": DENSITY, "RADIUS": 200, "PIXEL_SIZE": 50}
+    clipped = str(tmp_path / "clipped.tif")
+    run_alg(ALG, {**params, "STUDY_AREA": area, "HOLE_FIELD": "hole", "OUTPUT": clipped})
+    values, src = read(clipped)
+    assert tuple(src.transform)[:6] == (50, 0, 85, 0, -50, 915)  # the study area's extent, padded by half a pixel
+    everywhere = str(tmp_path / "everywhere.tif")
+    run_alg(ALG, {**params, "EXTENT": "85,915,85,915 [EPSG:32650]", "OUTPUT": everywhere})
+    full, _ = read(everywhere)
+    xs, ys = 110 + 50 * np.arange(values.shape[1]), 890 - 50 * np.arange(values.shape[0])
+    inside = centres_inside(wkt_layer([diamond]), xs, ys) & ~centres_inside(wkt_layer([hole]), xs, ys)
+    assert 0 < inside.sum() < inside.size
+    with rasterio.open(clipped) as dataset:
+        np.testing.assert_array_equal(dataset.read_masks(1) == 0, ~inside)
+    np.testing.assert_array_equal(values[inside], full[inside])
+
+
 def test_output_snaps_exactly_to_a_template(run_alg, sub_faults, tmp_path):
     template_grid = GridSpec(460013.3, 6940021.7, 1234.5, 1234.5, 31, 27, "EPSG:20350")
     template = str(tmp_path / "template.tif")
@@ -178,10 +199,13 @@ def bad_input_cases(faults):
         ({"MODE": DENSITY, "RADIUS": 0}, "greater than zero"),
         ({"INPUT": point_layer([[117.0, -27.0]], {}, crs="EPSG:4326"), "EXTENT": None}, "geographic CRS"),
         ({"EXTENT": "0,1000,0,1000 [EPSG:20350]", "MODE": DISTANCE}, "No feature lies on the output grid"),
+        ({"STUDY_AREA": point_layer([[500000.0, 6900000.0]], {}, crs="EPSG:20350")},
+         "study area must be a polygon layer"),
+        ({"STUDY_AREA": wkt_layer([], crs="EPSG:20350")}, "has no polygon"),
     ]
 
 
-@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("case", range(8))
 def test_bad_input_gives_a_clear_error_and_no_file(run_alg, faults, tmp_path, case):
     overrides, message = bad_input_cases(faults)[case]
     out = tmp_path / "out" / "evidence.tif"
