@@ -29,6 +29,7 @@ from ..core.errors import InputError
 from ..core.raster_io import check_writable, read_map, write_geotiff
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks, point_xy
+from .study_area import StudyArea
 from .styles import StyleOnLoad
 
 _D, _I, _S = QVariant.Double, QVariant.Int, QVariant.String
@@ -40,7 +41,7 @@ TARGET_FIELDS = [("rank", _I, "rank"), ("mean_prob", _D, "mean_value"), ("max_pr
                  ("area_km2", _D, "area_km2"), ("cells", _I, "cells"), ("deposits", _I, "deposits")]
 
 
-class AnomalyClasses(DeepProspectAlgorithm):
+class AnomalyClasses(StudyArea, DeepProspectAlgorithm):
     """Classes of cumulative area (top 5 / 5–15 / 15–30 %), deposits captured, and ranked target polygons."""
 
     MAP, BAND, DEPOSITS, CLASS_LIMITS = "MAP", "BAND", "DEPOSITS", "CLASS_LIMITS"
@@ -57,6 +58,8 @@ class AnomalyClasses(DeepProspectAlgorithm):
         "nodata stays nodata (255). The thresholds come from the map's own values, so each class holds its share "
         "of the valid cells exactly, except where cells with equal values straddle a threshold: equal values are "
         "never split, and the higher class takes them all (a warning gives the real shares).<br>"
+        "<b>Study area</b> (optional polygons): cells whose centre lies outside are nodata; the classes, their "
+        "thresholds and shares, and the deposits counted come from the cells inside only.<br>"
         "<b>Class table</b>: per class its cumulative-area limits, its value range (threshold = lowest value in "
         "it), cells, area in km² and %, and, with deposits given, the deposits in it and their share of the "
         "deposits on the map (zhang2021: the top 5 % held about 75 %).<br>"
@@ -74,6 +77,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.DEPOSITS, "Known deposits (to count per class and target)", [QgsProcessing.TypeVectorPoint],
             optional=True))
+        self.add_study_area_parameter()
         self.addParameter(QgsProcessingParameterString(
             self.CLASS_LIMITS, "Class limits, cumulative % of area from the highest values", "5,15,30"))
         self.addParameter(QgsProcessingParameterNumber(
@@ -100,8 +104,9 @@ class AnomalyClasses(DeepProspectAlgorithm):
         deposits = self._deposits(parameters, layer.crs(), context, feedback)
         raster = read_map(layer.source(), self.parameterAsInt(parameters, self.BAND, context) or 1)
         values, grid = raster.values, raster.grid
+        study_area = self.read_study_area(parameters, layer.source(), context, feedback)
         feedback.setProgress(20)
-        result = classify(values, grid, limits, deposits)
+        result = classify(values, grid, limits, deposits, study_area)
         feedback.setProgress(50)
         _, is_cancelled = feedback_callbacks(feedback)
         targets, target_notes = find_targets(values, result.classes, grid, target_classes,

@@ -16,13 +16,14 @@ from ..core.errors import InputError
 from ..core.raster_io import check_writable
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks
+from .study_area import StudyArea
 from .styles import StyleOnLoad
 
 METHOD_LABELS = ["Simple average", "Weighted average", "Majority voting", "Plurality voting", "Weighted voting"]
 WEIGHT_LABELS = ["Validation AUC (model card)", "Validation F1 (model card)", "Given weights"]
 
 
-class Ensemble(DeepProspectAlgorithm):
+class Ensemble(StudyArea, DeepProspectAlgorithm):
     """N prospectivity maps on one grid → ensemble map, uncertainty map and (optionally) the ensemble class."""
 
     MAPS, METHOD, WEIGHTS, WEIGHT_METRIC, THRESHOLD = "MAPS", "METHOD", "WEIGHTS", "WEIGHT_METRIC", "THRESHOLD"
@@ -46,7 +47,8 @@ class Ensemble(DeepProspectAlgorithm):
         "<b>Weights</b> (weighted rules only): each map's validation AUC or F1 from the model card that "
         "prediction writes into the map (tag DEEPPROSPECT_MODEL_CARD), or given as numbers, one per map in "
         "the maps' order (e.g. 0.9, 0.85, 0.7); they are scaled to sum to 1.<br>"
-        "A cell that is nodata in any map is nodata in the outputs. Maps are processed block by block, so "
+        "A cell that is nodata in any map, or whose centre lies outside the optional <i>study area</i>, is nodata "
+        "in the outputs and is not counted. Maps are processed block by block, so "
         "large rasters need little memory. The optional <i>ensemble class</i> raster holds 1 where the cell "
         "is prospective by the rule (averages: mean ≥ threshold), 0 elsewhere. The outputs record the rule, "
         "maps and weights in the tag DEEPPROSPECT_ENSEMBLE. The map and the uncertainty load with colour ramps."
@@ -63,6 +65,7 @@ class Ensemble(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.THRESHOLD, "Threshold: a model votes prospective where probability ≥",
             QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
+        self.add_study_area_parameter()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Ensemble prospectivity"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.UNCERTAINTY, "Ensemble uncertainty", optional=True, createByDefault=True))
@@ -85,11 +88,12 @@ class Ensemble(DeepProspectAlgorithm):
         for path in filter(None, (output, uncertainty, classes)):
             check_writable(path)
         weights = self._weights(parameters, context, paths, method, feedback)
+        study_area = self.read_study_area(parameters, paths[0], context, feedback) if paths else None
         progress, is_cancelled = feedback_callbacks(feedback)
         summary = ensemble_rasters(paths, output, method, weights=weights,
                                    threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
-                                   uncertainty=uncertainty, classes=classes, progress=progress,
-                                   is_cancelled=is_cancelled)
+                                   uncertainty=uncertainty, classes=classes, study_area=study_area,
+                                   progress=progress, is_cancelled=is_cancelled)
         members = ", ".join(f"{name} {count}" for name, count in zip(summary.members, summary.member_prospective))
         if method in WEIGHTED:
             feedback.pushInfo("Weights (scaled to sum 1): " + ", ".join(

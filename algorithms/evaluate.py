@@ -34,12 +34,13 @@ from ..core.resources import require_memory
 from .base import DeepProspectAlgorithm
 from .deposit_sets import DepositSets
 from .qgis_io import crs_from_string, feedback_callbacks
+from .study_area import StudyArea
 
 # bytes per map cell while evaluating: the map, its sorted valid values and sorted negatives (measured ~44)
 _BYTES_PER_CELL = 48
 
 
-class Evaluate(DepositSets, DeepProspectAlgorithm):
+class Evaluate(DepositSets, StudyArea, DeepProspectAlgorithm):
     """Score a prospectivity map against training and held-out deposits; metrics table, plots and a report."""
 
     MAP, THRESHOLD = "MAP", "THRESHOLD"
@@ -67,6 +68,8 @@ class Evaluate(DepositSets, DeepProspectAlgorithm):
         "<b>Prediction–area plot</b> (Yousefi &amp; Carranza 2015), all deposits: % of deposits and % of area "
         "with probability ≥ each threshold; where the curves cross (area axis reversed), P % of the deposits "
         "lie in (100 − P) % of the area.<br>"
+        "<b>Study area</b> (optional polygons): only cells whose centre lies inside count: as area, as negatives "
+        "and for the deposits; deposits and barren points outside are left out and counted in the log.<br>"
         "<b>Outputs</b>: a metrics table (deposits = training / held-out / all, metric, value), the PNG plots "
         "(optional) and the HTML report with the plots embedded."
     )
@@ -74,6 +77,7 @@ class Evaluate(DepositSets, DeepProspectAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterRasterLayer(self.MAP, "Prospectivity map"))
         self.add_deposit_parameters()
+        self.add_study_area_parameter()
         self.addParameter(QgsProcessingParameterNumber(
             self.THRESHOLD, "Threshold for accuracy, recall, precision and F1", QgsProcessingParameterNumber.Double,
             defaultValue=0.5))
@@ -102,12 +106,14 @@ class Evaluate(DepositSets, DeepProspectAlgorithm):
         crs = crs_from_string(raster.grid.crs)
         training, held_out, labels = self._deposits(parameters, context, crs, feedback)
         barren = self._points(parameters, self.BARREN, context, crs, feedback)
+        study_area = self.read_study_area(parameters, layer.source(), context, feedback)
         if raster.band_count > 1:
             feedback.pushInfo(f"The map has {raster.band_count} bands; band 1 ({raster.band_name}) is evaluated.")
         threshold = self.parameterAsDouble(parameters, self.THRESHOLD, context)
         progress, is_cancelled = feedback_callbacks(feedback)
         evaluation = evaluate_map(raster.values, raster.grid, training, held_out, None if barren is None else barren[0],
-                                  threshold, progress=lambda p: progress(10 + 0.7 * p), is_cancelled=is_cancelled)
+                                  threshold, study_area=study_area, progress=lambda p: progress(10 + 0.7 * p),
+                                  is_cancelled=is_cancelled)
         for note in evaluation.notes:
             feedback.pushWarning(note)
         inputs = [("map", layer.source()), ("band", f"{raster.band_name} (band 1 of {raster.band_count})"),
@@ -116,6 +122,7 @@ class Evaluate(DepositSets, DeepProspectAlgorithm):
                            f"{evaluation.valid_cells} with data"),
                   *map_description(raster.tags), *labels,
                   ("barren points", "none" if barren is None else f"{barren[1]}: {len(barren[0])} point(s)"),
+                  ("study area", "none" if study_area is None else f"{int(study_area.sum())} cells inside"),
                   ("threshold", f"{threshold:g}")]
         check_cancelled(is_cancelled)
         write_outputs(evaluation, inputs, report, plots)

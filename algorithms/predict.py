@@ -15,10 +15,11 @@ from ..core.errors import InputError
 from ..models.inference import DEVICES, MODES, predict_map
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks
+from .study_area import StudyArea
 from .styles import StyleOnLoad
 
 
-class Predict(DeepProspectAlgorithm):
+class Predict(StudyArea, DeepProspectAlgorithm):
     """Run a DeepProspect model over an evidence stack, tile by tile, into a prospectivity raster."""
 
     MODEL, STACK, MODE, STRIDE, BATCH_SIZE, DEVICE, OUTPUT = (
@@ -33,13 +34,17 @@ class Predict(DeepProspectAlgorithm):
         "looks like the deposit windows it was trained on.<br><br>"
         "<b>Window of a cell</b>: the same as in training: p × p cells (p = the model's patch size) around the "
         "cell (for even p it reaches one cell further up and left than down and right: rows r − p/2 … r + p/2 − 1). "
-        "Element-vector models (1D CNN) read the cell alone. Cells whose window runs off the stack or holds nodata "
-        "get no value (nodata, transparent), so a map from 32-cell windows has an empty margin of about 16 "
-        "cells.<br>"
+        "Element-vector models (1D CNN) read the cell alone. Windows are padded as in training: where a window runs "
+        "off the stack or over nodata, those values read 0.0 (the mean of a z-scored band), so every cell with data "
+        "gets a value, up to the stack's edges. A cell that is itself nodata (in any of the model's bands) stays "
+        "nodata.<br>"
+        "<b>Study area</b> (optional polygons): cells whose centre lies outside are nodata and are not computed; "
+        "windows still read the evidence around them.<br>"
         "<b>Predict</b>: <i>every cell</i>, or with a <i>stride</i> k > 1 one value per k × k cells (a map k times "
         "coarser, aligned on the stack's top-left corner; each value is the window of the block's centre cell), "
         "which is k² times faster; <i>blocks of the patch size</i>: one value per p × p block, the model reading "
-        "exactly that block (as he2024 and gao2022 predict), stride ignored.<br>"
+        "exactly that block (as he2024 and gao2022 predict), stride ignored. A block (or k × k cell) whose centre "
+        "cell lies beyond the stack's last row or column is nodata.<br>"
         "<b>Checks</b>: the model's bands are taken from the stack by name in the model's order (other bands are "
         "ignored); a missing band, or a stack transformed or normalised differently from the training stack, "
         "stops the run and says what differs. A different CRS or pixel size only warns.<br>"
@@ -48,7 +53,8 @@ class Predict(DeepProspectAlgorithm):
         "(ResNet) per cell: use a stride for a first look at large areas. <i>Device</i>: the GPU (CUDA) when "
         "onnxruntime can really use it, else the CPU; the log says which ran and why.<br>"
         "<b>Output</b>: a float32 GeoTIFF, band 'prospectivity', styled 0-1 on load; its metadata names the model "
-        "(architecture, validation metrics, bands, seed, file, patch size) for the ensemble step."
+        "(architecture, validation metrics, bands, seed, file, patch size) for the ensemble step, and records the "
+        "window rule and padding (tag DEEPPROSPECT_PREDICTION)."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
@@ -64,6 +70,7 @@ class Predict(DeepProspectAlgorithm):
         self.addParameter(batch)
         self.addParameter(QgsProcessingParameterEnum(
             self.DEVICE, "Device", ["Automatic (GPU when it works)", "CPU", "CUDA GPU"], defaultValue=0))
+        self.add_study_area_parameter()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Prospectivity map"))
 
     def compute(self, parameters, context, feedback):
@@ -78,6 +85,7 @@ class Predict(DeepProspectAlgorithm):
             stride=self.parameterAsInt(parameters, self.STRIDE, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            study_area=self.read_study_area(parameters, layer.source(), context, feedback),
             progress=progress, is_cancelled=is_cancelled, log=feedback.pushInfo, warn=feedback.pushWarning)
         StyleOnLoad.attach(context, output, "prospectivity.qml")
         return {self.OUTPUT: report.output}

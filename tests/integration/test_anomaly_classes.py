@@ -1,4 +1,5 @@
-"""deepprospect:anomalyclasses through processing.run: classes, table, ranked targets, styles on load, bad input."""
+"""deepprospect:anomalyclasses through processing.run: classes, table, ranked targets, study area, styles on load,
+bad input."""
 
 import os
 
@@ -9,7 +10,8 @@ import rasterio
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import write_geotiff
 from layer_factory import point_layer
-from qgis.core import QgsProcessingException, QgsProject, QgsWkbTypes
+from polygon_factory import rectangle_cells, rectangle_layer
+from qgis.core import QgsGeometry, QgsProcessingException, QgsProject, QgsRectangle, QgsWkbTypes
 
 ALG = "deepprospect:anomalyclasses"
 GRID = GridSpec(500000.0, 7006000.0, 100.0, 100.0, 60, 60, "EPSG:32650")  # 0.01 km² cells
@@ -52,6 +54,27 @@ def test_classes_table_and_ranked_targets(run_alg, tmp_path):
     assert all(f["area_km2"] >= 0.05 for f in features)
     assert features[0]["deposits"] == 1 and features[0].geometry().contains(features[0].geometry().centroid())
     assert features[0].geometry().area() == pytest.approx(features[0]["cells"] * 1e4)
+
+
+def test_classes_thresholds_and_targets_from_the_study_area_only(run_alg, tmp_path):
+    rectangle = (500520.0, 7001020.0, 503480.0, 7004980.0)  # rows 10-49, columns 5-34: blob 2 lies outside
+    inside = rectangle_cells(GRID, *rectangle)
+    deposits = point_layer([cell_centre(r, c) for r, c, _ in BLOBS], {})
+    map_path = blob_map(tmp_path / "map.tif")
+    result = run_alg(ALG, {"MAP": map_path, "DEPOSITS": deposits, "STUDY_AREA": rectangle_layer(*rectangle),
+                           "CLASSES": str(tmp_path / "classes.tif"), "CLASS_TABLE": "memory:", "TARGETS": "memory:"})
+    with rasterio.open(result["CLASSES"]) as src:
+        classes = src.read(1)
+    with rasterio.open(map_path) as src:
+        values = src.read(1)
+    assert inside.sum() == 1200 and (classes[~inside] == 255).all()
+    assert np.bincount(classes[inside], minlength=4).tolist() == [840, 60, 120, 180]  # 5, 10, 15 % of 1200
+    ordered = np.sort(values[inside])[::-1]
+    table = {f["class"]: f for f in result["CLASS_TABLE"].getFeatures()}
+    assert [table[k]["threshold"] for k in (1, 2, 3)] == pytest.approx([ordered[59], ordered[179], ordered[359]])
+    assert table[1]["deposits"] == 2 and table[1]["deposit_pct"] == 100.0  # blob 2's deposit is outside
+    area = QgsGeometry.fromRect(QgsRectangle(*rectangle))
+    assert all(area.contains(f.geometry()) for f in result["TARGETS"].getFeatures())
 
 
 def test_styles_are_applied_when_outputs_are_loaded(deepprospect_provider, tmp_path):

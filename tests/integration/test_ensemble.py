@@ -1,4 +1,5 @@
-"""deepprospect:ensemble through processing.run: card weights, given weights, outputs, bad input, cancel."""
+"""deepprospect:ensemble through processing.run: card weights, given weights, study area, outputs, bad input,
+cancel."""
 
 import json
 import os
@@ -10,6 +11,7 @@ from deepprospect.core.ensemble import combine
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, write_geotiff
 from layer_factory import RecordingFeedback
+from polygon_factory import rectangle_cells, rectangle_layer
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject
 
 ALG = "deepprospect:ensemble"
@@ -69,6 +71,23 @@ def test_unweighted_rule_ignores_typed_weights_with_a_warning(run_alg, maps, tmp
     run_alg(ALG, {"MAPS": paths, "METHOD": 2, "WEIGHTS": "1,2,3", "OUTPUT": str(tmp_path / "e.tif")}, feedback)
     assert "weights are ignored" in feedback.text
     np.testing.assert_allclose(read(tmp_path / "e.tif")[0], combine(values, "majority_vote")[0], equal_nan=True)
+
+
+def test_cells_outside_the_study_area_are_nodata_and_not_counted(run_alg, maps, tmp_path):
+    paths, values = maps
+    rectangle = (400220.0, 3301220.0, 400980.0, 3301900.0)
+    inside = rectangle_cells(GRID, *rectangle)
+    feedback = RecordingFeedback()
+    result = run_alg(ALG, {"MAPS": paths, "METHOD": 0, "STUDY_AREA": rectangle_layer(*rectangle),
+                           "OUTPUT": str(tmp_path / "e.tif"), "CLASSES": str(tmp_path / "c.tif")}, feedback)
+    mean, _, classes = combine(np.where(inside, values, np.nan), "average")
+    got, tags = read(result["OUTPUT"])
+    assert np.isnan(got[~inside]).all() and np.isnan(read(result["CLASSES"])[0][~inside]).all()
+    np.testing.assert_allclose(got, mean, rtol=1e-6, atol=1e-7, equal_nan=True)
+    assert inside.sum() == 8 * 7 and inside[4, 5]  # the nodata cell of map 1 lies inside
+    assert json.loads(tags[ENSEMBLE_TAG])["study_area"] is True
+    assert "over 55 cells with data" in feedback.text  # 56 inside, one of them nodata in a map
+    assert f"ensemble: {int(np.nansum(classes))}." in feedback.text
 
 
 def bad_cases(paths, folder):

@@ -1,4 +1,5 @@
-"""deepprospect:evaluate through processing.run: split field, held-out layer in another CRS, outputs, bad input."""
+"""deepprospect:evaluate through processing.run: split field, held-out layer in another CRS, study area, outputs,
+bad input."""
 
 import os
 
@@ -6,8 +7,10 @@ import numpy as np
 import pytest
 from deepprospect.core.evaluation import evaluate_map
 from deepprospect.core.grid import GridSpec
+from deepprospect.core.labels import point_cells
 from deepprospect.core.raster_io import write_geotiff
 from layer_factory import RecordingFeedback, point_layer
+from polygon_factory import rectangle_cells, rectangle_layer
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -16,6 +19,7 @@ from qgis.core import (
     QgsProject,
     QgsVectorLayer,
 )
+from sklearn.metrics import roc_auc_score
 
 ALG = "deepprospect:evaluate"
 GRID = GridSpec(400000.0, 3302000.0, 50.0, 50.0, 40, 40, "EPSG:32650")
@@ -104,6 +108,33 @@ def test_without_held_out_deposits_all_are_training(run_alg, halo_map, tmp_path)
     assert "other cells with data" in (tmp_path / "r.html").read_text(encoding="utf-8")
 
 
+def test_study_area_scores_inside_cells_only(run_alg, halo_map, tmp_path):
+    path, deposits, _, values = halo_map
+    rectangle = (400420.0, 3300610.0, 401530.0, 3301770.0)
+    inside = rectangle_cells(GRID, *rectangle)
+    feedback = RecordingFeedback()
+    result = run_alg(ALG, {"MAP": path, "DEPOSITS": point_layer(deposits, {}),
+                           "STUDY_AREA": rectangle_layer(*rectangle), "METRICS": str(tmp_path / "m.csv"),
+                           "REPORT": str(tmp_path / "r.html")}, feedback)
+    table = read_table(tmp_path / "m.csv")
+    stored = values.astype(np.float32).astype(np.float64)
+    rows, cols, _ = point_cells(deposits, GRID)
+    used = inside[rows, cols]
+    deposit_cells = tuple(np.array(sorted(set(zip(rows[used], cols[used])))).T)
+    negative = inside & ~np.isnan(stored)
+    negative[deposit_cells] = False
+    labels = np.r_[np.ones(len(deposit_cells[0])), np.zeros(negative.sum())]
+    assert 0 < used.sum() < len(deposits) and table[("training", "negative_cells")] == negative.sum()
+    auc = roc_auc_score(labels, np.r_[stored[deposit_cells], stored[negative]])
+    assert result["ROC_AUC"] == pytest.approx(auc, abs=1e-9)
+    assert table[("all", "valid_cells")] == (inside & ~np.isnan(stored)).sum()
+    expected = evaluate_map(stored, GRID, deposits, study_area=inside)
+    assert result["SUCCESS_RATE_AUC"] == pytest.approx(expected.sets[0].rate.auc)
+    assert result["PA_THRESHOLD"] == pytest.approx(expected.prediction_area.threshold)
+    assert f"{(~used).sum()} on nodata cells or outside the study area" in feedback.text
+    assert f"{inside.sum()} cells inside" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
 def bad_cases(path, deposits, folder):
     constant = str(folder / "constant.tif")
     write_geotiff(constant, np.full(GRID.shape, 0.3), GRID, ["prospectivity"])
@@ -116,10 +147,12 @@ def bad_cases(path, deposits, folder):
           "HELD_OUT_DEPOSITS": point_layer(deposits[:2], {})}, "not both"),
         ({"MAP": path, "DEPOSITS": point_layer(deposits, {}), "BARREN": point_layer(deposits[:3] + 1e5, {})},
          "No barren point lies on a map cell"),
+        ({"MAP": path, "DEPOSITS": point_layer(deposits, {}), "STUDY_AREA": rectangle_layer(0, 0, 10, 10)},
+         "study area covers no cell centre"),
     ]
 
 
-@pytest.mark.parametrize("case", range(5))
+@pytest.mark.parametrize("case", range(6))
 def test_bad_input_gives_a_clear_error_and_no_output(run_alg, halo_map, tmp_path, case):
     path, deposits, _, _ = halo_map
     inputs, out = tmp_path / "in", tmp_path / "out"

@@ -1,4 +1,5 @@
-"""deepprospect:predict through Processing: the map equals the library's, loads styled 0-1, errors are clear."""
+"""deepprospect:predict through Processing: the map equals the library's, has no holes, loads styled 0-1, keeps
+to a study area, errors are clear."""
 
 import json
 
@@ -7,7 +8,8 @@ import pytest
 import rasterio
 from deepprospect.models.inference import predict_map
 from layer_factory import RecordingFeedback
-from model_factory import evidence, write_model, write_stack
+from model_factory import GRID, evidence, write_model, write_stack
+from polygon_factory import rectangle_cells, rectangle_layer
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
@@ -58,6 +60,7 @@ def test_map_is_the_library_map_and_loads_styled(deepprospect_provider, inputs, 
     predict_map(model, stack, str(tmp_path / "direct.tif"), device="cpu")
     values, _, tags = read(out)
     np.testing.assert_array_equal(values, read(str(tmp_path / "direct.tif"))[0])
+    assert (values != -9999.0).all()  # no hole: windows at the stack's edges are padded
     assert json.loads(tags["DEEPPROSPECT_MODEL_CARD"])["model_file"] == "lenet.onnx"
     assert "onnxruntime provider: CPUExecutionProvider" in feedback.text and "Fast scanning" in feedback.text
 
@@ -72,6 +75,20 @@ def test_blocks_stride_and_device(run_alg, inputs, tmp_path):
     values, res, tags = read(coarse["OUTPUT"])
     assert values.shape == (10, 13) and res == (400.0, 400.0)
     assert json.loads(tags["DEEPPROSPECT_PREDICTION"])["stride"] == 4
+
+
+def test_cells_outside_the_study_area_are_nodata(run_alg, inputs, tmp_path):
+    stack, model = inputs
+    rectangle = (501000.0, 6997000.0, 504000.0, 6999500.0)
+    feedback = RecordingFeedback()
+    result = run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": 1, "STUDY_AREA": rectangle_layer(*rectangle),
+                           "OUTPUT": str(tmp_path / "area.tif")}, feedback)
+    values, _, _ = read(result["OUTPUT"])
+    inside = rectangle_cells(GRID, *rectangle)
+    assert inside.sum() == 25 * 30 and (values[~inside] == -9999.0).all()
+    predict_map(model, stack, str(tmp_path / "direct.tif"), device="cpu", study_area=inside)
+    np.testing.assert_array_equal(values, read(str(tmp_path / "direct.tif"))[0])
+    assert (values[inside] != -9999.0).all() and "750 of 2000 cells have their centre inside" in feedback.text
 
 
 def test_errors_reach_the_user_as_messages_and_leave_no_file(run_alg, inputs, tmp_path):
