@@ -6,6 +6,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterEnum,
     QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
@@ -14,6 +15,7 @@ from qgis.core import (
 from ..core.errors import InputError
 from ..core.raster_io import check_writable
 from ..core.stack import (
+    DEFAULT_MIN_CLASS_SHARE,
     NORMALISATIONS,
     TRANSFORMS,
     StackInput,
@@ -23,6 +25,7 @@ from ..core.stack import (
 )
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks, grid_from_raster_layer, require_projected
+from .vector_io import add_study_area_parameters, read_study_area
 
 
 class EvidenceStack(DeepProspectAlgorithm):
@@ -30,6 +33,7 @@ class EvidenceStack(DeepProspectAlgorithm):
 
     INPUTS, CATEGORICAL, TEMPLATE, TRANSFORM = "INPUTS", "CATEGORICAL", "TEMPLATE", "TRANSFORM"
     TRANSFORM_BANDS, NORMALISE, RECIPE_FROM, OUTPUT = "TRANSFORM_BANDS", "NORMALISE", "RECIPE_FROM", "OUTPUT"
+    MIN_CLASS_SHARE = "MIN_CLASS_SHARE"
 
     NAME = "evidencestack"
     DISPLAY_NAME = "Build evidence stack"
@@ -43,6 +47,13 @@ class EvidenceStack(DeepProspectAlgorithm):
         "in another CRS are reprojected (logged).<br>"
         "<b>Band names</b>: the band descriptions; a band without one is named &lt;layer&gt;_b&lt;n&gt; and a "
         "repeated name gets _2, _3 … (both logged). A cell that is nodata in any band is nodata in every band.<br>"
+        "<b>Study area</b> (optional polygons; holes and features whose hole field is TRUE are subtracted): cells "
+        "whose centre lies outside are nodata, and every statistic and class share below is taken over the cells "
+        "inside only.<br>"
+        "<b>Categorical rasters</b> (geological units, class codes) become <i>indicator bands</i> of 0/1: one band "
+        "&lt;name&gt;_&lt;class&gt; per class covering at least the <i>minimum class share</i> of the valid cells "
+        "(default 0.02 = 2 %), plus one band &lt;name&gt;_other for the rarer classes when there are any (shares "
+        "logged). Indicator bands are never transformed or normalised; nodata stays nodata.<br>"
         "<b>Transform</b> of the <i>transform bands</i> (comma-separated names, in the order given; default: every "
         "non-categorical band): log10 (bands log10_&lt;name&gt;), clr (clr_&lt;name&gt;) or ilr in pivot "
         "coordinates (D bands → ilr1 … ilr&lt;D−1&gt;; ilr1 contrasts the first band with all others), for "
@@ -50,12 +61,14 @@ class EvidenceStack(DeepProspectAlgorithm):
         "replaced by 0.65 × the band's smallest positive value (logged). The transformed bands take the place of "
         "the first transform band.<br>"
         "<b>Normalise</b> the continuous bands by z-score or min-max, statistics over the common valid cells "
-        "(categorical bands keep their classes).<br>"
-        "<b>Output</b>: the transform and the statistics are recorded as JSON in the metadata tag "
+        "(indicator bands stay 0/1).<br>"
+        "<b>Output</b>: the transform, the class lists and the statistics are recorded as JSON in the metadata tag "
         "DEEPPROSPECT_STACK, so training and prediction re-apply exactly them.<br>"
         "<b>Re-apply the recipe of a stack</b>: to map a new area (or new data) with a model trained on another "
-        "stack, give that stack here: its transform and statistics are applied to the new inputs (the transform "
-        "and normalisation choices above are then ignored), so the model sees the same kind of values."
+        "stack, give that stack here: its transform, class lists and statistics are applied to the new inputs (the "
+        "transform, normalisation and minimum class share above are then ignored), so the model sees the same "
+        "bands and the same kind of values: a class that did not occur in the recipe's stack goes to "
+        "&lt;name&gt;_other (logged), a class of the recipe absent here gives an all-zero band."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
@@ -73,6 +86,10 @@ class EvidenceStack(DeepProspectAlgorithm):
             optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             self.NORMALISE, "Normalisation", options=list(NORMALISATIONS), defaultValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MIN_CLASS_SHARE, "Minimum class share for an own indicator band (0–1; rarer classes: <name>_other)",
+            QgsProcessingParameterNumber.Double, defaultValue=DEFAULT_MIN_CLASS_SHARE, minValue=0.0, maxValue=1.0))
+        add_study_area_parameters(self, "Study area (cells outside are nodata and out of every statistic; optional)")
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.RECIPE_FROM, "Re-apply the recipe of this stack (e.g. the training stack; optional)",
             optional=True))
@@ -86,6 +103,7 @@ class EvidenceStack(DeepProspectAlgorithm):
         require_projected(template.crs(), f"The template raster '{template.name()}'", template.crs(),
                           template.extent())
         grid = grid_from_raster_layer(template)
+        area = read_study_area(self, parameters, context, template.crs(), feedback)
         bands = [name.strip() for name in self.parameterAsString(parameters, self.TRANSFORM_BANDS, context).split(",")]
         transform = TRANSFORMS[self.parameterAsEnum(parameters, self.TRANSFORM, context)]
         normalise = NORMALISATIONS[self.parameterAsEnum(parameters, self.NORMALISE, context)]
@@ -98,7 +116,9 @@ class EvidenceStack(DeepProspectAlgorithm):
         progress, is_cancelled = feedback_callbacks(feedback)
         stack, names, recipe = build_evidence_stack(
             [item for _, item in inputs], grid, transform=transform, transform_bands=[b for b in bands if b],
-            normalise=normalise, recipe=recipe, log=feedback.pushInfo, progress=progress, is_cancelled=is_cancelled)
+            normalise=normalise, min_class_share=self.parameterAsDouble(parameters, self.MIN_CLASS_SHARE, context),
+            study_area=area.mask(grid) if area is not None else None, recipe=recipe, log=feedback.pushInfo,
+            progress=progress, is_cancelled=is_cancelled)
         feedback.pushInfo(f"Bands: {', '.join(names)}.")
         write_evidence_stack(output, stack, grid, names, recipe)
         return {self.OUTPUT: output}

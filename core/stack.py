@@ -9,7 +9,8 @@ Steps, in order:
 1. **Alignment** (:func:`align_raster`): every input is warped onto the template grid with
    ``rasterio.warp.reproject`` — bilinear for continuous rasters, nearest for categorical ones, so
    class values survive. Inputs in another CRS are reprojected.
-2. **Common mask**: a cell that is nodata in any band is nodata in every band.
+2. **Common mask**: a cell that is nodata in any band, or outside the study area when one is given,
+   is nodata in every band; every statistic and class share below is taken over the remaining cells.
 3. **Transform** of a group of continuous bands (the *parts*, in a recorded order):
    ``log10`` per band; ``clr`` (D bands ``clr_<name>``: ln x_i − mean_j ln x_j); ``ilr`` with pivot
    coordinates (Hron, Filzmoser & Thompson 2012; an orthonormal basis after Egozcue et al. 2003):
@@ -20,9 +21,14 @@ Steps, in order:
    (multiplicative replacement at 65 % of the detection limit, Martín-Fernández et al. 2003). The
    count is logged and the replacement value recorded; a band with no positive value is refused.
    The transformed group takes the position of its first band in the stack.
-4. **Normalisation** of continuous bands (categorical bands keep their class values): z-score
-   (population standard deviation) or min-max to [0, 1], statistics over the common valid cells.
-   A constant band is only shifted (its scale is taken as 1) and logged.
+4. **Indicator bands** of categorical bands (class codes have no order or scale): one 0/1 band
+   ``<name>_<class>`` per class covering at least ``min_class_share`` of the valid cells, plus one
+   ``<name>_other`` band for the rarer classes when there are any. The class lists are recorded, so a
+   re-applied recipe gives the same bands: a class it has not seen goes to ``_other``, a recorded class
+   absent from the new data gives an all-zero band. They take the place of their categorical band.
+5. **Normalisation** of continuous bands (indicator bands stay 0/1): z-score (population standard
+   deviation) or min-max to [0, 1], statistics over the common valid cells. A constant band is only
+   shifted (its scale is taken as 1) and logged.
 """
 
 from __future__ import annotations
@@ -47,15 +53,16 @@ from .resources import require_memory
 
 STACK_TAG = "DEEPPROSPECT_STACK"
 RECIPE_FORMAT = "deepprospect-evidence-stack"
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: categorical bands become indicator bands
 TRANSFORMS = ("none", "log10", "clr", "ilr")
 NORMALISATIONS = ("none", "z-score", "min-max")
 ZERO_REPLACEMENT_FRACTION = 0.65
 ILR_BASIS = "pivot: ilr_i = sqrt((D-i)/(D-i+1)) * ln(x_i / geometric_mean(x_{i+1..D})), parts in 'bands' order"
 ZERO_RULE = f"values <= 0 replaced by {ZERO_REPLACEMENT_FRACTION} x the band's smallest positive value"
+DEFAULT_MIN_CLASS_SHARE = 0.02
+OTHER_CLASSES = "other"
 # Working copies held at once while stacking: aligned inputs, transformed stack, logarithms.
 _WORKING_COPIES = 3
-
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,8 @@ def build_evidence_stack(
     transform: str = "none",
     transform_bands: Sequence[str] | None = None,
     normalise: str = "none",
+    min_class_share: float = DEFAULT_MIN_CLASS_SHARE,
+    study_area: np.ndarray | None = None,
     recipe: dict | None = None,
     log: LogFn = None,
     progress: ProgressFn = None,
@@ -141,10 +150,11 @@ def build_evidence_stack(
 ) -> tuple[np.ndarray, list[str], dict]:
     """Align ``inputs`` onto ``grid`` and stack them (see :func:`make_stack`).
 
-    With ``recipe`` (another stack's), its transform and statistics are re-applied instead of fitted
-    (``transform``, ``transform_bands`` and ``normalise`` are then ignored), so a model trained on that
-    stack can map a new area. Returns the (bands, rows, cols) stack with NaN at nodata, its band names and
-    its recipe.
+    ``study_area`` (boolean, the grid's shape) keeps only the cells inside it: the others are nodata and
+    count in no statistic or class share. With ``recipe`` (another stack's), its transform, class lists and
+    statistics are re-applied instead of fitted (``transform``, ``transform_bands``, ``normalise`` and
+    ``min_class_share`` are then ignored), so a model trained on that stack can map a new area. Returns the
+    (bands, rows, cols) stack with NaN at nodata, its band names and its recipe.
     """
     if not inputs:
         raise InputError("No input rasters: give at least one raster to stack.")
@@ -177,16 +187,31 @@ def build_evidence_stack(
         aligned.append(align_raster(item.path, grid, categorical=item.categorical, name=item.name, log=log))
         report(progress, 80.0 * (index + 1) / len(inputs))
     check_cancelled(is_cancelled)
+    arrays = np.concatenate(aligned)
+    if study_area is not None:
+        _keep_study_area(arrays, study_area, log)
     if recipe is not None:
-        stack, names = apply_stack_recipe(np.concatenate(aligned), flat_names, recipe)
+        stack, names = apply_stack_recipe(arrays, flat_names, recipe, log=log)
         report(progress, 95.0)
         return stack, names, recipe
-    stack, names, made = make_stack(np.concatenate(aligned), flat_names, categorical=categorical,
-                                    transform=transform, transform_bands=transform_bands, normalise=normalise,
-                                    log=log)
+    stack, names, made = make_stack(arrays, flat_names, categorical=categorical, transform=transform,
+                                    transform_bands=transform_bands, normalise=normalise,
+                                    min_class_share=min_class_share, log=log)
     made["input_value_transforms"] = value_transforms  # log10 grids must be log10 again when the recipe is reused
     report(progress, 95.0)
     return stack, names, made
+
+
+def _keep_study_area(arrays: np.ndarray, study_area: np.ndarray, log: LogFn) -> None:
+    """Make every cell outside ``study_area`` nodata in every band, in place."""
+    if study_area.shape != arrays.shape[1:]:
+        raise InputError(f"The study-area mask {study_area.shape} does not match the grid {arrays.shape[1:]}.")
+    if not (study_area & ~np.isnan(arrays).any(axis=0)).any():
+        raise InputError("No cell inside the study area has a value in every input; check that the study area "
+                         "overlaps the inputs' valid areas.")
+    arrays[:, ~study_area] = np.nan
+    log_message(log, f"{int(study_area.sum())} of {study_area.size} cells lie inside the study area; statistics "
+                     "and class shares are taken over them only.")
 
 
 def _check_inputs_match_recipe(recipe: dict, band_names: list[str], categorical: list[str],
@@ -218,12 +243,14 @@ def make_stack(
     transform: str = "none",
     transform_bands: Sequence[str] | None = None,
     normalise: str = "none",
+    min_class_share: float = DEFAULT_MIN_CLASS_SHARE,
     log: LogFn = None,
 ) -> tuple[np.ndarray, list[str], dict]:
-    """Common mask, transform and normalisation of aligned bands; returns (stack, names, recipe).
+    """Common mask, transform, indicator bands and normalisation of aligned bands; returns (stack, names, recipe).
 
     ``transform_bands`` (default: every band not in ``categorical``) are the parts of the transform,
-    in that order.
+    in that order. Each ``categorical`` band becomes indicator bands: one per class covering at least
+    ``min_class_share`` (0–1) of the valid cells, plus ``<name>_other`` for the rarer classes.
     """
     arrays, band_names = _validated(arrays, band_names)
     if transform not in TRANSFORMS:
@@ -233,28 +260,40 @@ def make_stack(
     unknown = [name for name in categorical if name not in band_names]
     if unknown:
         raise InputError(f"Categorical band(s) {', '.join(unknown)} are not in the stack.")
+    if not 0.0 <= min_class_share <= 1.0:
+        raise InputError(f"The minimum class share must be between 0 and 1 (e.g. 0.02 for 2 %); got "
+                         f"{min_class_share:g}.")
     valid = ~np.isnan(arrays).any(axis=0)
     if not valid.any():
         raise InputError("No cell has a value in every band (the inputs' valid areas do not overlap); "
                          "check the inputs' extents and nodata.")
     log_message(log, f"{int(valid.sum())} of {valid.size} cells have a value in every band; the others are nodata "
                      "in every band.")
+    categorical = [name for name in band_names if name in categorical]
     recipe = {
         "format": RECIPE_FORMAT,
         "version": RECIPE_VERSION,
         "input_bands": band_names,
-        "categorical_bands": [name for name in band_names if name in categorical],
+        "categorical_bands": categorical,
         "transform": _fit_transform(arrays, band_names, valid, categorical, transform, transform_bands, log),
+        "min_class_share": min_class_share,
+        "indicators": {name: _fit_classes(arrays[band_names.index(name)][valid], name, min_class_share, log)
+                       for name in categorical},
     }
     stack, names = _apply_transform(arrays, band_names, recipe)
-    recipe["normalise"] = _fit_normalisation(stack, names, valid, recipe["categorical_bands"], normalise, log)
+    taken = sorted({name for name in names if names.count(name) > 1})
+    if taken:
+        raise InputError(f"Band name(s) {', '.join(taken)} would be given twice (an indicator band of a categorical "
+                         "raster has the name of another band); rename one of the bands.")
+    recipe["normalise"] = _fit_normalisation(stack, names, valid, set(indicator_meanings(recipe)), normalise, log)
     recipe["output_bands"] = names
     _apply_normalisation(stack, names, recipe["normalise"])
     return stack, names, recipe
 
 
-def apply_stack_recipe(arrays: np.ndarray, band_names: Sequence[str], recipe: dict) -> tuple[np.ndarray, list[str]]:
-    """Re-apply a recorded recipe (mask, transform, recorded statistics) to aligned raw bands.
+def apply_stack_recipe(arrays: np.ndarray, band_names: Sequence[str], recipe: dict,
+                       log: LogFn = None) -> tuple[np.ndarray, list[str]]:
+    """Re-apply a recorded recipe (mask, transform, class lists, recorded statistics) to aligned raw bands.
 
     ``arrays`` may hold more bands than the recipe needs and in another order: bands are taken by name.
     """
@@ -264,7 +303,7 @@ def apply_stack_recipe(arrays: np.ndarray, band_names: Sequence[str], recipe: di
     if missing:
         raise InputError(f"The data lacks the band(s) the stack was built from: {', '.join(missing)}.")
     wanted = recipe["input_bands"]
-    stack, names = _apply_transform(arrays[[band_names.index(name) for name in wanted]], wanted, recipe)
+    stack, names = _apply_transform(arrays[[band_names.index(name) for name in wanted]], wanted, recipe, log)
     if names != recipe["output_bands"]:
         raise InputError(f"The recipe's output bands {recipe['output_bands']} do not match its transform ({names}).")
     _apply_normalisation(stack, names, recipe["normalise"])
@@ -327,8 +366,12 @@ def band_normalisation(recipe: dict | None, band_names: Sequence[str]) -> dict:
         "statistics": {name: statistics[name] for name in wanted if name in statistics},
         "categorical_bands": [name for name in recipe.get("categorical_bands", []) if name in wanted],
     }
+    indicators = {name: meaning for name, meaning in indicator_meanings(recipe).items() if name in wanted}
+    if indicators:  # only then, so extracts stored before indicator bands existed still compare equal
+        extract["indicators"] = indicators
     if "input_value_transforms" in recipe:  # how the input grids were made (log10 or not), for the bands used
-        sources = set(transform.get("bands", [])) | {name for name in wanted if name in recipe.get("input_bands", [])}
+        sources = (set(transform.get("bands", [])) | {meaning["band"] for meaning in indicators.values()}
+                   | {name for name in wanted if name in recipe.get("input_bands", [])})
         extract["value_transforms"] = {name: recipe["input_value_transforms"].get(name, "none")
                                        for name in sorted(sources)}
     return extract
@@ -349,7 +392,7 @@ def normalisation_differences(expected: dict, actual: dict, *, rel_tol: float = 
     """
     differences = []
     keys = [("transform", "transform"), ("normalise", "normalisation method"),
-            ("categorical_bands", "categorical bands")]
+            ("categorical_bands", "categorical bands"), ("indicators", "indicator bands")]
     if "value_transforms" in expected and "value_transforms" in actual:  # recorded since recipes carry it
         keys.append(("value_transforms", "input grids (log10 or raw)"))
     for key, label in keys:
@@ -361,6 +404,17 @@ def normalisation_differences(expected: dict, actual: dict, *, rel_tol: float = 
             differences.append(f"statistics of '{name}': model {_short(expected_stats.get(name))}, "
                                f"stack {_short(actual_stats.get(name))}")
     return differences
+
+
+def indicator_meanings(recipe: dict) -> dict[str, dict]:
+    """Per indicator band of a recipe: its categorical band and its class, or the classes ``other`` excludes."""
+    meanings = {}
+    for band, spec in recipe.get("indicators", {}).items():
+        for value in spec["classes"]:
+            meanings[f"{band}_{value}"] = {"band": band, "class": value}
+        if spec["other_classes"]:
+            meanings[f"{band}_{OTHER_CLASSES}"] = {"band": band, "other_than": spec["classes"]}
+    return meanings
 
 
 def _same(a: object, b: object, rel_tol: float) -> bool:
@@ -433,21 +487,22 @@ def _transform_parts(band_names: list[str], categorical: Sequence[str], method: 
     return parts
 
 
-def _apply_transform(arrays: np.ndarray, band_names: list[str], recipe: dict) -> tuple[np.ndarray, list[str]]:
-    """Masked, transformed stack; the transformed group takes the position of its first band."""
+def _apply_transform(arrays: np.ndarray, band_names: list[str], recipe: dict,
+                     log: LogFn = None) -> tuple[np.ndarray, list[str]]:
+    """Masked, transformed stack with indicator bands; a transformed group or a categorical band's indicators
+    take its position."""
     spec = recipe["transform"]
     mask = np.isnan(arrays).any(axis=0)
     parts = spec.get("bands", [])
-    if spec["method"] == "none":
-        blocks = [(arrays[i], name) for i, name in enumerate(band_names)]
-    else:
-        group = _log_ratio(arrays[[band_names.index(name) for name in parts]], parts, spec)
-        blocks = []
-        for index, name in enumerate(band_names):
-            if name == parts[0]:
-                blocks.extend(group)
-            elif name not in parts:
-                blocks.append((arrays[index], name))
+    indicators = recipe.get("indicators", {})
+    blocks = []
+    for index, name in enumerate(band_names):
+        if parts and name == parts[0]:
+            blocks.extend(_log_ratio(arrays[[band_names.index(part) for part in parts]], parts, spec))
+        elif name in indicators:
+            blocks.extend(_indicator_bands(arrays[index][~mask], mask, name, indicators[name], log))
+        elif name not in parts:
+            blocks.append((arrays[index], name))
     stack = np.stack([band for band, _ in blocks])
     stack[:, mask] = np.nan
     return stack, [name for _, name in blocks]
@@ -466,13 +521,54 @@ def _log_ratio(parts: np.ndarray, names: list[str], spec: dict) -> list[tuple[np
     return [(band, f"ilr{i}") for i, band in enumerate(coordinates, start=1)]
 
 
-def _fit_normalisation(stack: np.ndarray, names: list[str], valid: np.ndarray, categorical: list[str],
+def _fit_classes(values: np.ndarray, name: str, min_share: float, log: LogFn) -> dict:
+    """The classes of a categorical band's valid ``values`` that get their own indicator band; is there an other?"""
+    classes, counts = np.unique(values, return_counts=True)
+    shares = counts / values.size
+    common = shares >= min_share
+    labels, rare = [_class_value(value) for value in classes[common]], [_class_value(v) for v in classes[~common]]
+    described = ", ".join(f"{label} ({share:.1%})" for label, share in zip(labels, shares[common]))
+    log_message(log, f"'{name}': {len(classes)} class(es); " + (
+        f"{described} cover at least {min_share:.1%} of the valid cells each and get a band {name}_<class>"
+        if labels else f"none covers {min_share:.1%} of the valid cells") + (
+        f"; {len(rare)} rarer class(es) ({shares[~common].sum():.1%} of the cells) go to {name}_{OTHER_CLASSES}."
+        if rare else "."))
+    return {"classes": labels, "other_classes": rare}
+
+
+def _indicator_bands(values: np.ndarray, mask: np.ndarray, name: str, spec: dict,
+                     log: LogFn) -> list[tuple[np.ndarray, str]]:
+    """0/1 bands ``<name>_<class>`` (and ``<name>_other``) of a categorical band; ``values`` are its valid cells."""
+    classes = spec["classes"]
+    unseen = np.unique(values[~np.isin(values, classes + spec["other_classes"])])
+    if unseen.size:
+        goes = f"go to {name}_{OTHER_CLASSES}" if spec["other_classes"] else "are 0 in every indicator band"
+        log_message(log, f"'{name}': class(es) {', '.join(str(_class_value(v)) for v in unseen)} did not occur "
+                         f"where the recipe was made; they {goes}.")
+    bands = []
+    for value in classes:
+        band = np.zeros(mask.shape)
+        band[~mask] = values == value
+        bands.append((band, f"{name}_{value}"))
+    if spec["other_classes"]:
+        band = np.zeros(mask.shape)
+        band[~mask] = ~np.isin(values, classes)
+        bands.append((band, f"{name}_{OTHER_CLASSES}"))
+    return bands
+
+
+def _class_value(value: float) -> int | float:
+    """A class value as JSON and band names write it: an int when it is whole (585, not 585.0)."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _fit_normalisation(stack: np.ndarray, names: list[str], valid: np.ndarray, indicators: set[str],
                        method: str, log: LogFn) -> dict:
     """Per continuous band: mean/std (z-score) or min/max (min-max) over the common valid cells."""
     statistics = {}
     if method != "none":
         for band, name in zip(stack, names):
-            if name in categorical:
+            if name in indicators:
                 continue
             values = band[valid]
             if method == "z-score":

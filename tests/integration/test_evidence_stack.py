@@ -10,7 +10,7 @@ from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import read_raster, write_geotiff
 from deepprospect.core.stack import STACK_TAG, apply_stack_recipe, read_stack_recipe
 from deepprospect.core.synthetic import make_survey
-from layer_factory import RecordingFeedback, point_layer
+from layer_factory import RecordingFeedback, centres_inside, point_layer, wkt_layer
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
 from rasterio.warp import transform_bounds
 from scipy.spatial import cKDTree
@@ -18,8 +18,9 @@ from scipy.spatial import cKDTree
 ALG = "deepprospect:evidencestack"
 ILR, CLR, ZSCORE, MINMAX = 3, 2, 1, 2
 ELEMENTS = ["Au", "As", "Sb", "Cu", "Zn"]
-
-
+# a triangle with a square hole inside the synthetic survey (400–420 km, 3300–3320 km); no edge on a 500 m centre
+STUDY_AREA = ("POLYGON((402100 3302100, 418100 3303100, 409100 3318100, 402100 3302100),"
+              "(408100 3306100, 411100 3306100, 411100 3309100, 408100 3309100, 408100 3306100))")
 
 
 @pytest.fixture
@@ -57,18 +58,88 @@ def test_ilr_stack_of_multiband_unnamed_and_reprojected_inputs(run_alg, evidence
     assert "'geology' is in EPSG:3857; reprojected" in log
     stack, grid, names = read_raster(out)
     _, idw_grid, _ = read_raster(idw)
-    assert names == ["ilr1", "ilr2", "ilr3", "Zn", "fault_distance_b1", "rock"]
+    assert names == ["ilr1", "ilr2", "ilr3", "Zn", "fault_distance_b1", "rock_1", "rock_2", "rock_3"]
     assert grid.geotransform == idw_grid.geotransform and grid.shape == idw_grid.shape
     valid = ~np.isnan(stack[0])
     assert valid.sum() > 0.8 * valid.size and (np.isnan(stack) == ~valid).all()
     for band in stack[:5]:
         assert abs(band[valid].mean()) < 1e-4 and band[valid].std() == pytest.approx(1.0, abs=1e-4)
-    assert set(np.unique(stack[5][valid])) == {1.0, 2.0, 3.0}
+    np.testing.assert_array_equal(stack[5:, valid].sum(axis=0), 1.0)  # one indicator band per geology class
     with rasterio.open(out) as src:
         recipe = json.loads(src.tags()[STACK_TAG])
     assert recipe == read_stack_recipe(out)
     assert recipe["transform"]["method"] == "ilr" and recipe["transform"]["bands"] == ["Cu", "Au", "As", "Sb"]
     assert recipe["categorical_bands"] == ["rock"] and "pivot" in recipe["transform"]["basis"]
+    assert recipe["indicators"] == {"rock": {"classes": [1, 2, 3], "other_classes": []}}
+
+
+@pytest.fixture
+def units(evidence, tmp_path):
+    """Geological unit codes on the element grid: 585 | 81641 inside the study area (one cell of rare unit 12, one
+    nodata), 7 outside; returns the raster path, a writer of other unit rasters, the study area and its cells."""
+    _, grid, _ = read_raster(evidence[0])
+    area = wkt_layer([STUDY_AREA])
+    inside = centres_inside(area, grid.x_centres(), grid.y_centres())
+    codes = np.where(inside, np.where(grid.x_centres() < 409000, 585, 81641)[None], 7)
+    rows, cols = np.nonzero(inside)
+    codes[rows[0], cols[0]], codes[rows[-1], cols[-1]] = 12, 0
+
+    def write(name, values):
+        path = str(tmp_path / f"{name}.tif")
+        write_geotiff(path, values[None], grid, ["unit"], nodata=0, dtype="uint32")
+        return path
+
+    return write("units", codes), write, area, inside, codes
+
+
+def test_unit_codes_become_indicator_bands_that_a_recipe_reproduces_on_a_new_area(run_alg, evidence, units,
+                                                                                 tmp_path):
+    units_path, write, _, _, codes = units
+    out = str(tmp_path / "stack.tif")
+    run_alg(ALG, {"INPUTS": [evidence[0]], "CATEGORICAL": [units_path], "NORMALISE": ZSCORE, "OUTPUT": out})
+    stack, _, names = read_raster(out)
+    assert names == [*ELEMENTS, "unit_7", "unit_585", "unit_81641", "unit_other"]
+    valid = codes != 0
+    assert (np.isnan(stack) == ~valid).all()  # the unit raster's nodata cell is nodata in every band
+    for band, code in zip(stack[5:8], [7, 585, 81641]):
+        np.testing.assert_array_equal(band[valid], codes[valid] == code)  # exactly 0/1, not z-scored
+    np.testing.assert_array_equal(stack[8][valid], codes[valid] == 12)  # the rare unit (one cell) goes to other
+    recipe = read_stack_recipe(out)
+    assert recipe["indicators"] == {"unit": {"classes": [7, 585, 81641], "other_classes": [12]}}
+    assert set(recipe["normalise"]["statistics"]) == set(ELEMENTS)
+    new_codes = np.where(codes == 81641, 99, codes)  # unit 81641 absent, unit 99 never seen in training
+    reapplied = str(tmp_path / "reapplied.tif")
+    feedback = RecordingFeedback()
+    run_alg(ALG, {"INPUTS": [evidence[0]], "CATEGORICAL": [write("new_units", new_codes)], "RECIPE_FROM": out,
+                  "OUTPUT": reapplied}, feedback)
+    again, _, again_names = read_raster(reapplied)
+    assert again_names == names
+    np.testing.assert_array_equal(again[7][valid], 0.0)
+    np.testing.assert_array_equal(again[8][valid], np.isin(new_codes[valid], [12, 99]))
+    assert "'unit': class(es) 99 did not occur where the recipe was made; they go to unit_other" in feedback.text
+
+
+def test_a_study_area_leaves_outside_cells_nodata_and_out_of_the_statistics(run_alg, evidence, units, tmp_path):
+    units_path, _, area, inside, codes = units
+    out = str(tmp_path / "stack.tif")
+    feedback = RecordingFeedback()
+    run_alg(ALG, {"INPUTS": [evidence[0]], "CATEGORICAL": [units_path], "NORMALISE": ZSCORE, "STUDY_AREA": area,
+                  "OUTPUT": out}, feedback)
+    stack, _, names = read_raster(out)
+    raw, _, _ = read_raster(evidence[0])
+    valid = inside & (codes != 0) & ~np.isnan(raw).any(axis=0)
+    assert 0 < valid.sum() < 0.5 * valid.size and inside[24, 14] and not inside[24, 18]  # a hole
+    assert (np.isnan(stack) == ~valid).all()
+    recipe = read_stack_recipe(out)
+    for index, name in enumerate(ELEMENTS):
+        assert recipe["normalise"]["statistics"][name] == pytest.approx(
+            {"mean": raw[index][valid].mean(), "std": raw[index][valid].std()}, rel=1e-6)
+        assert stack[index][valid].mean() == pytest.approx(0.0, abs=1e-5)
+        assert stack[index][valid].std() == pytest.approx(1.0, rel=1e-5)
+    # unit 7 covers most of the grid but lies outside the study area only, so it gets no band
+    assert names[5:] == ["unit_585", "unit_81641", "unit_other"]
+    assert recipe["indicators"] == {"unit": {"classes": [585, 81641], "other_classes": [12]}}
+    assert f"{inside.sum()} of {inside.size} cells lie inside the study area" in feedback.text
 
 
 def test_recipe_reproduces_the_stack_from_the_raw_inputs(run_alg, evidence, tmp_path):
@@ -170,17 +241,17 @@ def test_real_murchison_faults_and_greenstone(run_alg, data_dir, tmp_path):
     run_alg(ALG, {"INPUTS": [fault_distance], "CATEGORICAL": [rock], "TEMPLATE": rock, "TRANSFORM": 1,
                   "OUTPUT": out})
     stack, out_grid, names = read_raster(out)
-    assert names == ["log10_fault_distance", "greenstone_b1"] and out_grid.pixel_width == 2000
+    assert names == ["log10_fault_distance", "greenstone_b1_0", "greenstone_b1_1"] and out_grid.pixel_width == 2000
     valid = ~np.isnan(stack[0])
     assert valid.mean() > 0.9
-    assert set(np.unique(stack[1][valid])) == {0.0, 1.0}
+    np.testing.assert_array_equal(stack[1][valid], 1.0 - stack[2][valid])
     assert stack[0][valid].std() == pytest.approx(1.0, abs=1e-4)
     gold = QgsVectorLayer(f"{gpkg}|layername=murchison_gold", "gold", "ogr")
     rows, cols = zip(*[(int((out_grid.y_max - f.geometry().asPoint().y()) // 2000),
                         int((f.geometry().asPoint().x() - out_grid.x_min) // 2000)) for f in gold.getFeatures()])
     inside = (np.array(rows) < out_grid.rows) & (np.array(cols) < out_grid.cols)
-    on_greenstone = stack[1][np.array(rows)[inside], np.array(cols)[inside]]
-    assert np.nanmean(on_greenstone) > np.nanmean(stack[1][valid])  # gold lies in greenstone (real data)
+    on_greenstone = stack[2][np.array(rows)[inside], np.array(cols)[inside]]
+    assert np.nanmean(on_greenstone) > np.nanmean(stack[2][valid])  # gold lies in greenstone (real data)
 
 
 def bad_cases(evidence, tmp_path):
@@ -193,10 +264,13 @@ def bad_cases(evidence, tmp_path):
         ({"TRANSFORM": ILR, "TRANSFORM_BANDS": "Cu"}, "needs at least 2 bands"),
         ({"TRANSFORM": CLR, "TRANSFORM_BANDS": "Cu,rock", "CATEGORICAL": [geology]}, "categorical"),
         ({"INPUTS": [idw, far]}, "'far'.*does not overlap the template"),
+        ({"STUDY_AREA": wkt_layer(["LINESTRING(400000 3300000, 420000 3320000)"], "LineString")},
+         "study area must be a polygon layer"),
+        ({"MIN_CLASS_SHARE": 1.5, "CATEGORICAL": [geology]}, "MIN_CLASS_SHARE"),
     ]
 
 
-@pytest.mark.parametrize("case", range(5))
+@pytest.mark.parametrize("case", range(7))
 def test_bad_input_gives_a_clear_error_and_no_file(run_alg, evidence, tmp_path, case):
     overrides, message = bad_cases(evidence, tmp_path)[case]
     out = tmp_path / "out" / "stack.tif"

@@ -167,18 +167,18 @@ def test_transform_group_takes_the_place_of_its_first_band_and_follows_the_given
     bands = np.concatenate([rng.uniform(0, 1, (1, 6, 7)), composition(rng, 3), rng.choice([1.0, 2.0], (1, 6, 7))])
     stack, names, recipe = make_stack(bands, ["dist", "Cu", "Pb", "Zn", "rock"], categorical=["rock"],
                                       transform="ilr", transform_bands=["Zn", "Cu", "Pb"])
-    assert names == ["dist", "ilr1", "ilr2", "rock"]
+    assert names == ["dist", "ilr1", "ilr2", "rock_1", "rock_2"]
     assert recipe["transform"]["bands"] == ["Zn", "Cu", "Pb"]
     assert stack[1] == pytest.approx(np.sqrt(2 / 3) * np.log(bands[3] / np.sqrt(bands[1] * bands[2])))
     np.testing.assert_array_equal(stack[0], bands[0])
-    np.testing.assert_array_equal(stack[3], bands[4])
+    np.testing.assert_array_equal(stack[3], bands[4] == 1.0)
 
 
 def test_default_transform_bands_are_the_continuous_ones():
     rng = np.random.default_rng(8)
     bands = np.concatenate([composition(rng, 2), rng.choice([1.0, 2.0], (1, 6, 7))])
     stack, names, _ = make_stack(bands, ["Cu", "Pb", "rock"], categorical=["rock"], transform="log10")
-    assert names == ["log10_Cu", "log10_Pb", "rock"]
+    assert names == ["log10_Cu", "log10_Pb", "rock_1", "rock_2"]
     np.testing.assert_allclose(stack[:2], np.log10(bands[:2]))
 
 
@@ -208,7 +208,7 @@ def test_z_score_gives_mean_0_and_std_1_over_valid_cells_and_min_max_gives_0_to_
     for band in stack[:2]:
         assert band[valid].mean() == pytest.approx(0.0, abs=1e-12)
         assert band[valid].std() == pytest.approx(1.0)
-    np.testing.assert_array_equal(stack[2][valid], bands[2][valid])  # class values are not normalised
+    np.testing.assert_array_equal(stack[2][valid], bands[2][valid] == 3.0)  # indicator bands are not normalised
     assert set(recipe["normalise"]["statistics"]) == {"Cu", "Pb"}
     stack, _, _ = make_stack(bands, ["Cu", "Pb", "rock"], categorical=["rock"], normalise="min-max")
     assert np.nanmin(stack[:2], axis=(1, 2)) == pytest.approx([0, 0])
@@ -244,6 +244,81 @@ def test_no_common_valid_cell_is_refused():
         make_stack(bands, ["Cu", "Pb"])
 
 
+def geology(rng, counts, shape=(20, 10)):
+    """A categorical band holding each class ``count`` times (shuffled) in a ``shape`` grid."""
+    codes = np.concatenate([np.full(count, float(value)) for value, count in counts.items()])
+    return rng.permutation(codes).reshape(1, *shape)
+
+
+def test_common_classes_get_an_indicator_band_and_rare_ones_go_to_other():
+    rng = np.random.default_rng(20)
+    classes = geology(rng, {585: 120, 81641: 59, 5: 11, 12: 4, 7: 3, 9: 2, -1: 1})
+    classes[classes == -1] = np.nan  # nodata: 199 valid cells, so 12 covers 2.01 %, 7 1.5 %, 9 1.0 %
+    bands = np.concatenate([composition(rng, 1, (20, 10)), classes])
+    messages = []
+    for normalise in ("z-score", "min-max"):
+        stack, names, recipe = make_stack(bands, ["Cu", "geo"], categorical=["geo"], normalise=normalise,
+                                          min_class_share=0.02, log=messages.append)
+        assert names == ["Cu", "geo_5", "geo_12", "geo_585", "geo_81641", "geo_other"]
+        assert recipe["indicators"] == {"geo": {"classes": [5, 12, 585, 81641], "other_classes": [7, 9]}}
+        assert set(recipe["normalise"]["statistics"]) == {"Cu"}  # indicator bands are neither scaled nor shifted
+        valid = ~np.isnan(classes[0])
+        assert (np.isnan(stack) == ~valid).all()  # the categorical raster's nodata stays nodata
+        indicators = stack[1:, valid]
+        assert set(np.unique(indicators)) == {0.0, 1.0}
+        np.testing.assert_array_equal(indicators.sum(axis=0), 1.0)  # every valid cell is in exactly one band
+        for band, value in zip(stack[1:5], [5, 12, 585, 81641]):
+            np.testing.assert_array_equal(band[valid], classes[0][valid] == value)
+        np.testing.assert_array_equal(stack[5][valid], np.isin(classes[0][valid], [7, 9]))
+    assert any("'geo': 6 class(es)" in m and "2 rarer class(es)" in m and "geo_other" in m for m in messages)
+    _, names, recipe = make_stack(bands, ["Cu", "geo"], categorical=["geo"], min_class_share=0.0)
+    assert names[-1] == "geo_81641" and recipe["indicators"]["geo"]["other_classes"] == []  # no empty other band
+
+
+def test_indicator_recipe_gives_the_same_bands_on_a_new_area_with_other_classes():
+    rng = np.random.default_rng(21)
+    train = np.concatenate([composition(rng, 1, (10, 10)), geology(rng, {1: 49, 2: 49, 3: 1, 4: 1}, (10, 10))])
+    _, names, recipe = make_stack(train, ["Cu", "geo"], categorical=["geo"], normalise="z-score")
+    assert names == ["Cu", "geo_1", "geo_2", "geo_other"]
+    recipe = json.loads(json.dumps(recipe))  # as read back from the stack's tag
+    new = np.concatenate([composition(rng, 1, (10, 10)), geology(rng, {1: 70, 3: 15, 8: 15}, (10, 10))])  # 8 unseen
+    messages = []
+    stack, again = apply_stack_recipe(new, ["Cu", "geo"], recipe, log=messages.append)
+    assert again == names
+    np.testing.assert_array_equal(stack[1], new[1] == 1)
+    np.testing.assert_array_equal(stack[2], 0.0)  # a training class absent here: an all-zero band
+    np.testing.assert_array_equal(stack[3], np.isin(new[1], [3, 8]))  # rare in training or unseen: other
+    assert any("class(es) 8 did not occur where the recipe was made; they go to geo_other" in m for m in messages)
+    _, _, common_only = make_stack(train, ["Cu", "geo"], categorical=["geo"], min_class_share=0.0)
+    stack, _ = apply_stack_recipe(new, ["Cu", "geo"], common_only, log=messages.append)
+    assert stack[1:, new[1] == 8].sum() == 0 and "are 0 in every indicator band" in messages[-1]
+
+
+def test_indicator_bands_are_part_of_the_normalisation_contract():
+    rng = np.random.default_rng(22)
+    bands = np.concatenate([composition(rng, 1), geology(rng, {1: 20, 2: 20, 3: 2}, (6, 7))])
+    _, names, recipe = make_stack(bands, ["Cu", "geo"], categorical=["geo"], normalise="z-score",
+                                  min_class_share=0.1)
+    extract = band_normalisation(recipe, names)
+    assert extract["indicators"] == {"geo_1": {"band": "geo", "class": 1}, "geo_2": {"band": "geo", "class": 2},
+                                     "geo_other": {"band": "geo", "other_than": [1, 2]}}
+    assert "indicators" not in band_normalisation(recipe, ["Cu"])  # extracts stored before indicators still match
+    _, _, fewer = make_stack(bands, ["Cu", "geo"], categorical=["geo"], normalise="z-score", min_class_share=0.5)
+    differences = normalisation_differences(band_normalisation(recipe, ["geo_other"]),
+                                            band_normalisation(fewer, ["geo_other"]))
+    assert len(differences) == 1 and differences[0].startswith("indicator bands")
+
+
+@pytest.mark.parametrize(("kwargs", "names", "message"), [
+    ({"min_class_share": 1.5}, ["Cu", "geo"], "minimum class share must be between 0 and 1"),
+    ({}, ["geo_1", "geo"], r"Band name\(s\) geo_1 would be given twice"),
+])
+def test_bad_categorical_settings_are_refused(kwargs, names, message):
+    bands = np.concatenate([composition(np.random.default_rng(23), 1), np.ones((1, 6, 7))])
+    with pytest.raises(InputError, match=message):
+        make_stack(bands, names, categorical=["geo"], **kwargs)
+
+
 def inputs_on_disk(tmp_path):
     """An element raster (3 bands), an unnamed continuous raster and a categorical one, on different grids."""
     rng = np.random.default_rng(13)
@@ -266,7 +341,7 @@ def test_recipe_round_trip_reproduces_the_written_stack(tmp_path):
     progress = []
     stack, names, recipe = build_evidence_stack(inputs, grid, transform="ilr", transform_bands=["Cu", "Pb", "Zn"],
                                                 normalise="z-score", progress=progress.append)
-    assert names == ["ilr1", "ilr2", "faults_b1", "rock"] and progress[-1] == 95.0
+    assert names == ["ilr1", "ilr2", "faults_b1", "rock_1", "rock_2", "rock_3"] and progress[-1] == 95.0
     out = str(tmp_path / "stack.tif")
     write_evidence_stack(out, stack, grid, names, recipe)
     written, written_grid, written_names = read_raster(out)
@@ -278,12 +353,34 @@ def test_recipe_round_trip_reproduces_the_written_stack(tmp_path):
     raw = np.concatenate([
         read_raster(inputs[0].path)[0],
         build_evidence_stack(inputs[1:2], grid)[0],
-        build_evidence_stack(inputs[2:], grid)[0],
+        align_raster(inputs[2].path, grid, categorical=True),
     ])
     raw_names = ["Cu", "Pb", "Zn", "faults_b1", "rock"]
     again, again_names = apply_stack_recipe(raw[::-1], raw_names[::-1], stored)  # bands are matched by name
     assert again_names == names
     np.testing.assert_allclose(written, again, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_a_study_area_leaves_outside_cells_nodata_and_out_of_every_statistic(tmp_path):
+    inputs, grid = inputs_on_disk(tmp_path)
+    inside = np.zeros(grid.shape, dtype=bool)
+    inside[2:15, 3:12] = True
+    messages = []
+    stack, _, recipe = build_evidence_stack(inputs, grid, normalise="z-score", min_class_share=0.1,
+                                            study_area=inside, log=messages.append)
+    raw = np.concatenate([align_raster(item.path, grid, categorical=item.categorical) for item in inputs])
+    valid = inside & ~np.isnan(raw).any(axis=0)
+    assert (np.isnan(stack) == ~valid).all()
+    for index, name in enumerate(["Cu", "Pb", "Zn", "faults_b1"]):
+        assert recipe["normalise"]["statistics"][name] == pytest.approx(
+            {"mean": raw[index][valid].mean(), "std": raw[index][valid].std()})
+    classes, counts = np.unique(raw[4][valid], return_counts=True)
+    assert recipe["indicators"]["rock"]["classes"] == [int(c) for c in classes[counts >= 0.1 * valid.sum()]]
+    assert any(f"{inside.sum()} of 400 cells lie inside the study area" in m for m in messages)
+    with pytest.raises(InputError, match="No cell inside the study area has a value"):
+        build_evidence_stack(inputs, grid, study_area=np.isnan(raw[1]))  # only where Pb is nodata
+    with pytest.raises(InputError, match="does not match the grid"):
+        build_evidence_stack(inputs, grid, study_area=inside[1:])
 
 
 def test_recipe_reuses_the_recorded_statistics_on_new_data():
