@@ -43,7 +43,7 @@ from .vector_io import add_study_area_parameters, read_study_area
 _LABEL_NUMBERS = [
     ("PATCH_SIZE", "Patch size (cells; 1 = element vectors only)", INT, 32, 1, False),
     ("POSITIVE_RADIUS", "Positive radius (map units; 0 = one cell diagonal → 3×3)", DOUBLE, 0.0, 0.0, False),
-    ("NEGATIVE_RATIO", "Negatives per positive (barren + random)", DOUBLE, 1.0, 0.0, False),
+    ("NEGATIVE_RATIO", "Negatives per positive in every split (barren + random)", DOUBLE, 1.0, 0.0, False),
     ("EXCLUSION_BUFFER", "No negatives within this distance of a deposit (map units)", DOUBLE, 0.0, 0.0, False),
     ("N_REPEATS", "Negative sets (seeds SEED … SEED+N−1)", INT, 1, 1, False),
     ("SPLIT_DISTANCE", "Group linkage distance or block side (map units; 0 = automatic)", DOUBLE, 0.0, 0.0, False),
@@ -75,14 +75,20 @@ class TrainingLabels(DeepProspectAlgorithm):
         "Builds a training set (.npz) of windows (n, bands, p, p) and element vectors (n, bands) from an evidence "
         "stack, plus a point layer of the unaugmented sample centres (fields label, split, kind, repeat).<br>"
         "<b>Positives</b> (zhang2021): cells whose centre lies within the positive radius of a deposit's cell "
-        "centre (Euclidean); the default radius, one cell diagonal, gives the 3×3 block. <b>Negatives</b>: barren "
-        "points plus random cells up to <i>ratio</i> × positives, outside the exclusion buffer, drawn again for "
-        "each negative set with seeds SEED…SEED+N−1. Cells outside the study area (holes subtracted: features "
-        "whose hole field is TRUE/1/yes) are never sampled. Samples whose window crosses the grid edge or nodata "
-        "are skipped and counted.<br><b>Spatial split</b> before augmentation: deposit groups (single linkage at "
-        "the split distance; default: windows of different groups cannot overlap) or square blocks. No "
-        "validation/test window overlaps a training window: overlapping negatives are dropped, overlapping "
-        "positives stop the run.<br><b>Augmentation</b> of the training split: crop shifts (he2024: N crops "
+        "centre (Euclidean); the default radius, one cell diagonal, gives the 3×3 block. <b>Negatives</b>, per "
+        "split: barren points plus random cells up to <i>ratio</i> × the split's positives, so train, validation "
+        "and test each keep the ratio; random cells come from the split's own region, outside the exclusion "
+        "buffer, drawn again for each negative set with seeds SEED…SEED+N−1. Cells outside the study area (holes "
+        "subtracted: features whose hole field is TRUE/1/yes) are never sampled. <b>Windows</b> are padded: cells "
+        "outside the grid or on nodata read 0.0 (the mean of a z-scored band; prediction pads the same way), so "
+        "deposits at the edge keep their windows.<br><b>Spatial split</b> before augmentation: deposit groups "
+        "(single linkage at the split distance; default: windows of different groups cannot overlap) or square "
+        "blocks. When the deposits form fewer groups than splits (few, clustered deposits) the split falls back: "
+        "deposits are regrouped only as far apart as keeps their windows from overlapping (held-out scores are "
+        "then more optimistic); if still too few, the validation split is dropped (training then runs every "
+        "epoch), then the test split. The log and the manifest say what was done. No validation/test window "
+        "overlaps a training window: overlapping barren points are dropped, overlapping positives stop the "
+        "run.<br><b>Augmentation</b> of the training split: crop shifts (he2024: N crops "
         "moved up to ±a cells in x and ±b in y), a flipped/rotated copy, a Gaussian-noise copy (gao2023), SMOTE "
         "to balance the classes (gao2023). Everything is seeded and listed in the manifest inside the .npz; "
         "repeat = −1 marks samples shared by every negative set (positives, barren points)."

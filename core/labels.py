@@ -6,23 +6,31 @@ Rules (each recorded in the manifest of the training set):
   of a deposit's cell centre. The default radius is one cell's diagonal, which gives exactly the deposit cell
   and its 8 neighbours (3×3) for square pixels; a radius of 2.5 cells gives the 21-cell disc. Two deposits
   in one cell count once.
-* **Negatives**: known barren points plus random cells, ``negative_ratio`` × positives in all per repeat
-  (random cells fill what the barren points leave), never on a positive cell nor within ``exclusion_buffer``
-  map units of a deposit's cell centre. Repeat r draws its random cells with ``default_rng(seed + r)``;
+* **Negatives**, per split: known barren points plus random cells, ``negative_ratio`` × the split's positives
+  per repeat (random cells fill what the split's barren points leave), so train, validation and test each hold
+  the chosen ratio. A split's random cells come from its own region (below), never on a positive cell, within
+  ``exclusion_buffer`` map units of a deposit's cell centre, or where their window would overlap a window of
+  another split. Repeat r draws its random cells with ``default_rng(seed + r)`` (validation, test, then train);
   positives and barren points are shared by every repeat (``repeat`` = −1).
-* **Windows**: a sample at cell (r, c) owns the window of rows r − p//2 … r − p//2 + p − 1 (columns alike),
-  so for odd p the cell is the centre. A sample whose window crosses the grid edge or holds nodata in any band
-  is skipped and counted. Cells outside the study area are never sampled, crops included (their values may
-  still appear inside windows). ``x_vector`` is the window's cell (p//2, p//2): the sample's own cell for
-  unaugmented windows.
+* **Windows** (:mod:`.windows`): a sample at cell (r, c) owns the window of rows r − p//2 … r − p//2 + p − 1
+  (columns alike), so for odd p the cell is the centre. Window cells outside the grid or on nodata read
+  ``WINDOW_FILL`` (0.0, the mean of a z-scored band), so every valid cell can be a sample, at the grid edge
+  too. Cells outside the study area or on nodata are never sampled, crops included (their values may still
+  appear inside windows). ``x_vector`` is the window's cell (p//2, p//2): the sample's own cell for unaugmented
+  windows.
 * **Spatial split** before augmentation: by deposit groups (single-linkage clusters of deposit cells at the
-  split distance; a negative goes with the group of its nearest deposit) or by square blocks of that side
-  (blocks without deposits are assigned at random in the split fractions). A deposit's positives all go with
-  it. No validation or test window may overlap a training window: overlapping positives stop the run with a
-  message; overlapping negatives are dropped (the validation/test one if it overlaps a training positive,
-  otherwise the training one) and counted; :func:`check_no_leakage` verifies the result.
+  split distance; a cell belongs to the split of its nearest deposit) or by square blocks of that side (blocks
+  without deposits are assigned at random in the split fractions). A deposit's positives all go with it.
+  **Fallback** when the deposits form fewer groups or blocks than there are splits (few, clustered deposits):
+  regroup them into the finest groups whose positive windows cannot overlap (Chebyshev gap ≥ patch + 2 × the
+  positive reach, in cells); if still too few, drop the validation split (training then runs its fixed epochs
+  and the test split keeps a held-out score), then the test split. What was done is a note and
+  ``manifest["split"]["fallback"]``. No validation or test window may overlap a training window: overlapping
+  positives stop the run with a message; overlapping barren points are dropped (the validation/test one if it
+  overlaps a training positive, otherwise the training one) and counted; :func:`check_no_leakage` verifies the
+  result.
 * **Augmentation** (see :mod:`.augment`) is applied to the training split only; crops that overlap a
-  validation/test window or leave valid data are dropped and counted.
+  validation/test window or whose centre leaves valid data or the study area are dropped and counted.
 
 Generators: repeat r uses ``default_rng(seed + r)``; the split ``default_rng([seed, 1])``; augmentation
 ``default_rng([seed, 2])``. Arrays stay float32 and every window is written once into a preallocated array.
@@ -50,6 +58,7 @@ from .grid import GridSpec
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import atomic_path
 from .resources import require_memory
+from .windows import WINDOW_FILL, padded_windows
 
 FORMAT = "deepprospect-training-set"
 SPLITS = ("train", "validation", "test")
@@ -58,8 +67,10 @@ UNAUGMENTED = KINDS[:4]
 SHARED = -1  # repeat of samples used by every repeat (positives, barren points)
 SPLIT_METHODS = ("groups", "blocks")
 ARRAYS = ("x_patch", "x_vector", "y", "split", "kind", "repeat", "centre_xy", "window_rc")
+NO_WINDOW = np.iinfo(np.int32).min  # window_rc of SMOTE rows, which have no window on the grid
 _RADIUS_TOLERANCE = 1e-9
 _CANCEL_EVERY = 2000
+_CHUNK_VALUES = 1 << 24  # window values gathered per step (64 MB of float32) between cancel checks
 
 
 @dataclass(frozen=True)
@@ -126,7 +137,7 @@ class TrainingSet:
     kind: np.ndarray  # (n,) str: one of KINDS
     repeat: np.ndarray  # (n,) int16: negative set, -1 = every set
     centre_xy: np.ndarray  # (n, 2) float64 map coordinates of the window's cell; NaN for SMOTE
-    window_rc: np.ndarray  # (n, 2) int32 row, col of the window's upper-left cell; -1 for SMOTE
+    window_rc: np.ndarray  # (n, 2) int32 row, col of the window's upper-left cell (may be < 0); NO_WINDOW for SMOTE
     manifest: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -189,7 +200,7 @@ def cell_xy(rows: np.ndarray, cols: np.ndarray, grid: GridSpec) -> np.ndarray:
 
 
 def valid_windows(invalid: np.ndarray, patch_size: int) -> np.ndarray:
-    """Per cell: whether its window (see the module docstring) lies inside the grid with no invalid cell."""
+    """Per cell: whether its window (see the module docstring) lies wholly inside the grid with no invalid cell."""
     # scipy centres a size-p filter at p // 2, the same convention as the windows; outside the grid is invalid.
     return ~ndimage.maximum_filter(invalid.astype(np.uint8), size=patch_size, mode="constant", cval=1).astype(bool)
 
@@ -221,10 +232,10 @@ def window_overlaps(origins: np.ndarray, others: np.ndarray, patch_size: int) ->
 
 
 def leaking_windows(window_rc: np.ndarray, split: np.ndarray, patch_size: int) -> np.ndarray:
-    """Validation/test windows that overlap a training window (windows with a negative origin are ignored)."""
+    """Validation/test windows that overlap a training window (rows without a window, SMOTE, are ignored)."""
     split = np.asarray(split)
     train = split == (SPLITS[0] if split.dtype.kind == "U" else 0)
-    located = (np.asarray(window_rc) >= 0).all(axis=1)
+    located = (np.asarray(window_rc) != NO_WINDOW).all(axis=1)
     leaks = np.zeros(len(split), dtype=bool)
     others = ~train & located
     leaks[others] = window_overlaps(window_rc[others], window_rc[train & located], patch_size)
@@ -241,19 +252,24 @@ def check_no_leakage(window_rc: np.ndarray, split: np.ndarray, patch_size: int) 
 # ---------------------------------------------------------------------------------------------- split
 
 
-def _assign_units(units: np.ndarray, fractions: np.ndarray, rng: np.random.Generator, what: str) -> dict:
+@dataclass
+class _Split:
+    """Split of each deposit cell and of every grid cell (a negative takes its cell's), and the manifest record."""
+
+    deposit: np.ndarray  # (deposits,) int8
+    region: np.ndarray  # (rows, cols) int8
+    record: dict
+
+
+def _assign_units(units: np.ndarray, fractions: np.ndarray, rng: np.random.Generator) -> dict:
     """Split of each unit (group or block) holding deposits, balancing deposit counts to the fractions.
 
     Units go largest first (ties in random order) to the split furthest below its target, except that
-    once only as many units remain as needed splits are empty, each goes to an empty split.
+    once only as many units remain as needed splits are empty, each goes to an empty split. The caller
+    ensures there are at least as many units as splits with a positive fraction.
     """
     ids, weights = np.unique(units, return_counts=True)
     needed = [s for s in range(3) if fractions[s] > 0]
-    if len(ids) < len(needed):
-        raise InputError(
-            f"The split needs at least {len(needed)} {what} with deposits (one each for "
-            f"{', '.join(SPLITS[s] for s in needed)}), but the deposits form only {len(ids)}. Use a smaller "
-            "split distance, more deposits, or set the validation/test fraction to 0.")
     order = np.lexsort((rng.permutation(len(ids)), -weights))
     target, have, filled = fractions * weights.sum(), np.zeros(3), np.zeros(3, dtype=bool)
     result = {}
@@ -267,34 +283,99 @@ def _assign_units(units: np.ndarray, fractions: np.ndarray, rng: np.random.Gener
     return result
 
 
-def _splitter(deposit_rc: np.ndarray, grid: GridSpec, settings: LabelSettings, rng: np.random.Generator):
-    """(split of each deposit cell, function cells → split, number of units with deposits)."""
+def _linkage_groups(points: np.ndarray, distance: float, metric: str = "euclidean") -> np.ndarray:
+    """Single-linkage cluster of each point: points of different clusters are more than ``distance`` apart."""
+    if len(points) == 1:
+        return np.ones(1, dtype=np.int64)
+    return fcluster(linkage(points, "single", metric=metric), t=distance, criterion="distance")
+
+
+def _window_groups(deposit_rc: np.ndarray, grid: GridSpec, settings: LabelSettings) -> np.ndarray:
+    """The finest deposit groups whose positive windows cannot overlap across groups.
+
+    Deposits of different groups are at least patch + 2 × the positive reach cells apart in rows or in
+    columns, so their positives are at least a patch apart and their windows share no cell.
+    """
+    reach = np.abs(disc_offsets(settings.radius(grid), grid.pixel_width, grid.pixel_height)).max(axis=0)
+    gap = settings.patch_size + 2 * reach  # (rows, cols) in cells
+    return _linkage_groups(deposit_rc / gap, 1.0 - 1e-9, "chebyshev")
+
+
+def _blocks(grid: GridSpec, distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Block row of each grid row and block column of each grid column (by cell centre; blocks of ``distance``)."""
+    by = ((np.arange(grid.rows) + 0.5) * grid.pixel_height // distance).astype(np.int64)
+    bx = ((np.arange(grid.cols) + 0.5) * grid.pixel_width // distance).astype(np.int64)
+    return by, bx
+
+
+def _nearest_deposit_region(deposit_rc: np.ndarray, deposit_split: np.ndarray, grid: GridSpec) -> np.ndarray:
+    """(rows, cols) split of the nearest deposit cell (Euclidean, map units) of every cell."""
+    away = np.ones(grid.shape, dtype=bool)
+    away[deposit_rc[:, 0], deposit_rc[:, 1]] = False
+    rows, cols = ndimage.distance_transform_edt(away, sampling=(grid.pixel_height, grid.pixel_width),
+                                                return_distances=False, return_indices=True)
+    owner = np.zeros(grid.shape, dtype=np.int8)
+    owner[deposit_rc[:, 0], deposit_rc[:, 1]] = deposit_split
+    return owner[rows, cols]
+
+
+def _fallback(units: np.ndarray, deposit_rc: np.ndarray, grid: GridSpec, settings: LabelSettings,
+              notes: list) -> tuple[np.ndarray, str, np.ndarray, dict]:
+    """Too few units for the splits: regroup at the window-separating gap, then drop validation, then test.
+
+    Returns the units, the method used, the fractions used and the manifest record of what was done.
+    """
+    what = "deposit groups" if settings.split_method == "groups" else "spatial blocks with deposits"
+    found, needed = len(np.unique(units)), int((settings.fractions > 0).sum())
+    reason = (f"the deposits form {found} {what} at the split distance {settings.distance(grid):g}, fewer than "
+              f"the {needed} splits asked for")
+    steps, method = [], settings.split_method
+    finer = _window_groups(deposit_rc, grid, settings)
+    if len(np.unique(finer)) > found:
+        units, method = finer, "groups"
+        steps.append(f"regrouped into {len(np.unique(finer))} deposit groups only as far apart as keeps their "
+                     "windows from overlapping, so held-out scores are more optimistic than at the split distance")
+    fractions, dropped = settings.fractions.copy(), []
+    for s, consequence in ((1, "training cannot stop early and runs every epoch"),
+                           (2, "there is no held-out test score")):
+        if len(np.unique(units)) < (fractions > 0).sum() and fractions[s] > 0:
+            fractions[s] = 0.0
+            dropped.append(SPLITS[s])
+            steps.append(f"{SPLITS[s]} split dropped: {consequence}")
+    fractions /= fractions.sum()
+    notes.append(f"Split fallback: {reason}; " + "; ".join(steps) + ".")
+    record = {"reason": reason, "steps": steps, "method_used": method, "dropped_splits": dropped,
+              "fractions_used": dict(zip(SPLITS, fractions.round(6).tolist()))}
+    return units, method, fractions, record
+
+
+def _split(deposit_rc: np.ndarray, grid: GridSpec, settings: LabelSettings, rng: np.random.Generator,
+           notes: list) -> _Split:
+    """Assign deposits, then every cell, to train / validation / test (see the module docstring)."""
     distance = settings.distance(grid)
-    xy = cell_xy(deposit_rc[:, 0], deposit_rc[:, 1], grid)
+    by, bx = _blocks(grid, distance)
+    per_row = int(bx[-1]) + 1
     if settings.split_method == "groups":
-        groups = (fcluster(linkage(xy, "single"), t=distance, criterion="distance") if len(xy) > 1
-                  else np.ones(1, int))
-        assignment = _assign_units(groups, settings.fractions, rng, "deposit groups")
-        deposit_split = np.array([assignment[int(g)] for g in groups], dtype=np.int8)
-        tree = cKDTree(xy)
-
-        def of_cells(rows, cols):
-            return deposit_split[tree.query(cell_xy(rows, cols, grid))[1]] if len(rows) else np.zeros(0, np.int8)
-        return deposit_split, of_cells, len(assignment)
-    nbx = math.ceil(grid.cols * grid.pixel_width / distance)
-    nby = math.ceil(grid.rows * grid.pixel_height / distance)
-
-    def block(rows, cols):
-        cxy = cell_xy(rows, cols, grid)
-        bx = np.clip(((cxy[:, 0] - grid.x_min) // distance).astype(np.int64), 0, nbx - 1)
-        by = np.clip(((grid.y_max - cxy[:, 1]) // distance).astype(np.int64), 0, nby - 1)
-        return by * nbx + bx
-    deposit_blocks = block(deposit_rc[:, 0], deposit_rc[:, 1])
-    assignment = _assign_units(deposit_blocks, settings.fractions, rng, "spatial blocks")
-    block_split = rng.choice(3, size=nby * nbx, p=settings.fractions).astype(np.int8)
-    for unit, s in assignment.items():
-        block_split[unit] = s
-    return block_split[deposit_blocks], lambda rows, cols: block_split[block(rows, cols)], len(assignment)
+        units = _linkage_groups(cell_xy(deposit_rc[:, 0], deposit_rc[:, 1], grid), distance)
+    else:
+        units = by[deposit_rc[:, 0]] * per_row + bx[deposit_rc[:, 1]]
+    method, fractions, fallback = settings.split_method, settings.fractions, None
+    if len(np.unique(units)) < (fractions > 0).sum():
+        units, method, fractions, fallback = _fallback(units, deposit_rc, grid, settings, notes)
+    assignment = _assign_units(units, fractions, rng)
+    deposit_split = np.array([assignment[int(u)] for u in units], dtype=np.int8)
+    if method == "groups":
+        region = _nearest_deposit_region(deposit_rc, deposit_split, grid)
+    else:
+        block_split = rng.choice(3, size=(int(by[-1]) + 1) * per_row, p=fractions).astype(np.int8)
+        for unit, s in assignment.items():
+            block_split[unit] = s
+        region = block_split[by[:, None] * per_row + bx[None, :]]
+    record = {"method": settings.split_method, "distance": distance,
+              "fractions": dict(zip(SPLITS, settings.fractions.round(6).tolist())),
+              "units_with_deposits": len(assignment), "fallback": fallback,
+              "leakage_check": "no validation/test window overlaps a training window"}
+    return _Split(deposit_split, region, record)
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -334,9 +415,9 @@ def _positives(deposit_rc, grid, radius, allowed, split_of_deposit) -> tuple[_Sa
     return samples, int((~ok).sum())
 
 
-def _negative_candidates(grid, allowed_windows, positives, deposit_rc, buffer) -> np.ndarray:
-    """Cells a negative may take: valid window, study area, not positive, beyond the buffer around deposits."""
-    ok = allowed_windows.copy()
+def _negative_candidates(grid, allowed, positives, deposit_rc, buffer) -> np.ndarray:
+    """Cells a negative may take: valid data, study area, not positive, beyond the buffer around deposits."""
+    ok = allowed.copy()
     ok[positives.rows, positives.cols] = False
     if buffer > 0:
         seeds = np.ones(grid.shape, dtype=bool)
@@ -346,22 +427,21 @@ def _negative_candidates(grid, allowed_windows, positives, deposit_rc, buffer) -
     return ok
 
 
-def _barren(barren_xy, grid, allowed, windows_ok, candidates, split_of_cells, notes) -> _Samples:
-    """Barren points that may be negatives (each cell once); their cells leave ``candidates``."""
+def _barren(barren_xy, grid, allowed, candidates, region, notes) -> _Samples:
+    """Barren points that may be negatives (each cell once, split of its cell); their cells leave ``candidates``."""
     barren_rc = _deposit_cells(barren_xy, grid, allowed, notes, "barren point(s)")
     rows, cols = barren_rc[:, 0], barren_rc[:, 1]
-    usable, incomplete = candidates[rows, cols], ~windows_ok[rows, cols]
-    for count, why in (((~usable & incomplete).sum(), "with an incomplete window"),
-                       ((~usable & ~incomplete).sum(), "on a positive cell or within the exclusion buffer")):
-        if count:
-            notes.append(f"{int(count)} barren point(s) {why} were skipped.")
+    usable = candidates[rows, cols]
+    if (~usable).any():
+        notes.append(f"{int((~usable).sum())} barren point(s) on a positive cell or within the exclusion buffer "
+                     "were skipped.")
     rows, cols = rows[usable], cols[usable]
     candidates[rows, cols] = False
-    return _Samples.make(rows, cols, 0, split_of_cells(rows, cols), "barren", SHARED)
+    return _Samples.make(rows, cols, 0, region[rows, cols], "barren", SHARED)
 
 
 def _resolve_leakage(samples: _Samples, patch_size: int, notes: list) -> _Samples:
-    """Drop negatives whose windows overlap windows of another split; fail if positives do."""
+    """Drop negatives (barren points) whose windows overlap windows of another split; fail if positives do."""
     origin = np.column_stack([samples.rows, samples.cols]) - patch_size // 2
     train, positive = samples.split == 0, samples.label == 1
     clash = window_overlaps(origin[positive & ~train], origin[positive & train], patch_size)
@@ -379,6 +459,52 @@ def _resolve_leakage(samples: _Samples, patch_size: int, notes: list) -> _Sample
         notes.append(f"{int(drop.sum())} negative(s) whose windows overlapped a window of another split were "
                      f"dropped ({int(drop[~train].sum())} validation/test, {int(drop[train].sum())} training).")
     return samples.take(~drop)
+
+
+def _random_negatives(samples: _Samples, candidates: np.ndarray, region: np.ndarray, settings: LabelSettings,
+                      notes: list) -> tuple[list[_Samples], list[dict]]:
+    """Random negatives of every repeat: per split, the ratio × its positives less its barren points.
+
+    A split draws from its region's candidates whose windows overlap no window of another split: validation
+    and test first (away from training samples), then train (away from every validation/test sample).
+    """
+    p, n_cols = settings.patch_size, candidates.shape[1]
+
+    def near(cells: np.ndarray) -> np.ndarray:
+        """Cells whose window shares a cell with the window of one of these flat cells (Chebyshev ≤ p − 1)."""
+        marked = np.zeros(candidates.shape, dtype=bool)
+        marked.flat[cells] = True
+        return ndimage.maximum_filter(marked, size=2 * p - 1, mode="constant", cval=False)
+
+    positives = np.bincount(samples.split[samples.label == 1], minlength=3)
+    barren = np.bincount(samples.split[samples.label == 0], minlength=3)
+    wanted = np.maximum(0, np.round(settings.negative_ratio * positives).astype(np.int64) - barren)
+    generators = [np.random.default_rng(settings.seed + r) for r in range(settings.n_repeats)]
+    cells = samples.rows * n_cols + samples.cols
+    drawn: dict[tuple[int, int], np.ndarray] = {}
+
+    def draw(s: int, blocked: np.ndarray) -> None:
+        pool = np.flatnonzero(candidates & (region == s) & ~blocked)
+        if wanted[s] > len(pool):
+            notes.append(f"Only {len(pool)} cells of the {SPLITS[s]} region can be random negatives; {wanted[s]} "
+                         "were asked for per repeat, so that split holds fewer negatives than the ratio.")
+        for r, rng in enumerate(generators):
+            drawn[r, s] = rng.choice(pool, size=min(int(wanted[s]), len(pool)), replace=False)
+
+    near_train = near(cells[samples.split == 0])
+    for s in (1, 2):
+        draw(s, near_train)
+    draw(0, near(np.concatenate([cells[samples.split != 0], *drawn.values()])))
+    parts, repeats = [], []
+    for r in range(settings.n_repeats):
+        counts = {}
+        for s in range(3):
+            rows, cols = np.divmod(drawn[r, s], n_cols)
+            parts.append(_Samples.make(rows, cols, 0, s, "random", r))
+            counts[SPLITS[s]] = len(rows)
+        repeats.append({"repeat": r, "seed": settings.seed + r, "random_negatives": sum(counts.values()),
+                        "random_per_split": counts})
+    return parts, repeats
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -422,64 +548,47 @@ def build_training_set(
         raise InputError(f"The patch size ({p} cells) is larger than the stack ({grid.rows} × {grid.cols} cells); "
                          "choose a smaller patch size.")
     notes: list[str] = []
-    invalid = np.isnan(stack).any(axis=0)
-    allowed = ~invalid if study_area is None else ~invalid & np.asarray(study_area, dtype=bool)
     if study_area is not None and np.asarray(study_area).shape != grid.shape:
         raise InputError(f"The study area mask {np.asarray(study_area).shape} does not match the grid {grid.shape}.")
-    windows_ok = valid_windows(invalid, p)
+    allowed = ~np.isnan(stack).any(axis=0)
+    if study_area is not None:
+        allowed &= np.asarray(study_area, dtype=bool)
     report(progress, 5)
 
     deposit_rc = _deposit_cells(deposit_xy, grid, allowed, notes, "deposit(s)")
     if len(deposit_rc) == 0:
         raise InputError("No deposit lies on valid stack data inside the study area; check the deposit layer, its "
                          "CRS and the study area.")
-    split_rng = np.random.default_rng([settings.seed, 1])
-    deposit_split, split_of_cells, n_units = _splitter(deposit_rc, grid, settings, split_rng)
-    positives, dropped = _positives(deposit_rc, grid, settings.radius(grid), allowed, deposit_split)
+    split = _split(deposit_rc, grid, settings, np.random.default_rng([settings.seed, 1]), notes)
+    positives, dropped = _positives(deposit_rc, grid, settings.radius(grid), allowed, split.deposit)
     if dropped:
         notes.append(f"{dropped} neighbour cell(s) on nodata or outside the study area were not used.")
-    edge = ~windows_ok[positives.rows, positives.cols]
-    if edge.any():
-        notes.append(f"{int(edge.sum())} positive cell(s) whose window crosses the grid edge or nodata were skipped.")
-        positives = positives.take(~edge)
-    if len(positives.rows) == 0:
-        raise InputError(f"No positive cell has a complete {p}×{p} window (grid edge or nodata); lower the patch "
-                         "size or check the stack's nodata.")
     check_cancelled(is_cancelled)
 
     rows, cols, inside = point_cells(deposit_xy, grid)  # the buffer is around every deposit on the grid
-    candidates = _negative_candidates(grid, windows_ok & allowed, positives, np.column_stack([rows, cols])[inside],
+    candidates = _negative_candidates(grid, allowed, positives, np.column_stack([rows, cols])[inside],
                                       settings.exclusion_buffer)
     parts = [positives]
     if barren_xy is not None and len(barren_xy):
-        parts.append(_barren(barren_xy, grid, allowed, windows_ok, candidates, split_of_cells, notes))
-    pool = np.flatnonzero(candidates)
-    n_random = max(0, round(settings.negative_ratio * len(positives.rows)) - sum(len(p.rows) for p in parts[1:]))
-    if n_random > len(pool):
-        notes.append(f"Only {len(pool)} cells can be random negatives; {n_random} were asked for per repeat.")
-        n_random = len(pool)
-    repeats = []
-    for r in range(settings.n_repeats):
-        cells = np.random.default_rng(settings.seed + r).choice(pool, size=n_random, replace=False)
-        rows, cols = np.divmod(cells, grid.cols)
-        parts.append(_Samples.make(rows, cols, 0, split_of_cells(rows, cols), "random", r))
-        repeats.append({"repeat": r, "seed": settings.seed + r, "random_negatives": n_random})
+        parts.append(_barren(barren_xy, grid, allowed, candidates, split.region, notes))
     samples = _resolve_leakage(_Samples.concat(parts), p, notes)
+    random, repeats = _random_negatives(samples, candidates, split.region, settings, notes)
+    samples = _Samples.concat([samples, *random])
     report(progress, 15)
     check_cancelled(is_cancelled)
 
-    result = _assemble(stack, grid, samples, windows_ok & allowed, settings, augment, notes, progress, is_cancelled)
+    result = _assemble(stack, grid, samples, allowed, settings, augment, notes, progress, is_cancelled)
     check_no_leakage(result.window_rc, result.split, p)
     result.manifest = _manifest(result, grid, band_names, settings, augment, stack_tags, repeats, notes,
-                                len(deposit_rc), n_units)
+                                len(deposit_rc), split.record)
     report(progress, 100)
     return result
 
 
-def _assemble(stack, grid, samples, windows_ok, settings, augment, notes, progress, is_cancelled) -> TrainingSet:
+def _assemble(stack, grid, samples, allowed, settings, augment, notes, progress, is_cancelled) -> TrainingSet:
     """Plan every window (originals, crops, flips, noise, SMOTE), allocate once, and fill.
 
-    ``windows_ok`` marks the cells a crop may be centred on (complete window, inside the study area).
+    ``allowed`` marks the cells a crop may be centred on (valid data, inside the study area).
     """
     p, h = settings.patch_size, settings.patch_size // 2
     rng = np.random.default_rng([settings.seed, 2])
@@ -496,13 +605,13 @@ def _assemble(stack, grid, samples, windows_ok, settings, augment, notes, progre
         offsets = aug.crop_offsets(len(members), n, a, b, rng).reshape(-1, 2)
         members = np.repeat(members, n)
         centre = origin[members] + offsets + h
-        ok = windows_ok[centre[:, 0].clip(0, grid.rows - 1), centre[:, 1].clip(0, grid.cols - 1)]
+        ok = allowed[centre[:, 0].clip(0, grid.rows - 1), centre[:, 1].clip(0, grid.cols - 1)]
         ok &= (centre >= 0).all(axis=1) & (centre[:, 0] < grid.rows) & (centre[:, 1] < grid.cols)
         ok[ok] = ~window_overlaps(origin[members[ok]] + offsets[ok], origin[samples.split != 0], p)
         if (~ok).any():
             notes.append(f"{int((~ok).sum())} {SPLITS[0]} crop(s) of {'positives' if label else 'negatives'} "
-                         "leaving valid data or the study area, or overlapping a validation/test window, were "
-                         "dropped.")
+                         "whose centre leaves valid data or the study area, or overlapping a validation/test "
+                         "window, were dropped.")
         source.append(members[ok])
         shift.append(offsets[ok])
         symmetry.append(np.zeros(int(ok.sum()), np.int64))
@@ -527,12 +636,15 @@ def _assemble(stack, grid, samples, windows_ok, settings, augment, notes, progre
 
     x_patch = np.empty((n_windows, n_bands, p, p), dtype=np.float32)
     window_rc = origin[source] + shift
-    for i, ((r0, c0), code) in enumerate(zip(window_rc, symmetry)):
-        if i % _CANCEL_EVERY == 0:
-            check_cancelled(is_cancelled)
-            report(progress, 15 + 70 * i / max(n_windows, 1))
-        window = stack[:, r0:r0 + p, c0:c0 + p]
-        x_patch[i] = aug.dihedral(window, int(code)) if code else window
+    step = max(1, _CHUNK_VALUES // (n_bands * p * p))
+    for start in range(0, len(source), step):
+        check_cancelled(is_cancelled)
+        report(progress, 15 + 70 * start / max(n_windows, 1))
+        chunk = slice(start, min(start + step, len(source)))
+        x_patch[chunk] = padded_windows(stack, window_rc[chunk, 0] + h, window_rc[chunk, 1] + h, p)
+        for code in range(1, 8):
+            flipped = start + np.flatnonzero(symmetry[chunk] == code)
+            x_patch[flipped] = aug.dihedral(x_patch[flipped], code)
     std = np.float32(math.sqrt(augment.noise_variance))
     for i in np.flatnonzero(kind == KINDS.index("noise")):
         x_patch[i] += rng.standard_normal(x_patch[i].shape, dtype=np.float32) * std
@@ -543,7 +655,7 @@ def _assemble(stack, grid, samples, windows_ok, settings, augment, notes, progre
         split = np.concatenate([split, np.zeros(n_smote, np.int8)])
         repeat = np.concatenate([repeat, pieces[1]])
         kind = np.concatenate([kind, np.full(n_smote, KINDS.index("smote"), np.int8)])
-        window_rc = np.concatenate([window_rc, np.full((n_smote, 2), -1)])
+        window_rc = np.concatenate([window_rc, np.full((n_smote, 2), NO_WINDOW)])
         centre_xy = np.concatenate([centre_xy, np.full((n_smote, 2), np.nan)])
     report(progress, 90)
     return TrainingSet(
@@ -588,7 +700,7 @@ def _fill_smote(x_patch, start, plans, augment, rng, is_cancelled) -> tuple[np.n
     return np.concatenate(labels), np.concatenate(repeats)
 
 
-def _manifest(result, grid, band_names, settings, augment, stack_tags, repeats, notes, n_deposits, n_units) -> dict:
+def _manifest(result, grid, band_names, settings, augment, stack_tags, repeats, notes, n_deposits, split) -> dict:
     counts: dict = {}
     for s in SPLITS:
         in_split = result.split == s
@@ -604,17 +716,17 @@ def _manifest(result, grid, band_names, settings, augment, stack_tags, repeats, 
         "pixel_size": [grid.pixel_width, grid.pixel_height],
         "grid": {"x_min": grid.x_min, "y_max": grid.y_max, "cols": grid.cols, "rows": grid.rows},
         "patch_size": settings.patch_size,
-        "window_rule": "window rows r-p//2 .. r-p//2+p-1 around cell r (columns alike); samples whose window "
-                       "crosses the grid edge or holds nodata are skipped; x_vector = window cell (p//2, p//2)",
+        "window_rule": "window rows r-p//2 .. r-p//2+p-1 around cell r (columns alike); window cells outside the "
+                       "grid or on nodata read window_fill; x_vector = window cell (p//2, p//2)",
+        "window_fill": WINDOW_FILL,
         "positive_radius": settings.radius(grid),
         "negative_ratio": settings.negative_ratio,
+        "negative_rule": "per split: barren + random = negative_ratio x the split's positives, per repeat",
         "exclusion_buffer": settings.exclusion_buffer,
         "seed": settings.seed,
         "repeats": repeats,
         "deposit_cells": n_deposits,
-        "split": {"method": settings.split_method, "distance": settings.distance(grid),
-                  "fractions": dict(zip(SPLITS, settings.fractions.round(6).tolist())), "units_with_deposits": n_units,
-                  "leakage_check": "no validation/test window overlaps a training window"},
+        "split": split,
         "augmentation": {**augment.as_dict(), "applied_to": "train split only"},
         "counts": counts,
         "total": len(result),

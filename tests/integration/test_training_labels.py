@@ -129,12 +129,26 @@ def test_a_raster_without_band_names_gets_derived_names(run_alg, synthetic, tmp_
     assert load_training_set(result["OUTPUT"]).manifest["band_names"] == ["plain_b1", "plain_b2"]
 
 
-@pytest.mark.parametrize("case", ["empty", "outside", "patch", "few"])
+def test_two_deposits_fall_back_and_keep_the_ratio_per_split(run_alg, synthetic, tmp_path):
+    stack, survey = synthetic
+    feedback = RecordingFeedback()
+    result = run_alg(ALG, params(stack, point_layer(survey.deposit_xy[:2], {}), tmp_path / "few.npz",
+                                 NEGATIVE_RATIO=2.0), feedback=feedback)
+    ts = load_training_set(result["OUTPUT"])
+    fallback = ts.manifest["split"]["fallback"]
+    assert fallback is not None and "validation" in fallback["dropped_splits"]
+    assert "Split fallback" in feedback.text and "validation" not in set(ts.split)
+    assert ts.manifest["window_fill"] == 0.0
+    for split in set(ts.split):
+        assert ((ts.split == split) & (ts.y == 0)).sum() == 2 * ((ts.split == split) & (ts.y == 1)).sum()
+
+
+@pytest.mark.parametrize("case", ["empty", "outside", "patch"])
 def test_bad_input_gives_a_clear_error_and_no_file(run_alg, synthetic, tmp_path, case):
     stack, survey = synthetic
-    deposits = {"empty": [], "outside": [(0.0, 0.0)], "patch": survey.deposit_xy, "few": survey.deposit_xy[:2]}[case]
-    message = {"empty": "no features", "outside": "No deposit lies on valid stack data", "patch": "larger than the",
-               "few": "at least 3 deposit groups"}[case]
+    deposits = {"empty": [], "outside": [(0.0, 0.0)], "patch": survey.deposit_xy}[case]
+    message = {"empty": "no features", "outside": "No deposit lies on valid stack data",
+               "patch": "larger than the"}[case]
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     extra = {"PATCH_SIZE": 500} if case == "patch" else {}

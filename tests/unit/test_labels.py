@@ -8,6 +8,7 @@ from deepprospect.core.augment import AugmentSettings, crop_offsets, dihedral, s
 from deepprospect.core.errors import Cancelled, InputError
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.labels import (
+    NO_WINDOW,
     SHARED,
     LabelSettings,
     build_training_set,
@@ -21,6 +22,7 @@ from deepprospect.core.labels import (
     study_area_mask,
     valid_windows,
 )
+from deepprospect.core.windows import WINDOW_FILL
 
 GRID = GridSpec(0.0, 600.0, 10.0, 10.0, 60, 60, "EPSG:32650")
 
@@ -175,7 +177,7 @@ def test_smote_balances_the_classes(stack):
         assert (ts.y[members] == 1).sum() == (ts.y[members] == 0).sum()
     smote = ts.kind == "smote"
     assert smote.any() and (ts.y[smote] == 1).all() and np.isnan(ts.centre_xy[smote]).all()
-    assert (ts.window_rc[smote] == -1).all()
+    assert (ts.window_rc[smote] == NO_WINDOW).all()
     base, neighbour, gap = smote_pairs(np.arange(10.0).reshape(5, 2), 7, 2, np.random.default_rng(0))
     assert (base != neighbour).all() and ((gap >= 0) & (gap < 1)).all()
 
@@ -204,7 +206,7 @@ def test_load_refuses_other_files(tmp_path):
         load_training_set(str(tmp_path / "other.npz"))
 
 
-def test_windows_at_the_edge_or_on_nodata_are_skipped(stack):
+def test_complete_windows_are_found(stack):
     invalid = np.zeros((8, 8), bool)
     invalid[5, 5] = True
     for p in (3, 4):
@@ -214,12 +216,27 @@ def test_windows_at_the_edge_or_on_nodata_are_skipped(stack):
                 r0, c0 = r - p // 2, c - p // 2
                 inside = r0 >= 0 and c0 >= 0 and r0 + p <= 8 and c0 + p <= 8
                 assert ok[r, c] == (inside and not invalid[max(r0, 0):r0 + p, max(c0, 0):c0 + p].any())
+
+
+@pytest.mark.parametrize("patch", [4, 5])
+def test_positives_at_the_edge_and_by_nodata_keep_padded_windows(stack, patch):
     holed = stack.copy()
-    holed[1, 10, 10] = np.nan
+    holed[1, 8, 11] = np.nan  # in the windows of the deposit at cell (10, 10), not on a positive
     ts = build(holed, deposits=np.array([[5.0, 595.0], [105.0, 495.0], [305.0, 295.0]]), validation_fraction=0,
-               test_fraction=0)
-    assert not np.isnan(ts.x_patch).any()
-    assert any("window crosses the grid edge" in n for n in ts.manifest["notes"])
+               test_fraction=0, patch_size=patch, augment=AugmentSettings(flips=True))
+    assert cells(ts, ["deposit", "neighbour"]) >= {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert int((ts.y == 1).sum()) == 2 * (4 + 9 + 9)  # every on-grid neighbour, once unflipped, once flipped
+    assert ts.manifest["window_fill"] == WINDOW_FILL == 0.0
+    assert not any("skipped" in n for n in ts.manifest["notes"])
+    margin, h = patch, patch // 2
+    padded = np.pad(holed, ((0, 0), (margin, margin), (margin, margin)), constant_values=np.nan)
+    padded[np.isnan(padded)] = WINDOW_FILL
+    originals = np.flatnonzero(ts.kind != "flip")
+    for i in originals:
+        r0, c0 = ts.window_rc[i] + margin
+        np.testing.assert_array_equal(ts.x_patch[i], padded[:, r0:r0 + patch, c0:c0 + patch])
+        np.testing.assert_array_equal(ts.x_vector[i], holed[:, ts.window_rc[i, 0] + h, ts.window_rc[i, 1] + h])
+    assert (ts.window_rc[ts.kind == "deposit"] == [-h, -h]).all(axis=1).any()
 
 
 def test_bad_deposits_are_reported_skipped_or_refused(stack):
@@ -234,9 +251,58 @@ def test_bad_deposits_are_reported_skipped_or_refused(stack):
         build(holed, deposits=np.array([[305.0, 295.0], [-50.0, 20.0]]))
 
 
-def test_too_few_deposits_for_the_split_or_too_large_a_patch(stack):
-    with pytest.raises(InputError, match="at least 3 deposit groups"):
-        build(stack, deposits=np.array([[305.0, 295.0], [355.0, 295.0]]))
+def kolari_like(spacing=70.0, centre=(300.0, 300.0), n=17):
+    """``n`` deposits packed in one cluster (the Kolari IOCG layout): a lattice ``spacing`` apart, cell centres."""
+    side = int(np.ceil(np.sqrt(n)))
+    offsets = np.array([(i, j) for i in range(side) for j in range(side)][:n]) * spacing
+    return np.asarray(centre) + 5.0 + offsets - offsets.mean(axis=0).round(-1)
+
+
+def test_one_cluster_is_regrouped_at_the_window_gap_instead_of_failing(stack):
+    # 70 m apart (7 cells): one group at the automatic 113 m, but windows of 4 + 2 × 1 cells cannot overlap.
+    ts = build(stack, deposits=kolari_like(), n_repeats=2)
+    fallback = ts.manifest["split"]["fallback"]
+    assert fallback["method_used"] == "groups" and fallback["dropped_splits"] == []
+    assert "regrouped into 17 deposit groups" in fallback["steps"][0]
+    assert "1 deposit groups" in fallback["reason"]
+    assert any(n.startswith("Split fallback") for n in ts.manifest["notes"])
+    assert set(ts.split) == {"train", "validation", "test"}
+    check_no_leakage(ts.window_rc, ts.split, 4)
+
+
+@pytest.mark.parametrize("deposits, dropped, splits", [
+    (kolari_like(spacing=20.0), ["validation", "test"], {"train"}),  # one tight cluster: train only
+    (np.vstack([kolari_like(spacing=20.0, n=9), kolari_like(spacing=20.0, n=8, centre=(100.0, 500.0))]),
+     ["validation"], {"train", "test"}),
+])
+def test_too_few_groups_drop_validation_then_test(stack, deposits, dropped, splits):
+    ts = build(stack, deposits=deposits, split_method="blocks")
+    fallback = ts.manifest["split"]["fallback"]
+    assert fallback["dropped_splits"] == dropped and set(ts.split) == splits
+    assert fallback["fractions_used"]["validation"] == 0.0
+    assert "training cannot stop early" in " ".join(ts.manifest["notes"])
+    check_no_leakage(ts.window_rc, ts.split, 4)
+    assert build(stack).manifest["split"]["fallback"] is None
+
+
+@pytest.mark.parametrize("method", ["groups", "blocks"])
+def test_every_split_holds_the_negative_ratio_for_clustered_deposits(stack, method):
+    deposits = np.vstack([kolari_like(), kolari_like(spacing=70.0, n=4, centre=(100.0, 500.0))])
+    barren = np.array([[55.0, 55.0], [555.0, 55.0], [55.0, 305.0], [305.0, 555.0], [545.0, 545.0]])
+    ts = build(stack, deposits=deposits, barren=barren, n_repeats=2, negative_ratio=1.5, split_method=method,
+               split_distance=0.0 if method == "groups" else 200.0)
+    assert set(ts.split) == {"train", "validation", "test"}
+    for r in (0, 1):
+        for split in ("train", "validation", "test"):
+            members = (ts.split == split) & np.isin(ts.repeat, [SHARED, r])
+            positives, negatives = int((ts.y[members] == 1).sum()), int((ts.y[members] == 0).sum())
+            assert negatives == round(1.5 * positives), (r, split, positives, negatives)
+            drawn = ts.manifest["repeats"][r]["random_per_split"][split]
+            assert drawn == negatives - int((members & (ts.kind == "barren")).sum())
+    check_no_leakage(ts.window_rc, ts.split, 4)
+
+
+def test_a_patch_larger_than_the_stack_is_refused(stack):
     with pytest.raises(InputError, match="larger than the stack"):
         build(stack, patch_size=61)
 
