@@ -539,21 +539,16 @@ def _fit_classes(values: np.ndarray, name: str, min_share: float, log: LogFn) ->
 def _indicator_bands(values: np.ndarray, mask: np.ndarray, name: str, spec: dict,
                      log: LogFn) -> list[tuple[np.ndarray, str]]:
     """0/1 bands ``<name>_<class>`` (and ``<name>_other``) of a categorical band; ``values`` are its valid cells."""
-    classes = spec["classes"]
-    unseen = np.unique(values[~np.isin(values, classes + spec["other_classes"])])
+    unseen = np.unique(values[~np.isin(values, spec["classes"] + spec["other_classes"])])
     if unseen.size:
         goes = f"go to {name}_{OTHER_CLASSES}" if spec["other_classes"] else "are 0 in every indicator band"
         log_message(log, f"'{name}': class(es) {', '.join(str(_class_value(v)) for v in unseen)} did not occur "
                          f"where the recipe was made; they {goes}.")
     bands = []
-    for value in classes:
+    for band_name, meaning in indicator_meanings({"indicators": {name: spec}}).items():
         band = np.zeros(mask.shape)
-        band[~mask] = values == value
-        bands.append((band, f"{name}_{value}"))
-    if spec["other_classes"]:
-        band = np.zeros(mask.shape)
-        band[~mask] = ~np.isin(values, classes)
-        bands.append((band, f"{name}_{OTHER_CLASSES}"))
+        band[~mask] = values == meaning["class"] if "class" in meaning else ~np.isin(values, meaning["other_than"])
+        bands.append((band, band_name))
     return bands
 
 
