@@ -29,7 +29,7 @@ from ..core.errors import InputError
 from ..core.raster_io import check_writable, read_map, write_geotiff
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks, point_xy
-from .study_area import StudyArea
+from .study_area import add_study_area, study_area_cells
 from .styles import StyleOnLoad
 
 _D, _I, _S = QVariant.Double, QVariant.Int, QVariant.String
@@ -41,7 +41,7 @@ TARGET_FIELDS = [("rank", _I, "rank"), ("mean_prob", _D, "mean_value"), ("max_pr
                  ("area_km2", _D, "area_km2"), ("cells", _I, "cells"), ("deposits", _I, "deposits")]
 
 
-class AnomalyClasses(StudyArea, DeepProspectAlgorithm):
+class AnomalyClasses(DeepProspectAlgorithm):
     """Classes of cumulative area (top 5 / 5–15 / 15–30 %), deposits captured, and ranked target polygons."""
 
     MAP, BAND, DEPOSITS, CLASS_LIMITS = "MAP", "BAND", "DEPOSITS", "CLASS_LIMITS"
@@ -58,8 +58,8 @@ class AnomalyClasses(StudyArea, DeepProspectAlgorithm):
         "nodata stays nodata (255). The thresholds come from the map's own values, so each class holds its share "
         "of the valid cells exactly, except where cells with equal values straddle a threshold: equal values are "
         "never split, and the higher class takes them all (a warning gives the real shares).<br>"
-        "<b>Study area</b> (optional polygons): cells whose centre lies outside are nodata; the classes, their "
-        "thresholds and shares, and the deposits counted come from the cells inside only.<br>"
+        "<b>Study area</b> (optional polygons less holes): cells whose centre lies outside are nodata; the "
+        "classes, their thresholds and shares, and the deposits counted come from the cells inside only.<br>"
         "<b>Class table</b>: per class its cumulative-area limits, its value range (threshold = lowest value in "
         "it), cells, area in km² and %, and, with deposits given, the deposits in it and their share of the "
         "deposits on the map (zhang2021: the top 5 % held about 75 %).<br>"
@@ -77,7 +77,7 @@ class AnomalyClasses(StudyArea, DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.DEPOSITS, "Known deposits (to count per class and target)", [QgsProcessing.TypeVectorPoint],
             optional=True))
-        self.add_study_area_parameter()
+        add_study_area(self)
         self.addParameter(QgsProcessingParameterString(
             self.CLASS_LIMITS, "Class limits, cumulative % of area from the highest values", "5,15,30"))
         self.addParameter(QgsProcessingParameterNumber(
@@ -104,7 +104,7 @@ class AnomalyClasses(StudyArea, DeepProspectAlgorithm):
         deposits = self._deposits(parameters, layer.crs(), context, feedback)
         raster = read_map(layer.source(), self.parameterAsInt(parameters, self.BAND, context) or 1)
         values, grid = raster.values, raster.grid
-        study_area = self.read_study_area(parameters, layer.source(), context, feedback)
+        study_area = study_area_cells(self, parameters, layer.source(), context, feedback)
         feedback.setProgress(20)
         result = classify(values, grid, limits, deposits, study_area)
         feedback.setProgress(50)

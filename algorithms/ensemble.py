@@ -16,14 +16,14 @@ from ..core.errors import InputError
 from ..core.raster_io import check_writable
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks
-from .study_area import StudyArea
+from .study_area import add_study_area, study_area_cells
 from .styles import StyleOnLoad
 
 METHOD_LABELS = ["Simple average", "Weighted average", "Majority voting", "Plurality voting", "Weighted voting"]
 WEIGHT_LABELS = ["Validation AUC (model card)", "Validation F1 (model card)", "Given weights"]
 
 
-class Ensemble(StudyArea, DeepProspectAlgorithm):
+class Ensemble(DeepProspectAlgorithm):
     """N prospectivity maps on one grid → ensemble map, uncertainty map and (optionally) the ensemble class."""
 
     MAPS, METHOD, WEIGHTS, WEIGHT_METRIC, THRESHOLD = "MAPS", "METHOD", "WEIGHTS", "WEIGHT_METRIC", "THRESHOLD"
@@ -47,7 +47,8 @@ class Ensemble(StudyArea, DeepProspectAlgorithm):
         "<b>Weights</b> (weighted rules only): each map's validation AUC or F1 from the model card that "
         "prediction writes into the map (tag DEEPPROSPECT_MODEL_CARD), or given as numbers, one per map in "
         "the maps' order (e.g. 0.9, 0.85, 0.7); they are scaled to sum to 1.<br>"
-        "A cell that is nodata in any map, or whose centre lies outside the optional <i>study area</i>, is nodata "
+        "A cell that is nodata in any map, or whose centre lies outside the optional <i>study area</i> (polygons "
+        "less holes), is nodata "
         "in the outputs and is not counted. Maps are processed block by block, so "
         "large rasters need little memory. The optional <i>ensemble class</i> raster holds 1 where the cell "
         "is prospective by the rule (averages: mean ≥ threshold), 0 elsewhere. The outputs record the rule, "
@@ -65,7 +66,7 @@ class Ensemble(StudyArea, DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.THRESHOLD, "Threshold: a model votes prospective where probability ≥",
             QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
-        self.add_study_area_parameter()
+        add_study_area(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Ensemble prospectivity"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.UNCERTAINTY, "Ensemble uncertainty", optional=True, createByDefault=True))
@@ -88,7 +89,7 @@ class Ensemble(StudyArea, DeepProspectAlgorithm):
         for path in filter(None, (output, uncertainty, classes)):
             check_writable(path)
         weights = self._weights(parameters, context, paths, method, feedback)
-        study_area = self.read_study_area(parameters, paths[0], context, feedback) if paths else None
+        study_area = study_area_cells(self, parameters, paths[0], context, feedback) if paths else None
         progress, is_cancelled = feedback_callbacks(feedback)
         summary = ensemble_rasters(paths, output, method, weights=weights,
                                    threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),

@@ -34,13 +34,13 @@ from ..core.resources import require_memory
 from .base import DeepProspectAlgorithm
 from .deposit_sets import DepositSets
 from .qgis_io import crs_from_string, feedback_callbacks
-from .study_area import StudyArea
+from .study_area import add_study_area, study_area_cells
 
 # bytes per map cell while evaluating: the map, its sorted valid values and sorted negatives (measured ~44)
 _BYTES_PER_CELL = 48
 
 
-class Evaluate(DepositSets, StudyArea, DeepProspectAlgorithm):
+class Evaluate(DepositSets, DeepProspectAlgorithm):
     """Score a prospectivity map against training and held-out deposits; metrics table, plots and a report."""
 
     MAP, THRESHOLD = "MAP", "THRESHOLD"
@@ -68,8 +68,9 @@ class Evaluate(DepositSets, StudyArea, DeepProspectAlgorithm):
         "<b>Prediction–area plot</b> (Yousefi &amp; Carranza 2015), all deposits: % of deposits and % of area "
         "with probability ≥ each threshold; where the curves cross (area axis reversed), P % of the deposits "
         "lie in (100 − P) % of the area.<br>"
-        "<b>Study area</b> (optional polygons): only cells whose centre lies inside count: as area, as negatives "
-        "and for the deposits; deposits and barren points outside are left out and counted in the log.<br>"
+        "<b>Study area</b> (optional polygons less holes): only cells whose centre lies inside count: as area, "
+        "as negatives and for the deposits; deposits and barren points outside are left out and counted in the "
+        "log.<br>"
         "<b>Outputs</b>: a metrics table (deposits = training / held-out / all, metric, value), the PNG plots "
         "(optional) and the HTML report with the plots embedded."
     )
@@ -77,7 +78,7 @@ class Evaluate(DepositSets, StudyArea, DeepProspectAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterRasterLayer(self.MAP, "Prospectivity map"))
         self.add_deposit_parameters()
-        self.add_study_area_parameter()
+        add_study_area(self)
         self.addParameter(QgsProcessingParameterNumber(
             self.THRESHOLD, "Threshold for accuracy, recall, precision and F1", QgsProcessingParameterNumber.Double,
             defaultValue=0.5))
@@ -106,7 +107,7 @@ class Evaluate(DepositSets, StudyArea, DeepProspectAlgorithm):
         crs = crs_from_string(raster.grid.crs)
         training, held_out, labels = self._deposits(parameters, context, crs, feedback)
         barren = self._points(parameters, self.BARREN, context, crs, feedback)
-        study_area = self.read_study_area(parameters, layer.source(), context, feedback)
+        study_area = study_area_cells(self, parameters, layer.source(), context, feedback)
         if raster.band_count > 1:
             feedback.pushInfo(f"The map has {raster.band_count} bands; band 1 ({raster.band_name}) is evaluated.")
         threshold = self.parameterAsDouble(parameters, self.THRESHOLD, context)

@@ -15,11 +15,11 @@ from ..core.errors import InputError
 from ..models.inference import DEVICES, MODES, predict_map
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks
-from .study_area import StudyArea
+from .study_area import add_study_area, study_area_cells
 from .styles import StyleOnLoad
 
 
-class Predict(StudyArea, DeepProspectAlgorithm):
+class Predict(DeepProspectAlgorithm):
     """Run a DeepProspect model over an evidence stack, tile by tile, into a prospectivity raster."""
 
     MODEL, STACK, MODE, STRIDE, BATCH_SIZE, DEVICE, OUTPUT = (
@@ -38,7 +38,8 @@ class Predict(StudyArea, DeepProspectAlgorithm):
         "off the stack or over nodata, those values read 0.0 (the mean of a z-scored band), so every cell with data "
         "gets a value, up to the stack's edges. A cell that is itself nodata (in any of the model's bands) stays "
         "nodata.<br>"
-        "<b>Study area</b> (optional polygons): cells whose centre lies outside are nodata and are not computed; "
+        "<b>Study area</b> (optional polygons; holes and features whose hole field is TRUE are subtracted): cells "
+        "whose centre lies outside are nodata and are not computed; "
         "windows still read the evidence around them.<br>"
         "<b>Predict</b>: <i>every cell</i>, or with a <i>stride</i> k > 1 one value per k × k cells (a map k times "
         "coarser, aligned on the stack's top-left corner; each value is the window of the block's centre cell), "
@@ -70,7 +71,7 @@ class Predict(StudyArea, DeepProspectAlgorithm):
         self.addParameter(batch)
         self.addParameter(QgsProcessingParameterEnum(
             self.DEVICE, "Device", ["Automatic (GPU when it works)", "CPU", "CUDA GPU"], defaultValue=0))
-        self.add_study_area_parameter()
+        add_study_area(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Prospectivity map"))
 
     def compute(self, parameters, context, feedback):
@@ -85,7 +86,7 @@ class Predict(StudyArea, DeepProspectAlgorithm):
             stride=self.parameterAsInt(parameters, self.STRIDE, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
-            study_area=self.read_study_area(parameters, layer.source(), context, feedback),
+            study_area=study_area_cells(self, parameters, layer.source(), context, feedback),
             progress=progress, is_cancelled=is_cancelled, log=feedback.pushInfo, warn=feedback.pushWarning)
         StyleOnLoad.attach(context, output, "prospectivity.qml")
         return {self.OUTPUT: report.output}

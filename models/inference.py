@@ -9,10 +9,11 @@ R·s … R·s + s − 1 and holds the prospectivity of the window of the block's
 (R, C) is exactly the p×p block of rows R·p … R·p + p − 1 and columns alike, one prediction per block as he2024
 and gao2022 predict blocks; for vector models (p = 1) it is the stack grid.
 
-**Padded windows.** Windows are padded as in training: every value of a window that lies outside the stack or
-is nodata or NaN reads :data:`WINDOW_FILL` (0.0, the mean of a z-scored band), so every cell with data gets a
-value, up to the stack's edges and next to nodata; NaN never reaches the model. Fast scanning sees the same
-numbers: a tile is read with its halo, padded where it leaves the stack, filled, then scanned.
+**Padded windows.** Windows are padded as in training (:mod:`core.windows`): every value of a window that lies
+outside the stack or is nodata or NaN reads :data:`~core.windows.WINDOW_FILL` (0.0, the mean of a z-scored
+band), so every cell with data gets a value, up to the stack's edges and next to nodata; NaN never reaches the
+model. Fast scanning sees the same numbers: a tile is read with its halo, padded where it leaves the stack,
+filled, then scanned.
 
 **Values.** Prospectivity = softmax(logits)[positive class] of the card. An output cell is nodata
 (:data:`core.raster_io.NODATA`) when its own cell is nodata or NaN in any of the model's bands, lies beyond the
@@ -59,6 +60,7 @@ from ..core.evaluation import check_study_area
 from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
 from ..core.raster_io import MODEL_CARD_TAG, NODATA, atomic_path, band_labels, geotiff_profile, read_grid_spec
 from ..core.stack import normalisation_differences, stack_normalisation
+from ..core.windows import WINDOW_FILL
 from .onnx_io import read_card
 
 MODES = ("cells", "blocks")
@@ -74,9 +76,6 @@ CPU = "CPUExecutionProvider"
 ALGORITHM_TAG = "DEEPPROSPECT_ALGORITHM"
 PREDICTION_TAG = "DEEPPROSPECT_PREDICTION"
 BAND_NAME = "prospectivity"
-# Value of window cells outside the stack or on nodata: the mean of a z-scored band. Training windows
-# (core.labels) are padded the same way; both are to read one shared constant (core.windows.WINDOW_FILL).
-WINDOW_FILL = 0.0
 
 @dataclass
 class PredictionReport:

@@ -9,9 +9,8 @@ import pytest
 import rasterio
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import write_geotiff
-from layer_factory import point_layer
-from polygon_factory import rectangle_cells, rectangle_layer
-from qgis.core import QgsGeometry, QgsProcessingException, QgsProject, QgsRectangle, QgsWkbTypes
+from layer_factory import centres_inside, point_layer, wkt_layer
+from qgis.core import QgsProcessingException, QgsProject, QgsWkbTypes
 
 ALG = "deepprospect:anomalyclasses"
 GRID = GridSpec(500000.0, 7006000.0, 100.0, 100.0, 60, 60, "EPSG:32650")  # 0.01 km² cells
@@ -57,11 +56,12 @@ def test_classes_table_and_ranked_targets(run_alg, tmp_path):
 
 
 def test_classes_thresholds_and_targets_from_the_study_area_only(run_alg, tmp_path):
-    rectangle = (500520.0, 7001020.0, 503480.0, 7004980.0)  # rows 10-49, columns 5-34: blob 2 lies outside
-    inside = rectangle_cells(GRID, *rectangle)
+    # rows 10-49, columns 5-34: blob 2 lies outside
+    area = wkt_layer(["POLYGON((500520 7001020, 503480 7001020, 503480 7004980, 500520 7004980, 500520 7001020))"])
+    inside = centres_inside(area, GRID.x_centres(), GRID.y_centres())
     deposits = point_layer([cell_centre(r, c) for r, c, _ in BLOBS], {})
     map_path = blob_map(tmp_path / "map.tif")
-    result = run_alg(ALG, {"MAP": map_path, "DEPOSITS": deposits, "STUDY_AREA": rectangle_layer(*rectangle),
+    result = run_alg(ALG, {"MAP": map_path, "DEPOSITS": deposits, "STUDY_AREA": area,
                            "CLASSES": str(tmp_path / "classes.tif"), "CLASS_TABLE": "memory:", "TARGETS": "memory:"})
     with rasterio.open(result["CLASSES"]) as src:
         classes = src.read(1)
@@ -73,8 +73,8 @@ def test_classes_thresholds_and_targets_from_the_study_area_only(run_alg, tmp_pa
     table = {f["class"]: f for f in result["CLASS_TABLE"].getFeatures()}
     assert [table[k]["threshold"] for k in (1, 2, 3)] == pytest.approx([ordered[59], ordered[179], ordered[359]])
     assert table[1]["deposits"] == 2 and table[1]["deposit_pct"] == 100.0  # blob 2's deposit is outside
-    area = QgsGeometry.fromRect(QgsRectangle(*rectangle))
-    assert all(area.contains(f.geometry()) for f in result["TARGETS"].getFeatures())
+    polygon = next(area.getFeatures()).geometry()
+    assert all(polygon.contains(f.geometry()) for f in result["TARGETS"].getFeatures())
 
 
 def test_styles_are_applied_when_outputs_are_loaded(deepprospect_provider, tmp_path):

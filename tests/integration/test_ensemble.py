@@ -10,8 +10,7 @@ import rasterio
 from deepprospect.core.ensemble import combine
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, write_geotiff
-from layer_factory import RecordingFeedback
-from polygon_factory import rectangle_cells, rectangle_layer
+from layer_factory import RecordingFeedback, centres_inside, wkt_layer
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject
 
 ALG = "deepprospect:ensemble"
@@ -75,10 +74,10 @@ def test_unweighted_rule_ignores_typed_weights_with_a_warning(run_alg, maps, tmp
 
 def test_cells_outside_the_study_area_are_nodata_and_not_counted(run_alg, maps, tmp_path):
     paths, values = maps
-    rectangle = (400220.0, 3301220.0, 400980.0, 3301900.0)
-    inside = rectangle_cells(GRID, *rectangle)
+    area = wkt_layer(["POLYGON((400220 3301220, 400980 3301220, 400980 3301900, 400220 3301900, 400220 3301220))"])
+    inside = centres_inside(area, GRID.x_centres(), GRID.y_centres())
     feedback = RecordingFeedback()
-    result = run_alg(ALG, {"MAPS": paths, "METHOD": 0, "STUDY_AREA": rectangle_layer(*rectangle),
+    result = run_alg(ALG, {"MAPS": paths, "METHOD": 0, "STUDY_AREA": area,
                            "OUTPUT": str(tmp_path / "e.tif"), "CLASSES": str(tmp_path / "c.tif")}, feedback)
     mean, _, classes = combine(np.where(inside, values, np.nan), "average")
     got, tags = read(result["OUTPUT"])

@@ -9,8 +9,7 @@ from deepprospect.core.evaluation import evaluate_map
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.labels import point_cells
 from deepprospect.core.raster_io import write_geotiff
-from layer_factory import RecordingFeedback, point_layer
-from polygon_factory import rectangle_cells, rectangle_layer
+from layer_factory import RecordingFeedback, centres_inside, point_layer, wkt_layer
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -110,11 +109,11 @@ def test_without_held_out_deposits_all_are_training(run_alg, halo_map, tmp_path)
 
 def test_study_area_scores_inside_cells_only(run_alg, halo_map, tmp_path):
     path, deposits, _, values = halo_map
-    rectangle = (400420.0, 3300610.0, 401530.0, 3301770.0)
-    inside = rectangle_cells(GRID, *rectangle)
+    area = wkt_layer(["POLYGON((400420 3300610, 401530 3300610, 401530 3301770, 400420 3301770, 400420 3300610))"])
+    inside = centres_inside(area, GRID.x_centres(), GRID.y_centres())
     feedback = RecordingFeedback()
     result = run_alg(ALG, {"MAP": path, "DEPOSITS": point_layer(deposits, {}),
-                           "STUDY_AREA": rectangle_layer(*rectangle), "METRICS": str(tmp_path / "m.csv"),
+                           "STUDY_AREA": area, "METRICS": str(tmp_path / "m.csv"),
                            "REPORT": str(tmp_path / "r.html")}, feedback)
     table = read_table(tmp_path / "m.csv")
     stored = values.astype(np.float32).astype(np.float64)
@@ -147,8 +146,8 @@ def bad_cases(path, deposits, folder):
           "HELD_OUT_DEPOSITS": point_layer(deposits[:2], {})}, "not both"),
         ({"MAP": path, "DEPOSITS": point_layer(deposits, {}), "BARREN": point_layer(deposits[:3] + 1e5, {})},
          "No barren point lies on a map cell"),
-        ({"MAP": path, "DEPOSITS": point_layer(deposits, {}), "STUDY_AREA": rectangle_layer(0, 0, 10, 10)},
-         "study area covers no cell centre"),
+        ({"MAP": path, "DEPOSITS": point_layer(deposits, {}),
+          "STUDY_AREA": wkt_layer(["POLYGON((0 0, 10 0, 10 10, 0 10, 0 0))"])}, "study area covers no cell centre"),
     ]
 
 

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import rasterio
 from deepprospect.models.inference import predict_map
-from layer_factory import RecordingFeedback
+from layer_factory import RecordingFeedback, centres_inside, wkt_layer
 from model_factory import GRID, evidence, write_model, write_stack
-from polygon_factory import rectangle_cells, rectangle_layer
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
@@ -79,16 +78,19 @@ def test_blocks_stride_and_device(run_alg, inputs, tmp_path):
 
 def test_cells_outside_the_study_area_are_nodata(run_alg, inputs, tmp_path):
     stack, model = inputs
-    rectangle = (501000.0, 6997000.0, 504000.0, 6999500.0)
+    # rows 5-29, columns 10-39, less a 5 × 5 hole (an inner ring)
+    area = wkt_layer(["POLYGON((501000 6997000, 504000 6997000, 504000 6999500, 501000 6999500, 501000 6997000), "
+                      "(502000 6998000, 502500 6998000, 502500 6998500, 502000 6998500, 502000 6998000))"])
     feedback = RecordingFeedback()
-    result = run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": 1, "STUDY_AREA": rectangle_layer(*rectangle),
+    result = run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": 1, "STUDY_AREA": area,
                            "OUTPUT": str(tmp_path / "area.tif")}, feedback)
     values, _, _ = read(result["OUTPUT"])
-    inside = rectangle_cells(GRID, *rectangle)
-    assert inside.sum() == 25 * 30 and (values[~inside] == -9999.0).all()
+    inside = centres_inside(area, GRID.x_centres(), GRID.y_centres())
+    assert inside.sum() == 25 * 30 - 25 and (values[~inside] == -9999.0).all()
     predict_map(model, stack, str(tmp_path / "direct.tif"), device="cpu", study_area=inside)
     np.testing.assert_array_equal(values, read(str(tmp_path / "direct.tif"))[0])
-    assert (values[inside] != -9999.0).all() and "750 of 2000 cells have their centre inside" in feedback.text
+    assert (values[inside] != -9999.0).all()
+    assert "725 of 2000 cells have their centre in the study area" in feedback.text
 
 
 def test_errors_reach_the_user_as_messages_and_leave_no_file(run_alg, inputs, tmp_path):

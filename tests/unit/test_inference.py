@@ -15,8 +15,9 @@ import rasterio
 from deepprospect.core.errors import Cancelled, InputError, ModelError
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import NODATA, write_geotiff
+from deepprospect.core.windows import WINDOW_FILL
 from deepprospect.models import inference
-from deepprospect.models.inference import CPU, CUDA, WINDOW_FILL, open_session, predict_map
+from deepprospect.models.inference import CPU, CUDA, open_session, predict_map
 from deepprospect.models.onnx_io import read_card
 from model_factory import GRID, evidence, write_model, write_stack
 
