@@ -148,18 +148,25 @@ def fit_baseline(training_set: TrainingSet, settings: BaselineSettings | None = 
     if not np.isfinite(x).all():
         raise InputError("The training rows hold NaN or infinite values; rebuild the training set from a stack "
                          "whose nodata is set.")
-    if settings.method == "random_forest":
-        model = _fit_forest(x, y, settings, progress, is_cancelled)
-    else:
-        model = Pipeline([("standardise", StandardScaler()), ("logistic", LogisticRegression(
-            class_weight="balanced", max_iter=1000, random_state=settings.seed))]).fit(x, y)
-    check_cancelled(is_cancelled)
+    model = fit_classifier(x, y, settings, progress, is_cancelled)
     values = model.feature_importances_ if settings.method == "random_forest" else model[-1].coef_[0]
     weights = {name: float(value) for name, value in zip(band_names, values)}
     baseline = Baseline(model, settings, band_names, {}, weights, {})
     baseline.metrics = split_metrics(baseline, training_set)
     baseline.card = _card(baseline, training_set, int(rows.sum()))
     return baseline
+
+
+def fit_classifier(x: np.ndarray, y: np.ndarray, settings: BaselineSettings, progress: ProgressFn = None,
+                   is_cancelled: CancelFn = None) -> RandomForestClassifier | Pipeline:
+    """The forest (balanced, grown in chunks) or standardised balanced logistic regression fitted to ``x``, ``y``."""
+    if settings.method == "random_forest":
+        model = _fit_forest(x, y, settings, progress, is_cancelled)
+    else:
+        model = Pipeline([("standardise", StandardScaler()), ("logistic", LogisticRegression(
+            class_weight="balanced", max_iter=1000, random_state=settings.seed))]).fit(x, y)
+    check_cancelled(is_cancelled)
+    return model
 
 
 def split_metrics(baseline: Baseline, training_set: TrainingSet) -> dict:

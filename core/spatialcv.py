@@ -43,6 +43,7 @@ from scipy.spatial import cKDTree
 from sklearn.cluster import KMeans
 from sklearn.metrics import roc_auc_score
 
+from .baseline import BaselineSettings, fit_classifier
 from .errors import InputError
 from .grid import GridSpec
 from .labels import cell_xy, disc_offsets, point_cells
@@ -117,6 +118,16 @@ class FoldTask:
         s = samples or self.train
         return np.ascontiguousarray(self.stack[:, s.rows, s.cols].T)
 
+    def usable_vectors(self) -> np.ndarray:
+        """(n, bands) vectors of every usable cell, in row-major order."""
+        return np.ascontiguousarray(self.stack[:, self.usable].T)
+
+    def to_map(self, values: np.ndarray) -> np.ndarray:
+        """A (rows, cols) map holding ``values`` of the usable cells (row-major order), NaN elsewhere."""
+        out = np.full(self.usable.shape, np.nan, dtype=np.float32)
+        out[self.usable] = values
+        return out
+
 
 FitMap = Callable[[FoldTask], np.ndarray]
 
@@ -152,6 +163,18 @@ class CvResult:
                 "area_auc": float(self.area_auc[name].mean()),
             })
         return rows
+
+
+def automatic_gap(settings: CvSettings, grid: GridSpec, widest_patch: int, recipe: Mapping | None
+                  ) -> tuple[float, str]:
+    """The default gap and why: the largest of the exclusion buffer, the widest window's half-width and the
+    evidence reach recorded in the stack recipe (IDW search radius, density radius)."""
+    half_width = (widest_patch // 2) * max(grid.pixel_width, grid.pixel_height)
+    reach = max((float(v) for v in ((recipe or {}).get("evidence_reach") or {}).values()), default=0.0)
+    candidates = {"the exclusion buffer": settings.exclusion_buffer, "the widest window's half-width": half_width,
+                  "the evidence reach recorded in the stack": reach}
+    why = max(candidates, key=candidates.get)
+    return candidates[why], why
 
 
 def fold_of_deposits(deposit_xy: np.ndarray, settings: CvSettings, fold_field: Sequence[int] | None = None,
@@ -427,3 +450,14 @@ def _fold_count(fold: int, train: Samples, test: Samples, samples: Samples, depo
             "test_positive": int(test.y.sum()), "test_negative": int((test.y == 0).sum()),
             "train_positive": int(train.y.sum()), "train_negative": int((train.y == 0).sum()),
             "dropped_by_gap": int((samples.fold != fold).sum() - len(train.y))}
+
+
+def baseline_fit_map(method: str, n_estimators: int = 500) -> FitMap:
+    """A classical baseline for :func:`run_spatial_cv`: the reference protocol's random forest (500 balanced
+    trees, raw features) or logistic regression (C = 1, balanced, standardised on the training folds)."""
+    def fit_map(task: FoldTask) -> np.ndarray:
+        settings = BaselineSettings(method=method, n_estimators=n_estimators, seed=task.seed)
+        model = fit_classifier(task.vectors(), task.train.y.astype(np.int64), settings,
+                               is_cancelled=task.is_cancelled)
+        return task.to_map(model.predict_proba(task.usable_vectors())[:, 1])
+    return fit_map

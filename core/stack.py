@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,11 +158,12 @@ def build_evidence_stack(
     """
     if not inputs:
         raise InputError("No input rasters: give at least one raster to stack.")
-    descriptions, logged_inputs = [], []
+    descriptions, logged_inputs, reaches = [], [], []
     for item in inputs:
         with _open(item.path, item.name) as src:
             descriptions.append([description or "" for description in src.descriptions])
             logged_inputs.append(src.tags().get("VALUE_TRANSFORM") == "log10")
+            reaches.append(evidence_reach(src.tags()))
     names = stack_band_names(descriptions, [item.name for item in inputs], log)
     categorical = [band for item, own in zip(inputs, names) if item.categorical for band in own]
     flat_names = [band for own in names for band in own]
@@ -198,6 +199,9 @@ def build_evidence_stack(
                                     transform_bands=transform_bands, normalise=normalise,
                                     min_class_share=min_class_share, log=log)
     made["input_value_transforms"] = value_transforms  # log10 grids must be log10 again when the recipe is reused
+    # How far each band's values reach from the data behind them (IDW search radius, density radius): spatial
+    # cross-validation keeps at least this gap between training and held-out cells.
+    made["evidence_reach"] = {band: reach for own, reach in zip(names, reaches) if reach for band in own}
     report(progress, 95.0)
     return stack, names, made
 
@@ -317,6 +321,18 @@ def write_evidence_stack(path: str, stack: np.ndarray, grid: GridSpec, band_name
         "DEEPPROSPECT_ALGORITHM": "evidencestack",
         STACK_TAG: json.dumps(recipe, allow_nan=False),
     })
+
+
+def evidence_reach(tags: Mapping[str, str]) -> float:
+    """The distance over which a gridded input's values depend on its data: the IDW search radius or the density
+    radius in its tags (0 when unknown or unlimited)."""
+    values = []
+    for key in ("IDW_RADIUS", "RADIUS"):
+        try:
+            values.append(float(tags.get(key, "0")))
+        except ValueError:
+            continue
+    return max([v for v in values if math.isfinite(v) and v > 0], default=0.0)
 
 
 def read_stack_recipe(path: str) -> dict:
