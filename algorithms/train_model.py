@@ -48,6 +48,8 @@ _NUMBERS = [
     ("STEP_EPOCHS", "Step schedule: epochs per step", INT, 30, 1, True),
     ("STEP_FACTOR", "Step schedule: learning-rate factor per step", DOUBLE, 0.5, 0.0, True),
     ("PATIENCE", "Early stopping patience (epochs)", INT, 10, 1, True),
+    ("MIN_EPOCHS", "Early stopping: epochs before an epoch can be kept or training stop", INT, 10, 1, True),
+    ("SMOOTHING", "Early stopping: epochs averaged in the validation score (1 = none)", INT, 3, 1, True),
     ("NEGATIVE_SET", "Negative set to train on (0 … N−1)", INT, 0, 0, True),
     ("SEED", "Random seed", INT, 42, 0, False),
 ]
@@ -77,8 +79,14 @@ class TrainModel(DeepProspectAlgorithm):
         "(no early stopping); 'None' uses the values given here.<br>"
         "<b>Device</b>: auto trains on an NVIDIA GPU when torch sees one (CUDA), else on the CPU; the log says "
         "which and why. The same training set, settings and seed give the same model on the CPU.<br>"
-        "<b>Early stopping</b> watches the validation loss or AUC and keeps the best epoch. Class weighting "
-        "balances deposits and negatives in the loss. Cancel stops between batches and writes nothing."
+        "<b>Early stopping</b> watches the validation loss or AUC, averaged over the last few epochs (smoothing: "
+        "a few validation deposits make one epoch's score noisy). No epoch before the minimum epochs is kept and "
+        "training does not stop before it; after it, the epoch with the best averaged score is kept provided its "
+        "training AUC is above 0.5, so a model worse than chance is never kept (if none is, the last epoch is). "
+        "Without validation samples (e.g. the training set's split fell back for lack of deposit groups) early "
+        "stopping is off and the last epoch is kept. The card records the monitor actually used and why the "
+        "epoch was kept. Class weighting balances deposits and negatives in the loss. Cancel stops between "
+        "batches and writes nothing."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
@@ -124,7 +132,8 @@ class TrainModel(DeepProspectAlgorithm):
         result = train_model(training_set, settings, progress=progress, is_cancelled=is_cancelled,
                              log=feedback.pushInfo)
         save_model(result, training_set, output, curves)
-        feedback.pushInfo(f"Model file: {output} (epoch {result.best_epoch} kept).")
+        feedback.pushInfo(f"Model file: {output} (epoch {result.best_epoch} kept; early stopping "
+                          f"{result.early_stopping_used}).")
         return {
             self.OUTPUT: output, self.CURVES: curves, self.DEVICE_USED: result.device,
             self.VALIDATION_AUC: result.metrics.get("validation", {}).get("auc"),

@@ -12,8 +12,14 @@ epoch; every choice it makes is recorded in the model card:
 - **Optimiser**: Adam, or SGD with momentum and weight decay. **Schedule** (per epoch): cosine from
   ``learning_rate`` to ``min_learning_rate`` over the epochs, step (× ``step_factor`` every ``step_epochs``),
   or constant.
-- **Early stopping** on validation loss (lowest) or validation AUC (highest) with ``patience`` epochs; the
-  weights of the best epoch are kept. Without a validation split it is off and the last epoch is kept.
+- **Early stopping** on validation loss (lowest) or validation AUC (highest), each smoothed by the mean of the
+  last ``smoothing`` epochs (a few validation deposits make one epoch's score noisy). Before ``min_epochs`` no
+  epoch is kept and training does not stop; from then on an epoch whose smoothed score is the best so far is
+  kept only if its training-split AUC (eval mode, computed at such candidate epochs only) is above 0.5, so a
+  model worse than chance is never kept; training stops after ``patience`` epochs without a kept epoch. If no
+  epoch qualifies, or early stopping is off, or there is no validation split (e.g. the training set's split
+  fell back), the last epoch is kept. The card records the monitor actually used (``early_stopping_used``) and
+  the choice (``epoch_selection``).
 - **Metrics** per split: accuracy, recall, F1 (prospective = argmax class) and ROC AUC (scikit-learn).
 - **Determinism**: a seeded generator shuffles the batches, and the global torch RNG (dropout) is seeded
   inside a forked RNG state, so the same set, settings and seed give the same weights on CPU; the caller's
@@ -28,7 +34,7 @@ import copy
 import dataclasses
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,7 +57,7 @@ EARLY_STOPPING = ("val_loss", "val_auc", "off")
 DEVICES = ("auto", "cpu", "cuda")
 SPATIAL_AUGMENTATIONS = ("crop", "flip")
 _EVAL_BATCH = 512
-
+CHANCE_AUC = 0.5
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,8 @@ class TrainSettings:
     class_weighting: bool = True
     early_stopping: str = "val_loss"
     patience: int = 10
+    min_epochs: int = 10
+    smoothing: int = 3
     negative_set: int = 0
     seed: int = 42
     device: str = "auto"
@@ -83,8 +91,10 @@ class TrainSettings:
                                      ("device", self.device, DEVICES)):
             if value not in allowed:
                 raise InputError(f"Unknown {name} {value!r}; choose one of {', '.join(allowed)}.")
-        if self.epochs < 1 or self.batch_size < 2 or self.patience < 1 or self.step_epochs < 1:
-            raise InputError("Epochs, patience and step epochs must be at least 1 and the batch size at least 2.")
+        if min(self.epochs, self.patience, self.step_epochs, self.min_epochs, self.smoothing) < 1 or \
+                self.batch_size < 2:
+            raise InputError("Epochs, patience, step epochs, minimum epochs and smoothing must be at least 1 and the "
+                             "batch size at least 2.")
         if not self.learning_rate > 0:
             raise InputError("The learning rate must be positive.")
         if self.schedule == "cosine" and not 0 <= self.min_learning_rate <= self.learning_rate:
@@ -154,6 +164,8 @@ class TrainResult:
     history: dict
     best_epoch: int
     stopped_early: bool
+    early_stopping_used: str
+    selection: dict
     device: str
     device_reason: str
     data_hash: str
@@ -207,17 +219,21 @@ def train_model(
     counts = {split: {"samples": len(part), "positive": int(part.y.sum())} for split, part in data.items()}
     log_message(log, "Samples: " + ", ".join(f"{s} {c['samples']} ({c['positive']} positive)"
                                              for s, c in counts.items()))
+    fallback = (training_set.manifest.get("split") or {}).get("fallback")
+    if fallback:
+        log_message(log, f"The training set's split fell back ({fallback['reason']}): {'; '.join(fallback['steps'])}.")
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(settings.seed)
         model = build_model(settings.architecture, in_bands, patch, seed=settings.seed).to(device)
         loop = _Loop(model, settings, device, train, data["validation"], progress, is_cancelled, log)
-        history, best_epoch, stopped_early = loop.run()
+        history, selection, stopped_early = loop.run()
     model.cpu().eval()
     metrics = {split: evaluate(model, part) for split, part in data.items() if len(part)}
     for split, values in metrics.items():
         log_message(log, f"{split}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in values.items()))
     used = [data[s] for s in METRIC_SPLITS]
-    return TrainResult(model, settings, metrics, history, best_epoch, stopped_early, device.type, reason,
+    return TrainResult(model, settings, metrics, history, selection["kept_epoch"], stopped_early,
+                       selection["monitor"], selection, device.type, reason,
                        hash_arrays(*(t.numpy() for part in used for t in (part.x, part.y))), counts)
 
 
@@ -235,17 +251,14 @@ class _Loop:
         self.scheduler = _scheduler(self.optimiser, settings)
         self.generator = torch.Generator().manual_seed(settings.seed)
 
-    def run(self) -> tuple[dict, int, bool]:
-        settings, monitor = self.settings, self.settings.early_stopping
-        if monitor != "off" and not len(self.validation):
-            log_message(self.log, "No validation samples: early stopping is off and the last epoch is kept.")
-            monitor = "off"
-        if monitor == "val_auc" and len(set(self.validation.y.tolist())) < 2:
-            log_message(self.log, "The validation split has one class only, so its AUC is undefined: early stopping "
-                                  "watches the validation loss instead.")
-            monitor = "val_loss"
+    def run(self) -> tuple[dict, dict, bool]:
+        """Train every epoch or until early stopping; (history, epoch selection record, stopped early)."""
+        settings = self.settings
+        monitor, label = self._monitor()
+        min_epochs = min(settings.min_epochs, settings.epochs)
+        choice = _EpochChoice(monitor, min_epochs, settings.smoothing, settings.patience)
         history: dict = {key: [] for key in ("epoch", "lr", "loss", "val_loss", "val_auc", "seconds")}
-        best_score, best_epoch, best_state, waited = -math.inf, 0, None, 0
+        best_state = None
         for epoch in range(1, settings.epochs + 1):
             started = time.perf_counter()
             lr = self.optimiser.param_groups[0]["lr"]
@@ -257,18 +270,37 @@ class _Loop:
                 history[key].append(None if value != value else value)  # NaN (undefined) is stored as null
             log_message(self.log, f"Epoch {epoch}/{settings.epochs}: loss {loss:.4f}, validation loss "
                                   f"{_fmt(val_loss)}, validation AUC {_fmt(val_auc)}, lr {lr:.3g} ({seconds:.1f} s)")
-            score = -val_loss if monitor == "val_loss" else val_auc if monitor == "val_auc" else epoch
-            if best_state is None or score > best_score:
-                best_score, best_epoch, waited = score, epoch, 0
+            if choice.update(epoch, -val_loss if monitor == "val_loss" else val_auc, self._train_auc):
                 best_state = copy.deepcopy(self.model.state_dict())
-            else:
-                waited += 1
-                if monitor != "off" and waited >= settings.patience:
-                    log_message(self.log, f"Early stop: no better {monitor.replace('_', ' ')} for {waited} "
-                                          f"epochs; keeping epoch {best_epoch}.")
-                    break
-        self.model.load_state_dict(best_state)
-        return history, best_epoch, epoch < settings.epochs
+            if choice.stop:
+                log_message(self.log, f"Early stop: no better smoothed {monitor.replace('_', ' ')} with a training "
+                                      f"AUC above {CHANCE_AUC} for {choice.waited} epochs.")
+                break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        selection = choice.record(label, epoch)
+        log_message(self.log, f"Kept epoch {selection['kept_epoch']}: {selection['kept_because']}.")
+        return history, selection, epoch < settings.epochs
+
+    def _monitor(self) -> tuple[str, str]:
+        """The score early stopping watches (val_loss, val_auc or off) and how the card describes it."""
+        wanted = self.settings.early_stopping
+        if wanted == "off":
+            return "off", "off (as set)"
+        if not len(self.validation):
+            log_message(self.log, "No validation samples: early stopping is off and the last epoch is kept.")
+            return "off", "off (no validation samples)"
+        if wanted == "val_auc" and len(set(self.validation.y.tolist())) < 2:
+            log_message(self.log, "The validation split has one class only, so its AUC is undefined: early stopping "
+                                  "watches the validation loss instead.")
+            return "val_loss", "val_loss (validation AUC undefined: one class in the validation split)"
+        return wanted, wanted
+
+    def _train_auc(self) -> float:
+        """ROC AUC of the current model on the training split, in eval mode."""
+        check_cancelled(self.is_cancelled)
+        logits = predict_logits(self.model, self.train.x, self.device)
+        return _auc(self.train.y.numpy(), torch.softmax(logits, 1)[:, 1].numpy())
 
     def _epoch(self, epoch: int) -> float:
         """One pass over the shuffled training split; the mean training loss."""
@@ -301,6 +333,52 @@ class _Loop:
         logits = predict_logits(self.model, self.validation.x, self.device)
         loss = float(self.loss(logits.to(self.device), self.validation.y.to(self.device)))
         return loss, _auc(self.validation.y.numpy(), torch.softmax(logits, 1)[:, 1].numpy())
+
+
+class _EpochChoice:
+    """Which epoch to keep and when to stop: smoothed score, minimum epochs, training AUC above chance."""
+
+    def __init__(self, monitor: str, min_epochs: int, smoothing: int, patience: int) -> None:
+        self.monitor, self.min_epochs, self.smoothing, self.patience = monitor, min_epochs, smoothing, patience
+        self.scores: list[float] = []
+        self.best_score, self.kept_epoch, self.kept_train_auc, self.waited = -math.inf, 0, None, 0
+        self.below_chance: list[dict] = []
+
+    def update(self, epoch: int, score: float, train_auc: Callable[[], float]) -> bool:
+        """Record an epoch's validation score (higher is better); True when this epoch becomes the one to keep.
+
+        ``train_auc`` is called only for an epoch whose smoothed score beats the kept one.
+        """
+        self.scores.append(score)
+        if self.monitor == "off" or epoch < self.min_epochs:
+            return False
+        smoothed = float(np.mean(self.scores[-self.smoothing:]))
+        if smoothed > self.best_score:
+            auc = train_auc()
+            if auc > CHANCE_AUC:
+                self.best_score, self.kept_epoch, self.kept_train_auc, self.waited = smoothed, epoch, auc, 0
+                return True
+            self.below_chance.append({"epoch": epoch, "train_auc": auc})
+        self.waited += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        """Whether ``patience`` epochs from the minimum on passed without a kept epoch."""
+        return self.monitor != "off" and self.waited >= self.patience
+
+    def record(self, label: str, last_epoch: int) -> dict:
+        """What was kept and why, for the card (no kept epoch: the last one is kept)."""
+        if self.monitor == "off":
+            why = "the last epoch, early stopping being off"
+        elif self.kept_epoch:
+            why = (f"the best mean {self.monitor.replace('_', ' ')} over {self.smoothing} epoch(s) from epoch "
+                   f"{self.min_epochs} on, with a training AUC above {CHANCE_AUC}")
+        else:
+            why = f"the last epoch, no epoch from {self.min_epochs} on having a training AUC above {CHANCE_AUC}"
+        return {"monitor": label, "min_epochs": self.min_epochs, "smoothing": self.smoothing,
+                "patience": self.patience, "kept_epoch": self.kept_epoch or last_epoch, "kept_because": why,
+                "train_auc_at_kept": self.kept_train_auc, "below_chance": self.below_chance}
 
 
 def predict_logits(model: nn.Module, x: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -340,9 +418,10 @@ def save_model(result: TrainResult, training_set: TrainingSet, path: str, curves
         input_kind=model.input_kind, metrics=result.metrics, history=result.history, seed=settings.seed,
         data_hash=result.data_hash,
         extra={"settings": settings.as_dict(), "device": result.device, "best_epoch": result.best_epoch,
-               "stopped_early": result.stopped_early, "samples": result.counts,
+               "stopped_early": result.stopped_early, "early_stopping_used": result.early_stopping_used,
+               "epoch_selection": result.selection, "samples": result.counts,
                "training_set": {key: manifest.get(key) for key in ("seed", "split", "augmentation", "positive_radius",
-                                                                    "negative_ratio", "patch_size")}},
+                                                                    "negative_ratio", "patch_size", "window_fill")}},
     )
     export_onnx(model, path, card, model.in_bands, model.patch_size)
     if curves_path:

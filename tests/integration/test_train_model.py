@@ -34,6 +34,19 @@ def test_trains_lenet_and_writes_the_model_file(run_alg, training_set_path, tmp_
     assert "Device: CPU as requested" in feedback.text and "Epoch 12/12" in feedback.text
 
 
+def test_early_stopping_settings_and_the_monitor_used_reach_the_card(run_alg, tmp_path):
+    no_validation = easy_set(n=60)
+    no_validation.split[no_validation.split == "validation"] = "train"
+    path = tmp_path / "no_validation.npz"
+    save_training_set(str(path), no_validation)
+    feedback = RecordingFeedback()
+    result = run_alg(ALG, params(str(path), tmp_path, EPOCHS=3, MIN_EPOCHS=2, SMOOTHING=2, CURVES=None), feedback)
+    extra = read_card(result["OUTPUT"])["extra"]
+    assert (extra["settings"]["min_epochs"], extra["settings"]["smoothing"]) == (2, 2)
+    assert extra["early_stopping_used"] == "off (no validation samples)" and extra["best_epoch"] == 3
+    assert "early stopping off (no validation samples)" in feedback.text
+
+
 def test_he2024_preset_sets_the_papers_schedule(run_alg, training_set_path, tmp_path):
     feedback = RecordingFeedback()
     result = run_alg(ALG, params(training_set_path, tmp_path, PRESET=1, EARLY_STOPPING=2, CURVES=None), feedback)

@@ -97,12 +97,72 @@ def test_cosine_and_step_schedules_follow_the_papers():
 def test_early_stopping_keeps_the_best_epoch():
     ts = easy_set(n=120, flip_validation=True)
     result = train_model(ts, TrainSettings(architecture="lenet", device="cpu", seed=2, epochs=30, batch_size=16,
-                                           learning_rate=3e-3, patience=2))
+                                           learning_rate=3e-3, patience=2, min_epochs=1, smoothing=1))
     assert result.stopped_early
     ran = len(result.history["epoch"])
     assert ran == result.best_epoch + 2
     losses = result.history["val_loss"]
     assert losses[result.best_epoch - 1] == min(losses)
+    assert result.early_stopping_used == "val_loss" and result.selection["train_auc_at_kept"] > 0.5
+
+
+def test_early_stopping_waits_for_the_minimum_and_smooths_the_score():
+    ts = easy_set(n=120, flip_validation=True)
+    result = train_model(ts, TrainSettings(architecture="lenet", device="cpu", seed=2, epochs=30, batch_size=16,
+                                           learning_rate=3e-3, patience=2, min_epochs=8, smoothing=3))
+    best, ran = result.best_epoch, len(result.history["epoch"])
+    assert best >= 8 and ran == best + 2 and result.stopped_early
+    smoothed = {e: np.mean(result.history["val_loss"][e - 3:e]) for e in range(8, ran + 1)}
+    assert smoothed[best] == min(smoothed.values())
+    assert {k: result.selection[k] for k in ("min_epochs", "smoothing", "kept_epoch")} == {
+        "min_epochs": 8, "smoothing": 3, "kept_epoch": best}
+
+
+def inverted_validation(n=120):
+    """Validation = training windows with their labels swapped: it favours the epochs worst on training."""
+    ts = easy_set(n=n)
+    validation = np.flatnonzero(ts.split == "validation")
+    source = np.flatnonzero(ts.split == "train")[:len(validation)]
+    ts.x_patch[validation], ts.x_vector[validation] = ts.x_patch[source], ts.x_vector[source]
+    ts.y[validation] = 1 - ts.y[source]
+    return ts
+
+
+def test_early_stopping_never_keeps_a_model_worse_than_chance():
+    # The 1D CNN starts below chance on training (training AUC 0.10 at epoch 1), where validation peaks.
+    result = train_model(inverted_validation(), TrainSettings(
+        architecture="cnn1d", device="cpu", seed=0, epochs=4, learning_rate=3e-4, schedule="constant",
+        early_stopping="val_auc", min_epochs=1, smoothing=1, patience=20))
+    val_auc = result.history["val_auc"]
+    assert int(np.argmax(val_auc)) + 1 == 1 and result.selection["below_chance"][0]["epoch"] == 1
+    assert all(entry["train_auc"] <= 0.5 for entry in result.selection["below_chance"])
+    assert result.best_epoch > 1 and result.metrics["train"]["auc"] > 0.5
+    assert result.metrics["train"]["auc"] == pytest.approx(result.selection["train_auc_at_kept"])
+
+
+def test_epoch_choice_rules():
+    def run(scores, train_aucs, **kwargs):
+        choice = training._EpochChoice(**{"monitor": "val_auc", "min_epochs": 1, "smoothing": 1, "patience": 10,
+                                          **kwargs})
+        asked = []
+        for epoch, (score, auc) in enumerate(zip(scores, train_aucs), start=1):
+            choice.update(epoch, score, lambda auc=auc, epoch=epoch: asked.append(epoch) or auc)
+            if choice.stop:
+                break
+        return choice.record("val_auc", epoch), asked
+
+    # validation favours epoch 2, whose training AUC is 0.45: epoch 4 is kept instead
+    record, asked = run([0.6, 0.9, 0.5, 0.8, 0.7], [0.6, 0.45, 0.7, 0.8, 0.9], min_epochs=2)
+    assert record["kept_epoch"] == 4 and asked == [2, 3, 4] and record["below_chance"] == [
+        {"epoch": 2, "train_auc": 0.45}]
+    record, _ = run([0.9, 0.1, 0.8, 0.7], [0.6] * 4, smoothing=3)  # means 0.9, 0.5, 0.6, 0.53
+    assert record["kept_epoch"] == 1
+    record, _ = run([0.9, 0.8, 0.7], [0.4, 0.3, 0.2])  # none qualifies: the last epoch
+    assert record["kept_epoch"] == 3 and "no epoch from 1 on" in record["kept_because"]
+    record, asked = run([0.5, 0.9, 0.1, 0.1, 0.1], [0.9] * 5, min_epochs=3, patience=2)
+    assert record["kept_epoch"] == 3 and asked == [3]  # epochs before the minimum are never kept
+    record, asked = run([0.5, 0.9], [0.9] * 2, monitor="off")
+    assert record["kept_epoch"] == 2 and asked == [] and record["kept_because"].endswith("off")
 
 
 def test_presets():
@@ -167,6 +227,8 @@ def test_bad_settings_are_refused():
         TrainSettings(optimiser="rmsprop")
     with pytest.raises(InputError, match="batch size"):
         TrainSettings(batch_size=1)
+    with pytest.raises(InputError, match="minimum epochs and smoothing"):
+        TrainSettings(smoothing=0)
     with pytest.raises(InputError, match="final learning rate of the cosine schedule"):
         TrainSettings(learning_rate=1e-3, min_learning_rate=1e-2)
     assert TrainSettings(schedule="constant", learning_rate=1e-6).learning_rate == 1e-6  # the final rate is unused
@@ -185,6 +247,9 @@ def test_model_file_card_and_curves(trained, tmp_path):
     assert card["seed"] == 3 and card["data_hash"].startswith("sha256:")
     assert card["crs"] == "EPSG:32650" and card["pixel_size"] == [100.0, 100.0]
     assert card["extra"]["settings"]["optimiser"] == "adam" and card["extra"]["device"] == "cpu"
+    assert card["extra"]["early_stopping_used"] == "val_loss"
+    selection = card["extra"]["epoch_selection"]
+    assert (selection["min_epochs"], selection["smoothing"], selection["kept_epoch"]) == (10, 3, result.best_epoch)
     assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     x = ts.x_patch[ts.split == "validation"]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -197,12 +262,18 @@ def test_model_file_card_and_curves(trained, tmp_path):
 def test_without_validation_the_card_holds_null_not_nan(tmp_path):
     ts = easy_set(n=40)
     ts.split[ts.split == "validation"] = "train"
+    ts.manifest["split"] = {"fallback": {"reason": "1 deposit group", "steps": ["validation split dropped"]}}
     result = train_model(ts, TrainSettings(architecture="lenet", device="cpu", epochs=2, batch_size=8))
     assert result.history["val_loss"] == [None, None] and not result.stopped_early
     save_model(result, ts, str(tmp_path / "m.onnx"), str(tmp_path / "c.png"))
     props = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
     card = json.loads(props["deepprospect_card"], parse_constant=lambda name: pytest.fail(f"{name} in the card"))
     assert card["history"]["val_auc"] == [None, None]
+    extra = card["extra"]
+    assert extra["early_stopping_used"] == "off (no validation samples)" and extra["best_epoch"] == 2
+    assert extra["epoch_selection"]["monitor"] == "off (no validation samples)"
+    assert extra["epoch_selection"]["kept_because"] == "the last epoch, early stopping being off"
+    assert extra["training_set"]["split"]["fallback"]["steps"] == ["validation split dropped"]
 
 
 def test_undefined_metrics_are_nan_not_errors():
