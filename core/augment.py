@@ -2,10 +2,12 @@
 
 * **Crop shifts** (he2024): the paper cuts 32×32 crops from each sample block, moving the crop window along X
   in steps of up to ``a`` pixels and along Y up to ``b`` pixels, N times per sample (positives N=50, a=12, b=24;
-  negatives N=10, a=32, b=64). Here one pixel is one stack cell: each crop is a real stack window whose origin
-  is moved by (dx, dy) with dx ∈ [−a, a], dy ∈ [−b, b] (integers), N distinct non-zero shifts per sample drawn
-  at random. The crop keeps the sample's label, as in the paper, so a shift larger than half the patch moves
-  the labelled cell out of the window: keep a and b below patch/2 for positives when that matters.
+  negatives N=10, a=32, b=64). Here one pixel is one stack cell: each crop is a stack window (padded at the
+  grid edge and on nodata like every window, see :mod:`.windows`) whose origin is moved by (dx, dy) with
+  dx ∈ [−a, a], dy ∈ [−b, b] (integers), N distinct non-zero shifts per sample drawn at random; a crop whose
+  centre leaves valid data or the study area is dropped. The crop keeps the sample's label, as in the paper,
+  so a shift larger than half the patch moves the labelled cell out of the window: keep a and b below patch/2
+  for positives when that matters.
 * **Flips/rotations**: one of the 7 non-identity symmetries of the square (rot90 ×k, optionally transposed).
 * **Gaussian noise** (gao2023): zero mean, variance 0.01 in the paper, added to a copy.
 * **SMOTE** (gao2023): synthetic minority samples on the segment between a sample and one of its k nearest
