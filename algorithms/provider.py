@@ -24,6 +24,7 @@ ALGORITHMS = [
     ("training_labels", "TrainingLabels"),
     ("train_model", "TrainModel"),
     ("baseline", "Baseline"),
+    ("spatial_cv", "SpatialCrossValidation"),
     ("predict", "Predict"),
     ("ensemble", "Ensemble"),
     ("evaluate", "Evaluate"),

@@ -111,6 +111,7 @@ class FoldTask:
     fold: int
     repeat: int
     seed: int
+    background: np.ndarray | None = None  # (rows, cols) bool: unlabelled cells a model may also learn from
     is_cancelled: CancelFn = None
 
     def vectors(self, samples: Samples | None = None) -> np.ndarray:
@@ -286,6 +287,23 @@ def draw_samples(deposit_xy: np.ndarray, deposit_fold: np.ndarray, fold_of: Call
     return repeats, notes
 
 
+def background_cells(usable: np.ndarray, cell_fold: np.ndarray, fold: int, test: Samples,
+                     training_deposit_xy: np.ndarray, grid: GridSpec, settings: CvSettings) -> np.ndarray:
+    """Unlabelled cells a model of ``fold`` may learn from: usable cells of the training folds, at least the gap
+    from every held-out sample and beyond the exclusion buffer of every training deposit."""
+    ok = usable & (cell_fold != fold)
+    rows, cols = np.nonzero(ok)
+    centres = cell_xy(rows, cols, grid)
+    keep = np.ones(len(rows), dtype=bool)
+    for points, distance in ((cell_xy(test.rows, test.cols, grid), settings.gap),
+                             (training_deposit_xy, max(settings.exclusion_buffer, settings.radius(grid)))):
+        if len(points) and distance > 0:
+            keep &= ~np.isfinite(cKDTree(points).query(centres, distance_upper_bound=distance)[0])
+    out = np.zeros_like(ok)
+    out[rows[keep], cols[keep]] = True
+    return out
+
+
 def training_samples(samples: Samples, fold: int, gap: float, grid: GridSpec) -> Samples:
     """The samples of the other folds at least ``gap`` from every sample of ``fold``."""
     test = samples.fold == fold
@@ -380,6 +398,8 @@ def run_spatial_cv(
             test = samples.take(samples.fold == fold)
             if r == 0:
                 fold_counts.append(_fold_count(int(fold), train, test, samples, deposit_fold))
+            background = background_cells(usable, cell_fold, int(fold), test, xy[deposit_fold != fold], grid,
+                                          settings)
             if len(np.unique(train.y)) < 2:
                 raise InputError(f"Fold {fold} leaves the training folds without deposits or negatives; use fewer "
                                  "folds or a smaller gap.")
@@ -387,7 +407,7 @@ def run_spatial_cv(
             for name, fit_map in models.items():
                 check_cancelled(is_cancelled)
                 task = FoldTask(stack, usable, train, int(fold), r, settings.seed + 1000 * r + int(fold),
-                                is_cancelled)
+                                background, is_cancelled)
                 score = np.asarray(fit_map(task), dtype=np.float64)
                 score[~usable] = np.nan
                 maps[name] = score

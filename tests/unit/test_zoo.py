@@ -21,6 +21,7 @@ def _one_thread():
 def test_registry_lists_every_paper_architecture():
     assert available_models() == [
         "lenet", "alexnet", "vgg8", "vgg16", "resnet18", "resnet50", "mobilenet_v2", "shufflenet_v2", "vit", "cnn1d",
+        "mlp",
     ]  # fmt: skip
     for name in available_models():
         info = model_info(name)
@@ -50,6 +51,19 @@ def test_largest_patch_and_features_head_split(name):
         logits = model(x)
         assert logits.shape == (1, 3)
         torch.testing.assert_close(model.head(model.features(x)), logits)
+
+
+@pytest.mark.parametrize("bands", [1, 23])
+def test_mlp_forward_backward_and_seeded(bands):
+    model = build_model("mlp", bands, 1, seed=3)
+    assert model.input_kind == "vector" and model.input_shape(4) == (4, bands)
+    logits = model(torch.randn(4, bands))
+    assert logits.shape == (4, 2)
+    logits.sum().backward()
+    again = build_model("mlp", bands, 1, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    with pytest.raises(InputError, match="patch size 1"):
+        build_model("mlp", bands, 16)
 
 
 @pytest.mark.parametrize("bands", [1, 5, 14, 39])

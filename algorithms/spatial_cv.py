@@ -1,0 +1,178 @@
+"""deepprospect:spatialcv — leave-one-fold-out spatial cross-validation of networks and baselines on one stack."""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+from qgis.core import (
+    NULL,
+    QgsFeatureRequest,
+    QgsProcessing,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+)
+
+from ..core.cv_report import write_cv_outputs
+from ..core.errors import InputError
+from ..core.raster_io import read_raster
+from ..core.spatialcv import FOLD_METHODS, CvSettings, automatic_gap, run_spatial_cv
+from ..core.stack import read_stack_recipe
+from ..models.cv_models import CV_MODELS, DEFAULT_MODELS, ENSEMBLE_CHOICES, cv_ensembles, cv_fit_maps
+from .base import DOUBLE, INT, DeepProspectAlgorithm
+from .qgis_io import crs_from_string, feedback_callbacks, point_xy
+from .styles import StyleOnLoad
+from .vector_io import add_study_area_parameters, read_study_area
+
+
+class SpatialCrossValidation(DeepProspectAlgorithm):
+    """Score models on spatially held-out deposits: the figure that says what to expect in unexplored ground."""
+
+    STACK, DEPOSITS, BARREN, FOLD_METHOD, FOLD_FIELD = "STACK", "DEPOSITS", "BARREN", "FOLD_METHOD", "FOLD_FIELD"
+    MODELS, ENSEMBLES, OUTPUT, OUT_OF_FOLD, CHART = "MODELS", "ENSEMBLES", "OUTPUT", "OUT_OF_FOLD", "CHART"
+    REPORT, QUICK = "REPORT", "QUICK"
+    NUMBERS = (
+        ("FOLDS", "Number of folds (k-means clusters or blocks)", INT, CvSettings.n_folds, 2, False),
+        ("GAP", "Gap between training and held-out cells (map units; −1 = automatic)", DOUBLE, -1.0, -1.0, False),
+        ("REPEATS", "Repeats (negative draws)", INT, CvSettings.repeats, 1, False),
+        ("POSITIVE_RADIUS", "Positive radius around each deposit (map units; 0 = 3 × 3 cells)", DOUBLE,
+         CvSettings.positive_radius, 0.0, True),
+        ("EXCLUSION_BUFFER", "Negatives farther than this from every deposit (map units)", DOUBLE,
+         CvSettings.exclusion_buffer, 0.0, True),
+        ("NEGATIVE_RATIO", "Negatives per positive cell", DOUBLE, CvSettings.negative_ratio, 0.01, True),
+        ("BLOCK_SIZE", "Block side for block folds (map units)", DOUBLE, 10000.0, 0.0, True),
+        ("SEED", "Random seed (negative draws use SEED … SEED + repeats − 1)", INT, CvSettings.seed, 0, True),
+    )
+
+    NAME = "spatialcv"
+    DISPLAY_NAME = "Spatial cross-validation"
+    GROUP = "models"
+    HELP = (
+        "Scores prospectivity models the way a geologist will use them: on deposits in ground the model has not "
+        "seen. Random splits put a test deposit's neighbours in the training set and score 0.9–0.99 where spatial "
+        "folds score 0.6–0.7, so use this to compare models and to choose settings.<br><br>"
+        "<b>Cells</b>: stack cells inside the study area (optional) where every band has a value. "
+        "<b>Positives</b>: the cells within the positive radius of each deposit (default the deposit cell and its 8 "
+        "neighbours; a cell shared by two deposits belongs to the nearer). <b>Negatives</b>: as many cells as "
+        "positives (ratio), drawn at random without replacement from cells farther than the exclusion buffer "
+        "from every deposit, once per repeat (seeds SEED, SEED+1, …); barren points are negatives in every "
+        "repeat.<br>"
+        "<b>Folds</b>: k-means on the deposit coordinates (scikit-learn, 10 starts, random_state 0), a fold field "
+        "of the deposits, or square blocks dealt to folds at random. Negatives take the fold of the nearest fold "
+        "centre (or their block). For each fold, every model trains on the other folds' samples that are at least "
+        "the <i>gap</i> from every held-out sample, then maps the study area. The automatic gap is the larger of "
+        "the exclusion buffer, the widest model window's half-width and the reach of the evidence recorded in the "
+        "stack (IDW search radius, density radius), so no training cell shares evidence with a held-out one.<br>"
+        "<b>Models</b>: the DeepProspect networks and the classical random forest and logistic regression, all on "
+        "the same folds, cells and draws. Ensembles: the probability mean or the rank mean of the networks.<br>"
+        "<b>Outputs</b>: a CSV with one row per model and fold (ROC AUC of the held-out positives against the "
+        "held-out negatives, mean over repeats) and a summary row per model (mean ± std over folds × repeats; the "
+        "share of deposits captured in the top 5 / 15 / 30 % of the study area and the deposit-vs-area AUC, each "
+        "deposit scored by the model that did not see it); an out-of-fold map (each cell from the model trained "
+        "without its fold, mean over repeats, one band per model); a chart; an HTML section for the study report.<br>"
+        "The defaults are the project's reference protocol (5 k-means folds, 2 km gap and buffer, 5 draws), so "
+        "figures compare with published ones. <i>Quick</i> trains fewer epochs (a rough check)."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
+        self.addParameter(QgsProcessingParameterRasterLayer(self.STACK, "Evidence stack"))
+        point = [QgsProcessing.TypeVectorPoint]
+        self.addParameter(QgsProcessingParameterFeatureSource(self.DEPOSITS, "Deposits", point))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.BARREN, "Barren points (drilled, no deposit)", point, optional=True))
+        add_study_area_parameters(self, "Study area (optional)")
+        self.addParameter(QgsProcessingParameterEnum(
+            self.FOLD_METHOD, "Folds", ["k-means clusters of the deposits", "a fold field of the deposits",
+                                        "square blocks"], defaultValue=0))
+        self.addParameter(QgsProcessingParameterField(
+            self.FOLD_FIELD, "Fold field of the deposits", parentLayerParameterName=self.DEPOSITS, optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.MODELS, "Models", [title for _, title in CV_MODELS], allowMultiple=True,
+            defaultValue=[i for i, (key, _) in enumerate(CV_MODELS) if key in DEFAULT_MODELS]))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.ENSEMBLES, "Ensembles of the networks", [title for _, title in ENSEMBLE_CHOICES],
+            allowMultiple=True, optional=True, defaultValue=[0]))
+        self.add_numbers(self.NUMBERS)
+        self.addParameter(QgsProcessingParameterBoolean(self.QUICK, "Quick (fewer epochs, a rough check)", False))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT, "Scores per fold and model", "CSV files (*.csv)"))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUT_OF_FOLD, "Out-of-fold prospectivity", optional=True))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.CHART, "Chart of the scores", "PNG files (*.png)", optional=True))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.REPORT, "Report section", "HTML files (*.html)", optional=True))
+
+    def compute(self, parameters, context, feedback):
+        layer = self.parameterAsRasterLayer(parameters, self.STACK, context)
+        if layer is None or layer.providerType() != "gdal":
+            raise InputError("The evidence stack must be a file raster (GeoTIFF) that GDAL can open.")
+        stack, grid, band_names = read_raster(layer.source())
+        feedback.pushInfo(f"{len(band_names)} band(s): {', '.join(band_names)}.")
+        crs = crs_from_string(grid.crs)
+        numbers = self.read_numbers(self.NUMBERS, parameters, context)
+        method = FOLD_METHODS[self.parameterAsEnum(parameters, self.FOLD_METHOD, context)]
+        deposits = self.parameterAsSource(parameters, self.DEPOSITS, context)
+        if deposits is None or deposits.featureCount() == 0:
+            raise InputError("The deposit layer is missing or has no features; give the known deposits as points.")
+        deposit_xy = point_xy(deposits, "deposit", crs, context, feedback)
+        fold_field = self._fold_values(deposits, parameters, context) if method == "field" else None
+        barren_source = self.parameterAsSource(parameters, self.BARREN, context)
+        barren_xy = None if barren_source is None else point_xy(barren_source, "barren", crs, context, feedback)
+        area = read_study_area(self, parameters, context, crs, feedback)
+        keys = [CV_MODELS[i][0] for i in self.parameterAsEnums(parameters, self.MODELS, context)]
+        if not keys:
+            raise InputError("Choose at least one model to cross-validate.")
+        quick = self.parameterAsBool(parameters, self.QUICK, context)
+        fit_maps, widest = cv_fit_maps(keys, quick=quick)
+        gap = numbers.pop("gap")
+        settings_args = {k: numbers[k] for k in ("repeats", "positive_radius", "exclusion_buffer", "negative_ratio",
+                                                 "block_size", "seed")}
+        settings = CvSettings(n_folds=numbers["folds"], fold_method=method, gap=0.0, **settings_args)
+        if gap < 0:
+            gap, why = automatic_gap(settings, grid, widest, read_stack_recipe(layer.source()))
+            feedback.pushInfo(f"Automatic gap: {gap:g} map units ({why}).")
+        settings = CvSettings(n_folds=numbers["folds"], fold_method=method, gap=gap, **settings_args)
+        ensembles = cv_ensembles(
+            [ENSEMBLE_CHOICES[i][0] for i in self.parameterAsEnums(parameters, self.ENSEMBLES, context)], keys)
+        progress, is_cancelled = feedback_callbacks(feedback)
+        result = run_spatial_cv(stack, grid, deposit_xy, fit_maps, settings,
+                                study_area=None if area is None else area.mask(grid), barren_xy=barren_xy,
+                                fold_field=fold_field, ensembles=ensembles, progress=progress,
+                                is_cancelled=is_cancelled, log=feedback.pushInfo)
+        outputs = {key: self.parameterAsFileOutput(parameters, key, context) or None
+                   for key in (self.OUTPUT, self.CHART, self.REPORT)}
+        out_of_fold = self.parameterAsOutputLayer(parameters, self.OUT_OF_FOLD, context) or None
+        summary = write_cv_outputs(result, grid, outputs[self.OUTPUT], out_of_fold, outputs[self.CHART],
+                                   outputs[self.REPORT])
+        for row in summary:
+            feedback.pushInfo(f"{row['model']}: spatial-CV AUC {row['auc_mean']:.3f} ± {row['auc_std']:.3f}, "
+                              f"capture top 15 % {row['capture']['top_15']:.2f}, deposit-vs-area AUC "
+                              f"{row['area_auc']:.3f}")
+        if out_of_fold:
+            StyleOnLoad.attach(context, out_of_fold, "prospectivity.qml")
+        return {self.OUTPUT: outputs[self.OUTPUT], self.OUT_OF_FOLD: out_of_fold, self.CHART: outputs[self.CHART],
+                self.REPORT: outputs[self.REPORT]}
+
+    def _fold_values(self, source, parameters, context) -> list:
+        """The fold field's value of every deposit point (one per part of a multipoint), in reading order."""
+        field = self.parameterAsString(parameters, self.FOLD_FIELD, context)
+        if not field:
+            raise InputError("Folds from a field need the fold field of the deposits; choose it.")
+        values = []
+        with closing(source.getFeatures(QgsFeatureRequest().setSubsetOfAttributes([field], source.fields()))) as it:
+            for feature in it:
+                geometry = feature.geometry()
+                if geometry.isNull() or geometry.isEmpty():
+                    continue
+                value = feature[field]
+                if value is None or value == NULL:
+                    raise InputError(f"A deposit has no value in the fold field '{field}'; fill it or choose "
+                                     "k-means folds.")
+                parts = len(geometry.asMultiPoint()) if geometry.isMultipart() else 1
+                values += [str(value)] * parts
+        return values
