@@ -16,6 +16,7 @@ from qgis.core import (
 )
 
 from ..core.anomaly import parse_class_limits
+from ..core.cv_report import read_cv_summary
 from ..core.errors import InputError
 from ..core.labels import read_training_manifest
 from ..core.raster_io import check_writable, read_grid_spec
@@ -31,7 +32,7 @@ class Report(DepositSets, DeepProspectAlgorithm):
 
     MAP, UNCERTAINTY, MEMBERS, MODELS, TRAINING_SET = "MAP", "UNCERTAINTY", "MEMBERS", "MODELS", "TRAINING_SET"
     CLASS_LIMITS, TARGET_CLASSES, MIN_TARGET_AREA = "CLASS_LIMITS", "TARGET_CLASSES", "MIN_TARGET_AREA"
-    THRESHOLD, TITLE, OUTPUT = "THRESHOLD", "TITLE", "OUTPUT"
+    THRESHOLD, TITLE, OUTPUT, SPATIAL_CV = "THRESHOLD", "TITLE", "OUTPUT", "SPATIAL_CV"
     HELD_OUT_AUC, PREDICTION_RATE_AUC, TARGETS = "HELD_OUT_AUC", "PREDICTION_RATE_AUC", "TARGETS"
 
     NAME = "report"
@@ -40,6 +41,9 @@ class Report(DepositSets, DeepProspectAlgorithm):
     HELP = (
         "Writes one self-contained HTML report of a prospectivity study (open it in a browser; images are "
         "embedded):<br>"
+        "• <b>the headline</b>: spatial cross-validation scores when the score table of 'Spatial "
+        "cross-validation' is given (the figures that say what to expect in unexplored ground), then the final "
+        "map's scores on the held-out deposits;<br>"
         "• <b>maps</b>: the final (ensemble) map with the ranked targets, its anomaly classes and its uncertainty, "
         "with training and held-out deposits;<br>"
         "• <b>models compared</b>: the final map and every member map (deep models and classical baselines) scored "
@@ -66,6 +70,9 @@ class Report(DepositSets, DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             self.TRAINING_SET, "Training set", extension="npz", optional=True))
         self.add_deposit_parameters()
+        self.addParameter(QgsProcessingParameterFile(
+            self.SPATIAL_CV, "Spatial cross-validation scores (CSV of 'Spatial cross-validation')", extension="csv",
+            optional=True))
         self.addParameter(QgsProcessingParameterString(
             self.CLASS_LIMITS, "Anomaly class limits (cumulative % of area)", defaultValue="5,15,30"))
         self.addParameter(QgsProcessingParameterNumber(
@@ -100,6 +107,7 @@ class Report(DepositSets, DeepProspectAlgorithm):
             card.setdefault("model_file", os.path.basename(path))
             cards.append(card)
         training_set = self.parameterAsFile(parameters, self.TRAINING_SET, context)
+        cv_table = self.parameterAsFile(parameters, self.SPATIAL_CV, context)
         inputs = ReportInputs(
             ensemble_path=layer.source(), training_xy=training, held_out_xy=held_out,
             barren_xy=None if barren is None else barren[0],
@@ -110,6 +118,7 @@ class Report(DepositSets, DeepProspectAlgorithm):
             min_target_area_km2=self.parameterAsDouble(parameters, self.MIN_TARGET_AREA, context),
             threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
             title=self.parameterAsString(parameters, self.TITLE, context) or "Prospectivity report",
+            spatial_cv=read_cv_summary(cv_table) if cv_table else (),
             parameters=[("final map", layer.source()), *deposit_lines,
                         ("member maps", ", ".join(members) or "none"),
                         ("barren points", "none" if barren is None else f"{barren[1]}: {len(barren[0])} point(s)")])

@@ -51,6 +51,8 @@ _NUMBERS = [
     ("MIN_EPOCHS", "Early stopping: epochs before an epoch can be kept or training stop", INT, 10, 1, True),
     ("SMOOTHING", "Early stopping: epochs averaged in the validation score (1 = none)", INT, 3, 1, True),
     ("NEGATIVE_SET", "Negative set to train on (0 … N−1)", INT, 0, 0, True),
+    ("INPUT_NOISE", "Gaussian noise added to training inputs (standard deviation; 0 = none)", DOUBLE, 0.0, 0.0, True),
+    ("MEMBERS", "Seed-ensemble members (seeds SEED … SEED+N−1, probabilities averaged)", INT, 1, 1, False),
     ("SEED", "Random seed", INT, 42, 0, False),
 ]
 
@@ -74,7 +76,12 @@ class TrainModel(DeepProspectAlgorithm):
         "validation and test splits, the training history, seed, a hash of the data and library versions; "
         "'Prospectivity map' checks a stack against it.<br>"
         "<b>Architectures</b>: LeNet, AlexNet, VGG8, VGG16, MobileNetV2, ResNet50, ViT (he2024's six and more), "
-        "ResNet18 and ShuffleNetV2 (gao2023 backbones), the 1D CNN over each cell's element vector (zhang2021).<br>"
+        "ResNet18 and ShuffleNetV2 (gao2023 backbones), the 1D CNN over each cell's element vector (zhang2021), "
+        "and an MLP over the element vector.<br>"
+        "<b>Seed ensemble</b>: members &gt; 1 trains that many copies with seeds SEED, SEED+1, … and writes their "
+        "probability average as one model file (one map, one card). With tens of deposits the MLP seed ensemble "
+        "with weight decay, input noise and several negatives per deposit is what scores best on spatially "
+        "held-out deposits ('Spatial cross-validation'; the full pipeline's default).<br>"
         "<b>Presets</b> set the papers' hyper-parameters in one choice and train every epoch, as the papers did "
         "(no early stopping); 'None' uses the values given here.<br>"
         "<b>Device</b>: auto trains on an NVIDIA GPU when torch sees one (CUDA), else on the CPU; the log says "

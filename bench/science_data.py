@@ -116,7 +116,7 @@ def murchison(subsample: int | None = None, seed: int = 0) -> Dataset:
     rings, holes = [], []
     for f in source.GetLayerByName("murchison_greenstone_rings"):
         ring = json.loads(ogr.CreateGeometryFromWkt(f.GetField("WKT")).ExportToJson())
-        (holes if f.GetField("is_hole_cw") else rings).append(ring)
+        (holes if str(f.GetField("is_hole_cw")) in ("1", "TRUE", "True") else rings).append(ring)
     grid = GridSpec.from_extent(380000.0, 6700000.0, 690000.0, 7100000.0, 1000.0, "EPSG:20350")
     fault_set = FeatureSet.from_geojson(faults)
     green = study_area_mask(rings, grid, holes).astype(np.float32)
@@ -124,7 +124,7 @@ def murchison(subsample: int | None = None, seed: int = 0) -> Dataset:
                                        for r in rings + holes])
     stack = np.stack([
         np.log10(1 + distance_to_features(fault_set, grid)),
-        feature_density(fault_set, grid, 5000.0, "linear"),
+        feature_density(fault_set, grid, 5000.0, "triangular"),
         green,
         np.log10(1 + distance_to_features(contact, grid)) * np.where(green > 0, 1, -1),
     ])
@@ -147,7 +147,7 @@ def demo() -> Dataset:
                    dtype=np.float64)
     faults = FeatureSet.from_geojson(_geometries(DEMO, "faults"))
     stack = np.concatenate([_log10_floored(raw), distance_to_features(faults, grid)[None],
-                            feature_density(faults, grid, 1000.0, "linear")[None]])
+                            feature_density(faults, grid, 1000.0, "triangular")[None]])
     inside = np.ones(grid.shape, dtype=bool)
     names = [f"log10_{e}" for e in elements] + ["fault_distance", "fault_density"]
     return Dataset("Demo survey", _zscore(stack, inside), names, grid, inside, _points(DEMO, "deposits"),

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from .charts import html_figure, new_figure, png_bytes
+from .errors import InputError
 from .grid import GridSpec
 from .raster_io import atomic_path, check_writable, write_geotiff
 from .spatialcv import CAPTURE_SHARES, CvResult
@@ -103,3 +104,29 @@ def write_cv_outputs(result: CvResult, grid: GridSpec, table: str | None, out_of
 
 def _number(value: float, digits: int = 4) -> str:
     return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def read_cv_summary(path: str) -> list[dict]:
+    """The per-model summary rows ('all') of a score table written by :func:`write_cv_outputs`."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"Could not read the spatial cross-validation table {path}: {error}") from error
+    if not rows or set(CSV_HEADER) - set(rows[0]):
+        raise InputError(f"{path} is not a score table of 'Spatial cross-validation' (columns "
+                         f"{', '.join(CSV_HEADER)}).")
+    folds = sum(1 for row in rows if row["model"] == rows[0]["model"] and row["fold"] != "all")
+    summary = []
+    for row in rows:
+        if row["fold"] == "all":
+            summary.append({"model": row["model"], "folds": folds, "deposits": int(row["deposits"] or 0),
+                            "auc_mean": _float(row["auc"]), "auc_std": _float(row["auc_std"]),
+                            "capture": {f"top_{round(100 * v)}": _float(row[f"capture_top_{round(100 * v)}"])
+                                        for v in CAPTURE_SHARES},
+                            "area_auc": _float(row["deposit_area_auc"])})
+    return summary
+
+
+def _float(text: str) -> float:
+    return float(text) if text not in ("", None) else math.nan

@@ -52,6 +52,7 @@ class ReportInputs:
     threshold: float = 0.5
     title: str = "Prospectivity report"
     parameters: Sequence[tuple[str, str]] = ()
+    spatial_cv: Sequence[Mapping] = ()  # summary rows of 'Spatial cross-validation' (cv_report.read_cv_summary)
 
 
 @dataclass
@@ -306,12 +307,13 @@ def _html(inputs: ReportInputs, tags: Mapping, evaluation: Evaluation, rows, cla
         scores = (f"Held-out deposits ({held_out.n_deposits}, kept out of training): ROC AUC "
                   f"{_fmt(summary.held_out_auc)}, prediction-rate AUC {_fmt(summary.prediction_rate_auc)}"
                   + (" — few deposits, so these figures are rough." if held_out.n_deposits < 10 else "."))
-    headline = (f"{scores} Over all deposits (training and held-out): the top class "
+    headline = (f"{_cv_headline(inputs.spatial_cv)}{scores} Over all deposits (training and held-out): the top class "
                 f"({_esc(anomaly.class_names(classes.limits)[1])} of the area) holds "
                 f"{_fmt(summary.top_class_deposit_pct, 1)} % of them; P-A: {pa.deposit_percent_at:.1f} % of them in "
                 f"{pa.area_percent_at:.1f} % of the area. {summary.targets} target zone(s).")
     comparison = _table(
-        ["map", "validation AUC (card)", "held-out ROC AUC", "prediction-rate AUC", "success-rate AUC",
+        ["map", "validation AUC (card; training-time split, not held out)", "held-out ROC AUC",
+         "prediction-rate AUC", "success-rate AUC",
          "P-A: deposits in area"],
         [[_esc(r["label"]), _fmt(r["validation_auc"]), _fmt(r["held_out_auc"]), _fmt(r["prediction_rate_auc"]),
           _fmt(r["success_rate_auc"]), _esc(r["pa"])] for r in rows])
@@ -339,6 +341,7 @@ td{{text-align:right}}img{{max-width:100%}}figure{{margin:1em 0}}code{{font-size
 .lead{{font-size:110%;background:#f4f4f4;padding:0.6em}}</style></head><body>
 <h1>{_esc(inputs.title)}</h1>
 <p class="lead">{headline}</p>
+{_cv_section(inputs.spatial_cv)}
 <h2>Maps</h2>{maps}
 <h2>Models compared</h2>
 <p>Every map is scored against the same deposits: held-out ROC AUC and prediction rate use the deposits kept out
@@ -355,6 +358,30 @@ ranked by mean probability (the first {MAX_TARGET_ROWS} are listed).</p>{target_
 <h2>Notes</h2><ul>{notes}</ul>
 </body></html>
 """
+
+
+def _cv_headline(rows: Sequence[Mapping]) -> str:
+    """The lead sentence from spatial cross-validation: the first model's held-out AUC, next to the forest's."""
+    if not rows:
+        return ""
+    first = rows[0]
+    others = "; ".join(f"{_esc(r['model'])} {_fmt(r['auc_mean'])}" for r in rows[1:])
+    return (f"<b>Spatial cross-validation</b> ({first['folds']} folds; every deposit scored by a model that never "
+            f"saw its region): {_esc(first['model'])} ROC AUC {_fmt(first['auc_mean'])} ± {_fmt(first['auc_std'])}"
+            f"{f' ({others})' if others else ''}; it puts {_fmt(100 * first['capture']['top_15'], 0)} % of the "
+            "held-out deposits in the top 15 % of the area. This is what to expect in unexplored ground. ")
+
+
+def _cv_section(rows: Sequence[Mapping]) -> str:
+    if not rows:
+        return ""
+    table = _table(["model", "spatial-CV ROC AUC", "± std", "deposits in top 5 / 15 / 30 % of area",
+                    "deposit-vs-area AUC"],
+                   [[_esc(r["model"]), _fmt(r["auc_mean"]), _fmt(r["auc_std"]),
+                     " / ".join(_fmt(v, 2) for v in r["capture"].values()), _fmt(r["area_auc"])] for r in rows])
+    return ("<h2>Spatial cross-validation</h2><p>Leave-one-fold-out on spatial folds of the deposits: each model "
+            "was trained without the fold it is scored on (mean ± std over folds × negative draws). These, not "
+            "the scores on the training-time validation split, are the figures to compare models by.</p>" + table)
 
 
 def _model_section(index: int, card: Mapping, figures: Mapping[str, bytes]) -> str:

@@ -20,20 +20,30 @@ from ..core.errors import InputError
 from ..core.spatialcv import FitMap, FoldTask, baseline_fit_map
 from ..core.windows import padded_windows
 from .training import SplitData, TrainSettings, fit_network, predict_logits
-from .zoo import build_model, model_info
+from .zoo import SeedAverage, build_model, model_info
 
 _CHUNK = 4096
 
 
-def network_fit_map(settings: TrainSettings, patch_size: int = 1, members: int = 1) -> FitMap:
-    """A ``fit_map`` training ``settings.architecture`` on each fold (``members`` seeds averaged)."""
+@dataclass(frozen=True)
+class NetworkRecipe:
+    """How spatial cross-validation trains one network: its settings (members: a seed ensemble), its window, and
+    how many unlabelled background cells of the training folds join the negatives (0: the protocol's negatives
+    only). Random "negatives" are unlabelled ground, not barren: more of them, balanced by class weighting, tell
+    the network what ordinary ground looks like without letting a few draws decide it."""
+
+    settings: TrainSettings
+    patch_size: int = 1
+    background: int = 0
+
+
+def network_fit_map(recipe: NetworkRecipe) -> FitMap:
+    """A ``fit_map`` training ``recipe.settings.architecture`` on each fold (``settings.members`` seeds averaged)."""
+    settings = dataclasses.replace(recipe.settings, early_stopping="off")
     info = model_info(settings.architecture)
-    patch = 1 if info.input_kind == "vector" else int(patch_size)
+    patch = 1 if info.input_kind == "vector" else int(recipe.patch_size)
     if not info.min_patch <= patch <= info.max_patch:
         raise InputError(f"{info.title} takes windows of {info.min_patch} to {info.max_patch} cells, not {patch}.")
-    if members < 1:
-        raise InputError(f"A network needs at least one member seed (got {members}).")
-    settings = dataclasses.replace(settings, early_stopping="off")
 
     def inputs(task: FoldTask, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
         if info.input_kind == "vector":
@@ -41,41 +51,34 @@ def network_fit_map(settings: TrainSettings, patch_size: int = 1, members: int =
         return torch.from_numpy(padded_windows(task.stack, rows, cols, patch))
 
     def fit_map(task: FoldTask) -> np.ndarray:
-        train = SplitData(inputs(task, task.train.rows, task.train.cols),
-                          torch.from_numpy(task.train.y.astype(np.int64)))
-        rows, cols = np.nonzero(task.usable)
+        rows, cols, labels = task.train.rows, task.train.cols, task.train.y.astype(np.int64)
+        if recipe.background and task.background is not None:
+            br, bc = np.nonzero(task.background)
+            pick = np.random.default_rng(task.seed).choice(len(br), min(recipe.background, len(br)), replace=False)
+            rows, cols = np.concatenate([rows, br[pick]]), np.concatenate([cols, bc[pick]])
+            labels = np.concatenate([labels, np.zeros(len(pick), np.int64)])
+        train = SplitData(inputs(task, rows, cols), torch.from_numpy(labels))
         nets = []
-        for member in range(members):
-            seeded = dataclasses.replace(settings, seed=task.seed * 101 + member)
+        for member in range(settings.members):
+            seeded = dataclasses.replace(settings, seed=task.seed + member, members=1)
             model = build_model(settings.architecture, task.stack.shape[0], patch, seed=seeded.seed)
             nets.append(fit_network(model, seeded, train, is_cancelled=task.is_cancelled))
-        total = np.zeros(len(rows), dtype=np.float64)
-        for start in range(0, len(rows), _CHUNK):
-            x = inputs(task, rows[start:start + _CHUNK], cols[start:start + _CHUNK])
-            for model in nets:
-                total[start:start + _CHUNK] += torch.softmax(predict_logits(model, x), 1)[:, 1].numpy()
-        return task.to_map(total / members)
+        model = nets[0] if len(nets) == 1 else SeedAverage(nets).eval()
+        cells_r, cells_c = np.nonzero(task.usable)
+        scores = [torch.softmax(predict_logits(model, inputs(task, cells_r[i:i + _CHUNK], cells_c[i:i + _CHUNK])),
+                                1)[:, 1].numpy() for i in range(0, len(cells_r), _CHUNK)]
+        return task.to_map(np.concatenate(scores))
 
     return fit_map
 
 
-@dataclass(frozen=True)
-class NetworkRecipe:
-    """How spatial cross-validation trains one network: architecture settings, window and seed-ensemble size."""
-
-    settings: TrainSettings
-    patch_size: int = 1
-    members: int = 1
-
-
 # The networks offered for cross-validation, with the settings they are trained with. The patch models use the
 # full pipeline's settings (Adam, cosine schedule, 50 epochs) on the smallest window the zoo takes.
+_MLP = TrainSettings(architecture="mlp", epochs=40, batch_size=64, learning_rate=1e-3, min_learning_rate=1e-4,
+                    weight_decay=1e-3, input_noise=0.1)
 NETWORKS: dict[str, NetworkRecipe] = {
-    "mlp_ensemble": NetworkRecipe(TrainSettings(architecture="mlp", epochs=100, batch_size=64, learning_rate=1e-3,
-                                                min_learning_rate=1e-4, weight_decay=1e-3, input_noise=0.1),
-                                  members=5),
-    "mlp": NetworkRecipe(TrainSettings(architecture="mlp", epochs=100, batch_size=64, learning_rate=1e-3,
-                                       min_learning_rate=1e-4, weight_decay=1e-3, input_noise=0.1)),
+    "mlp_ensemble": NetworkRecipe(dataclasses.replace(_MLP, members=5), background=1000),
+    "mlp": NetworkRecipe(_MLP, background=1000),
     "cnn1d": NetworkRecipe(TrainSettings(architecture="cnn1d")),
     "lenet": NetworkRecipe(TrainSettings(architecture="lenet"), patch_size=16),
     "vgg8": NetworkRecipe(TrainSettings(architecture="vgg8"), patch_size=16),
@@ -113,7 +116,7 @@ def cv_fit_maps(keys: list[str], quick: bool = False) -> tuple[dict[str, FitMap]
         settings = recipe.settings
         if quick:
             settings = dataclasses.replace(settings, epochs=max(5, round(QUICK_EPOCH_SHARE * settings.epochs)))
-        fit_maps[key] = network_fit_map(settings, recipe.patch_size, recipe.members)
+        fit_maps[key] = network_fit_map(dataclasses.replace(recipe, settings=settings))
         widest = max(widest, recipe.patch_size)
     return fit_maps, widest
 

@@ -9,6 +9,9 @@ epoch; every choice it makes is recorded in the model card:
   labelled cell).
 - **Input noise** (optional): Gaussian noise of standard deviation ``input_noise`` added to every training batch
   (seeded), a regulariser for the few deposits of real data (gao2022 added Gaussian noise to its samples).
+- **Members** (optional): ``members`` > 1 trains that many copies with seeds ``seed``, ``seed + 1``, … and saves
+  their probability average (:class:`.zoo.SeedAverage`) as one model; the curves and epoch record are the first
+  member's, the card lists every member's kept epoch.
 - **Loss**: cross-entropy, optionally weighted by inverse class frequency of the training split
   (``n / (2 · n_c)``), so a 1:5 set does not teach the model to say "barren" everywhere.
 - **Optimiser**: Adam, or SGD with momentum and weight decay. **Schedule** (per epoch): cosine from
@@ -51,7 +54,7 @@ from ..core.raster_io import atomic_path
 from ..core.report import training_curves_png
 from ..core.stack import STACK_TAG, band_normalisation
 from .onnx_io import METRIC_SPLITS, export_onnx, hash_arrays, make_card
-from .zoo import ZooModel, build_model, model_info
+from .zoo import SeedAverage, ZooModel, build_model, model_info
 
 OPTIMISERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
@@ -83,6 +86,7 @@ class TrainSettings:
     min_epochs: int = 10
     smoothing: int = 3
     input_noise: float = 0.0
+    members: int = 1
     negative_set: int = 0
     seed: int = 42
     device: str = "auto"
@@ -94,10 +98,10 @@ class TrainSettings:
                                      ("device", self.device, DEVICES)):
             if value not in allowed:
                 raise InputError(f"Unknown {name} {value!r}; choose one of {', '.join(allowed)}.")
-        if min(self.epochs, self.patience, self.step_epochs, self.min_epochs, self.smoothing) < 1 or \
+        if min(self.epochs, self.patience, self.step_epochs, self.min_epochs, self.smoothing, self.members) < 1 or \
                 self.batch_size < 2:
-            raise InputError("Epochs, patience, step epochs, minimum epochs and smoothing must be at least 1 and the "
-                             "batch size at least 2.")
+            raise InputError("Epochs, patience, step epochs, minimum epochs, smoothing and members must be at least 1 "
+                             "and the batch size at least 2.")
         if not self.learning_rate > 0:
             raise InputError("The learning rate must be positive.")
         if self.schedule == "cosine" and not 0 <= self.min_learning_rate <= self.learning_rate:
@@ -226,12 +230,23 @@ def train_model(
     fallback = (training_set.manifest.get("split") or {}).get("fallback")
     if fallback:
         log_message(log, f"The training set's split fell back ({fallback['reason']}): {'; '.join(fallback['steps'])}.")
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(settings.seed)
-        model = build_model(settings.architecture, in_bands, patch, seed=settings.seed).to(device)
-        loop = _Loop(model, settings, device, train, data["validation"], progress, is_cancelled, log)
-        history, selection, stopped_early = loop.run()
-    model.cpu().eval()
+    members, runs = [], []
+    for member in range(settings.members):
+        seeded = dataclasses.replace(settings, seed=settings.seed + member)
+        if settings.members > 1:
+            log_message(log, f"Member {member + 1} of {settings.members} (seed {seeded.seed}).")
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seeded.seed)
+            model = build_model(settings.architecture, in_bands, patch, seed=seeded.seed).to(device)
+            loop = _Loop(model, seeded, device, train, data["validation"], _member_progress(progress, member,
+                                                                                           settings.members),
+                         is_cancelled, log)
+            runs.append(loop.run())
+        members.append(model.cpu().eval())
+    history, selection, stopped_early = runs[0]
+    if settings.members > 1:
+        selection = {**selection, "member_kept_epochs": [run[1]["kept_epoch"] for run in runs]}
+    model = members[0] if settings.members == 1 else SeedAverage(members).eval()
     metrics = {split: evaluate(model, part) for split, part in data.items() if len(part)}
     for split, values in metrics.items():
         log_message(log, f"{split}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in values.items()))
@@ -239,6 +254,13 @@ def train_model(
     return TrainResult(model, settings, metrics, history, selection["kept_epoch"], stopped_early,
                        selection["monitor"], selection, device.type, reason,
                        hash_arrays(*(t.numpy() for part in used for t in (part.x, part.y))), counts)
+
+
+def _member_progress(progress: ProgressFn, member: int, members: int) -> ProgressFn:
+    """Progress of one member's run as its share of the whole ensemble's."""
+    if progress is None:
+        return None
+    return lambda percent: progress((member + percent / 100.0) * 100.0 / members)
 
 
 def fit_network(model: ZooModel, settings: TrainSettings, train: SplitData, *, is_cancelled: CancelFn = None,

@@ -574,6 +574,28 @@ class MLP(ZooModel):
         return (batch, self.in_bands)
 
 
+class SeedAverage(ZooModel):
+    """Several trained copies of one architecture (other seeds) whose probabilities are averaged: a seed ensemble.
+
+    The output is the log of the mean class probability, so a softmax of it gives the averaged probabilities and
+    the model file, the prediction and the card stay those of a single network. Averaging seeds removes much of
+    the run-to-run spread of a small network trained on few deposits (Lakshminarayanan et al. 2017, NeurIPS).
+    """
+
+    def __init__(self, members: Sequence[ZooModel]) -> None:
+        first = members[0]
+        super().__init__(first.in_bands, first.patch_size, first.n_classes)
+        self.members = nn.ModuleList(members)
+        self.input_kind = first.input_kind  # dense scanning is per member, so the average is scanned in batches
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probabilities = torch.stack([torch.softmax(member(x), 1) for member in self.members]).mean(0)
+        return torch.log(probabilities.clamp_min(1e-12))
+
+    def input_shape(self, batch: int = 1) -> tuple[int, ...]:
+        return self.members[0].input_shape(batch)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Registry
 

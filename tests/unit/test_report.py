@@ -115,3 +115,31 @@ def test_cancel_leaves_no_report(study, tmp_path):
     with pytest.raises(Cancelled):
         write_report(str(tmp_path / "report.html"), inputs, is_cancelled=lambda: True)
     assert not (tmp_path / "report.html").exists()
+
+
+def test_spatial_cross_validation_leads_the_report(study, tmp_path):
+    """The score table of spatial cross-validation, read back, heads the report and gets its own section."""
+    from deepprospect.core.cv_report import read_cv_summary, write_cv_outputs
+    from deepprospect.core.spatialcv import CvSettings, baseline_fit_map, run_spatial_cv
+
+    inputs, _ = study
+    rng = np.random.default_rng(0)
+    stack = rng.normal(size=(2, *GRID.shape)).astype(np.float32)
+    stack[0, DEPOSITS_RC[:, 0], DEPOSITS_RC[:, 1]] += 3
+    result = run_spatial_cv(stack, GRID, xy(DEPOSITS_RC), {"logistic_regression": baseline_fit_map(
+        "logistic_regression")}, CvSettings(n_folds=2, gap=200.0, exclusion_buffer=300.0, repeats=1))
+    table = str(tmp_path / "cv.csv")
+    written = write_cv_outputs(result, GRID, table)
+    rows = read_cv_summary(table)
+    assert [r["model"] for r in rows] == ["logistic_regression"] and rows[0]["folds"] == 2
+    assert rows[0]["auc_mean"] == pytest.approx(written[0]["auc_mean"], abs=1e-4)
+    path = tmp_path / "report.html"
+    write_report(str(path), ReportInputs(**{**vars(inputs), "spatial_cv": rows}))
+    text = path.read_text(encoding="utf-8")
+    lead = re.search(r'<p class="lead">(.*?)</p>', text, re.S).group(1)
+    assert lead.startswith("<b>Spatial cross-validation</b> (2 folds")
+    assert "<h2>Spatial cross-validation</h2>" in text
+    assert "training-time split, not held out" in text
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="not a score table"):
+        read_cv_summary(str(tmp_path / "bad.csv"))

@@ -282,3 +282,28 @@ def test_undefined_metrics_are_nan_not_errors():
     result = train_model(ts, TrainSettings(architecture="lenet", device="cpu", epochs=1, batch_size=8))
     assert math.isnan(result.metrics["test"]["auc"])
     assert result.metrics["test"]["recall"] == 0.0
+
+
+def test_seed_ensemble_of_mlps_with_input_noise(tmp_path):
+    ts = easy_set(n=120)
+    settings = TrainSettings(architecture="mlp", device="cpu", seed=4, members=3, input_noise=0.1,
+                             weight_decay=1e-3, early_stopping="off", **FAST)
+    result = train_model(ts, settings)
+    assert isinstance(result.model, training.SeedAverage) and len(result.model.members) == 3
+    assert result.metrics["validation"]["auc"] >= 0.8
+    assert len(result.selection["member_kept_epochs"]) == 3
+    member_probabilities = torch.stack([torch.softmax(m(torch.from_numpy(ts.x_vector[:5])), 1)
+                                        for m in result.model.members]).mean(0)
+    averaged = torch.softmax(result.model(torch.from_numpy(ts.x_vector[:5])), 1)
+    torch.testing.assert_close(averaged, member_probabilities)
+    again = train_model(ts, settings)
+    assert all(torch.equal(a, b) for a, b in zip(result.model.state_dict().values(),
+                                                 again.model.state_dict().values()))
+    path = str(tmp_path / "mlp.onnx")
+    card = save_model(result, ts, path)
+    assert card["extra"]["settings"]["members"] == 3
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    logits = session.run(None, {session.get_inputs()[0].name: ts.x_vector[:5]})[0]
+    np.testing.assert_allclose(np.exp(logits), averaged.detach().numpy(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(InputError, match="members"):
+        TrainSettings(members=0)
