@@ -2,7 +2,8 @@
 # The main job on the bundled demo survey, headless through qgis_process: the graphical model
 # resources/models/full_pipeline.model3 runs the whole study, from sample points, faults and deposits to the
 # ensemble prospectivity map, its evaluation, anomaly classes, targets and one HTML report.
-# Usage: scripts/demo.sh [OUTPUT_DIR]   (DEMO_EPOCHS=n trains n epochs per network; default 30)
+# Usage: scripts/demo.sh [OUTPUT_DIR]   (DEMO_EPOCHS=n trains n epochs per network, default 40;
+#        DEMO_CV_REPEATS=n negative draws in the spatial cross-validation, default 2)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$(mkdir -p "${1:-demo_output}" && cd "${1:-demo_output}" && pwd)
@@ -31,15 +32,16 @@ start=$(date +%s)
 "$root/scripts/qgis_process.sh" run "$root/resources/models/full_pipeline.model3" -- \
   "samples=$survey|layername=samples" "elements=$elements_list" "faults=$survey|layername=faults" \
   "deposits=$survey|layername=deposits" "barren=$survey|layername=barren_holes" pixel_size=100 \
-  buffer_distance=1000 patch_size=16 seed=42 epochs="${DEMO_EPOCHS:-30}" min_target_area=0.1 \
+  buffer_distance=1000 negative_ratio=8 exclusion_buffer=1000 validation_fraction=0.15 test_fraction=0.15 \
+  seed=42 epochs="${DEMO_EPOCHS:-40}" cv_folds=5 cv_repeats="${DEMO_CV_REPEATS:-2}" min_target_area=0.1 \
   "stack:evidence_stack=$out/evidence_stack.tif" "screening:screening_table=$out/screening.csv" \
   "screening:selected_stack=$out/selected_evidence.tif" "screening:screening_chart=$out/screening.png" \
   "labels:training_set=$out/training_set.npz" "labels:training_samples=$out/training_samples.gpkg" \
-  "train_lenet:lenet_model=$out/lenet.onnx" "train_lenet:lenet_curves=$out/lenet_curves.png" \
-  "train_vgg8:vgg8_model=$out/vgg8.onnx" "train_vgg8:vgg8_curves=$out/vgg8_curves.png" \
-  "train_cnn1d:cnn1d_model=$out/cnn1d.onnx" "train_cnn1d:cnn1d_curves=$out/cnn1d_curves.png" \
-  "predict_lenet:lenet_map=$out/prospectivity_lenet.tif" "predict_vgg8:vgg8_map=$out/prospectivity_vgg8.tif" \
-  "predict_cnn1d:cnn1d_map=$out/prospectivity_cnn1d.tif" \
+  "spatialcv:cv_scores=$out/spatial_cv.csv" "spatialcv:cv_chart=$out/spatial_cv.png" \
+  "spatialcv:cv_out_of_fold=$out/spatial_cv_out_of_fold.tif" \
+  $(for m in 1 2 3 4 5; do printf '%s ' "train_mlp$m:mlp${m}_model=$out/mlp$m.onnx" \
+      "train_mlp$m:mlp${m}_curves=$out/mlp${m}_curves.png" "predict_mlp$m:mlp${m}_map=$out/prospectivity_mlp$m.tif"; \
+    done) \
   "baseline:baseline_map=$out/prospectivity_random_forest.tif" \
   "baseline:baseline_importance=$out/random_forest_importance.csv" \
   "ensemble:ensemble_map=$out/ensemble.tif" "ensemble:ensemble_uncertainty=$out/uncertainty.tif" \
@@ -52,10 +54,11 @@ echo "Done in $(( $(date +%s) - start )) s. Outputs in $out:"
 echo "  report.html             the study report: maps, models compared, curves, classes, targets, provenance"
 echo "  evidence_stack.tif      element grids (log10, z-scored) + fault buffer-distance density and distance"
 echo "  screening.csv/.png      Z_AUC of every band; selected_evidence.tif keeps the significant ones"
-echo "  training_set.npz        training windows with a spatial split; training_samples.gpkg shows them"
-echo "  *.onnx, *_curves.png    the LeNet, VGG8 and 1D-CNN model files and their training curves"
-echo "  prospectivity_*.tif     each model's map and the random-forest baseline"
-echo "  ensemble.tif            their average; uncertainty.tif the members' standard deviation"
+echo "  training_set.npz        element-vector samples with a spatial split; training_samples.gpkg shows them"
+echo "  spatial_cv.csv/.png     spatial cross-validation of the MLP seed ensemble, random forest and logistic regression"
+echo "  mlp*.onnx, *_curves.png the five MLP seed members' model files and training curves"
+echo "  prospectivity_*.tif     each member's map and the random-forest baseline"
+echo "  ensemble.tif            the members' average; uncertainty.tif their standard deviation"
 echo "  evaluation.*, *.png     ROC, success/prediction-rate and P-A against the held-out (test) deposits"
 echo "  anomaly_classes.*       top 5 / 15 / 30 % of the area; targets.gpkg ranked target zones"
 echo "  pipeline.log            the full log"
