@@ -20,7 +20,8 @@ from qgis.core import (
 from ..core.cv_report import write_cv_outputs
 from ..core.errors import InputError
 from ..core.raster_io import read_raster
-from ..core.spatialcv import FOLD_METHODS, CvSettings, automatic_gap, run_spatial_cv
+from ..core.screening import ScreeningSettings
+from ..core.spatialcv import FOLD_METHODS, CvSettings, automatic_gap, run_spatial_cv, screening_selector
 from ..core.stack import read_stack_recipe
 from ..models.cv_models import CV_MODELS, DEFAULT_MODELS, ENSEMBLE_CHOICES, cv_ensembles, cv_fit_maps
 from .base import DOUBLE, INT, DeepProspectAlgorithm
@@ -34,7 +35,7 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
 
     STACK, DEPOSITS, BARREN, FOLD_METHOD, FOLD_FIELD = "STACK", "DEPOSITS", "BARREN", "FOLD_METHOD", "FOLD_FIELD"
     MODELS, ENSEMBLES, OUTPUT, OUT_OF_FOLD, CHART = "MODELS", "ENSEMBLES", "OUTPUT", "OUT_OF_FOLD", "CHART"
-    REPORT, QUICK = "REPORT", "QUICK"
+    REPORT, SCREEN = "REPORT", "SCREEN"
     NUMBERS = (
         ("FOLDS", "Number of folds (k-means clusters or blocks)", INT, CvSettings.n_folds, 2, False),
         ("GAP", "Gap between training and held-out cells (map units; −1 = automatic)", DOUBLE, -1.0, -1.0, False),
@@ -46,6 +47,7 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
         ("NEGATIVE_RATIO", "Negatives per positive cell", DOUBLE, CvSettings.negative_ratio, 0.01, True),
         ("BLOCK_SIZE", "Block side for block folds (map units)", DOUBLE, 10000.0, 0.0, True),
         ("SEED", "Random seed (negative draws use SEED … SEED + repeats − 1)", INT, CvSettings.seed, 0, True),
+        ("EPOCHS", "Epochs per network (0 = each network's own setting)", INT, 0, 0, True),
     )
 
     NAME = "spatialcv"
@@ -69,13 +71,17 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
         "stack (IDW search radius, density radius), so no training cell shares evidence with a held-out one.<br>"
         "<b>Models</b>: the DeepProspect networks and the classical random forest and logistic regression, all on "
         "the same folds, cells and draws. Ensembles: the probability mean or the rank mean of the networks.<br>"
+        "<b>Screening inside the folds</b> (optional): element screening by Z_AUC ('Element screening', p &lt; "
+        "0.01) is repeated in every fold on the training folds' deposits and evidence only, and every model of "
+        "the fold uses the bands it keeps — the honest score of a chain that screens before it trains (screening "
+        "on every deposit first would let the held-out deposits choose the bands).<br>"
         "<b>Outputs</b>: a CSV with one row per model and fold (ROC AUC of the held-out positives against the "
         "held-out negatives, mean over repeats) and a summary row per model (mean ± std over folds × repeats; the "
         "share of deposits captured in the top 5 / 15 / 30 % of the study area and the deposit-vs-area AUC, each "
         "deposit scored by the model that did not see it); an out-of-fold map (each cell from the model trained "
         "without its fold, mean over repeats, one band per model); a chart; an HTML section for the study report.<br>"
         "The defaults are the project's reference protocol (5 k-means folds, 2 km gap and buffer, 5 draws), so "
-        "figures compare with published ones. <i>Quick</i> trains fewer epochs (a rough check)."
+        "figures compare with published ones. <i>Epochs</i> overrides the networks' epochs (fewer: a rough check)."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
@@ -96,8 +102,9 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(
             self.ENSEMBLES, "Ensembles of the networks", [title for _, title in ENSEMBLE_CHOICES],
             allowMultiple=True, optional=True, defaultValue=[0]))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.SCREEN, "Repeat element screening (Z_AUC, p < 0.01) inside every fold", False))
         self.add_numbers(self.NUMBERS)
-        self.addParameter(QgsProcessingParameterBoolean(self.QUICK, "Quick (fewer epochs, a rough check)", False))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Scores per fold and model", "CSV files (*.csv)"))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -127,8 +134,7 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
         keys = [CV_MODELS[i][0] for i in self.parameterAsEnums(parameters, self.MODELS, context)]
         if not keys:
             raise InputError("Choose at least one model to cross-validate.")
-        quick = self.parameterAsBool(parameters, self.QUICK, context)
-        fit_maps, widest = cv_fit_maps(keys, quick=quick)
+        fit_maps, widest = cv_fit_maps(keys, numbers.pop("epochs"))
         gap = numbers.pop("gap")
         settings_args = {k: numbers[k] for k in ("repeats", "positive_radius", "exclusion_buffer", "negative_ratio",
                                                  "block_size", "seed")}
@@ -139,8 +145,11 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
         settings = CvSettings(n_folds=numbers["folds"], fold_method=method, gap=gap, **settings_args)
         ensembles = cv_ensembles(
             [ENSEMBLE_CHOICES[i][0] for i in self.parameterAsEnums(parameters, self.ENSEMBLES, context)], keys)
+        screen = self.parameterAsBool(parameters, self.SCREEN, context)
+        selector = screening_selector(band_names, ScreeningSettings(seed=settings.seed), feedback.pushInfo) \
+            if screen else None
         progress, is_cancelled = feedback_callbacks(feedback)
-        result = run_spatial_cv(stack, grid, deposit_xy, fit_maps, settings,
+        result = run_spatial_cv(stack, grid, deposit_xy, fit_maps, settings, select_bands=selector,
                                 study_area=None if area is None else area.mask(grid), barren_xy=barren_xy,
                                 fold_field=fold_field, ensembles=ensembles, progress=progress,
                                 is_cancelled=is_cancelled, log=feedback.pushInfo)

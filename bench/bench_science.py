@@ -30,6 +30,7 @@ from deepprospect.models.cv_models import CV_MODELS, DEFAULT_MODELS, cv_ensemble
 
 DATASETS = {
     "kolari": science_data.kolari,
+    "kolari_pipeline": science_data.kolari_pipeline,
     "murchison": science_data.murchison,
     "murchison20": lambda: science_data.murchison(subsample=20, seed=0),
     "demo": science_data.demo,
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
                         help=f"keys among {', '.join(k for k, _ in CV_MODELS)}, or 'all'")
     parser.add_argument("--repeats", type=int, default=CvSettings.repeats)
-    parser.add_argument("--quick", action="store_true", help="fewer epochs (a rough check)")
+    parser.add_argument("--epochs", type=int, default=0, help="epochs per network (0 = each recipe's own)")
     arguments = parser.parse_args()
     keys = [k for k, _ in CV_MODELS] if arguments.models == ["all"] else arguments.models
     torch.set_num_threads(1)  # small networks: threads cost more than they give, and runs stay comparable
@@ -53,7 +54,7 @@ def main() -> None:
     for name in arguments.datasets:
         started = time.perf_counter()
         dataset = DATASETS[name]()
-        fit_maps, _ = cv_fit_maps(keys, quick=arguments.quick)
+        fit_maps, _ = cv_fit_maps(keys, arguments.epochs)
         result = run_spatial_cv(dataset.stack, dataset.grid, dataset.deposit_xy, fit_maps,
                                 CvSettings(repeats=arguments.repeats), study_area=dataset.study_area,
                                 barren_xy=dataset.barren_xy, ensembles=cv_ensembles(["rank_all"], keys))

@@ -3,6 +3,8 @@
 * **Kolari IOCG** (tests/data/kolari_iocg): the reference protocol's grid and features — 500 m cells on the
   study area's upper-left corner, the 22 till elements by IDW (power 2, 12 nearest samples, raw ppm) then
   log10 (values ≤ 0 floored at half the grid's smallest positive value), and the distance to the 1:1 M faults.
+* **Kolari, pipeline evidence**: the same grid with the full pipeline's recipe — IDW of log10 values, fault
+  buffer-distance density (1 km) and distance.
 * **Murchison gold** (tests/data/murchison): 1 km cells over the deposits' window; distance to faults,
   fault buffer-distance density (5 km), inside greenstone (0/1) and distance to the greenstone contact.
 * **Demo survey** (resources/demo): 100 m cells; 18 elements by IDW (12 nearest, log10) and the fault
@@ -30,6 +32,7 @@ from deepprospect.core.density import FeatureSet, distance_to_features, feature_
 from deepprospect.core.grid import GridSpec  # noqa: E402
 from deepprospect.core.idw import IdwSettings, idw_grid  # noqa: E402
 from deepprospect.core.labels import study_area_mask  # noqa: E402
+from deepprospect.core.transforms import log10_positive  # noqa: E402
 from osgeo import ogr  # noqa: E402  (after rasterio: the other order crashes with two GDAL builds)
 
 KOLARI = ROOT / "tests" / "data" / "kolari_iocg" / "kolari_iocg.gpkg"
@@ -100,6 +103,26 @@ def kolari() -> Dataset:
     stack = _zscore(np.concatenate([logs, faults[None]]), inside)
     names = [f"log10_{e.split('_')[0]}" for e in elements] + ["fault_distance"]
     return Dataset("Kolari IOCG", stack, names, grid, inside, _points(KOLARI, "iocg_occurrences"))
+
+
+def kolari_pipeline() -> Dataset:
+    """Kolari with the full pipeline's evidence recipe: IDW of log10 values (non-positive skipped), fault
+    buffer-distance density (1 km, linear decay) and distance, z-scored over the study area."""
+    reference = kolari()
+    grid, inside = reference.grid, reference.study_area
+    source = ogr.Open(str(KOLARI))
+    defn = source.GetLayerByName("till_samples").GetLayerDefn()
+    elements = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())
+                if "_ppm_511" in defn.GetFieldDefn(i).GetName()]
+    logs, _ = log10_positive(_fields(KOLARI, "till_samples", elements))
+    grids = idw_grid(_points(KOLARI, "till_samples"), logs, grid, IdwSettings(power=2.0, max_points=12))
+    faults = FeatureSet.from_geojson(_geometries(KOLARI, "faults_1M"))
+    stack = np.concatenate([grids, feature_density(faults, grid, 1000.0, "triangular")[None],
+                            distance_to_features(faults, grid)[None]])
+    stack[:, ~inside] = np.nan
+    names = [e.split("_")[0] for e in elements] + ["fault_density", "fault_distance"]
+    return Dataset("Kolari IOCG, pipeline evidence", _zscore(stack, inside), names, grid, inside,
+                   reference.deposit_xy)
 
 
 def _rings(geometry: dict) -> list:

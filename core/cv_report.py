@@ -69,7 +69,10 @@ def html_section(result: CvResult, png: bytes | None = None) -> str:
         f"<td>{' / '.join(_number(v, 2) for v in row['auc_per_fold'])}</td>"
         + "".join(f"<td>{v:.2f}</td>" for v in row["capture"].values())
         + f"<td>{row['area_auc']:.3f}</td></tr>" for row in result.summary())
-    notes = "".join(f"<li>{html.escape(note)}</li>" for note in result.notes)
+    screened = [f"fold {fold}: {len(bands)} band(s)" for fold, bands in result.fold_bands.items()]
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in [
+        *result.notes, *([f"Bands selected by screening on the training folds — {', '.join(screened)}."]
+                         if screened else [])])
     figure = html_figure(png, "Held-out ROC AUC per fold and model") if png else ""
     return (f"<section><h2>Spatial cross-validation</h2><p>{len(result.fold_counts)} spatial folds "
             f"({html.escape(s.fold_method)}; {html.escape(counts)}), {s.repeats} negative draw(s), gap "

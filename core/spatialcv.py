@@ -48,6 +48,7 @@ from .errors import InputError
 from .grid import GridSpec
 from .labels import cell_xy, disc_offsets, point_cells
 from .progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
+from .screening import ScreeningSettings, screen_bands
 
 FOLD_METHODS = ("kmeans", "field", "blocks")
 ENSEMBLE_RULES = ("mean", "rank")
@@ -131,6 +132,8 @@ class FoldTask:
 
 
 FitMap = Callable[[FoldTask], np.ndarray]
+# (stack with the held-out region blanked, grid, training deposits, barren points) → indices of the bands to use
+SelectBands = Callable[[np.ndarray, GridSpec, np.ndarray, "np.ndarray | None"], list[int]]
 
 
 @dataclass
@@ -147,6 +150,7 @@ class CvResult:
     fold_counts: list[dict]
     settings: CvSettings
     notes: list[str] = field(default_factory=list)
+    fold_bands: dict[int, list[int]] = field(default_factory=dict)  # bands each fold's models used (all: absent)
 
     def summary(self) -> list[dict]:
         """One row per model: mean ± std AUC over folds × repeats, AUC per fold, capture and area AUC."""
@@ -327,6 +331,7 @@ def run_spatial_cv(
     barren_xy: np.ndarray | None = None,
     fold_field: Sequence[int] | None = None,
     ensembles: Mapping[str, tuple[str, Sequence[str]]] | None = None,
+    select_bands: SelectBands | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
     log: LogFn = None,
@@ -344,6 +349,8 @@ def run_spatial_cv(
         fold_field: one fold value per deposit, for the fold method ``field``.
         ensembles: name → (rule, member names), rule ``mean`` (probabilities) or ``rank`` (rank over the
             usable cells, scaled 0-1).
+        select_bands: optional band selection repeated inside every fold (e.g. element screening), fed only the
+            training folds' deposits and evidence, so a selection step is scored as honestly as the models.
 
     Raises:
         InputError: too few deposits for the folds, no usable deposit, a fold without samples.
@@ -392,6 +399,14 @@ def run_spatial_cv(
     fold_counts = []
     total, done = len(folds) * settings.repeats * len(models), 0
     dep_rows, dep_cols, _ = point_cells(xy, grid)
+    fold_bands: dict[int, list[int]] = {}
+    if select_bands is not None:
+        for fold in folds:
+            check_cancelled(is_cancelled)
+            training_region = np.where(cell_fold == fold, np.nan, stack)
+            fold_bands[int(fold)] = list(select_bands(training_region, grid, xy[deposit_fold != fold], barren_xy))
+            log_message(log, f"Fold {fold}: {len(fold_bands[int(fold)])} of {len(stack)} band(s) selected on the "
+                             "training folds.")
     for r, samples in enumerate(repeats):
         for fi, fold in enumerate(folds):
             train = training_samples(samples, int(fold), settings.gap, grid)
@@ -406,8 +421,9 @@ def run_spatial_cv(
             maps = {}
             for name, fit_map in models.items():
                 check_cancelled(is_cancelled)
-                task = FoldTask(stack, usable, train, int(fold), r, settings.seed + 1000 * r + int(fold),
-                                background, is_cancelled)
+                bands = fold_bands.get(int(fold))
+                task = FoldTask(stack if bands is None else stack[bands], usable, train, int(fold), r,
+                                settings.seed + 1000 * r + int(fold), background, is_cancelled)
                 score = np.asarray(fit_map(task), dtype=np.float64)
                 score[~usable] = np.nan
                 maps[name] = score
@@ -432,7 +448,7 @@ def run_spatial_cv(
                                                     deposit_scores[name][r]).mean()
     out_of_fold = {n: np.where(usable, oof_sum[n] / settings.repeats, np.nan).astype(np.float32) for n in names}
     return CvResult(names, auc, captures, area_auc, out_of_fold, deposit_fold, deposit_index, fold_counts,
-                    settings, notes)
+                    settings, notes, fold_bands)
 
 
 def combine_maps(maps: Sequence[np.ndarray], rule: str, usable: np.ndarray) -> np.ndarray:
@@ -481,3 +497,19 @@ def baseline_fit_map(method: str, n_estimators: int = 500) -> FitMap:
                                is_cancelled=task.is_cancelled)
         return task.to_map(model.predict_proba(task.usable_vectors())[:, 1])
     return fit_map
+
+
+def screening_selector(band_names: Sequence[str], settings: ScreeningSettings | None = None,
+                       log: LogFn = None) -> SelectBands:
+    """Element screening by Z_AUC (:func:`.screening.screen_bands`) as a per-fold band selection; a fold whose
+    training deposits select no band keeps every band (logged)."""
+    settings = settings or ScreeningSettings()
+
+    def select(stack: np.ndarray, grid: GridSpec, deposit_xy: np.ndarray, barren_xy: np.ndarray | None) -> list[int]:
+        chosen = screen_bands(stack, grid, deposit_xy, band_names, barren_xy, settings).selected
+        if not chosen:
+            log_message(log, "Screening on the training folds selected no band; the fold keeps every band.")
+            return list(range(len(band_names)))
+        log_message(log, "Selected: " + ", ".join(band_names[i] for i in chosen) + ".")
+        return chosen
+    return select

@@ -99,11 +99,11 @@ ENSEMBLE_CHOICES: list[tuple[str, str]] = [
     ("mean_networks", "Probability mean of the networks"),
     ("rank_all", "Rank mean of every model (networks and baselines)"),
 ]
-QUICK_EPOCH_SHARE = 0.2
 
 
-def cv_fit_maps(keys: list[str], quick: bool = False) -> tuple[dict[str, FitMap], int]:
-    """``fit_map`` of each chosen model (keys of :data:`CV_MODELS`) and the widest window among them."""
+def cv_fit_maps(keys: list[str], epochs: int = 0) -> tuple[dict[str, FitMap], int]:
+    """``fit_map`` of each chosen model (keys of :data:`CV_MODELS`) and the widest window among them; ``epochs``
+    > 0 trains every network that many epochs instead of its recipe's."""
     fit_maps, widest = {}, 1
     for key in keys:
         if key in BASELINES:
@@ -113,10 +113,9 @@ def cv_fit_maps(keys: list[str], quick: bool = False) -> tuple[dict[str, FitMap]
             raise InputError(f"Unknown model {key!r} for cross-validation; choose among "
                              f"{', '.join(k for k, _ in CV_MODELS)}.")
         recipe = NETWORKS[key]
-        settings = recipe.settings
-        if quick:
-            settings = dataclasses.replace(settings, epochs=max(5, round(QUICK_EPOCH_SHARE * settings.epochs)))
-        fit_maps[key] = network_fit_map(dataclasses.replace(recipe, settings=settings))
+        if epochs > 0:
+            recipe = dataclasses.replace(recipe, settings=dataclasses.replace(recipe.settings, epochs=epochs))
+        fit_maps[key] = network_fit_map(recipe)
         widest = max(widest, recipe.patch_size)
     return fit_maps, widest
 

@@ -26,6 +26,8 @@ from qgis.PyQt.QtCore import QPointF
 
 MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
 Source = QgsProcessingModelChildParameterSource
+# Optional outputs of a step that later steps read: the model asks for them, so a headless run cannot skip them.
+MANDATORY_OUTPUTS = {"selected_stack"}
 
 
 class ModelBuilder:
@@ -55,6 +57,7 @@ class ModelBuilder:
             output = QgsProcessingModelOutput(output_name, label)
             output.setChildId(child_id)
             output.setChildOutputName(child_output)
+            output.setMandatory(output_name in MANDATORY_OUTPUTS)
             output.setPosition(QPointF(560 + 220 * self._steps, 140 + 90 * self._steps))
             model_outputs[output_name] = output
         child.setModelOutputs(model_outputs)
@@ -196,11 +199,12 @@ def add_model_steps(builder: ModelBuilder) -> None:
     """Spatial CV of the default models, the MLP seed ensemble trained and mapped, a random-forest baseline."""
     stack = child_output("screening", "SELECTED_STACK")
     area = model_input("study_area")
-    builder.add_step("spatialcv", "deepprospect:spatialcv", "Spatial cross-validation (all bands)", {
+    builder.add_step("spatialcv", "deepprospect:spatialcv", "Spatial cross-validation (screening in every fold)", {
         "STACK": child_output("stack"), "DEPOSITS": model_input("deposits"), "BARREN": model_input("barren"),
         "STUDY_AREA": area, "FOLD_METHOD": static(0), "FOLDS": model_input("cv_folds"), "GAP": static(-1.0),
         "REPEATS": model_input("cv_repeats"), "EXCLUSION_BUFFER": model_input("exclusion_buffer"),
-        "MODELS": static(CV_MODELS), "ENSEMBLES": static([]), "SEED": model_input("seed"), "QUICK": static(False)},
+        "MODELS": static(CV_MODELS), "ENSEMBLES": static([]), "SEED": model_input("seed"), "SCREEN": static(True),
+        "EPOCHS": model_input("epochs")},
         {"cv_scores": ("OUTPUT", "Spatial cross-validation scores"),
          "cv_chart": ("CHART", "Spatial cross-validation chart"),
          "cv_out_of_fold": ("OUT_OF_FOLD", "Out-of-fold prospectivity")})

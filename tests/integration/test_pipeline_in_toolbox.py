@@ -19,7 +19,8 @@ def test_full_pipeline_runs_from_the_provider(run_alg, repo_root, tmp_path):
     result = run_alg(PIPELINE, {**temporary,
         "samples": layers["samples"], "elements": ["Au", "As", "Cu", "Sb", "Ni"], "faults": layers["faults"],
         "deposits": layers["deposits"], "barren": layers["barren_holes"], "pixel_size": 125.0,
-        "buffer_distance": 1000.0, "patch_size": 16, "seed": 7, "epochs": 1, "min_target_area": 0.0,
+        "buffer_distance": 1000.0, "exclusion_buffer": 500.0, "seed": 7, "epochs": 1, "cv_folds": 3,
+        "cv_repeats": 1, "min_target_area": 0.0,
         **{key: str(path) for key, path in outputs.items()}}, feedback)
     assert result["report:report"] == str(outputs["report:report"])
     assert "kept out of training): ROC AUC" in outputs["report:report"].read_text(encoding="utf-8")

@@ -40,7 +40,7 @@ def run_cv(run_alg, survey, tmp_path, **extra):
         "DEPOSITS": point_layer(deposits, {"zone": ["west" if x < 3000 else "east" for x in deposits[:, 0]]},
                                 name="deposits"),
         "BARREN": point_layer(barren, {}, name="barren"),
-        "FOLDS": 3, "GAP": 300.0, "EXCLUSION_BUFFER": 300.0, "REPEATS": 2, "QUICK": True,
+        "FOLDS": 3, "GAP": 300.0, "EXCLUSION_BUFFER": 300.0, "REPEATS": 2, "EPOCHS": 10,
         "MODELS": [0, 5, 6],  # the default network ensemble, random forest, logistic regression
         "OUTPUT": str(tmp_path / "scores.csv"),
         "OUT_OF_FOLD": str(tmp_path / "oof.tif"),

@@ -13,6 +13,7 @@ from deepprospect.core.spatialcv import (
     draw_samples,
     fold_of_deposits,
     run_spatial_cv,
+    screening_selector,
     training_samples,
 )
 from scipy import ndimage
@@ -238,3 +239,32 @@ def test_kolari_folds_are_the_reference_protocols():
         frozenset({"Aavahelukka", "Kuervitikko", "Hannukainen", "Tuohilehto"}),
         frozenset({"Mannakorpi"}),
     }
+
+
+def test_band_selection_is_repeated_inside_every_fold(signal_data):
+    stack, deposits = signal_data
+    calls, seen = [], []
+
+    def select(blanked, grid, training_xy, barren_xy):
+        calls.append((blanked, training_xy))
+        return [0]
+
+    def spy(task):
+        seen.append(task.stack.shape[0])
+        return np.zeros(GRID.shape)
+
+    result = run_spatial_cv(stack, GRID, deposits, {"spy": spy}, SETTINGS, select_bands=select)
+    folds, fold_of = fold_of_deposits(deposits, SETTINGS)
+    cell_fold = fold_of(GRID.cell_centres().reshape(-1, 2)).reshape(GRID.shape)
+    assert len(calls) == SETTINGS.n_folds and set(seen) == {1}
+    for fold, (blanked, training_xy) in enumerate(calls):
+        assert np.isnan(blanked[:, cell_fold == fold]).all()  # the held-out region's evidence is hidden
+        assert np.isfinite(blanked[:, cell_fold != fold]).all()
+        assert len(training_xy) == (folds != fold).sum()  # only the training folds' deposits
+    assert result.fold_bands == {fold: [0] for fold in range(SETTINGS.n_folds)}
+
+
+def test_screening_selector_keeps_the_signal_band(signal_data):
+    stack, deposits = signal_data
+    select = screening_selector(["signal", "noise_a", "noise_b"])
+    assert 0 in select(stack, GRID, deposits, None)
