@@ -227,7 +227,7 @@ def test_bad_settings_are_refused():
         TrainSettings(optimiser="rmsprop")
     with pytest.raises(InputError, match="batch size"):
         TrainSettings(batch_size=1)
-    with pytest.raises(InputError, match="minimum epochs and smoothing"):
+    with pytest.raises(InputError, match="minimum epochs, smoothing and members"):
         TrainSettings(smoothing=0)
     with pytest.raises(InputError, match="final learning rate of the cosine schedule"):
         TrainSettings(learning_rate=1e-3, min_learning_rate=1e-2)
