@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import html
 import json
 import math
@@ -96,8 +97,9 @@ def write_cv_outputs(result: CvResult, grid: GridSpec, table: str | None, out_of
             writer.writerow(CSV_HEADER)
             writer.writerows(table_rows(result))
     if out_of_fold:
+        tag = json.dumps({"summary": summary, "settings": dataclasses.asdict(result.settings)})
         write_geotiff(out_of_fold, np.stack([result.out_of_fold[n] for n in result.names]), grid, result.names,
-                      metadata={CV_TAG: json.dumps({"summary": summary, "settings": result.settings.__dict__})})
+                      metadata={CV_TAG: tag})
     for path, content in ((chart, png), (report, html_section(result, png).encode("utf-8"))):
         if path:
             with atomic_path(path) as temporary, open(temporary, "wb") as handle:

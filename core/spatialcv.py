@@ -194,16 +194,14 @@ def fold_of_deposits(deposit_xy: np.ndarray, settings: CvSettings, fold_field: S
         codes, folds = np.unique(np.asarray(fold_field), return_inverse=True)
         if len(codes) < 2:
             raise InputError(f"The fold field holds one value only ({codes[0]!r}); at least 2 folds are needed.")
+        folds = np.asarray(folds, dtype=np.int64)
+        centres = np.array([xy[folds == f].mean(axis=0) for f in range(len(codes))])
     else:
         if len(xy) < settings.n_folds:
             raise InputError(f"{len(xy)} deposit(s) cannot form {settings.n_folds} folds; lower the number of "
                              "folds.")
         kmeans = KMeans(n_clusters=settings.n_folds, n_init=10, random_state=0).fit(xy)
-        folds = kmeans.labels_
-    folds = np.asarray(folds, dtype=np.int64)
-    centres = np.array([xy[folds == f].mean(axis=0) for f in range(folds.max() + 1)])
-    if settings.fold_method == "kmeans":
-        centres = kmeans.cluster_centers_
+        folds, centres = kmeans.labels_.astype(np.int64), kmeans.cluster_centers_
     tree = cKDTree(centres)
     return folds, lambda points: tree.query(np.asarray(points).reshape(-1, 2))[1].astype(np.int64)
 
