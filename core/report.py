@@ -387,9 +387,9 @@ def _cv_section(rows: Sequence[Mapping]) -> str:
 def _model_section(index: int, card: Mapping, figures: Mapping[str, bytes]) -> str:
     settings = (card.get("extra") or {}).get("settings") or {}
     metrics = card.get("metrics") or {}
-    table = _table(["split", "accuracy", "recall", "F1", "AUC"],
-                   [[_esc(split)] + [_fmt(values.get(m)) for m in ("accuracy", "recall", "f1", "auc")]
-                    for split, values in metrics.items()])
+    names = ("accuracy", "recall", "f1", "auc", "auc_per_deposit")
+    table = _table(["split", "accuracy", "recall", "F1", "AUC (per cell)", "AUC (per deposit)"],
+                   [[_esc(split)] + [_fmt(values.get(m)) for m in names] for split, values in metrics.items()])
     settings_text = ", ".join(f"{key} {value}" for key, value in settings.items()) or "not recorded"
     curve = figures.get(f"training_{index}")
     return (f"<h3>{_esc(_card_label(card))}</h3><p>Bands: {_esc(', '.join(card.get('band_names', [])))}; patch "

@@ -70,7 +70,7 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 DEFAULT_CLASSES = ("non-prospective", "prospective")
 METRIC_SPLITS = ("train", "validation", "test")
-METRIC_NAMES = ("accuracy", "recall", "f1", "auc")
+METRIC_NAMES = ("accuracy", "recall", "f1", "auc", "auc_per_deposit")
 _REQUIRED = ("architecture", "input_kind", "band_names", "in_bands", "normalisation", "patch_size", "classes")
 LAYOUTS = ("patch", "dense")
 

@@ -157,6 +157,7 @@ class SplitData:
 
     x: torch.Tensor
     y: torch.Tensor
+    per_deposit: np.ndarray | None = None  # rows scored per deposit: each deposit's own cell and the negatives
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -192,8 +193,10 @@ def split_data(training_set: TrainingSet, input_kind: str, negative_set: int) ->
     data = {}
     for split in METRIC_SPLITS:
         keep = np.flatnonzero(in_set & (training_set.split == split))
+        kind = training_set.kind[keep]
         data[split] = SplitData(torch.from_numpy(np.ascontiguousarray(source[keep], dtype=np.float32)),
-                                torch.from_numpy(training_set.y[keep].astype(np.int64)))
+                                torch.from_numpy(training_set.y[keep].astype(np.int64)),
+                                (kind == "deposit") | np.isin(kind, ("barren", "random")))
     return data
 
 
@@ -436,15 +439,19 @@ def predict_logits(model: nn.Module, x: torch.Tensor, device: torch.device | str
 
 
 def evaluate(model: nn.Module, part: SplitData) -> dict:
-    """Accuracy, recall, F1 (prospective = argmax) and ROC AUC of ``model`` on one split."""
+    """Accuracy, recall, F1 (prospective = argmax) and ROC AUC of ``model`` on one split, per sample; and the AUC
+    per deposit (each deposit's own cell once, against the unaugmented negatives), since the 3 × 3 cells of one
+    deposit are nine correlated samples and a per-cell score counts each deposit about nine times."""
     device = next(model.parameters()).device
     probability = torch.softmax(predict_logits(model, part.x, device), 1)[:, 1].numpy()
     truth, predicted = part.y.numpy(), (probability >= 0.5).astype(np.int64)
+    once = part.per_deposit
     return {
         "accuracy": float(skm.accuracy_score(truth, predicted)),
         "recall": float(skm.recall_score(truth, predicted, zero_division=0)),
         "f1": float(skm.f1_score(truth, predicted, zero_division=0)),
         "auc": _auc(truth, probability),
+        "auc_per_deposit": math.nan if once is None else _auc(truth[once], probability[once]),
     }
 
 

@@ -107,7 +107,8 @@ def test_card_round_trips_with_numpy_values(tmp_path):
     assert read == {**stored, "output_layout": "dense"}
     assert read["card_version"] == CARD_VERSION and read["band_names"] == ["b0", "b1"]
     assert read["normalisation"] == RECIPE and read["crs"] == "EPSG:20350" and read["pixel_size"] == [100.0, 100.0]
-    assert read["metrics"]["validation"] == {"accuracy": 0.8, "recall": None, "f1": None, "auc": None}
+    assert read["metrics"]["validation"] == {"accuracy": 0.8, "recall": None, "f1": None, "auc": None,
+                                           "auc_per_deposit": None}
     assert read["metrics"]["train"]["accuracy"] == 0.95 and read["seed"] == 42
     assert read["history"]["loss"] == [0.9, 0.5, 0.3]
     assert set(read["versions"]) == {"python", "numpy", "torch", "onnx", "onnxruntime", "deepprospect"}

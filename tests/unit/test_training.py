@@ -307,3 +307,19 @@ def test_seed_ensemble_of_mlps_with_input_noise(tmp_path):
     np.testing.assert_allclose(np.exp(logits), averaged.detach().numpy(), rtol=1e-4, atol=1e-6)
     with pytest.raises(InputError, match="members"):
         TrainSettings(members=0)
+
+
+def test_auc_per_deposit_counts_each_deposit_once():
+    ts = easy_set(n=80)
+    ts.kind[(ts.y == 1) & (np.arange(80) % 2 == 0)] = "neighbour"  # half the positive cells are neighbours
+    data = split_data(ts, "vector", 0)
+    part = data["validation"]
+    assert part.per_deposit.sum() == int(((part.y.numpy() == 0) | (part.per_deposit & (part.y.numpy() == 1))).sum())
+    model = train_model(ts, TrainSettings(architecture="mlp", device="cpu", seed=1, **FAST)).model
+    metrics = training.evaluate(model, part)
+    probability = torch.softmax(model(part.x), 1)[:, 1].detach().numpy()
+    once = part.per_deposit
+    from sklearn.metrics import roc_auc_score
+
+    assert metrics["auc_per_deposit"] == pytest.approx(roc_auc_score(part.y.numpy()[once], probability[once]))
+    assert not (ts.kind[ts.split == "validation"][once] == "neighbour").any()
