@@ -23,9 +23,10 @@ def test_run_stacks_clr_transformed_elements_with_a_recipe(run_json, tmp_path):
     assert code == 0, log
     assert result["results"]["OUTPUT"] == str(out)
     with rasterio.open(out) as src:
-        assert src.descriptions == ("clr_Cu", "clr_Pb", "clr_Zn", "rock") and src.shape == (25, 30)
+        assert src.descriptions == ("clr_Cu", "clr_Pb", "clr_Zn", "rock_1", "rock_2") and src.shape == (25, 30)
         recipe = json.loads(src.tags()["DEEPPROSPECT_STACK"])
-        assert set(np.unique(src.read(4, masked=True).compressed())) == {1.0, 2.0}
+        one, two = (src.read(band, masked=True) for band in (4, 5))  # indicator bands of the rock classes
+        assert set(np.unique(one.compressed())) == {0.0, 1.0} and np.array_equal(one + two, np.ones_like(one))
     assert recipe["transform"]["bands"] == ["Cu", "Pb", "Zn"] and recipe["normalise"]["method"] == "z-score"
 
 
