@@ -73,29 +73,3 @@ def write_model(path: str, name: str, band_names: list[str], patch: int, recipe:
                      metrics={"validation": {"auc": 0.75}}, seed=seed, **card_options)
     export_onnx(model, path, card, len(band_names), patch)
     return model.eval()
-
-
-def reference_map(model, stack: np.ndarray, stride: int = 1) -> np.ndarray:
-    """Per-patch torch prospectivity (softmax class 1) with the prediction's window rule; NaN = nodata."""
-    p = model.patch_size
-    bands, rows, cols = stack.shape
-    out_rows, out_cols = -(-rows // stride), -(-cols // stride)
-    out = np.full((out_rows, out_cols), np.nan)
-    windows, where = [], []
-    for r_out in range(out_rows):
-        for c_out in range(out_cols):
-            r, c = r_out * stride + stride // 2 - p // 2, c_out * stride + stride // 2 - p // 2
-            if r < 0 or c < 0 or r + p > rows or c + p > cols:
-                continue
-            window = stack[:, r : r + p, c : c + p]
-            if not np.isnan(window).any():
-                windows.append(window)
-                where.append((r_out, c_out))
-    if windows:
-        x = torch.from_numpy(np.stack(windows).astype(np.float32))
-        if model.input_kind == "vector":
-            x = x.reshape(len(x), bands)
-        with torch.no_grad():
-            probability = torch.softmax(model.eval()(x).double(), dim=1)[:, 1].numpy()
-        out[tuple(np.array(where).T)] = probability
-    return out
