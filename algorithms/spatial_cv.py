@@ -66,9 +66,11 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
         "<b>Folds</b>: k-means on the deposit coordinates (scikit-learn, 10 starts, random_state 0), a fold field "
         "of the deposits, or square blocks dealt to folds at random. Negatives take the fold of the nearest fold "
         "centre (or their block). For each fold, every model trains on the other folds' samples that are at least "
-        "the <i>gap</i> from every held-out sample, then maps the study area. The automatic gap is the larger of "
+        "the <i>gap</i> from every held-out sample, then maps the study area. The automatic gap is the largest of "
         "the exclusion buffer, the widest model window's half-width and the reach of the evidence recorded in the "
-        "stack (IDW search radius, density radius), so no training cell shares evidence with a held-out one.<br>"
+        "stack (an IDW search radius or a density radius; IDW by nearest samples without a radius records none), "
+        "which keeps training cells from sharing most of their evidence with held-out ones; give a gap to be "
+        "stricter.<br>"
         "<b>Models</b>: the DeepProspect networks and the classical random forest and logistic regression, all on "
         "the same folds, cells and draws. Ensembles: the probability mean or the rank mean of the networks.<br>"
         "<b>Screening inside the folds</b> (optional): element screening by Z_AUC ('Element screening', p &lt; "
@@ -80,8 +82,10 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
         "share of deposits captured in the top 5 / 15 / 30 % of the study area and the deposit-vs-area AUC, each "
         "deposit scored by the model that did not see it); an out-of-fold map (each cell from the model trained "
         "without its fold, mean over repeats, one band per model); a chart; an HTML section for the study report.<br>"
-        "The defaults are the project's reference protocol (5 k-means folds, 2 km gap and buffer, 5 draws), so "
-        "figures compare with published ones. <i>Epochs</i> overrides the networks' epochs (fewer: a rough check)."
+        "With element-vector models and no recorded evidence reach, the defaults are the project's reference "
+        "protocol (5 k-means folds, 2 km gap and buffer, 5 draws), so figures compare with published ones. "
+        "Networks expect a normalised (z-score) stack; a warning says when it is not. <i>Epochs</i> overrides the "
+        "networks' epochs (fewer: a rough check)."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
@@ -139,8 +143,9 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
         settings_args = {k: numbers[k] for k in ("repeats", "positive_radius", "exclusion_buffer", "negative_ratio",
                                                  "block_size", "seed")}
         settings = CvSettings(n_folds=numbers["folds"], fold_method=method, gap=0.0, **settings_args)
+        recipe = self._recipe(layer.source(), feedback)
         if gap < 0:
-            gap, why = automatic_gap(settings, grid, widest, read_stack_recipe(layer.source()))
+            gap, why = automatic_gap(settings, grid, widest, recipe)
             feedback.pushInfo(f"Automatic gap: {gap:g} map units ({why}).")
         settings = CvSettings(n_folds=numbers["folds"], fold_method=method, gap=gap, **settings_args)
         ensembles = cv_ensembles(
@@ -166,6 +171,20 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
             StyleOnLoad.attach(context, out_of_fold, "prospectivity.qml")
         return {self.OUTPUT: outputs[self.OUTPUT], self.OUT_OF_FOLD: out_of_fold, self.CHART: outputs[self.CHART],
                 self.REPORT: outputs[self.REPORT]}
+
+    @staticmethod
+    def _recipe(path: str, feedback) -> dict | None:
+        """The stack's DeepProspect recipe, or None (with a word) for a stack built elsewhere."""
+        try:
+            recipe = read_stack_recipe(path)
+        except InputError:
+            feedback.pushInfo("The stack has no DeepProspect recipe: no evidence reach is known for the automatic "
+                              "gap, and the bands are taken as they are.")
+            return None
+        if (recipe.get("normalise") or {}).get("method") in (None, "none"):
+            feedback.pushWarning("The stack is not normalised: the networks see its raw values (a band in metres "
+                                 "outweighs one in log ppm). Build it with z-score normalisation.")
+        return recipe
 
     def _fold_values(self, source, parameters, context) -> list:
         """The fold field's value of every deposit point (one per part of a multipoint), in reading order."""

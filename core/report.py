@@ -369,7 +369,8 @@ def _cv_headline(rows: Sequence[Mapping]) -> str:
     return (f"<b>Spatial cross-validation</b> ({first['folds']} folds; every deposit scored by a model that never "
             f"saw its region): {_esc(first['model'])} ROC AUC {_fmt(first['auc_mean'])} ± {_fmt(first['auc_std'])}"
             f"{f' ({others})' if others else ''}; it puts {_fmt(100 * first['capture']['top_15'], 0)} % of the "
-            "held-out deposits in the top 15 % of the area. This is what to expect in unexplored ground. ")
+            "held-out deposits in the top 15 % of the area. These scores are for the cross-validated recipes (each "
+            "trained on the other folds); they are what to expect of them in unexplored ground. ")
 
 
 def _cv_section(rows: Sequence[Mapping]) -> str:

@@ -186,6 +186,9 @@ def fold_of_deposits(deposit_xy: np.ndarray, settings: CvSettings, fold_field: S
                      grid: GridSpec | None = None) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
     """(fold of each deposit, function map coordinates → fold) for the chosen fold method."""
     xy = np.asarray(deposit_xy, dtype=np.float64).reshape(-1, 2)
+    if not len(xy):
+        raise InputError("No deposit lies on usable cells (study area with every band defined); check the deposit "
+                         "layer, its CRS and the study area.")
     if settings.fold_method == "blocks":
         return _block_folds(xy, settings, grid)
     if settings.fold_method == "field":
@@ -195,7 +198,8 @@ def fold_of_deposits(deposit_xy: np.ndarray, settings: CvSettings, fold_field: S
         if len(codes) < 2:
             raise InputError(f"The fold field holds one value only ({codes[0]!r}); at least 2 folds are needed.")
         folds = np.asarray(folds, dtype=np.int64)
-        centres = np.array([xy[folds == f].mean(axis=0) for f in range(len(codes))])
+        nearest = cKDTree(xy)  # a cell takes the fold of its nearest deposit (fold means may lie in other folds)
+        return folds, lambda points: folds[nearest.query(np.asarray(points).reshape(-1, 2))[1]]
     else:
         if len(xy) < settings.n_folds:
             raise InputError(f"{len(xy)} deposit(s) cannot form {settings.n_folds} folds; lower the number of "
@@ -244,11 +248,16 @@ def positive_cells(deposit_xy: np.ndarray, grid: GridSpec, usable: np.ndarray, r
 
 
 def draw_samples(deposit_xy: np.ndarray, deposit_fold: np.ndarray, fold_of: Callable, grid: GridSpec,
-                 usable: np.ndarray, settings: CvSettings, barren_xy: np.ndarray | None = None
-                 ) -> tuple[list[Samples], list[str]]:
-    """The labelled cells of every repeat: shared positives and barren cells, a fresh random negative draw each."""
+                 usable: np.ndarray, settings: CvSettings, barren_xy: np.ndarray | None = None,
+                 excluded_xy: np.ndarray | None = None) -> tuple[list[Samples], list[str]]:
+    """The labelled cells of every repeat: shared positives and barren cells, a fresh random negative draw each.
+
+    Negatives keep the exclusion buffer from every deposit of ``excluded_xy`` (default: ``deposit_xy``), so
+    deposits off the usable cells still keep negatives away.
+    """
     notes: list[str] = []
     xy = np.asarray(deposit_xy, dtype=np.float64).reshape(-1, 2)
+    excluded = xy if excluded_xy is None else np.asarray(excluded_xy, dtype=np.float64).reshape(-1, 2)
     pr, pc, owner = positive_cells(xy, grid, usable, settings.radius(grid))
     if not len(pr):
         raise InputError("No deposit lies on usable cells (study area with every band defined); check the deposit "
@@ -258,7 +267,7 @@ def draw_samples(deposit_xy: np.ndarray, deposit_fold: np.ndarray, fold_of: Call
     candidates[pr, pc] = False
     if settings.exclusion_buffer > 0:
         centres = grid.cell_centres().reshape(-1, 2)
-        distance = cKDTree(xy).query(centres, distance_upper_bound=settings.exclusion_buffer * (1 + 1e-9))[0]
+        distance = cKDTree(excluded).query(centres, distance_upper_bound=settings.exclusion_buffer * (1 + 1e-9))[0]
         candidates &= ~np.isfinite(distance).reshape(grid.shape)
     fixed = [positives]
     if barren_xy is not None and len(barren_xy):
@@ -376,11 +385,17 @@ def run_spatial_cv(
     if (~on_usable).sum():
         notes.append(f"{int((~on_usable).sum())} deposit(s) off the usable cells (outside the study area, the grid "
                      "or on nodata) were left out.")
+    if not on_usable.any():
+        raise InputError("No deposit lies on usable cells (study area with every band defined); check the deposit "
+                         "layer, its CRS and the study area.")
+    # Folds and exclusions use every deposit on the grid (as the protocol clusters every occurrence); only those
+    # on usable cells give positives and scores.
+    field_values = None if fold_field is None else np.asarray(fold_field)[inside]
+    all_fold, fold_of = fold_of_deposits(xy[inside], settings, field_values, grid)
     deposit_index = np.flatnonzero(on_usable)
-    xy = xy[deposit_index]
-    field_values = None if fold_field is None else np.asarray(fold_field)[deposit_index]
-    deposit_fold, fold_of = fold_of_deposits(xy, settings, field_values, grid)
-    repeats, draw_notes = draw_samples(xy, deposit_fold, fold_of, grid, usable, settings, barren_xy)
+    deposit_fold = all_fold[on_usable[inside]]
+    grid_xy, xy = xy[inside], xy[deposit_index]
+    repeats, draw_notes = draw_samples(xy, deposit_fold, fold_of, grid, usable, settings, barren_xy, grid_xy)
     notes += draw_notes
     for note in notes:
         log_message(log, note)
@@ -394,6 +409,8 @@ def run_spatial_cv(
     area_auc = {n: np.zeros(settings.repeats) for n in names}
     cell_fold = np.full(grid.shape, -1, np.int64)
     cell_fold[usable] = fold_of(grid.cell_centres().reshape(-1, 2)[usable.ravel()])
+    positive = repeats[0].y == 1  # a deposit's cells belong to its fold, whichever fold centre is nearer
+    cell_fold[repeats[0].rows[positive], repeats[0].cols[positive]] = repeats[0].fold[positive]
     fold_counts = []
     total, done = len(folds) * settings.repeats * len(models), 0
     dep_rows, dep_cols, _ = point_cells(xy, grid)
@@ -401,8 +418,10 @@ def run_spatial_cv(
     if select_bands is not None:
         for fold in folds:
             check_cancelled(is_cancelled)
-            training_region = np.where(cell_fold == fold, np.nan, stack)
-            fold_bands[int(fold)] = list(select_bands(training_region, grid, xy[deposit_fold != fold], barren_xy))
+            hidden, training_xy = _held_out_reach(repeats[0], int(fold), usable, cell_fold, xy, deposit_fold, grid,
+                                                  settings.gap)
+            training_region = np.where(hidden, np.nan, stack)
+            fold_bands[int(fold)] = list(select_bands(training_region, grid, training_xy, barren_xy))
             log_message(log, f"Fold {fold}: {len(fold_bands[int(fold)])} of {len(stack)} band(s) selected on the "
                              "training folds.")
     for r, samples in enumerate(repeats):
@@ -411,7 +430,7 @@ def run_spatial_cv(
             test = samples.take(samples.fold == fold)
             if r == 0:
                 fold_counts.append(_fold_count(int(fold), train, test, samples, deposit_fold))
-            background = background_cells(usable, cell_fold, int(fold), test, xy[deposit_fold != fold], grid,
+            background = background_cells(usable, cell_fold, int(fold), test, grid_xy[all_fold != fold], grid,
                                           settings)
             if len(np.unique(train.y)) < 2:
                 raise InputError(f"Fold {fold} leaves the training folds without deposits or negatives; use fewer "
@@ -444,9 +463,28 @@ def run_spatial_cv(
             captures[name][r] = [(shares <= limit).mean() for limit in CAPTURE_SHARES]
             area_auc[name][r] = 1 - _mid_rank_share(area_sorted, name, folds, deposit_fold,
                                                     deposit_scores[name][r]).mean()
-    out_of_fold = {n: np.where(usable, oof_sum[n] / settings.repeats, np.nan).astype(np.float32) for n in names}
+    scored = usable & np.isin(cell_fold, folds)
+    if (usable & ~scored).any():
+        notes.append(f"{int((usable & ~scored).sum())} usable cell(s) lie in folds without deposits: no model is "
+                     "scored there, so the out-of-fold map leaves them empty.")
+    out_of_fold = {n: np.where(scored, oof_sum[n] / settings.repeats, np.nan).astype(np.float32) for n in names}
     return CvResult(names, auc, captures, area_auc, out_of_fold, deposit_fold, deposit_index, fold_counts,
                     settings, notes, fold_bands)
+
+
+def _held_out_reach(samples: Samples, fold: int, usable: np.ndarray, cell_fold: np.ndarray, xy: np.ndarray,
+                    deposit_fold: np.ndarray, grid: GridSpec, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """What a selection for ``fold`` may not see: (cells to hide — off the usable cells, in the fold, or within the
+    gap of its samples — and the training deposits at least the gap from every held-out sample)."""
+    test = samples.fold == fold
+    hidden = ~usable | (cell_fold == fold)
+    training_xy = xy[deposit_fold != fold]
+    if gap > 0 and test.any():
+        tree = cKDTree(cell_xy(samples.rows[test], samples.cols[test], grid))
+        near = np.isfinite(tree.query(grid.cell_centres().reshape(-1, 2), distance_upper_bound=gap)[0])
+        hidden |= near.reshape(grid.shape)
+        training_xy = training_xy[~np.isfinite(tree.query(training_xy, distance_upper_bound=gap)[0])]
+    return hidden, training_xy
 
 
 def combine_maps(maps: Sequence[np.ndarray], rule: str, usable: np.ndarray) -> np.ndarray:
