@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import closing
 
 from qgis.core import (
@@ -140,14 +141,12 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
             raise InputError("Choose at least one model to cross-validate.")
         fit_maps, widest = cv_fit_maps(keys, numbers.pop("epochs"))
         gap = numbers.pop("gap")
-        settings_args = {k: numbers[k] for k in ("repeats", "positive_radius", "exclusion_buffer", "negative_ratio",
-                                                 "block_size", "seed")}
-        settings = CvSettings(n_folds=numbers["folds"], fold_method=method, gap=0.0, **settings_args)
+        settings = CvSettings(n_folds=numbers.pop("folds"), fold_method=method, gap=max(gap, 0.0), **numbers)
         recipe = self._recipe(layer.source(), feedback)
         if gap < 0:
             gap, why = automatic_gap(settings, grid, widest, recipe)
             feedback.pushInfo(f"Automatic gap: {gap:g} map units ({why}).")
-        settings = CvSettings(n_folds=numbers["folds"], fold_method=method, gap=gap, **settings_args)
+            settings = dataclasses.replace(settings, gap=gap)
         ensembles = cv_ensembles(
             [ENSEMBLE_CHOICES[i][0] for i in self.parameterAsEnums(parameters, self.ENSEMBLES, context)], keys)
         screen = self.parameterAsBool(parameters, self.SCREEN, context)
