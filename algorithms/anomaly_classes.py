@@ -28,7 +28,7 @@ from ..core.anomaly import CLASS_NODATA, class_names, classify, find_targets, pa
 from ..core.errors import InputError
 from ..core.raster_io import check_writable, read_map, write_geotiff
 from .base import DeepProspectAlgorithm
-from .qgis_io import feedback_callbacks, point_xy
+from .qgis_io import feedback_callbacks, point_parameter
 from .study_area import add_study_area, study_area_cells
 from .styles import StyleOnLoad
 
@@ -101,7 +101,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
                              f"{len(limits)} class(es); lower the target classes or add limits.")
         classes_path = self.parameterAsOutputLayer(parameters, self.CLASSES, context)
         check_writable(classes_path)
-        deposits = self._deposits(parameters, layer.crs(), context, feedback)
+        deposits = point_parameter(self, parameters, self.DEPOSITS, "deposit", layer.crs(), context, feedback)
         raster = read_map(layer.source(), self.parameterAsInt(parameters, self.BAND, context) or 1)
         values, grid = raster.values, raster.grid
         study_area = study_area_cells(self, parameters, layer.source(), context, feedback)
@@ -129,12 +129,6 @@ class AnomalyClasses(DeepProspectAlgorithm):
         StyleOnLoad.attach(context, classes_path, "anomaly_classes.qml", class_names(limits))
         StyleOnLoad.attach(context, target_id, "targets.qml")
         return {self.CLASSES: classes_path, self.CLASS_TABLE: table_id, self.TARGETS: target_id}
-
-    def _deposits(self, parameters, crs, context, feedback):
-        source = self.parameterAsSource(parameters, self.DEPOSITS, context)
-        if source is None:
-            return None
-        return point_xy(source, "deposit", crs, context, feedback)
 
     def _write(self, parameters, key, context, columns, rows, geometry_type, crs, centroids=False):
         fields = QgsFields()

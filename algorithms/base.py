@@ -1,19 +1,33 @@
-"""What every DeepProspect algorithm shares: naming, groups, help, icon and error translation."""
+"""What every DeepProspect algorithm shares: naming, groups, help, icon, the checks that run before any
+work (outputs that would overwrite an input, fields that do not exist, numbers out of range), outputs that
+appear together or not at all, and error translation."""
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProperty,
+    QgsProviderRegistry,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-from ..core.errors import DeepProspectError
+from ..core.errors import DeepProspectError, InputError
+from ..core.raster_io import output_set, pending_outputs, temporary_beside
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons", "deepprospect.svg")
 
@@ -27,15 +41,23 @@ GROUPS = {
 
 
 INT, DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+TEMPORARY_OUTPUT = "TEMPORARY_OUTPUT"
+# Files that belong to a raster or vector file: an output must not replace them for an input either.
+_SIDECARS = (".aux.xml", ".ovr", ".msk")
+_SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix")
 
 
 class DeepProspectAlgorithm(QgsProcessingAlgorithm):
-    """Base class: subclasses set NAME, DISPLAY_NAME, GROUP, HELP and implement ``compute``."""
+    """Base class: subclasses set NAME, DISPLAY_NAME, GROUP, HELP and implement ``compute``.
+
+    ``MEMORY_HINT`` names the parameter that lowers memory use, for the message of a run out of memory.
+    """
 
     NAME = ""
     DISPLAY_NAME = ""
     GROUP = ""
     HELP = ""
+    MEMORY_HINT = "Use a coarser grid (larger cell size) or a smaller extent"
 
     def name(self) -> str:
         return self.NAME
@@ -74,12 +96,36 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
         read = {INT: self.parameterAsInt, DOUBLE: self.parameterAsDouble}
         return {key.lower(): read[kind](parameters, key, context) for key, _, kind, *_ in table}
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API name
+        """QGIS's checks, with numbers out of range named with their range (QGIS says only 'incorrect')."""
+        for definition in self.parameterDefinitions():
+            if isinstance(definition, QgsProcessingParameterNumber) and parameters.get(definition.name()) is not None:
+                message = _range_message(definition, parameters[definition.name()])
+                if message:
+                    return False, message
+        return super().checkParameterValues(parameters, context)
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        """Run the algorithm; any DeepProspect error reaches the user as a plain message."""
+        """Check the parameters, run, and move every output into place together; errors become plain messages."""
         try:
-            return self.compute(parameters, context, feedback)
+            self._check_fields(parameters, context)
+            # Resolved once: asking QGIS again would reset what the run attaches to the layers it loads.
+            self._destinations = {definition.name(): self._file_destination(parameters, definition, context)
+                                  for definition in self.destinationParameterDefinitions()}
+            self._check_outputs(parameters, context)
+            with output_set():
+                results = self.compute(parameters, context, feedback)
+            self._check_written(results)
+            return results
         except DeepProspectError as error:
             message = str(error)
+        except MemoryError:
+            message = (f"{self.displayName()} ran out of memory. {self.MEMORY_HINT}, or close other programs "
+                       "and run it again.")
+        except (OSError, RuntimeError) as error:
+            message = self._resource_message(error)
+            if message is None:
+                raise
         # The traceback of what is raised here outlives the run (QGIS keeps it), so it must not reach layers:
         # raised outside the except block (no chained compute() frame) and with this frame's references
         # dropped. A layer kept alive that way outlives QGIS and crashes Python at exit.
@@ -89,3 +135,178 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
     def compute(self, parameters, context, feedback) -> dict:
         """Do the work; raise a DeepProspectError subclass for anything the user must fix."""
         raise NotImplementedError
+
+    def parameterAsSink(self, parameters, name, context, fields, geometry_type, crs, *args):  # noqa: N802
+        """A feature sink written to a temporary file beside its destination and moved into place with the other
+        outputs when the run succeeds; a sink that cannot be created is an error, not a silent skip."""
+        destination = self._destinations.get(name)
+        if destination is None:
+            sink, dest_id = super().parameterAsSink(parameters, name, context, fields, geometry_type, crs, *args)
+        else:
+            temporary = temporary_beside(destination)
+            os.remove(temporary)  # the writer creates it; only the unique name was wanted
+            redirected = dict(parameters)
+            definition = QgsProcessingOutputLayerDefinition(parameters[name]) \
+                if isinstance(parameters[name], QgsProcessingOutputLayerDefinition) \
+                else QgsProcessingOutputLayerDefinition(destination)
+            definition.sink = QgsProperty.fromValue(temporary)
+            redirected[name] = definition
+            sink, dest_id = super().parameterAsSink(redirected, name, context, fields, geometry_type, crs, *args)
+            if sink is not None:
+                _register_sink(context, temporary, destination)
+                dest_id = destination
+        if sink is None and self.parameterDefinition(name).flags() & QgsProcessingParameterDefinition.FlagOptional \
+                and parameters.get(name) is None:
+            return None, None
+        if sink is None:
+            raise InputError(f"Could not create the output '{self.parameterDefinition(name).description()}' at "
+                             f"{destination or parameters.get(name)}: check that the folder exists and is writable "
+                             "and that the extension is a vector format (.gpkg, .shp, .csv).")
+        return sink, dest_id
+
+    def _file_destination(self, parameters, definition, context) -> str | None:
+        """The file an output parameter writes (None for temporary, memory, database or skipped outputs)."""
+        name = definition.name()
+        value = parameters.get(name)
+        if isinstance(value, QgsProcessingOutputLayerDefinition):
+            value = value.sink.staticValue()
+        if not value or not isinstance(value, str) or value == TEMPORARY_OUTPUT:
+            return None
+        if isinstance(definition, QgsProcessingParameterFileDestination):
+            path = self.parameterAsFileOutput(parameters, name, context)
+        else:
+            path = self.parameterAsOutputLayer(parameters, name, context)
+        if not path or re.match(r"^[A-Za-z][A-Za-z0-9]+:", path) or "|" in path:
+            return None
+        return path
+
+    def _check_outputs(self, parameters, context) -> None:
+        """Refuse an output that would replace an input (or its sidecar files), share a path with another
+        output, or get a file type other than its extension says."""
+        inputs = {}
+        for definition in self.parameterDefinitions():
+            if not definition.isDestination():
+                for path in self._input_paths(definition, parameters, context):
+                    inputs.update(dict.fromkeys(_footprint(path), definition.description()))
+        outputs: dict[str, str] = {}
+        for definition in self.destinationParameterDefinitions():
+            path = self._destinations[definition.name()]
+            if path is None:
+                continue
+            label = definition.description()
+            _check_extension(definition, path)
+            for part in _footprint(path):
+                if part in inputs:
+                    raise InputError(f"The output '{label}' ({path}) would overwrite the input '{inputs[part]}'. "
+                                     "Choose another file name for the output; inputs are never changed.")
+                if part in outputs and outputs[part] != label:
+                    raise InputError(f"The outputs '{outputs[part]}' and '{label}' are both set to {path}; give "
+                                     "each output its own file name.")
+                outputs[part] = label
+
+    def _input_paths(self, definition, parameters, context) -> list[str]:
+        """The files an input parameter reads (layers from files, files); empty for anything else."""
+        name = definition.name()
+        if parameters.get(name) is None:
+            return []
+        if isinstance(definition, QgsProcessingParameterFile):
+            return [self.parameterAsFile(parameters, name, context)]
+        if isinstance(definition, QgsProcessingParameterRasterLayer):
+            layers = [self.parameterAsRasterLayer(parameters, name, context)]
+        elif isinstance(definition, QgsProcessingParameterMultipleLayers):
+            layers = self.parameterAsLayerList(parameters, name, context)
+        elif definition.type() in ("source", "vector"):
+            layers = [self.parameterAsVectorLayer(parameters, name, context)]
+        else:
+            return []
+        paths = []
+        for layer in layers:
+            if layer is not None:
+                parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
+                paths.append(parts.get("path") or layer.source())
+        return paths
+
+    def _check_fields(self, parameters, context) -> None:
+        """Every field parameter names fields its layer has (QGIS itself does not check)."""
+        for definition in self.parameterDefinitions():
+            if not isinstance(definition, QgsProcessingParameterField) or not parameters.get(definition.name()):
+                continue
+            source = self.parameterAsSource(parameters, definition.parentLayerParameterName(), context)
+            if source is None:
+                continue
+            names = source.fields().names()
+            for field in self.parameterAsFields(parameters, definition.name(), context):
+                if field not in names:
+                    raise InputError(f"'{definition.description()}': the layer '{source.sourceName()}' has no field "
+                                     f"'{field}'. Its fields are: {', '.join(names) or 'none'}.")
+
+    def _check_written(self, results: dict) -> None:
+        """Every output the run reports exists on disk (a run never ends 'done' without them)."""
+        for definition in self.destinationParameterDefinitions():
+            path = self._destinations[definition.name()]
+            if path is not None and results.get(definition.name()) and not os.path.exists(path):
+                raise InputError(f"The output '{definition.description()}' was not written to {path}.")
+
+    def _resource_message(self, error: Exception) -> str | None:
+        """A plain message for out-of-memory on the GPU and for disk or file errors; None for other errors."""
+        text = str(error)
+        if "out of memory" in text.lower() or type(error).__name__ == "OutOfMemoryError":
+            return (f"{self.displayName()} ran out of GPU memory. {self.MEMORY_HINT}, or choose the CPU device. "
+                    f"({text.splitlines()[0] if text else type(error).__name__})")
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"{self.displayName()}: the disk is full ({error.filename or ''}). Free space or write elsewhere."
+        if isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EROFS, errno.ENOENT):
+            return f"{self.displayName()}: cannot access {error.filename or 'a file'}: {error.strerror}."
+        if type(error).__module__.startswith("rasterio"):
+            return f"{self.displayName()}: GDAL could not read or write a raster: {text}"
+        return None
+
+
+def _register_sink(context, temporary: str, destination: str) -> None:
+    """Move the temporary sink file into place at the end of the run, and load it under its real path."""
+    pending_outputs().add(temporary, destination)
+    layers = context.layersToLoadOnCompletion()
+    if temporary in layers:
+        layers[destination] = layers.pop(temporary)
+        context.setLayersToLoadOnCompletion(layers)
+
+
+def _footprint(path: str) -> set[str]:
+    """The real paths of a file and of the files that belong to it."""
+    real = os.path.realpath(path)
+    stem, extension = os.path.splitext(real)
+    parts = {real} | {real + sidecar for sidecar in _SIDECARS}
+    if extension.lower() in _SHAPEFILE_PARTS:
+        parts |= {stem + part for part in _SHAPEFILE_PARTS}
+    return parts
+
+
+def _check_extension(definition, path: str) -> None:
+    """A raster output must be a GeoTIFF and a file output must end as its filter says."""
+    extension = os.path.splitext(path)[1].lower().lstrip(".")
+    if isinstance(definition, QgsProcessingParameterRasterDestination):
+        allowed = ["tif", "tiff"]
+    elif isinstance(definition, QgsProcessingParameterFileDestination):
+        allowed = [found.lower() for found in re.findall(r"\*\.(\w+)", definition.fileFilter())]
+    else:
+        return
+    if allowed and extension not in allowed:
+        raise InputError(f"The output '{definition.description()}' is written as {allowed[0].upper()}, but {path} "
+                         f"ends in '.{extension}'. Give a file name ending in .{allowed[0]}.")
+
+
+def _range_message(definition: QgsProcessingParameterNumber, value) -> str | None:
+    """'X must be between a and b (got v)' when ``value`` is a number outside the parameter's range."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    low, high = definition.minimum(), definition.maximum()
+    low_bounded, high_bounded = low > -1e300, high < 1e300
+    if (low_bounded and number < low) or (high_bounded and number > high):
+        if low_bounded and high_bounded:
+            allowed = f"between {low:g} and {high:g}"
+        else:
+            allowed = f"at least {low:g}" if low_bounded else f"at most {high:g}"
+        return f"'{definition.description()}' ({definition.name()}) must be {allowed}; {number:g} was given."
+    return None

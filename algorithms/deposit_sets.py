@@ -17,7 +17,7 @@ from qgis.core import (
 )
 
 from ..core.errors import InputError
-from .qgis_io import point_xy
+from .qgis_io import point_parameter, point_xy
 
 
 class DepositSets:
@@ -86,14 +86,9 @@ class DepositSets:
 
     def _points(self, parameters, key, context, crs, feedback):
         """(xy, layer name) of an optional point layer, or None when unset or empty."""
-        source = self.parameterAsSource(parameters, key, context)
-        if source is None:
-            return None
         name = self._name(parameters, key, context)
-        if source.featureCount() == 0:
-            feedback.pushInfo(f"The layer {name} has no features; it is not used.")
-            return None
-        return point_xy(source, name, crs, context, feedback), name
+        points = point_parameter(self, parameters, key, name, crs, context, feedback)
+        return None if points is None else (points, name)
 
     def _name(self, parameters, key, context) -> str:
         layer = self.parameterAsVectorLayer(parameters, key, context)

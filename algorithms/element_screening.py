@@ -41,7 +41,7 @@ from ..core.screening import (
     selected_stack_tags,
 )
 from .base import DeepProspectAlgorithm
-from .qgis_io import feedback_callbacks, point_xy
+from .qgis_io import feedback_callbacks, point_parameter
 
 COLUMNS = [("band", QVariant.String), ("svm_auc", QVariant.Double), ("roc_auc", QVariant.Double),
            ("s_auc", QVariant.Double), ("z", QVariant.Double), ("p_value", QVariant.Double),
@@ -124,8 +124,9 @@ class ElementScreening(DeepProspectAlgorithm):
         chart_path = self.parameterAsFileOutput(parameters, self.CHART, context)
         for path in filter(None, (stack_path, chart_path)):
             check_writable(path)
-        deposit_xy = self._points(parameters, self.DEPOSITS, "deposit", layer.crs(), context, feedback)
-        barren_xy = self._points(parameters, self.BARREN, "barren point", layer.crs(), context, feedback)
+        deposit_xy = point_parameter(self, parameters, self.DEPOSITS, "deposit", layer.crs(), context, feedback,
+                                     required=True)
+        barren_xy = point_parameter(self, parameters, self.BARREN, "barren point", layer.crs(), context, feedback)
         require_memory(24 * layer.bandCount() * grid.cell_count, f"Reading {layer.bandCount()} band(s) of "
                        f"{grid.rows} × {grid.cols} cells")
         unnamed = [i + 1 for i, name in enumerate(read_band_names(layer.source())) if not name]
@@ -156,17 +157,6 @@ class ElementScreening(DeepProspectAlgorithm):
         dest_id = self._table(parameters, context, result)
         return {self.OUTPUT: dest_id, self.SELECTED_STACK: stack_path or None, self.CHART: chart_path or None,
                 self.SELECTED_COUNT: len(selected), self.SELECTED_BANDS: ",".join(selected)}
-
-    def _points(self, parameters, key: str, what: str, crs, context, feedback):
-        """xy of a point layer in the stack's CRS (None for an unset optional layer)."""
-        source = self.parameterAsSource(parameters, key, context)
-        if source is None and key == self.DEPOSITS:
-            raise InputError("The deposit point layer could not be opened.")
-        if source is None:
-            return None
-        if source.featureCount() == 0 and key == self.DEPOSITS:
-            raise InputError("The deposit layer has no features; give a point layer with the known deposits.")
-        return point_xy(source, what, crs, context, feedback)
 
     def _table(self, parameters, context, result):
         fields = QgsFields()

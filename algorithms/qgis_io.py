@@ -13,6 +13,7 @@ from qgis.core import (
     QgsProcessingFeatureSource,
     QgsProject,
     QgsRectangle,
+    QgsWkbTypes,
 )
 
 from ..core.errors import InputError
@@ -77,14 +78,42 @@ def grid_from_raster_layer(layer) -> GridSpec:
 
 def point_xy(source: QgsProcessingFeatureSource, what: str, crs: QgsCoordinateReferenceSystem, context,
              feedback) -> np.ndarray:
-    """(n, 2) coordinates of a point source in ``crs``, saying when they are reprojected or have no CRS."""
-    if not source.sourceCrs().isValid():
-        feedback.pushWarning(f"The {what} layer has no CRS: its coordinates are taken to be in "
-                             f"{crs.authid() or crs.description()}.")
-    elif source.sourceCrs() != crs:
+    """(n, 2) coordinates of a point source in ``crs``, saying when they are reprojected."""
+    check_point_source(source, what)  # before the CRS is used in the message below
+    if source.sourceCrs() != crs:
         feedback.pushInfo(f"The {what} points are reprojected from {source.sourceCrs().authid()} to "
                           f"{crs.authid() or crs.description()}.")
-    return read_points(source, [], crs, context, feedback)[0]
+    return read_points(source, [], crs, context, feedback, what)[0]
+
+
+def point_parameter(algorithm, parameters, key: str, what: str, crs: QgsCoordinateReferenceSystem, context,
+                    feedback, required: bool = False) -> np.ndarray | None:
+    """The points of the point-layer parameter ``key`` in ``crs``, read the same way for every algorithm.
+
+    A required layer that is missing or empty is an error; an optional one that is unset or empty gives None
+    (an empty one is reported).
+    """
+    source = algorithm.parameterAsSource(parameters, key, context)
+    if source is None or source.featureCount() == 0:
+        if required:
+            raise InputError(f"The {what} layer is missing or has no features; give the {what} points.")
+        if source is not None:
+            feedback.pushInfo(f"The {what} layer has no features; it is not used.")
+        return None
+    return point_xy(source, what, crs, context, feedback)
+
+
+def check_point_source(source: QgsProcessingFeatureSource, what: str) -> None:
+    """Refuse a layer that is not points (multipoints are points) or whose CRS is undefined."""
+    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PointGeometry:
+        raise InputError(
+            f"The {what} layer '{source.sourceName()}' has {QgsWkbTypes.displayString(source.wkbType())} geometries; "
+            f"{what} must be points. Give a point layer (for lines or polygons, Vector geometry ▸ Centroids makes "
+            "one).")
+    if not source.sourceCrs().isValid():
+        raise InputError(f"The {what} layer '{source.sourceName()}' has no CRS, so its coordinates cannot be placed. "
+                         "Set it in Layer Properties ▸ Source ▸ Assigned coordinate reference system (or in "
+                         "the file's .prj), then run again.")
 
 
 def read_points(
@@ -93,12 +122,14 @@ def read_points(
     target_crs: QgsCoordinateReferenceSystem,
     context,
     feedback=None,
+    what: str = "sample",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Point coordinates in ``target_crs`` and field values as floats (NULL → NaN).
 
     Multipoint features give one sample per part; features without geometry are skipped and reported.
     The feature iterator is closed even on cancel, so the layer's data source is not left busy.
     """
+    check_point_source(source, what)
     field_index = [source.fields().lookupField(name) for name in field_names]
     request = QgsFeatureRequest().setSubsetOfAttributes(field_index)
     request.setDestinationCrs(target_crs, context.transformContext())

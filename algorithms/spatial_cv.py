@@ -26,7 +26,7 @@ from ..core.spatialcv import FOLD_METHODS, CvSettings, automatic_gap, run_spatia
 from ..core.stack import read_stack_recipe
 from ..models.cv_models import CV_MODELS, DEFAULT_MODELS, ENSEMBLE_CHOICES, cv_ensembles, cv_fit_maps
 from .base import DOUBLE, INT, DeepProspectAlgorithm
-from .qgis_io import crs_from_string, feedback_callbacks, point_xy
+from .qgis_io import crs_from_string, feedback_callbacks, point_parameter
 from .styles import StyleOnLoad
 from .vector_io import add_study_area_parameters, read_study_area
 
@@ -128,13 +128,10 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
         crs = crs_from_string(grid.crs)
         numbers = self.read_numbers(self.NUMBERS, parameters, context)
         method = FOLD_METHODS[self.parameterAsEnum(parameters, self.FOLD_METHOD, context)]
-        deposits = self.parameterAsSource(parameters, self.DEPOSITS, context)
-        if deposits is None or deposits.featureCount() == 0:
-            raise InputError("The deposit layer is missing or has no features; give the known deposits as points.")
-        deposit_xy = point_xy(deposits, "deposit", crs, context, feedback)
-        fold_field = self._fold_values(deposits, parameters, context) if method == "field" else None
-        barren_source = self.parameterAsSource(parameters, self.BARREN, context)
-        barren_xy = None if barren_source is None else point_xy(barren_source, "barren", crs, context, feedback)
+        deposit_xy = point_parameter(self, parameters, self.DEPOSITS, "deposit", crs, context, feedback, required=True)
+        fold_field = self._fold_values(self.parameterAsSource(parameters, self.DEPOSITS, context), parameters,
+                                       context) if method == "field" else None
+        barren_xy = point_parameter(self, parameters, self.BARREN, "barren", crs, context, feedback)
         area = read_study_area(self, parameters, context, crs, feedback)
         keys = [CV_MODELS[i][0] for i in self.parameterAsEnums(parameters, self.MODELS, context)]
         if not keys:

@@ -13,7 +13,6 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
 )
 
-from ..core.errors import InputError
 from ..core.labels import load_training_set
 from ..core.raster_io import check_writable
 from ..models.training import (
@@ -128,8 +127,6 @@ class TrainModel(DeepProspectAlgorithm):
         curves = self.parameterAsFileOutput(parameters, self.CURVES, context) or None
         for path in filter(None, (output, curves)):
             check_writable(path)
-        if not output.lower().endswith(".onnx"):
-            raise InputError(f"The model file must end in .onnx: {output}")
         settings = self._settings(parameters, context, feedback)
         path = self.parameterAsFile(parameters, self.TRAINING_SET, context)
         training_set = load_training_set(path)

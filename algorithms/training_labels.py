@@ -36,7 +36,7 @@ from ..core.labels import (
 )
 from ..core.raster_io import check_writable, read_raster
 from .base import DOUBLE, INT, DeepProspectAlgorithm
-from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, point_xy
+from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, point_parameter
 from .vector_io import add_study_area_parameters, read_study_area
 
 # key (lower case = settings field), label, type, default, minimum, advanced
@@ -130,10 +130,8 @@ class TrainingLabels(DeepProspectAlgorithm):
                                   **self.read_numbers(_AUGMENT_NUMBERS, parameters, context))
         grid = grid_from_raster_layer(layer)
         crs = crs_from_string(grid.crs)
-        deposits = self._points(parameters, self.DEPOSITS, "deposit", crs, context, feedback)
-        if deposits is None:
-            raise InputError("Give a deposit point layer.")
-        barren = self._points(parameters, self.BARREN, "barren", crs, context, feedback)
+        deposits = point_parameter(self, parameters, self.DEPOSITS, "deposit", crs, context, feedback, required=True)
+        barren = point_parameter(self, parameters, self.BARREN, "barren", crs, context, feedback)
         area = read_study_area(self, parameters, context, crs, feedback)
         mask = area.mask(grid) if area is not None else None
         stack, grid, names = read_raster(layer.source())
@@ -147,17 +145,6 @@ class TrainingLabels(DeepProspectAlgorithm):
         feedback.pushInfo(f"Counts: {json.dumps(result.manifest['counts'])}")
         save_training_set(output, result)
         return {self.OUTPUT: output, self.SAMPLES: self._write_samples(parameters, context, crs, result)}
-
-    def _points(self, parameters, key, what, crs, context, feedback):
-        source = self.parameterAsSource(parameters, key, context)
-        if source is None:
-            return None
-        if source.featureCount() == 0:
-            if key == self.DEPOSITS:
-                raise InputError("The deposit layer has no features.")
-            feedback.pushInfo(f"The {what} layer has no features; none used.")
-            return None
-        return point_xy(source, what, crs, context, feedback)
 
     def _write_samples(self, parameters, context, crs, result):
         fields = QgsFields()

@@ -1,13 +1,16 @@
 """GeoTIFF reading and writing with rasterio: band names, nodata, metadata, and no partial files.
 
 Outputs are written to a temporary file beside the target and renamed into place only when complete,
-so a failure or a cancel never leaves a half-written raster.
+so a failure or a cancel never leaves a half-written raster. Inside :func:`output_set` (one per algorithm
+run) the renames wait until the whole run has succeeded, so a failed run leaves no output at all.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,19 +43,99 @@ def check_writable(path: str) -> None:
 
 @contextmanager
 def atomic_path(path: str) -> Iterator[str]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    Inside :func:`output_set` the rename waits for the end of the run.
+    """
+    temporary = temporary_beside(path)
+    try:
+        yield temporary
+        os.chmod(temporary, _new_file_mode())  # mkstemp makes private files; outputs get the usual mode
+        pending = getattr(_RUN, "outputs", None)
+        if pending is None:
+            _move_into_place(temporary, path)
+        else:
+            pending.add(temporary, path)
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+
+
+def temporary_beside(path: str) -> str:
+    """A fresh, empty temporary file in the folder of ``path`` with its extension (the folder must be writable)."""
     check_writable(path)
     folder = os.path.dirname(os.path.abspath(path))
     suffix = os.path.splitext(path)[1] or ".tmp"
     handle, temporary = tempfile.mkstemp(prefix=".deepprospect-", suffix=suffix, dir=folder)
     os.close(handle)
+    return temporary
+
+
+_RUN = threading.local()  # the OutputSet of the run in progress on this thread, if any
+
+
+class OutputSet:
+    """The outputs of one run, written to temporaries and moved into place together once the run succeeds."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, str]] = []
+
+    def add(self, temporary: str, path: str) -> None:
+        """Move ``temporary`` (and its companion files, e.g. a shapefile's .dbf) to ``path`` at commit."""
+        self.pending.append((temporary, path))
+
+    def commit(self) -> None:
+        for temporary, path in self.pending:
+            _move_into_place(temporary, path)
+        self.pending = []
+
+    def discard(self) -> None:
+        for temporary, _ in self.pending:
+            _remove_quietly(temporary)
+        self.pending = []
+
+
+@contextmanager
+def output_set() -> Iterator[OutputSet]:
+    """Collect the outputs written by :func:`atomic_path` on this thread; all appear at the end or none do."""
+    outputs, previous = OutputSet(), getattr(_RUN, "outputs", None)
+    _RUN.outputs = outputs
     try:
-        yield temporary
-        os.chmod(temporary, _new_file_mode())  # mkstemp makes private files; outputs get the usual mode
-        os.replace(temporary, path)
+        yield outputs
     except BaseException:
-        _remove_quietly(temporary)
+        outputs.discard()
         raise
+    finally:
+        _RUN.outputs = previous
+    outputs.commit()
+
+
+def pending_outputs() -> OutputSet:
+    """The output set of the run in progress on this thread (see :func:`output_set`)."""
+    outputs = getattr(_RUN, "outputs", None)
+    if outputs is None:
+        raise RuntimeError("No run in progress: output files are collected only inside output_set().")
+    return outputs
+
+
+def _companions(temporary: str) -> list[str]:
+    """``temporary`` and the files that belong to it: same name plus more (a.tif.aux.xml) or another extension
+    of a multi-file format (a.dbf beside a.shp)."""
+    stem = os.path.splitext(temporary)[0]
+    return sorted(set(glob.glob(glob.escape(stem) + ".*")) | {temporary})
+
+
+def _move_into_place(temporary: str, path: str) -> None:
+    """Rename ``temporary`` and its companions to ``path``; a stale ``path.aux.xml`` (old statistics) goes."""
+    stem, target_stem = os.path.splitext(temporary)[0], os.path.splitext(path)[0]
+    companions = _companions(temporary)
+    if temporary + ".aux.xml" not in companions:
+        _remove_file(path + ".aux.xml")
+    for companion in companions:
+        if companion.startswith(temporary):  # the file itself, or a.tif.aux.xml
+            os.replace(companion, path + companion[len(temporary):])
+        else:  # a.dbf beside a.shp
+            os.replace(companion, target_stem + companion[len(stem):])
 
 
 def geotiff_profile(width: int, height: int, count: int, dtype: str, crs, transform: Affine,
@@ -218,8 +301,12 @@ def _new_file_mode() -> int:
 
 
 def _remove_quietly(path: str) -> None:
-    for candidate in (path, path + ".aux.xml"):
-        try:
-            os.remove(candidate)
-        except FileNotFoundError:
-            pass
+    for companion in _companions(path):
+        _remove_file(companion)
+
+
+def _remove_file(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

@@ -137,7 +137,7 @@ def bad_cases(survey):
     return [
         (point_layer(far, {}), "Only 0 deposit cell"),
         (point_layer(survey.deposit_xy[:1], {}), "Only 1 deposit cell"),
-        (point_layer(np.zeros((0, 2)), {}), "deposit layer has no features"),
+        (point_layer(np.zeros((0, 2)), {}), "deposit layer is missing or has no features"),
     ]
 
 
