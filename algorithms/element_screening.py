@@ -23,7 +23,6 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.errors import InputError
 from ..core.raster_io import (
     atomic_path,
     check_writable,
@@ -41,7 +40,7 @@ from ..core.screening import (
     selected_stack_tags,
 )
 from .base import DeepProspectAlgorithm
-from .qgis_io import feedback_callbacks, point_parameter
+from .qgis_io import feedback_callbacks, point_parameter, projected_raster
 
 COLUMNS = [("band", QVariant.String), ("svm_auc", QVariant.Double), ("roc_auc", QVariant.Double),
            ("s_auc", QVariant.Double), ("z", QVariant.Double), ("p_value", QVariant.Double),
@@ -110,9 +109,7 @@ class ElementScreening(DeepProspectAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.SELECTED_BANDS, "Selected bands (comma-separated)"))
 
     def compute(self, parameters, context, feedback):
-        layer = self.parameterAsRasterLayer(parameters, self.STACK, context)
-        if layer is None or layer.providerType() != "gdal":
-            raise InputError("The evidence stack must be a file raster (GeoTIFF) that GDAL can open.")
+        layer = projected_raster(self, parameters, self.STACK, context)
         grid = read_grid_spec(layer.source())
         settings = ScreeningSettings(
             critical_value=self.parameterAsDouble(parameters, self.CRITICAL_VALUE, context),

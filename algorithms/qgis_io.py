@@ -76,6 +76,19 @@ def grid_from_raster_layer(layer) -> GridSpec:
     return read_grid_spec(layer.source())
 
 
+def projected_raster(algorithm, parameters, key: str, context, what: str = "The evidence stack"):
+    """The file raster of parameter ``key``, refused when it is not a GDAL file or is in a geographic CRS
+    (the steps that take it measure distances in map units)."""
+    layer = algorithm.parameterAsRasterLayer(parameters, key, context)
+    if layer is None or layer.providerType() != "gdal":
+        raise InputError(f"{what} must be a file raster (GeoTIFF) that GDAL can open.")
+    if layer.crs().isGeographic():
+        raise InputError(f"{what} '{layer.name()}' is in a geographic CRS ({layer.crs().authid()}): distances in "
+                         "degrees are not distances. Build it on a projected grid (e.g. "
+                         f"{utm_suggestion(layer.crs(), layer.extent())}), or warp it (Raster ▸ Projections ▸ Warp).")
+    return layer
+
+
 def point_xy(source: QgsProcessingFeatureSource, what: str, crs: QgsCoordinateReferenceSystem, context,
              feedback) -> np.ndarray:
     """(n, 2) coordinates of a point source in ``crs``, saying when they are reprojected."""

@@ -26,7 +26,7 @@ from ..core.spatialcv import FOLD_METHODS, CvSettings, automatic_gap, run_spatia
 from ..core.stack import read_stack_recipe
 from ..models.cv_models import CV_MODELS, DEFAULT_MODELS, ENSEMBLE_CHOICES, cv_ensembles, cv_fit_maps
 from .base import DOUBLE, INT, DeepProspectAlgorithm
-from .qgis_io import crs_from_string, feedback_callbacks, point_parameter
+from .qgis_io import crs_from_string, feedback_callbacks, point_parameter, projected_raster
 from .styles import StyleOnLoad
 from .vector_io import add_study_area_parameters, read_study_area
 
@@ -120,9 +120,7 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
             self.REPORT, "Report section", "HTML files (*.html)", optional=True))
 
     def compute(self, parameters, context, feedback):
-        layer = self.parameterAsRasterLayer(parameters, self.STACK, context)
-        if layer is None or layer.providerType() != "gdal":
-            raise InputError("The evidence stack must be a file raster (GeoTIFF) that GDAL can open.")
+        layer = projected_raster(self, parameters, self.STACK, context)
         stack, grid, band_names = read_raster(layer.source())
         feedback.pushInfo(f"{len(band_names)} band(s): {', '.join(band_names)}.")
         crs = crs_from_string(grid.crs)

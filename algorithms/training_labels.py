@@ -25,7 +25,6 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.augment import AugmentSettings
-from ..core.errors import InputError
 from ..core.labels import (
     SPLIT_METHODS,
     UNAUGMENTED,
@@ -36,7 +35,7 @@ from ..core.labels import (
 )
 from ..core.raster_io import check_writable, read_raster
 from .base import DOUBLE, INT, DeepProspectAlgorithm
-from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, point_parameter
+from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, point_parameter, projected_raster
 from .vector_io import add_study_area_parameters, read_study_area
 
 # key (lower case = settings field), label, type, default, minimum, advanced
@@ -117,9 +116,7 @@ class TrainingLabels(DeepProspectAlgorithm):
 
 
     def compute(self, parameters, context, feedback):
-        layer = self.parameterAsRasterLayer(parameters, self.STACK, context)
-        if layer is None:
-            raise InputError("The evidence stack could not be opened.")
+        layer = projected_raster(self, parameters, self.STACK, context)
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         check_writable(output)
         settings = LabelSettings(split_method=SPLIT_METHODS[self.parameterAsEnum(parameters, self.SPLIT_METHOD,

@@ -17,8 +17,7 @@ def deepprospect_provider(qgis_app, qgis_processing):
     QgsApplication.processingRegistry().removeProvider(provider)
 
 
-@pytest.fixture
-def run_alg(deepprospect_provider):
+def _runner():
     """Run a Processing algorithm by id with a fresh context and feedback; returns its result dict."""
     import processing
     from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject
@@ -38,3 +37,36 @@ def run_alg(deepprospect_provider):
         raise QgsProcessingException(message)
 
     return run
+
+
+@pytest.fixture
+def run_alg(deepprospect_provider):
+    """Run a Processing algorithm by id (see _runner)."""
+    return _runner()
+
+
+@pytest.fixture(scope="module")
+def run_alg_module(deepprospect_provider):
+    """``run_alg`` for module-scoped fixtures."""
+    return _runner()
+
+
+_BATTERY: dict[str, list[bool]] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Record the outcome of every bad-input battery case, by algorithm."""
+    if "test_bad_input_battery.py" in report.nodeid and (report.when == "call" or report.outcome != "passed"):
+        algorithm = report.nodeid.split("[", 1)[1].split("-", 1)[0]
+        _BATTERY.setdefault(algorithm, []).append(report.outcome == "passed")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The battery's figure: cases tried and handled, by algorithm."""
+    if not _BATTERY:
+        return
+    terminalreporter.section("bad-input battery")
+    for algorithm, outcomes in sorted(_BATTERY.items()):
+        terminalreporter.write_line(f"{algorithm:18} {sum(outcomes):3d} of {len(outcomes):3d} handled")
+    total = [outcome for outcomes in _BATTERY.values() for outcome in outcomes]
+    terminalreporter.write_line(f"{'all':18} {sum(total):3d} of {len(total):3d} handled")
