@@ -167,7 +167,8 @@ def _groups_by_valid_samples(
         count = int(pattern.sum())
         fields = ", ".join(names[j] for j in field_idx)
         if count == 0:
-            raise InputError(f"{fields}: no sample has a value (all NULL). Remove the field(s) from the list.")
+            raise InputError(f"{fields}: no sample has a value (all NULL or missing-value codes, or none positive "
+                             "for log10). Remove the field(s) from the list.")
         if count < min_points:
             raise InputError(
                 f"{fields}: only {count} sample(s) have a value, fewer than the minimum number of points "

@@ -159,6 +159,31 @@ def test_weights_scale_and_null_weights_are_skipped(run_alg, tmp_path):
     assert src.tags["WEIGHT_FIELD"] == "w"
 
 
+@pytest.mark.parametrize("mode", [BUFFER_DENSITY, DENSITY])
+def test_missing_value_weights_leave_the_feature_out(run_alg, tmp_path, mode):
+    lines = [[(0, 0), (1000, 1000)], [(0, 1000), (1000, 0)], [(500, 0), (500, 1000)]]
+    params = {"MODE": mode, "RADIUS": 200, "PIXEL_SIZE": 50, "EXTENT": "0,1000,0,1000 [EPSG:32650]", "WEIGHT": "w"}
+    feedback = RecordingFeedback()
+    run_alg(ALG, {**params, "INPUT": line_layer(lines, [2, 3, -9999]), "OUTPUT": str(tmp_path / "coded.tif")},
+            feedback=feedback)
+    run_alg(ALG, {**params, "INPUT": line_layer(lines[:2], [2, 3]), "OUTPUT": str(tmp_path / "without.tif")})
+    coded, src = read(str(tmp_path / "coded.tif"))
+    without, _ = read(str(tmp_path / "without.tif"))
+    assert coded.min() >= 0
+    np.testing.assert_array_equal(coded, without)
+    assert "w: 1 value(s) equal to a missing-value code" in feedback.text
+    assert src.tags["MISSING_VALUE_CODES"] == "-9999, -99999, -999999, -999"
+
+
+def test_negative_weights_as_below_detection_are_half_the_limit(run_alg, tmp_path):
+    lines = [[(0, 0), (1000, 1000)], [(0, 1000), (1000, 0)]]
+    params = {"MODE": DENSITY, "RADIUS": 200, "PIXEL_SIZE": 50, "EXTENT": "0,1000,0,1000 [EPSG:32650]", "WEIGHT": "w"}
+    run_alg(ALG, {**params, "INPUT": line_layer(lines, [2, -4]), "BELOW_DETECTION": True,
+                  "OUTPUT": str(tmp_path / "censored.tif")})
+    run_alg(ALG, {**params, "INPUT": line_layer(lines, [2, 2]), "OUTPUT": str(tmp_path / "halved.tif")})
+    np.testing.assert_array_equal(read(str(tmp_path / "censored.tif"))[0], read(str(tmp_path / "halved.tif"))[0])
+
+
 def test_pixels_outside_the_study_area_are_nodata_and_it_sets_the_extent(run_alg, tmp_path):
     lines = line_layer([[(0, 0), (1000, 1000)], [(0, 1000), (1000, 0)], [(500, 0), (500, 1000)]], [1, 1, 1])
     diamond = "POLYGON((500 110, 890 500, 500 890, 110 500, 500 110))"  # no edge on a 50 m pixel centre
@@ -202,10 +227,12 @@ def bad_input_cases(faults):
         ({"STUDY_AREA": point_layer([[500000.0, 6900000.0]], {}, crs="EPSG:20350")},
          "study area must be a polygon layer"),
         ({"STUDY_AREA": wkt_layer([], crs="EPSG:20350")}, "has no polygon"),
+        ({"INPUT": line_layer([[(500000, 6900000), (510000, 6900000)]], [-9999], crs="EPSG:20350"), "WEIGHT": "w"},
+         "has both a geometry and a weight"),
     ]
 
 
-@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("case", range(9))
 def test_bad_input_gives_a_clear_error_and_no_file(run_alg, faults, tmp_path, case):
     overrides, message = bad_input_cases(faults)[case]
     out = tmp_path / "out" / "evidence.tif"
