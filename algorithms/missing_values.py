@@ -10,9 +10,14 @@ from ..core.transforms import DEFAULT_MISSING_CODES, half_below_detection, mask_
 NODATA_VALUES = "NODATA_VALUES"
 BELOW_DETECTION = "BELOW_DETECTION"
 
+
+def _written(codes: tuple[float, ...]) -> str:
+    return ", ".join(f"{c:g}" for c in codes)
+
+
 HELP = (
     "<b>Missing-value codes</b> (advanced; comma-separated numbers, default "
-    f"{', '.join(f'{c:g}' for c in DEFAULT_MISSING_CODES)}; empty = none): values equal to a code are read as "
+    f"{_written(DEFAULT_MISSING_CODES)}; empty = none): values equal to a code are read as "
     "missing, like NULL, and a warning gives their count per field. <b>Negative values are below-detection "
     "codes</b> (advanced, off by default): every other negative value is read as a laboratory's "
     "&quot;&lt; limit&quot; (−5 for &lt; 5) and replaced by half its absolute value (2.5), with a count per "
@@ -24,7 +29,7 @@ def add_missing_value_parameters(algorithm, what: str) -> None:
     """Declare NODATA_VALUES and BELOW_DETECTION (advanced) on ``algorithm``; ``what`` names the values."""
     codes = QgsProcessingParameterString(
         NODATA_VALUES, f"Missing-value codes in the {what} (comma-separated; empty = none)",
-        defaultValue=", ".join(f"{c:g}" for c in DEFAULT_MISSING_CODES), optional=True)
+        defaultValue=_written(DEFAULT_MISSING_CODES), optional=True)
     below = QgsProcessingParameterBoolean(
         BELOW_DETECTION, f"Other negative {what} are below-detection codes (−5 means < 5: read as 2.5)", False)
     for parameter in (codes, below):
@@ -35,7 +40,7 @@ def add_missing_value_parameters(algorithm, what: str) -> None:
 def codes_text(algorithm, parameters, context) -> str:
     """The missing-value codes in use, as written in messages and metadata ("none" for an empty list)."""
     codes = parse_missing_codes(algorithm.parameterAsString(parameters, NODATA_VALUES, context))
-    return ", ".join(f"{c:g}" for c in codes) or "none"
+    return _written(codes) or "none"
 
 
 def clean_values(algorithm, parameters, context, feedback, values: np.ndarray, names: list[str]) -> np.ndarray:
@@ -48,7 +53,7 @@ def clean_values(algorithm, parameters, context, feedback, values: np.ndarray, n
     for name, count in zip(names, coded):
         if count:
             feedback.pushWarning(f"{name}: {count} value(s) equal to a missing-value code "
-                                 f"({codes_text(algorithm, parameters, context)}) were read as missing.")
+                                 f"({_written(codes)}) were read as missing.")
     if algorithm.parameterAsBool(parameters, BELOW_DETECTION, context):
         values, halved = half_below_detection(values)
         for name, count in zip(names, halved):
