@@ -16,6 +16,7 @@ from ..core.density import FeatureSet, distance_to_features, feature_density, me
 from ..core.errors import InputError
 from ..core.raster_io import check_writable, write_geotiff
 from ..core.resources import require_memory
+from . import missing_values
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs
 from .qgis_io import feedback_callbacks
@@ -53,10 +54,13 @@ class BufferDensity(DeepProspectAlgorithm):
         "N<sub>B</sub> = ∫k over the plane (πB²/3 linear, πB²/2 quadratic, πB²/3 quartic). The influence "
         "falls continuously from each feature to zero at B and adds up where features are many, long or "
         "large. Units: length per area (lines), area fraction (polygons), count per area (points).<br>"
-        "<b>Distance</b>: map-unit distance from each pixel centre to the nearest pixel the features burn "
-        "(as gdal_rasterize, then gdal_proximity -distunits GEO, but exact and counting features outside the "
-        "grid).<br><b>Density</b>: Σ w<sub>i</sub> |F<sub>i</sub> ∩ disk(x, radius)| / (π radius²), as "
+        "<b>Distance</b>: map-unit distance from each pixel centre to the nearest point of the features, exact "
+        "(not to the nearest pixel they burn, as gdal_proximity measures, which is up to a pixel diagonal off): "
+        "to lines and polygon outlines, 0 inside polygons, and counting features outside the grid.<br>"
+        "<b>Density</b>: Σ w<sub>i</sub> |F<sub>i</sub> ∩ disk(x, radius)| / (π radius²), as "
         "qgis:linedensity (which uses a 36-sided polygon for the circle).<br>"
+        "<b>Weight field</b> (optional): w<sub>i</sub> per feature; features whose weight is NULL or a "
+        "missing-value code are left out. " + missing_values.HELP + "<br>"
         "Lines and points are integrated exactly; polygons on a 4 × 4 sub-pixel raster. Layers in another "
         "CRS than the grid are reprojected.<br><b>Grid</b>: a template raster, or an extent and pixel size; "
         "without either, the extent is the study area's if one is given, else the features'.<br>"
@@ -78,6 +82,7 @@ class BufferDensity(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterField(
             self.WEIGHT, "Weight field (optional)", parentLayerParameterName=self.INPUT,
             type=QgsProcessingParameterField.Numeric, optional=True))
+        missing_values.add_missing_value_parameters(self, "weights")
         add_grid_parameters(self)
         add_study_area_parameters(self, "Study area (pixels outside are nodata; default extent; optional)")
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Evidence raster"))
@@ -99,8 +104,14 @@ class BufferDensity(DeepProspectAlgorithm):
         crs, grid = resolve_output_crs(self, parameters, context, source.sourceCrs(), f"The layer '{name}'",
                                        source.sourceExtent())
         geometries, weights = read_geometries(source, weight_field, crs, context, feedback, f"'{name}'")
+        if weight_field:
+            weights = missing_values.clean_values(self, parameters, context, feedback, weights[:, None],
+                                                  [weight_field])[:, 0]
+            kept = np.isfinite(weights)
+            geometries, weights = [g for g, keep in zip(geometries, kept) if keep], weights[kept]
         if not geometries:
-            raise InputError(f"No feature of '{name}' has both a geometry and a weight.")
+            raise InputError(f"No feature of '{name}' has both a geometry and a weight (not NULL, not a "
+                             "missing-value code).")
         features = FeatureSet.from_geojson(geometries, weights)
         area = read_study_area(self, parameters, context, crs, feedback)
         grid = grid or build_grid(self, parameters, context, crs, area.bounds if area is not None else features.bounds)
@@ -116,6 +127,8 @@ class BufferDensity(DeepProspectAlgorithm):
         if inside is not None:
             band[~inside] = np.nan
         metadata = {"DEEPPROSPECT_ALGORITHM": self.NAME, "MODE": mode, "WEIGHT_FIELD": weight_field or ""}
+        if weight_field:
+            metadata["MISSING_VALUE_CODES"] = missing_values.codes_text(self, parameters, context)
         if kernel is not None:
             metadata.update({"RADIUS": f"{radius:g}", "KERNEL": kernel})
         write_geotiff(output, band, grid, [f"{name}_{mode}"], metadata=metadata)

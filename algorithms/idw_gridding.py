@@ -6,6 +6,7 @@ import numpy as np
 from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterNumber,
@@ -16,11 +17,18 @@ from ..core.errors import InputError
 from ..core.idw import IdwSettings, idw_grid, idw_memory_bytes
 from ..core.raster_io import check_writable, write_geotiff
 from ..core.resources import require_memory
-from ..core.transforms import log10_positive
+from ..core.transforms import log10_floored, log10_positive
+from . import missing_values
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs
 from .qgis_io import check_point_source, feedback_callbacks, read_points
 from .vector_io import add_study_area_parameters, read_study_area
+
+# (metadata value, label) per NON_POSITIVE index
+NON_POSITIVE_OPTIONS = [
+    ("half_detection_limit", "Raise to half the detection limit (the field's smallest positive value)"),
+    ("skipped", "Skip (the sample has no value in that field)"),
+]
 
 
 class IdwGridding(DeepProspectAlgorithm):
@@ -28,6 +36,7 @@ class IdwGridding(DeepProspectAlgorithm):
 
     INPUT, FIELDS, POWER, MAX_POINTS = "INPUT", "FIELDS", "POWER", "MAX_POINTS"
     MIN_POINTS, RADIUS, LOG10, OUTPUT = "MIN_POINTS", "RADIUS", "LOG10", "OUTPUT"
+    NON_POSITIVE = "NON_POSITIVE"
 
     NAME = "idwgridding"
     DISPLAY_NAME = "IDW gridding"
@@ -44,8 +53,10 @@ class IdwGridding(DeepProspectAlgorithm):
         "a geographic CRS are gridded in a projected output CRS (distances in degrees are never used).<br>"
         "<b>Study area</b> (optional polygons; holes and features whose hole field is TRUE are subtracted): pixels "
         "whose centre lies outside are nodata, so nothing is extrapolated beyond it; samples outside still count "
-        "for pixels inside.<br><b>Log10</b>: interpolate log10 of the values (non-positive values are skipped and "
-        "reported), as is usual for log-normal concentrations.<br>"
+        "for pixels inside.<br>" + missing_values.HELP + "<br><b>Log10</b>: interpolate log10 of the values, as is "
+        "usual for log-normal concentrations. <i>Values ≤ 0</i> (often below-detection results written as 0) are "
+        "by default raised to half the detection limit, the detection limit being taken as the field's smallest "
+        "positive value; or skipped. Either way a warning gives the count per field.<br>"
         "Every paper behind DeepProspect starts from IDW element grids with power 2 (he2024, gao2022, gao2023, "
         "zhang2021)."
     )
@@ -68,6 +79,10 @@ class IdwGridding(DeepProspectAlgorithm):
         add_grid_parameters(self)
         add_study_area_parameters(self, "Study area (pixels outside are nodata; default extent; optional)")
         self.addParameter(QgsProcessingParameterBoolean(self.LOG10, "Interpolate log10 of the values", False))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.NON_POSITIVE, "Values ≤ 0 with log10", options=[label for _, label in NON_POSITIVE_OPTIONS],
+            defaultValue=0))
+        missing_values.add_missing_value_parameters(self, "field values")
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Gridded fields"))
 
     def compute(self, parameters, context, feedback):
@@ -99,11 +114,9 @@ class IdwGridding(DeepProspectAlgorithm):
                 f"The output grid {tuple(round(b, 3) for b in grid.bounds)} does not overlap the sample points "
                 f"{tuple(round(b, 3) for b in bounds)} in {crs.authid() or 'the output CRS'}; check the extent."
             )
+        values = missing_values.clean_values(self, parameters, context, feedback, values, fields)
         if self.parameterAsBool(parameters, self.LOG10, context):
-            values, dropped = log10_positive(values)
-            for name, count in zip(fields, dropped):
-                if count:
-                    feedback.pushWarning(f"{name}: {count} value(s) ≤ 0 have no log10 and were skipped.")
+            values = self._log10(values, fields, self._non_positive(parameters, context), feedback)
         require_memory(idw_memory_bytes(len(points), len(fields), grid), f"A {grid.rows} × {grid.cols} grid "
                        f"of {len(fields)} field(s)")
         inside = area.mask(grid) if area is not None else None
@@ -130,12 +143,34 @@ class IdwGridding(DeepProspectAlgorithm):
                                  "convert it to a number (Field Calculator: to_real) or choose another field.")
         return list(names)
 
+    def _non_positive(self, parameters, context) -> str:
+        return NON_POSITIVE_OPTIONS[self.parameterAsEnum(parameters, self.NON_POSITIVE, context)][0]
+
+    @staticmethod
+    def _log10(values: np.ndarray, fields: list[str], non_positive: str, feedback) -> np.ndarray:
+        """log10 of the values, values ≤ 0 raised to half the field's detection limit or skipped, with warnings."""
+        if non_positive == "skipped":
+            logged, dropped = log10_positive(values)
+            for name, count in zip(fields, dropped):
+                if count:
+                    feedback.pushWarning(f"{name}: {count} value(s) ≤ 0 have no log10 and were skipped.")
+            return logged
+        logged, raised, floors = log10_floored(values)
+        for name, count, floor in zip(fields, raised, floors):
+            if count:
+                feedback.pushWarning(f"{name}: {count} value(s) ≤ 0 were raised to {floor:g}, half the smallest "
+                                     "positive value (taken as the detection limit), before log10.")
+        return logged
+
     def _metadata(self, settings: IdwSettings, parameters, context) -> dict[str, str]:
+        logged = self.parameterAsBool(parameters, self.LOG10, context)
         return {
             "DEEPPROSPECT_ALGORITHM": self.NAME,
             "IDW_POWER": f"{settings.power:g}",
             "IDW_MAX_POINTS": str(settings.max_points),
             "IDW_MIN_POINTS": str(settings.min_points),
             "IDW_RADIUS": f"{settings.radius:g}",
-            "VALUE_TRANSFORM": "log10" if self.parameterAsBool(parameters, self.LOG10, context) else "none",
+            "VALUE_TRANSFORM": "log10" if logged else "none",
+            "LOG10_NON_POSITIVE": self._non_positive(parameters, context) if logged else "",
+            "MISSING_VALUE_CODES": missing_values.codes_text(self, parameters, context),
         }

@@ -2,13 +2,12 @@
 
 Three evidence maps, all evaluated at pixel centres ``x`` of a :class:`GridSpec`:
 
-* **distance** — Euclidean distance (map units) from ``x`` to the nearest pixel centre holding a feature,
-  after burning the features into the grid the way ``gdal_rasterize`` does (lines and polygon outlines:
-  the pixels the line passes through; polygons: pixels whose centre is inside; points: the pixel holding
-  them). This is what ``gdal_proximity -distunits GEO`` computes from the same raster. The features are
-  burnt on a grid padded beyond the output grid (as far as the farthest output pixel can be from a feature
-  inside, bounded on a 4 × coarser grid), so features outside the output grid still count; at least one
-  feature must fall on the grid.
+* **distance** — Euclidean distance (map units) from ``x`` to the nearest point of the features: of a line,
+  of a polygon's outline or a point feature, and 0 inside a polygon (a pixel whose centre it holds, as
+  ``gdal_rasterize`` decides). Exact, not to burnt pixels, and features outside the grid count: the
+  distance to points spaced along the features bounds each cell's distance from above, so only the
+  segments that can come closer than that bound are measured (see :func:`distance_to_features`). At least
+  one feature must fall on the grid.
 * **density** within a radius ``r`` (``kernel="uniform"``) — as ``qgis:linedensity``:
   ``D(x) = Σ_i w_i · |F_i ∩ disk(x, r)| / (π r²)``, where ``|·|`` is the length of a line (per map unit²),
   the area of a polygon (a fraction of the disk) or the count of points.
@@ -40,8 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.features import MergeAlg, rasterize
 from rasterio.transform import Affine
-from scipy.ndimage import distance_transform_edt
 from scipy.signal import fftconvolve
+from scipy.spatial import cKDTree
 
 from .errors import InputError
 from .grid import GridSpec
@@ -52,8 +51,12 @@ KERNEL_MASS = {"uniform": 1.0, "triangular": 1.0 / 3.0, "epanechnikov": 0.5, "qu
 KERNELS = tuple(KERNEL_MASS)
 # Polygons: sub-pixels per pixel side used to measure their area and average the kernel.
 POLYGON_SUPERSAMPLING = 4
-# Distance: the coarse grid that bounds how far beyond the output grid features can matter (pixels per side).
-COARSE = 4
+# Distance: cells per side of the tiles whose candidate segments are found together.
+DISTANCE_TILE = 16
+# Distance: most points spaced along the features (beyond it they are spaced wider; the result stays exact).
+MAX_SAMPLES = 1 << 21
+# Distance: cell-segment pairs measured at once (bounds working memory to ~100 MiB).
+PAIR_BLOCK = 1 << 21
 # Polygon densities below this fraction of the largest possible value are FFT round-off, set to 0.
 FFT_ZERO = 1e-9
 # Largest number of cells evaluated at once for one segment (bounds working memory to ~100 MiB).
@@ -143,21 +146,42 @@ def rasterize_features(features: FeatureSet, grid: GridSpec) -> np.ndarray:
 def distance_to_features(
     features: FeatureSet, grid: GridSpec, *, progress: ProgressFn = None, is_cancelled: CancelFn = None
 ) -> np.ndarray:
-    """Distance (map units, float32) from every pixel centre to the nearest burnt feature pixel.
+    """Distance (map units, float32) from every pixel centre to the nearest point of the features (0 inside polygons).
 
-    The features are burnt on the grid padded as far as features outside it could still be the nearest
-    (bounded on a coarse grid), and an exact Euclidean distance transform measures the distances.
+    Points spaced at most ``spacing`` apart along every segment (points are zero-length segments, polygons
+    their outlines) bound the distances from above: for a tile of cells with centre ``c`` and half-diagonal
+    ``h``, no cell is farther than ``u + h`` from the features, ``u`` the distance from ``c`` to the nearest
+    spaced point. A segment can only be the nearest to one of the tile's cells if it has a point within
+    ``u + 2h`` of ``c``, hence a spaced point within ``u + 2h + spacing / 2``: only those segments are
+    measured, exactly.
     """
-    top, bottom, left, right = _distance_padding(features, grid)
-    work = _padded(grid, top, bottom, left, right)
-    mask = rasterize_features(features, work)
-    if not mask[top:top + grid.rows, left:left + grid.cols].any():
+    if not rasterize_features(features, grid).any():
         raise InputError("No feature lies on the output grid; check the extent or the template.")
-    check_cancelled(is_cancelled)
-    report(progress, 20)
-    distance = _edt(mask, work)[top:top + grid.rows, left:left + grid.cols]
-    report(progress, 95)
-    return np.ascontiguousarray(distance)
+    segments = _outline_segments(features)
+    samples, owner, spacing = _spaced_points(segments, grid)
+    tree = cKDTree(samples)
+    out = np.empty(grid.shape, dtype=np.float32)
+    xs, ys = grid.x_centres(), grid.y_centres()
+    tiles = [(slice(r, min(r + DISTANCE_TILE, grid.rows)), slice(c, min(c + DISTANCE_TILE, grid.cols)))
+             for r in range(0, grid.rows, DISTANCE_TILE) for c in range(0, grid.cols, DISTANCE_TILE)]
+    corners = np.array([[xs[c.start], ys[r.start], xs[c.stop - 1], ys[r.stop - 1]] for r, c in tiles])
+    centres = (corners[:, :2] + corners[:, 2:]) / 2.0
+    halves = np.hypot(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]) / 2.0
+    upper, _ = tree.query(centres, workers=-1)
+    reaches = (upper + 2.0 * halves + spacing / 2.0) * (1.0 + 1e-9) + 1e-9
+    for i, ((rows, cols), centre, reach) in enumerate(zip(tiles, centres, reaches)):
+        if i % 64 == 0:
+            check_cancelled(is_cancelled)
+            report(progress, 95.0 * i / len(tiles))
+        xy = np.column_stack([np.tile(xs[cols], len(ys[rows])), np.repeat(ys[rows], len(xs[cols]))])
+        candidates = segments[np.unique(owner[tree.query_ball_point(centre, reach)])]
+        out[rows, cols] = _segment_distance(xy, candidates).reshape(len(ys[rows]), len(xs[cols]))
+    if features.polygons:
+        inside = rasterize(features.polygons, out_shape=grid.shape, transform=_affine(grid), fill=0,
+                           default_value=1, dtype="uint8", all_touched=False)
+        out[inside.astype(bool)] = 0.0
+    report(progress, 100)
+    return out
 
 
 def feature_density(
@@ -199,8 +223,9 @@ def feature_density(
 def memory_bytes(features: FeatureSet, grid: GridSpec, radius: float, kernel: str | None) -> int:
     """Upper estimate of the memory a run needs (``kernel=None``: distance)."""
     if kernel is None:
-        top, bottom, left, right = _distance_padding(features, grid)
-        return 40 * (grid.rows + top + bottom) * (grid.cols + left + right)
+        segments = _outline_segments(features)
+        samples = int(_spacing(segments, grid)[1].sum()) + len(segments)
+        return 8 * grid.cell_count + 80 * samples + 8 * 8 * PAIR_BLOCK
     total = 12 * grid.cell_count + 12 * 8 * WINDOW_CELLS
     if features.polygons:
         padded = (grid.rows + 2 * math.ceil(radius / grid.pixel_height) + 1) * (
@@ -283,6 +308,48 @@ def _add_points(out: np.ndarray, points: np.ndarray, weights: np.ndarray, grid: 
     yield 1.0
 
 
+def _outline_segments(features: FeatureSet) -> np.ndarray:
+    """(n, 4) segments x0, y0, x1, y1 of the lines, the polygon rings and the points (zero-length)."""
+    parts = [features.segments, np.hstack([features.points, features.points])]
+    for polygon in features.polygons:
+        for ring in polygon["coordinates"]:
+            xy = np.asarray(ring, dtype=np.float64).reshape(len(ring), -1)[:, :2]
+            parts.append(np.hstack([xy[:-1], xy[1:]]))
+    return np.concatenate([p.reshape(-1, 4) for p in parts])
+
+
+def _spacing(segments: np.ndarray, grid: GridSpec) -> tuple[float, np.ndarray]:
+    """Spacing of the points along the segments (the pixel size, or wider beyond MAX_SAMPLES points) and the
+    number of steps along each segment."""
+    lengths = np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1])
+    spacing = max(min(grid.pixel_width, grid.pixel_height), float(lengths.sum()) / MAX_SAMPLES)
+    return spacing, np.maximum(np.ceil(lengths / spacing).astype(np.int64), 1)
+
+
+def _spaced_points(segments: np.ndarray, grid: GridSpec) -> tuple[np.ndarray, np.ndarray, float]:
+    """Points along every segment (both ends included) at most ``spacing`` apart, the segment of each, and spacing."""
+    spacing, steps = _spacing(segments, grid)
+    owner = np.repeat(np.arange(len(segments)), steps + 1)
+    first = np.repeat(np.cumsum(steps + 1) - (steps + 1), steps + 1)
+    t = (np.arange(owner.size) - first) / steps[owner]
+    start, end = segments[owner, :2], segments[owner, 2:]
+    return start + t[:, None] * (end - start), owner, spacing
+
+
+def _segment_distance(xy: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Distance from every point of ``xy`` (n, 2) to the nearest of ``segments`` (k, 4), in blocks of pairs."""
+    best = np.full(len(xy), np.inf)
+    block = max(1, PAIR_BLOCK // max(len(xy), 1))
+    for start in range(0, len(segments), block):
+        x0, y0, x1, y1 = segments[start:start + block].T
+        dx, dy = x1 - x0, y1 - y0
+        length2 = dx * dx + dy * dy
+        px, py = xy[:, :1] - x0, xy[:, 1:] - y0
+        t = np.clip((px * dx + py * dy) / np.where(length2 > 0, length2, 1.0), 0.0, 1.0)
+        best = np.minimum(best, (np.square(px - t * dx) + np.square(py - t * dy)).min(axis=1))
+    return np.sqrt(best)
+
+
 def _windows(grid: GridSpec, x_min: float, y_min: float, x_max: float, y_max: float,
              radius: float) -> Iterator[tuple[slice, slice]]:
     """Row/column slices of the pixels within ``radius`` of a box, in blocks of at most WINDOW_CELLS."""
@@ -319,51 +386,6 @@ def _polygon_density(features: FeatureSet, grid: GridSpec, radius: float, kernel
     # (in magnitude: weights may be negative)
     result[np.abs(result) < FFT_ZERO * np.abs(area).max() * np.abs(k).sum()] = 0.0
     return result
-
-
-def _edt(mask: np.ndarray, grid: GridSpec) -> np.ndarray:
-    """Exact distance from every pixel centre to the nearest True pixel centre (map units, float32).
-
-    The nearest pixel comes from scipy's exact feature transform; the squared distance in pixels is an exact
-    integer (float32 holds it exactly up to 4096 pixels), so one square root and one product round it.
-    """
-    nearest = distance_transform_edt(~mask, return_distances=False, return_indices=True)
-    rows, cols = np.indices(grid.shape, sparse=True)
-    dr, dc = nearest[0] - rows, nearest[1] - cols
-    if grid.pixel_width == grid.pixel_height:
-        squared = (dr * dr + dc * dc).astype(np.float32)
-        return np.multiply(np.sqrt(squared, out=squared), np.float32(grid.pixel_width), out=squared)
-    return np.hypot(dr * grid.pixel_height, dc * grid.pixel_width).astype(np.float32)
-
-
-def _distance_padding(features: FeatureSet, grid: GridSpec) -> tuple[int, int, int, int]:
-    """Pixels to add (top, bottom, left, right) so that every feature that can be the nearest is burnt.
-
-    A feature a distance ``v`` beyond an edge is at least ``v + gap(p)`` from an output pixel ``p`` that is
-    ``gap(p)`` from that edge, so it can only be the nearest if ``v < d(p) − gap(p)`` where ``d(p)`` is the
-    distance to the features on the grid. ``d`` is bounded from above on a grid COARSE times coarser.
-    """
-    fx0, fy0, fx1, fy1 = features.bounds
-    need = (max(0.0, fy1 - grid.y_max), max(0.0, grid.y_min - fy0),
-            max(0.0, grid.x_min - fx0), max(0.0, fx1 - grid.x_max))
-    if not any(need):
-        return 0, 0, 0, 0
-    coarse = GridSpec(grid.x_min, grid.y_max, grid.pixel_width * COARSE, grid.pixel_height * COARSE,
-                      math.ceil(grid.cols / COARSE), math.ceil(grid.rows / COARSE), grid.crs)
-    touched = rasterize(features.shapes(), out_shape=coarse.shape, transform=_affine(coarse), fill=0,
-                        default_value=1, dtype="uint8", all_touched=True).astype(bool)
-    if not touched.any():
-        return 0, 0, 0, 0  # nothing on the grid: the caller reports it
-    # pixel → its coarse centre → nearest touched coarse centre → the feature in it → its burnt pixel
-    bound = _edt(touched, coarse) + math.hypot(coarse.pixel_width, coarse.pixel_height) + 2 * math.hypot(
-        grid.pixel_width, grid.pixel_height)
-    rows, cols = np.arange(coarse.rows)[:, None] * COARSE, np.arange(coarse.cols) * COARSE
-    gaps = (rows * grid.pixel_height, np.maximum(grid.rows - rows - COARSE, 0) * grid.pixel_height,
-            cols * grid.pixel_width, np.maximum(grid.cols - cols - COARSE, 0) * grid.pixel_width)
-    sizes = (grid.pixel_height, grid.pixel_height, grid.pixel_width, grid.pixel_width)
-    top, bottom, left, right = (math.ceil(min(n, float(np.max(bound - gap))) / size) + 1 if n > 0 else 0
-                                for n, gap, size in zip(need, gaps, sizes))
-    return top, bottom, left, right
 
 
 def _padded(grid: GridSpec, top: int, bottom: int, left: int, right: int) -> GridSpec:

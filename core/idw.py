@@ -3,9 +3,11 @@
 For every pixel centre ``x`` the value of a field is ``sum_i w_i v_i / sum_i w_i`` with
 ``w_i = 1 / d(x, p_i) ** power`` over the neighbours ``p_i`` chosen by the settings: the
 ``max_points`` nearest samples (0 = every sample), optionally only those within (≤) ``radius``.
-A pixel whose centre lies on a sample (closer than ``COINCIDENCE_FRACTION`` of a pixel) takes the
-mean of the samples there, so a sample on a centre gives its value exactly and coincident samples
-never divide by zero. A pixel with fewer than ``min_points`` neighbours within the radius is NaN.
+Samples at the same x, y act as one sample whose value is the mean of theirs (per field, ignoring
+missing values), whatever their order in the input: they count once among the neighbours. A pixel
+whose centre lies on a sample (closer than ``COINCIDENCE_FRACTION`` of a pixel) takes the mean of the
+samples there, so a sample on a centre gives its value exactly and never divides by zero. A pixel
+with fewer than ``min_points`` neighbours within the radius is NaN.
 
 Fields with missing values (NaN) are interpolated from their own valid samples only. Fields that
 share the same set of valid samples share one cKDTree and one neighbour query, so ten complete
@@ -89,7 +91,7 @@ def idw_grid(
     Returns:
         (f, rows, cols) array of ``dtype``, NaN where a pixel has fewer than ``min_points`` neighbours.
     """
-    points, values = _validated(points, values)
+    points, values = _merged_coincident(*_validated(points, values))
     names = field_names or [f"field {j + 1}" for j in range(values.shape[1])]
     groups = _groups_by_valid_samples(values, names, settings.min_points)
     out = np.full((values.shape[1], grid.rows, grid.cols), np.nan, dtype=dtype)
@@ -132,6 +134,27 @@ def _validated(points: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.n
     return points, np.where(np.isfinite(values), values, np.nan)
 
 
+def _merged_coincident(points: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One sample per distinct x, y holding the mean of the values there (NaN ignored; all NaN stays NaN).
+
+    Values are summed in sorted order within each location, so the result does not depend on input order.
+    """
+    unique, inverse = np.unique(points, axis=0, return_inverse=True)
+    if len(unique) == len(points):
+        return points, values
+    inverse = inverse.ravel()
+    means = np.empty((len(unique), values.shape[1]))
+    for j, column in enumerate(values.T):
+        order = np.lexsort((column, inverse))
+        valid = ~np.isnan(column[order])
+        sums = np.zeros(len(unique))
+        np.add.at(sums, inverse[order][valid], column[order][valid])
+        counts = np.bincount(inverse[order][valid], minlength=len(unique))
+        with np.errstate(invalid="ignore"):
+            means[:, j] = sums / counts
+    return unique, means
+
+
 def _groups_by_valid_samples(
     values: np.ndarray, names: list[str], min_points: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -144,7 +167,8 @@ def _groups_by_valid_samples(
         count = int(pattern.sum())
         fields = ", ".join(names[j] for j in field_idx)
         if count == 0:
-            raise InputError(f"{fields}: no sample has a value (all NULL). Remove the field(s) from the list.")
+            raise InputError(f"{fields}: no sample has a value (all NULL or missing-value codes, or none positive "
+                             "for log10). Remove the field(s) from the list.")
         if count < min_points:
             raise InputError(
                 f"{fields}: only {count} sample(s) have a value, fewer than the minimum number of points "

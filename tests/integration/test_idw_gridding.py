@@ -9,7 +9,7 @@ import rasterio
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.idw import IdwSettings, idw_grid
 from deepprospect.core.raster_io import write_geotiff
-from layer_factory import centres_inside, point_layer, wkt_layer
+from layer_factory import RecordingFeedback, centres_inside, point_layer, wkt_layer
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
 
 ALG = "deepprospect:idwgridding"
@@ -100,6 +100,74 @@ def test_log10_grids_the_logarithm(run_alg, survey, tmp_path):
         assert b.tags()["VALUE_TRANSFORM"] == "log10"
 
 
+def read_band(path):
+    with rasterio.open(path) as src:
+        return src.read(1, masked=True).astype(np.float64).filled(np.nan), src.tags()
+
+
+def test_missing_value_codes_are_missing_not_concentrations(run_alg, survey, tmp_path):
+    points, fields = survey
+    coded = fields["Cu"].copy()
+    coded[[4, 11, 30]] = [-9999, -99999, -9999]
+    keep = np.ones(len(points), bool)
+    keep[[4, 11, 30]] = False
+    feedback = RecordingFeedback()
+    run_alg(ALG, params(point_layer(points, {"Cu": coded}), tmp_path / "coded.tif", FIELDS=["Cu"]),
+            feedback=feedback)
+    run_alg(ALG, params(point_layer(points[keep], {"Cu": coded[keep]}), tmp_path / "without.tif", FIELDS=["Cu"]))
+    run_alg(ALG, params(point_layer(points, {"Cu": coded}), tmp_path / "as_values.tif", FIELDS=["Cu"],
+                        NODATA_VALUES=""))
+    with_codes, tags = read_band(tmp_path / "coded.tif")
+    without, _ = read_band(tmp_path / "without.tif")
+    as_values, empty_tags = read_band(tmp_path / "as_values.tif")
+    np.testing.assert_allclose(with_codes, without, rtol=1e-6)
+    assert with_codes.mean() == pytest.approx(without.mean(), rel=1e-6) and with_codes.min() > 0
+    assert as_values.mean() < 0  # an empty code list grids -9999 as a concentration
+    assert "Cu: 3 value(s) equal to a missing-value code (-9999, -99999, -999999, -999)" in feedback.text
+    assert tags["MISSING_VALUE_CODES"] == "-9999, -99999, -999999, -999" and empty_tags["MISSING_VALUE_CODES"] == "none"
+
+
+def test_negative_values_as_below_detection_are_half_the_limit(run_alg, survey, tmp_path):
+    points, fields = survey
+    censored = fields["Cu"].copy()
+    censored[[1, 8]] = -5.0
+    halved = censored.copy()
+    halved[[1, 8]] = 2.5
+    feedback = RecordingFeedback()
+    run_alg(ALG, params(point_layer(points, {"Cu": censored}), tmp_path / "censored.tif", FIELDS=["Cu"],
+                        BELOW_DETECTION=True), feedback=feedback)
+    run_alg(ALG, params(point_layer(points, {"Cu": halved}), tmp_path / "halved.tif", FIELDS=["Cu"]))
+    run_alg(ALG, params(point_layer(points, {"Cu": censored}), tmp_path / "as_is.tif", FIELDS=["Cu"]))
+    np.testing.assert_array_equal(read_band(tmp_path / "censored.tif")[0], read_band(tmp_path / "halved.tif")[0])
+    assert read_band(tmp_path / "as_is.tif")[0].min() < 0  # off by default: negative values are used as they are
+    assert "Cu: 2 negative value(s) were read as below detection" in feedback.text
+
+
+def test_log10_of_values_at_or_below_zero_on_the_kolari_till(run_alg, data_dir, tmp_path):
+    layer = QgsVectorLayer(f"{data_dir / 'kolari_iocg' / 'kolari_iocg.gpkg'}|layername=till_samples", "till", "ogr")
+    zr = np.array([f["Zr_ppm_511"] for f in layer.getFeatures()], dtype=float)
+    points = np.array([[f.geometry().asPoint().x(), f.geometry().asPoint().y()] for f in layer.getFeatures()])
+    assert len(zr) == 1112 and (zr <= 0).sum() == 182
+    floor = zr[zr > 0].min() / 2
+    base = {"INPUT": layer, "FIELDS": ["Zr_ppm_511"], "PIXEL_SIZE": 2000, "LOG10": True}
+    runs = {}
+    for mode, name in enumerate(("floored", "skipped")):
+        feedback = RecordingFeedback()
+        run_alg(ALG, {**base, "NON_POSITIVE": mode, "OUTPUT": str(tmp_path / f"{name}.tif")}, feedback=feedback)
+        runs[name] = (*read_band(tmp_path / f"{name}.tif"), feedback.text)
+    floored, tags, log = runs["floored"]
+    assert f"Zr_ppm_511: 182 value(s) ≤ 0 were raised to {floor:g}, half the smallest positive value" in log
+    assert tags["VALUE_TRANSFORM"] == "log10" and tags["LOG10_NON_POSITIVE"] == "half_detection_limit"
+    with rasterio.open(tmp_path / "floored.tif") as src:
+        grid = GridSpec(src.bounds.left, src.bounds.top, 2000.0, 2000.0, src.width, src.height, "EPSG:3067")
+    expected = idw_grid(points, np.log10(np.where(zr > 0, zr, floor)), grid)[0]
+    np.testing.assert_allclose(floored, expected, rtol=1e-5)
+    skipped, tags, log = runs["skipped"]
+    assert "Zr_ppm_511: 182 value(s) ≤ 0 have no log10 and were skipped." in log
+    assert tags["LOG10_NON_POSITIVE"] == "skipped"
+    assert np.nanmin(skipped) >= np.log10(2 * floor) - 1e-5 and np.nanmean(floored) < np.nanmean(skipped)
+
+
 def test_real_colorado_survey_in_a_projected_crs(run_alg, data_dir, tmp_path):
     layer = QgsVectorLayer(str(data_dir / "colorado_soil" / "colorado_soil_geochem.gpkg"), "colorado", "ogr")
     assert layer.featureCount() == 959
@@ -142,10 +210,12 @@ def bad_input_cases(tmp_path, survey):
         ({"INPUT": layer, "STUDY_AREA": wkt_layer(["LINESTRING(400000 3300000, 402000 3302000)"], "LineString")},
          "study area must be a polygon layer"),
         ({"INPUT": layer, "STUDY_AREA": wkt_layer(["POLYGON((0 0, 10 0, 10 10, 0 0))"])}, "covers no cell centre"),
+        ({"INPUT": layer, "NODATA_VALUES": "-9999; -99999"}, "'-9999; -99999' is not a number"),
+        ({"INPUT": point_layer(points, {"Cu": np.full(80, -9999.0)}), "FIELDS": ["Cu"]}, "missing-value codes"),
     ]
 
 
-@pytest.mark.parametrize("case", range(13))
+@pytest.mark.parametrize("case", range(15))
 def test_bad_input_gives_a_clear_error_and_no_file(run_alg, survey, tmp_path, case):
     (overrides, message) = bad_input_cases(tmp_path, survey)[case]
     out = tmp_path / "out" / "grid.tif"

@@ -38,50 +38,71 @@ def point_segment_distance(p, a, b):
     return np.linalg.norm(p - (a + t[..., None] * (b - a)), axis=-1)
 
 
-def brute_force_pixel_distance(mask, g):
-    """Distance from every pixel centre to every burnt pixel centre, minimum taken (tiny grids only)."""
+def brute_force_distance(g, segments=(), points=(), inside=None):
+    """Distance from every pixel centre to the nearest segment or point, 0 where ``inside`` (tiny grids only)."""
     xy = centres(g)
-    burnt = xy[mask]
-    return np.sqrt(((xy[:, :, None, :] - burnt[None, None]) ** 2).sum(-1)).min(-1)
+    d = np.min([point_segment_distance(xy, a, b) for a, b in segments]
+               + [np.linalg.norm(xy - p, axis=-1) for p in points], axis=0)
+    return np.where(inside, 0.0, d) if inside is not None else d
 
 
 # --- distance -------------------------------------------------------------------------------------------
 
 
-def test_distance_is_exact_to_burnt_pixels_and_within_a_pixel_diagonal_of_the_segments():
+def test_distance_is_exact_to_the_segments_not_to_the_pixels_they_burn():
     g = grid()
-    segments = [((35.0, 42.0), (250.0, 180.0)), ((300.0, 20.0), (330.0, 270.0))]
+    segments = [((35.0, 42.0), (250.0, 180.0)), ((300.0, 20.0), (330.0, 270.0)), ((12.0, 250.0), (13.0, 251.0))]
     features = FeatureSet.from_geojson([line(*s) for s in segments])
     d = distance_to_features(features, g)
     assert d.dtype == np.float32
-    mask = rasterize_features(features, g)
-    np.testing.assert_allclose(d, brute_force_pixel_distance(mask, g), rtol=1e-6, atol=1e-4)
-    true = np.min([point_segment_distance(centres(g), *s) for s in segments], axis=0)
-    # GDAL burns a line's pixels from its vertices' pixel indices, so a burnt pixel may lie a pixel off the line
-    assert np.abs(d - true).max() <= g.pixel_width * math.sqrt(2)
+    np.testing.assert_allclose(d, brute_force_distance(g, segments), rtol=1e-6, atol=1e-4)
+    # the distance to the nearest burnt pixel centre (gdal_proximity's) differs by up to a pixel
+    burnt = centres(g)[rasterize_features(features, g)]
+    to_pixels = np.linalg.norm(centres(g)[:, :, None] - burnt, axis=-1).min(-1)
+    assert 0.3 * g.pixel_width < np.abs(d - to_pixels).max() <= g.pixel_width * math.sqrt(2)
 
 
 def test_distance_counts_features_outside_the_grid():
     g = grid(cols=20, rows=20)
-    outside = line((-35.0, -50.0), (-35.0, 400.0))  # a vertical line 35 m left of the grid
-    inside = line((180.0, 290.0), (190.0, 280.0))
-    d = distance_to_features(FeatureSet.from_geojson([outside, inside]), g)
-    xy = centres(g)
-    np.testing.assert_allclose(d[:, 0], xy[:, 0, 0] + 35.0 - 0.0, atol=g.pixel_width / 2 + 1e-6)
-    padded = GridSpec(-100.0, 300.0, 10.0, 10.0, 30, 20, CRS)  # the same lattice, 10 columns wider
-    mask = rasterize_features(FeatureSet.from_geojson([outside, inside]), padded)
-    expected = brute_force_pixel_distance(mask, padded)[:, 10:]
-    np.testing.assert_allclose(d, expected, rtol=1e-6, atol=1e-4)
+    outside = ((-35.0, -50.0), (-35.0, 400.0))  # a vertical line 35 m left of the grid
+    inside = ((180.0, 290.0), (190.0, 280.0))
+    far = ((-2000.0, 100.0), (-1900.0, 100.0))
+    d = distance_to_features(FeatureSet.from_geojson([line(*outside), line(*inside), line(*far)]), g)
+    np.testing.assert_allclose(d[:, 0], 40.0)
+    np.testing.assert_allclose(d, brute_force_distance(g, [outside, inside, far]), rtol=1e-6, atol=1e-4)
 
 
 def test_distance_of_points_and_polygons():
     g = grid(cols=20, rows=20, y_max=200.0)
-    square = {"type": "Polygon", "coordinates": [[[50, 50], [120, 50], [120, 120], [50, 120], [50, 50]]]}
+    ring = [[50, 50], [120, 50], [120, 120], [50, 120], [50, 50]]
+    hole = [[70, 70], [100, 70], [100, 100], [70, 100], [70, 70]]
+    square = {"type": "Polygon", "coordinates": [ring, hole]}
     features = FeatureSet.from_geojson([square, {"type": "MultiPoint", "coordinates": [[175, 175, 9.0]]}])
     d = distance_to_features(features, g)
-    assert d[11, 8] == 0  # centre (85, 85) is inside the square
-    assert d[2, 17] == 0  # the point's pixel
-    np.testing.assert_allclose(d, brute_force_pixel_distance(rasterize_features(features, g), g), atol=1e-4)
+    xy = centres(g)
+    in_ring = (xy[..., 0] > 50) & (xy[..., 0] < 120) & (xy[..., 1] > 50) & (xy[..., 1] < 120)
+    in_hole = (xy[..., 0] > 70) & (xy[..., 0] < 100) & (xy[..., 1] > 70) & (xy[..., 1] < 100)
+    edges = [(a, b) for r in (ring, hole) for a, b in zip(r[:-1], r[1:])]
+    expected = brute_force_distance(g, edges, [(175.0, 175.0)], in_ring & ~in_hole)
+    assert d[13, 6] == 0 and d[11, 8] == 15  # centre (65, 65) in the polygon, (85, 85) in the hole
+    np.testing.assert_allclose(d, expected, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_distance_is_exact_on_a_random_network_with_few_spaced_points(seed, monkeypatch):
+    """Fewer spaced points than segments make the bounds loose: the result must stay exact."""
+    import deepprospect.core.density as density
+
+    rng = np.random.default_rng(seed)
+    g = grid(cols=37, rows=29, pixel=10.0)
+    lines = [rng.uniform(-50, 420, 2) + rng.normal(0, 40, (5, 2)).cumsum(axis=0) for _ in range(12)]
+    segments = [(a, b) for xy in lines for a, b in zip(xy[:-1], xy[1:])]
+    expected = brute_force_distance(g, segments)
+    features = FeatureSet.from_geojson([line(*xy) for xy in lines])
+    np.testing.assert_allclose(distance_to_features(features, g), expected, rtol=1e-6, atol=1e-4)
+    monkeypatch.setattr(density, "MAX_SAMPLES", 50)
+    monkeypatch.setattr(density, "DISTANCE_TILE", 7)
+    np.testing.assert_allclose(distance_to_features(features, g), expected, rtol=1e-6, atol=1e-4)
 
 
 def test_no_feature_near_the_grid_is_an_error():
@@ -212,4 +233,4 @@ def test_synthetic_survey_deposits_sit_where_faults_are_near_and_dense():
     assert np.median(bdd[rows, cols]) > np.median(bdd)
     exact = np.min([point_segment_distance(centres(g)[rows, cols], a, b)
                     for f in survey.faults for a, b in zip(f[:-1], f[1:])], axis=0)
-    assert np.abs(distance[rows, cols] - exact).max() <= g.pixel_width * math.sqrt(2)
+    np.testing.assert_allclose(distance[rows, cols], exact, rtol=1e-6, atol=1e-3)

@@ -75,6 +75,25 @@ def test_coincident_samples_are_averaged_without_division_by_zero():
         assert result[1, 1] == 15.0
 
 
+@pytest.mark.parametrize("settings", [IdwSettings(max_points=2), IdwSettings(max_points=0)])
+def test_coincident_samples_act_as_one_sample_with_the_mean_in_any_order(samples, settings):
+    points, values = samples[0][:20], samples[1][:20, :2]
+    grid = GridSpec(0.0, 100.0, 10.0, 10.0, 10, 10, "EPSG:32650")
+    points[0] = points[1] = points[2] = [35.0, 45.0]  # a pixel centre: three samples there
+    values[:3] = [[1.0, 6.0], [2.0, np.nan], [4.0, 9.0]]
+    merged_points = points[2:]
+    merged_values = np.vstack([[7.0 / 3.0, 7.5], values[3:]])
+    expected = idw_grid(merged_points, merged_values, grid, settings, dtype=np.float64)
+    rng = np.random.default_rng(11)
+    results = []
+    for _ in range(4):
+        order = rng.permutation(len(points))
+        results.append(idw_grid(points[order], values[order], grid, settings, dtype=np.float64))
+        np.testing.assert_array_equal(results[-1], results[0])
+    np.testing.assert_allclose(results[0], expected, rtol=1e-12)
+    assert results[0][0, 5, 3] == pytest.approx(7.0 / 3.0, abs=1e-15) and results[0][1, 5, 3] == 7.5
+
+
 def test_null_values_are_skipped_not_zero(samples):
     points, values = samples
     with_gaps = idw_grid(points, values[:, 1], GRID, dtype=np.float64)[0]

@@ -1,10 +1,17 @@
-"""Small helpers: log10 of positive values, memory checks and size formatting."""
+"""Small helpers: missing-value codes, below-detection values, log10, memory checks and size formatting."""
 
 import numpy as np
 import pytest
-from deepprospect.core.errors import ResourceError
+from deepprospect.core.errors import InputError, ResourceError
 from deepprospect.core.resources import available_memory_bytes, format_bytes, require_memory
-from deepprospect.core.transforms import log10_positive
+from deepprospect.core.transforms import (
+    DEFAULT_MISSING_CODES,
+    half_below_detection,
+    log10_floored,
+    log10_positive,
+    mask_missing_codes,
+    parse_missing_codes,
+)
 
 
 def test_log10_skips_non_positive_values_and_counts_them():
@@ -25,3 +32,35 @@ def test_format_bytes():
     assert format_bytes(512) == "512 B"
     assert format_bytes(3 * 2**20) == "3.0 MiB"
     assert format_bytes(5 * 2**40) == "5.0 TiB"
+
+
+def test_missing_codes_are_parsed_and_bad_items_named():
+    assert parse_missing_codes(" -9999, -99999 ,,1e3") == (-9999.0, -99999.0, 1000.0)
+    assert parse_missing_codes("") == () and parse_missing_codes(None) == ()
+    with pytest.raises(InputError, match="'n/a' is not a number"):
+        parse_missing_codes("-9999, n/a")
+    with pytest.raises(InputError, match="not a finite number"):
+        parse_missing_codes("nan")
+
+
+def test_missing_codes_become_nan_and_are_counted_per_column():
+    values = np.array([[-9999.0, 1.0], [5.0, -999999.0], [-99999.0, -5.0], [np.nan, -999.0]])
+    cleaned, counts = mask_missing_codes(values, DEFAULT_MISSING_CODES)
+    np.testing.assert_array_equal(cleaned, [[np.nan, 1], [5, np.nan], [np.nan, -5], [np.nan, np.nan]])
+    assert counts.tolist() == [2, 2] and values[0, 0] == -9999.0  # the input is left alone
+    assert mask_missing_codes(values, ())[1].tolist() == [0, 0]
+
+
+def test_negative_values_read_as_below_detection_become_half_the_limit():
+    values = np.array([[-5.0, 2.0], [0.0, -0.1], [np.nan, 3.0]])
+    replaced, counts = half_below_detection(values)
+    np.testing.assert_array_equal(replaced, [[2.5, 2], [0, 0.05], [np.nan, 3]])
+    assert counts.tolist() == [1, 1]
+
+
+def test_log10_floors_non_positive_values_at_half_the_smallest_positive():
+    values = np.array([[0.0, 10.0, 0.0], [4.0, -2.0, np.nan], [100.0, 0.0, -1.0], [-3.0, 1000.0, 0.0]])
+    logged, raised, floors = log10_floored(values)
+    np.testing.assert_allclose(floors, [2.0, 5.0, np.nan])
+    np.testing.assert_allclose(logged, np.log10([[2, 10, np.nan], [4, 5, np.nan], [100, 5, np.nan], [2, 1000, np.nan]]))
+    assert raised.tolist() == [2, 2, 0]
