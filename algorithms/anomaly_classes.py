@@ -26,6 +26,7 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.anomaly import CLASS_NODATA, class_names, classify, find_targets, parse_class_limits
 from ..core.errors import InputError
+from ..core.maps import check_probability_map
 from ..core.raster_io import check_writable, read_map, write_geotiff
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks, point_xy
@@ -66,8 +67,8 @@ class AnomalyClasses(DeepProspectAlgorithm):
         "<b>Targets</b>: connected zones of classes 1 … k (cells touching at a corner belong together), zones "
         "smaller than the minimum area (km²) dropped, ranked by mean value (larger area first on ties), with "
         "their maximum, area, cell count, deposits inside and centroid (mean of the cell centres).<br>"
-        "The map must be in a projected CRS. Outputs loaded into QGIS are styled: classes red / yellow / blue "
-        "with a transparent background, targets outlined and labelled with their rank."
+        "The map must hold probabilities (0–1) in a projected CRS. Outputs loaded into QGIS are styled: classes "
+        "red / yellow / blue with a transparent background, targets outlined and labelled with their rank."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
@@ -101,8 +102,10 @@ class AnomalyClasses(DeepProspectAlgorithm):
                              f"{len(limits)} class(es); lower the target classes or add limits.")
         classes_path = self.parameterAsOutputLayer(parameters, self.CLASSES, context)
         check_writable(classes_path)
+        band = self.parameterAsInt(parameters, self.BAND, context) or 1
+        check_probability_map(layer.source(), band=band)
         deposits = self._deposits(parameters, layer.crs(), context, feedback)
-        raster = read_map(layer.source(), self.parameterAsInt(parameters, self.BAND, context) or 1)
+        raster = read_map(layer.source(), band)
         values, grid = raster.values, raster.grid
         study_area = study_area_cells(self, parameters, layer.source(), context, feedback)
         feedback.setProgress(20)

@@ -95,7 +95,10 @@ def bad_cases(paths, folder):
                                                               "EPSG:32650"), ["prospectivity"])
     bare = str(folder / "bare.tif")
     write_geotiff(bare, np.full(GRID.shape, 0.5), GRID, ["prospectivity"])
+    empty = str(folder / "empty.tif")
+    write_geotiff(empty, np.full(GRID.shape, np.nan), GRID, ["prospectivity"])
     return [
+        ({"MAPS": [paths[0], empty, paths[1]]}, r"empty\.tif have no cell with data.*ensemble would be empty"),
         ({"MAPS": [paths[0], shifted]}, "not on the grid of 'model0.tif'"),
         ({"MAPS": [paths[0]]}, "at least two maps"),
         ({"MAPS": [paths[0], bare], "METHOD": 1}, "'bare.tif' has no model card"),
@@ -106,7 +109,7 @@ def bad_cases(paths, folder):
     ]
 
 
-@pytest.mark.parametrize("case", range(7))
+@pytest.mark.parametrize("case", range(8))
 def test_bad_input_gives_a_clear_error_and_no_output(run_alg, maps, tmp_path, case):
     paths, _ = maps
     inputs, out = tmp_path / "in", tmp_path / "out"
