@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 
 import numpy as np
 import processing
@@ -91,15 +92,26 @@ def test_loaded_map_gets_the_prospectivity_style(deepprospect_provider, inputs, 
         QgsProject.instance().removeAllMapLayers()
 
 
-@pytest.mark.parametrize("case", ["band", "normalisation", "not_a_training_set"])
+def empty_copy(stack, path):
+    """The stack with every cell nodata (same bands, recipe and grid)."""
+    shutil.copy(stack, path)
+    with rasterio.open(path, "r+") as dst:
+        dst.write(np.full((dst.count, dst.height, dst.width), dst.nodata, dtype=dst.dtypes[0]))
+    return str(path)
+
+
+@pytest.mark.parametrize("case", ["band", "normalisation", "not_a_training_set", "empty"])
 def test_bad_input_gives_a_clear_error_and_no_file(run_alg, inputs, tmp_path, case):
     stack, npz, survey, grid = inputs
     message = {"band": "lacks the band.*Ni", "normalisation": "normalised differently",
-               "not_a_training_set": "not a DeepProspect training set"}[case]
+               "not_a_training_set": "not a DeepProspect training set",
+               "empty": "no cell with data in every one of the model's bands .*map would be empty"}[case]
     if case == "band":
         stack, _ = survey_stack(tmp_path / "renamed.tif", survey, grid, names=["Au", "As", "Sb", "Nickel"])
     elif case == "normalisation":
         stack, _ = survey_stack(tmp_path / "minmax.tif", survey, grid, normalise="min-max")
+    elif case == "empty":
+        stack = empty_copy(stack, tmp_path / "empty.tif")
     else:
         npz = str(tmp_path / "other.npz")
         np.savez(npz, x=np.zeros(3))
