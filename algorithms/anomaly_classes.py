@@ -27,6 +27,7 @@ from qgis.PyQt.QtCore import QVariant
 from ..core.anomaly import CLASS_NODATA, class_names, classify, find_targets, parse_class_limits
 from ..core.errors import InputError
 from ..core.maps import check_probability_map
+from ..core.progress import check_cancelled
 from ..core.raster_io import check_writable, read_map, write_geotiff
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks, point_xy
@@ -108,10 +109,11 @@ class AnomalyClasses(DeepProspectAlgorithm):
         raster = read_map(layer.source(), band)
         values, grid = raster.values, raster.grid
         study_area = study_area_cells(self, parameters, layer.source(), context, feedback)
+        _, is_cancelled = feedback_callbacks(feedback)
         feedback.setProgress(20)
+        check_cancelled(is_cancelled)
         result = classify(values, grid, limits, deposits, study_area)
         feedback.setProgress(50)
-        _, is_cancelled = feedback_callbacks(feedback)
         targets, target_notes = find_targets(values, result.classes, grid, target_classes,
                                              self.parameterAsDouble(parameters, self.MIN_TARGET_AREA, context),
                                              deposits, is_cancelled)
@@ -123,6 +125,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
                               f"({row.area_pct:.2f} %){captured}")
         feedback.pushInfo(f"{len(targets)} target zone(s).")
         feedback.setProgress(80)
+        check_cancelled(is_cancelled)
         write_geotiff(classes_path, result.classes, grid, ["anomaly_class"], metadata=result.tags(),
                       nodata=CLASS_NODATA, dtype="uint8")
         table_id = self._write(parameters, self.CLASS_TABLE, context, TABLE_FIELDS, result.table,

@@ -276,6 +276,7 @@ def run_baseline(training_set: TrainingSet, stack_path: str, output: str, weight
                        lambda p: report(progress, 30 + 0.7 * p), is_cancelled)
         if weights_csv:
             write_weights(outputs.enter_context(atomic_path(weights_csv)), baseline)
+        check_cancelled(is_cancelled)  # a cancel after the last window still leaves nothing
     return baseline
 
 

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import write_geotiff
-from layer_factory import centres_inside, point_layer, wkt_layer
+from layer_factory import ProgressFeedback, centres_inside, point_layer, wkt_layer
 from qgis.core import QgsProcessingException, QgsProject, QgsWkbTypes
 
 ALG = "deepprospect:anomalyclasses"
@@ -109,4 +109,30 @@ def test_bad_input_gives_a_clear_error_and_no_file(run_alg, tmp_path, case):
     with pytest.raises(QgsProcessingException, match=message):
         run_alg(ALG, {"MAP": str(map_path), "CLASSES": str(out / "classes.tif"),
                       "CLASS_TABLE": str(out / "table.csv"), "TARGETS": str(out / "targets.gpkg"), **extra})
+    assert os.listdir(out) == []
+
+
+def anomaly_outputs(folder):
+    return {"CLASSES": str(folder / "classes.tif"), "CLASS_TABLE": str(folder / "table.csv"),
+            "TARGETS": str(folder / "targets.gpkg")}
+
+
+def test_progress_never_goes_back(run_alg, tmp_path):
+    deposits = point_layer([cell_centre(r, c) for r, c, _ in BLOBS], {})
+    map_path = blob_map(tmp_path / "map.tif")
+    feedback = ProgressFeedback()
+    run_alg(ALG, {"MAP": map_path, "DEPOSITS": deposits, "TARGET_CLASSES": 2, **anomaly_outputs(tmp_path)},
+            feedback)
+    assert feedback.progress and feedback.progress[-1] >= 80 and feedback.steps_back() == []
+
+
+@pytest.mark.parametrize("above", [-1, 10, 30, 60])
+def test_cancel_leaves_nothing(run_alg, tmp_path, above):
+    map_path = blob_map(tmp_path / "map.tif")
+    out = tmp_path / "out"
+    out.mkdir()
+    feedback = ProgressFeedback(cancel_above=above)
+    with pytest.raises(QgsProcessingException, match="Cancelled by the user"):
+        run_alg(ALG, {"MAP": map_path, "DEPOSITS": point_layer([cell_centre(r, c) for r, c, _ in BLOBS], {}),
+                      "TARGET_CLASSES": 2, **anomaly_outputs(out)}, feedback)
     assert os.listdir(out) == []

@@ -15,7 +15,7 @@ from deepprospect.core.labels import LabelSettings, build_training_set, read_sta
 from deepprospect.core.raster_io import NODATA
 from deepprospect.core.stack import make_stack, write_evidence_stack
 from deepprospect.core.synthetic import make_survey
-from layer_factory import RecordingFeedback
+from layer_factory import ProgressFeedback, RecordingFeedback
 from qgis.core import QgsProcessingException, QgsProject
 
 ALG = "deepprospect:baseline"
@@ -121,3 +121,21 @@ def test_bad_input_gives_a_clear_error_and_no_file(run_alg, inputs, tmp_path, ca
         run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "N_TREES": 5, "OUTPUT": str(out / "map.tif"),
                       "IMPORTANCE": str(out / "weights.csv")})
     assert os.listdir(out) == []
+
+
+def test_progress_never_goes_back(run_alg, inputs, tmp_path):
+    stack, npz, _, _ = inputs
+    feedback = ProgressFeedback()
+    run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "N_TREES": 40, "OUTPUT": str(tmp_path / "rf.tif"),
+                  "IMPORTANCE": str(tmp_path / "rf.csv")}, feedback)
+    assert feedback.progress and feedback.progress[-1] == 100 and feedback.steps_back() == []
+
+
+@pytest.mark.parametrize("above", [-1, 10, 50])
+def test_cancel_leaves_nothing(run_alg, inputs, tmp_path, above):
+    stack, npz, _, _ = inputs
+    feedback = ProgressFeedback(cancel_above=above)
+    with pytest.raises(QgsProcessingException, match="Cancelled by the user"):
+        run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "N_TREES": 40, "OUTPUT": str(tmp_path / "rf.tif"),
+                      "IMPORTANCE": str(tmp_path / "rf.csv")}, feedback)
+    assert os.listdir(tmp_path) == []

@@ -9,7 +9,7 @@ from deepprospect.core.evaluation import evaluate_map
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.labels import point_cells
 from deepprospect.core.raster_io import read_map, write_geotiff
-from layer_factory import RecordingFeedback, centres_inside, point_layer, wkt_layer
+from layer_factory import ProgressFeedback, RecordingFeedback, centres_inside, point_layer, wkt_layer
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -173,3 +173,20 @@ def test_bad_input_gives_a_clear_error_and_no_output(run_alg, halo_map, tmp_path
     with pytest.raises(QgsProcessingException, match=message):
         run_alg(ALG, {**parameters, **outputs(out)})
     assert os.listdir(out) == []
+
+
+def test_progress_never_goes_back(run_alg, halo_map, tmp_path):
+    path, deposits, barren, _ = halo_map
+    feedback = ProgressFeedback()
+    run_alg(ALG, {"MAP": path, "DEPOSITS": point_layer(deposits, {"split": ["a"] * 10 + ["test"] * 5}),
+                  "SPLIT_FIELD": "split", "BARREN": point_layer(barren, {}), **outputs(tmp_path)}, feedback)
+    assert feedback.progress and feedback.progress[-1] >= 80 and feedback.steps_back() == []
+
+
+@pytest.mark.parametrize("above", [-1, 10, 50])
+def test_cancel_leaves_nothing(run_alg, halo_map, tmp_path, above):
+    path, deposits, _, _ = halo_map
+    feedback = ProgressFeedback(cancel_above=above)
+    with pytest.raises(QgsProcessingException, match="Cancelled by the user"):
+        run_alg(ALG, {"MAP": path, "DEPOSITS": point_layer(deposits, {}), **outputs(tmp_path)}, feedback)
+    assert os.listdir(tmp_path) == []

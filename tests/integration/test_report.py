@@ -8,7 +8,7 @@ from deepprospect.core.grid import GridSpec
 from deepprospect.core.labels import save_training_set
 from deepprospect.core.raster_io import read_map, write_geotiff
 from deepprospect.models.training import TrainSettings, save_model, train_model
-from layer_factory import RecordingFeedback, point_layer
+from layer_factory import ProgressFeedback, RecordingFeedback, point_layer
 from qgis.core import QgsProcessingException
 from training_factory import easy_set
 
@@ -102,3 +102,23 @@ def test_a_map_that_is_not_one_band_of_probabilities_is_refused(run_alg, study, 
     with pytest.raises(QgsProcessingException, match=message):
         run_alg(ALG, {"DEPOSITS": deposits, **parameters, "OUTPUT": str(out / "r.html")})
     assert list(out.iterdir()) == []
+
+
+def test_progress_never_goes_back(run_alg, study, tmp_path):
+    ensemble, model, set_path, deposits = study
+    feedback = ProgressFeedback()
+    barren = point_layer(np.array([[501000.0, 6998000.0]]), {})
+    run_alg(ALG, {"MAP": ensemble, "MEMBERS": [ensemble], "MODELS": [model], "TRAINING_SET": set_path,
+                  "DEPOSITS": deposits, "SPLIT_FIELD": "split", "BARREN": barren, "OUTPUT": str(tmp_path / "r.html")},
+            feedback)
+    assert feedback.progress and feedback.progress[-1] == 100 and feedback.steps_back() == []
+
+
+@pytest.mark.parametrize("above", [-1, 20, 70])
+def test_cancel_leaves_nothing(run_alg, study, tmp_path, above):
+    ensemble, _, _, deposits = study
+    feedback = ProgressFeedback(cancel_above=above)
+    with pytest.raises(QgsProcessingException, match="Cancelled by the user"):
+        run_alg(ALG, {"MAP": ensemble, "MEMBERS": [ensemble], "DEPOSITS": deposits,
+                      "OUTPUT": str(tmp_path / "r.html")}, feedback)
+    assert list(tmp_path.iterdir()) == []
