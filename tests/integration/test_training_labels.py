@@ -11,7 +11,7 @@ from deepprospect.core.idw import idw_grid
 from deepprospect.core.labels import check_no_leakage, load_training_set
 from deepprospect.core.raster_io import write_geotiff
 from deepprospect.core.synthetic import make_survey
-from layer_factory import RecordingFeedback, point_layer
+from layer_factory import ProgressFeedback, RecordingFeedback, point_layer
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -169,3 +169,11 @@ def test_cancel_leaves_nothing(run_alg, synthetic, tmp_path):
                 feedback=feedback)
     assert os.listdir(tmp_path) == []
 
+
+
+def test_progress_never_goes_back(run_alg, synthetic, tmp_path):
+    stack, survey = synthetic
+    feedback = ProgressFeedback()
+    run_alg(ALG, params(stack, point_layer(survey.deposit_xy, {}), tmp_path / "set.npz",
+                        BARREN=point_layer(survey.barren_xy, {}), POSITIVE_CROPS=2), feedback=feedback)
+    assert feedback.progress and feedback.progress[-1] >= 90 and feedback.steps_back() == []
