@@ -26,6 +26,8 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.anomaly import CLASS_NODATA, class_names, classify, find_targets, parse_class_limits
 from ..core.errors import InputError
+from ..core.maps import check_probability_map
+from ..core.progress import check_cancelled
 from ..core.raster_io import check_writable, read_map, write_geotiff
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks, point_parameter
@@ -66,8 +68,8 @@ class AnomalyClasses(DeepProspectAlgorithm):
         "<b>Targets</b>: connected zones of classes 1 … k (cells touching at a corner belong together), zones "
         "smaller than the minimum area (km²) dropped, ranked by mean value (larger area first on ties), with "
         "their maximum, area, cell count, deposits inside and centroid (mean of the cell centres).<br>"
-        "The map must be in a projected CRS. Outputs loaded into QGIS are styled: classes red / yellow / blue "
-        "with a transparent background, targets outlined and labelled with their rank."
+        "The map must hold probabilities (0–1) in a projected CRS. Outputs loaded into QGIS are styled: classes "
+        "red / yellow / blue with a transparent background, targets outlined and labelled with their rank."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
@@ -101,14 +103,17 @@ class AnomalyClasses(DeepProspectAlgorithm):
                              f"{len(limits)} class(es); lower the target classes or add limits.")
         classes_path = self.parameterAsOutputLayer(parameters, self.CLASSES, context)
         check_writable(classes_path)
+        band = self.parameterAsInt(parameters, self.BAND, context) or 1
+        check_probability_map(layer.source(), band=band)
         deposits = point_parameter(self, parameters, self.DEPOSITS, "deposit", layer.crs(), context, feedback)
-        raster = read_map(layer.source(), self.parameterAsInt(parameters, self.BAND, context) or 1)
+        raster = read_map(layer.source(), band)
         values, grid = raster.values, raster.grid
         study_area = study_area_cells(self, parameters, layer.source(), context, feedback)
+        _, is_cancelled = feedback_callbacks(feedback)
         feedback.setProgress(20)
+        check_cancelled(is_cancelled)
         result = classify(values, grid, limits, deposits, study_area)
         feedback.setProgress(50)
-        _, is_cancelled = feedback_callbacks(feedback)
         targets, target_notes = find_targets(values, result.classes, grid, target_classes,
                                              self.parameterAsDouble(parameters, self.MIN_TARGET_AREA, context),
                                              deposits, is_cancelled)
@@ -120,6 +125,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
                               f"({row.area_pct:.2f} %){captured}")
         feedback.pushInfo(f"{len(targets)} target zone(s).")
         feedback.setProgress(80)
+        check_cancelled(is_cancelled)
         write_geotiff(classes_path, result.classes, grid, ["anomaly_class"], metadata=result.tags(),
                       nodata=CLASS_NODATA, dtype="uint8")
         table_id = self._write(parameters, self.CLASS_TABLE, context, TABLE_FIELDS, result.table,

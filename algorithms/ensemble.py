@@ -6,7 +6,6 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterEnum,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterString,
 )
@@ -18,15 +17,16 @@ from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks
 from .study_area import add_study_area, study_area_cells
 from .styles import StyleOnLoad
+from .threshold import ProbabilityThreshold
 
 METHOD_LABELS = ["Simple average", "Weighted average", "Majority voting", "Plurality voting", "Weighted voting"]
 WEIGHT_LABELS = ["Validation AUC (model card)", "Validation F1 (model card)", "Given weights"]
 
 
-class Ensemble(DeepProspectAlgorithm):
+class Ensemble(ProbabilityThreshold, DeepProspectAlgorithm):
     """N prospectivity maps on one grid → ensemble map, uncertainty map and (optionally) the ensemble class."""
 
-    MAPS, METHOD, WEIGHTS, WEIGHT_METRIC, THRESHOLD = "MAPS", "METHOD", "WEIGHTS", "WEIGHT_METRIC", "THRESHOLD"
+    MAPS, METHOD, WEIGHTS, WEIGHT_METRIC = "MAPS", "METHOD", "WEIGHTS", "WEIGHT_METRIC"
     OUTPUT, UNCERTAINTY, CLASSES = "OUTPUT", "UNCERTAINTY", "CLASSES"
 
     NAME = "ensemble"
@@ -63,9 +63,7 @@ class Ensemble(DeepProspectAlgorithm):
             self.WEIGHT_METRIC, "Weights from (weighted rules)", WEIGHT_LABELS, defaultValue=0))
         self.addParameter(QgsProcessingParameterString(
             self.WEIGHTS, "Given weights, one per map in order (e.g. 0.9, 0.85, 0.7)", optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.THRESHOLD, "Threshold: a model votes prospective where probability ≥",
-            QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
+        self.add_threshold("Threshold (0–1): a model votes prospective where probability ≥")
         add_study_area(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Ensemble prospectivity"))
         self.addParameter(QgsProcessingParameterRasterDestination(

@@ -12,7 +12,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsWkbTypes,
 )
@@ -28,6 +27,7 @@ from ..core.evaluation import (
     metrics_rows,
     write_outputs,
 )
+from ..core.maps import check_probability_map
 from ..core.progress import check_cancelled
 from ..core.raster_io import check_writable, read_map
 from ..core.resources import require_memory
@@ -35,15 +35,16 @@ from .base import DeepProspectAlgorithm
 from .deposit_sets import DepositSets
 from .qgis_io import crs_from_string, feedback_callbacks
 from .study_area import add_study_area, study_area_cells
+from .threshold import ProbabilityThreshold
 
 # bytes per map cell while evaluating: the map, its sorted valid values and sorted negatives (measured ~44)
 _BYTES_PER_CELL = 48
 
 
-class Evaluate(DepositSets, DeepProspectAlgorithm):
+class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
     """Score a prospectivity map against training and held-out deposits; metrics table, plots and a report."""
 
-    MAP, THRESHOLD = "MAP", "THRESHOLD"
+    MAP = "MAP"
     METRICS, REPORT, ROC_PLOT, RATE_PLOT, PA_PLOT = "METRICS", "REPORT", "ROC_PLOT", "RATE_PLOT", "PA_PLOT"
     ROC_AUC, SUCCESS_RATE_AUC, PREDICTION_RATE_AUC = "ROC_AUC", "SUCCESS_RATE_AUC", "PREDICTION_RATE_AUC"
     PA_THRESHOLD, PA_DEPOSITS_PERCENT = "PA_THRESHOLD", "PA_DEPOSITS_PERCENT"
@@ -52,8 +53,8 @@ class Evaluate(DepositSets, DeepProspectAlgorithm):
     DISPLAY_NAME = "Evaluate prospectivity map"
     GROUP = "maps"
     HELP = (
-        "Measures how well a prospectivity map (band 1; 0–1) ranks known deposits, and writes a self-contained "
-        "HTML report for the browser.<br><br>"
+        "Measures how well a prospectivity map (one band of probabilities 0–1, in a projected CRS) ranks known "
+        "deposits, and writes a self-contained HTML report for the browser.<br><br>"
         "<b>Deposits</b> are training deposits, except the <i>held-out</i> ones: those whose <i>split field</i> "
         "holds one of the <i>held-out values</i> (comma-separated, case-insensitive, e.g. test or "
         "validation,test), or the points of a separate held-out layer. Deposits outside the map or on nodata "
@@ -79,9 +80,7 @@ class Evaluate(DepositSets, DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.MAP, "Prospectivity map"))
         self.add_deposit_parameters()
         add_study_area(self)
-        self.addParameter(QgsProcessingParameterNumber(
-            self.THRESHOLD, "Threshold for accuracy, recall, precision and F1", QgsProcessingParameterNumber.Double,
-            defaultValue=0.5))
+        self.add_threshold("Threshold (0–1) for accuracy, recall, precision and F1")
         self.addParameter(QgsProcessingParameterFeatureSink(self.METRICS, "Metrics", QgsProcessing.TypeVector))
         self.addParameter(QgsProcessingParameterFileDestination(self.REPORT, "Report", "HTML files (*.html)"))
         for key, label in ((self.ROC_PLOT, "ROC curves"), (self.RATE_PLOT, "Success- and prediction-rate curves"),
@@ -101,6 +100,7 @@ class Evaluate(DepositSets, DeepProspectAlgorithm):
                  for key, name in (("roc", self.ROC_PLOT), ("rate", self.RATE_PLOT), ("prediction_area", self.PA_PLOT))}
         for path in filter(None, [report, *plots.values()]):
             check_writable(path)
+        check_probability_map(layer.source(), band=None)
         require_memory(_BYTES_PER_CELL * layer.width() * layer.height(),
                        f"Evaluating a map of {layer.height()} × {layer.width()} cells")
         raster = read_map(layer.source())
@@ -108,8 +108,6 @@ class Evaluate(DepositSets, DeepProspectAlgorithm):
         training, held_out, labels = self._deposits(parameters, context, crs, feedback)
         barren = self._points(parameters, self.BARREN, context, crs, feedback)
         study_area = study_area_cells(self, parameters, layer.source(), context, feedback)
-        if raster.band_count > 1:
-            feedback.pushInfo(f"The map has {raster.band_count} bands; band 1 ({raster.band_name}) is evaluated.")
         threshold = self.parameterAsDouble(parameters, self.THRESHOLD, context)
         progress, is_cancelled = feedback_callbacks(feedback)
         evaluation = evaluate_map(raster.values, raster.grid, training, held_out, None if barren is None else barren[0],
@@ -117,7 +115,7 @@ class Evaluate(DepositSets, DeepProspectAlgorithm):
                                   is_cancelled=is_cancelled)
         for note in evaluation.notes:
             feedback.pushWarning(note)
-        inputs = [("map", layer.source()), ("band", f"{raster.band_name} (band 1 of {raster.band_count})"),
+        inputs = [("map", layer.source()), ("band", raster.band_name),
                   ("grid", f"{raster.grid.rows} × {raster.grid.cols} cells of {raster.grid.pixel_width:g} × "
                            f"{raster.grid.pixel_height:g} ({layer.crs().authid() or layer.crs().description()}); "
                            f"{evaluation.valid_cells} with data"),

@@ -25,14 +25,15 @@ from ..models.onnx_io import read_card
 from .base import DeepProspectAlgorithm
 from .deposit_sets import DepositSets
 from .qgis_io import crs_from_string, feedback_callbacks
+from .threshold import ProbabilityThreshold
 
 
-class Report(DepositSets, DeepProspectAlgorithm):
+class Report(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
     """Gather a study's maps, model files and training set into one self-contained HTML report."""
 
     MAP, UNCERTAINTY, MEMBERS, MODELS, TRAINING_SET = "MAP", "UNCERTAINTY", "MEMBERS", "MODELS", "TRAINING_SET"
     CLASS_LIMITS, TARGET_CLASSES, MIN_TARGET_AREA = "CLASS_LIMITS", "TARGET_CLASSES", "MIN_TARGET_AREA"
-    THRESHOLD, TITLE, OUTPUT, SPATIAL_CV = "THRESHOLD", "TITLE", "OUTPUT", "SPATIAL_CV"
+    TITLE, OUTPUT, SPATIAL_CV = "TITLE", "OUTPUT", "SPATIAL_CV"
     HELD_OUT_AUC, PREDICTION_RATE_AUC, TARGETS = "HELD_OUT_AUC", "PREDICTION_RATE_AUC", "TARGETS"
 
     NAME = "report"
@@ -80,9 +81,7 @@ class Report(DepositSets, DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.MIN_TARGET_AREA, "Minimum target area (km²)", QgsProcessingParameterNumber.Double, 0.0,
             minValue=0.0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.THRESHOLD, "Threshold for accuracy, recall, precision and F1", QgsProcessingParameterNumber.Double,
-            0.5))
+        self.add_threshold("Threshold (0–1) for accuracy, recall, precision and F1")
         self.addParameter(QgsProcessingParameterString(self.TITLE, "Title", defaultValue="Prospectivity report"))
         self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT, "Report", "HTML files (*.html)"))
         for key, label in ((self.HELD_OUT_AUC, "Held-out ROC AUC of the final map"),

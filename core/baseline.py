@@ -233,6 +233,7 @@ def predict_raster(baseline: Baseline, stack_path: str, path: str, indexes: Sequ
             dst.set_band_description(1, OUTPUT_BAND)
             dst.update_tags(**{MODEL_CARD_TAG: json.dumps(baseline.card, allow_nan=False),
                                "DEEPPROSPECT_ALGORITHM": "baseline"})
+            mapped = 0
             for row in range(0, src.height, rows):
                 check_cancelled(is_cancelled)
                 window = Window(0, row, src.width, min(rows, src.height - row))
@@ -242,8 +243,13 @@ def predict_raster(baseline: Baseline, stack_path: str, path: str, indexes: Sequ
                 out = np.full(len(x), NODATA, dtype=np.float32)
                 if valid.any():
                     out[valid] = baseline.predict(x[valid], baseline.settings.n_jobs)
+                    mapped += int(valid.sum())
                 dst.write(out.reshape(1, window.height, window.width), window=window)
                 report(progress, 100.0 * (row + window.height) / src.height)
+    if not mapped:
+        raise InputError(f"The evidence stack has no cell with data in every one of the model's bands "
+                         f"({', '.join(baseline.band_names)}), so the map would be empty. Check the stack's nodata "
+                         "value, or give the stack the training set was drawn from.")
 
 
 def write_weights(path: str, baseline: Baseline) -> None:
@@ -270,6 +276,7 @@ def run_baseline(training_set: TrainingSet, stack_path: str, output: str, weight
                        lambda p: report(progress, 30 + 0.7 * p), is_cancelled)
         if weights_csv:
             write_weights(outputs.enter_context(atomic_path(weights_csv)), baseline)
+        check_cancelled(is_cancelled)  # a cancel after the last window still leaves nothing
     return baseline
 
 

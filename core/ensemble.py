@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -46,6 +46,7 @@ from rasterio.windows import Window
 
 from .errors import InputError
 from .evaluation import check_study_area
+from .maps import DEFAULT_WINDOW_CELLS, check_probabilities, check_threshold, map_windows, open_map
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, NODATA, atomic_path, geotiff_profile
 
@@ -55,7 +56,6 @@ VOTES = frozenset({"majority_vote", "plurality_vote", "weighted_vote"})
 # weight sources: a validation metric from each member's model card, or weights given by the user
 WEIGHT_SOURCES = ("auc", "f1", "given")
 CLASS_NODATA = 255
-DEFAULT_WINDOW_CELLS = 1 << 20
 MAP_QUANTITY = {
     "average": "mean probability of the members",
     "weighted_average": "weighted mean probability of the members",
@@ -70,7 +70,6 @@ UNCERTAINTY_QUANTITY = {
     "plurality_vote": "share of members disagreeing with the ensemble class",
     "weighted_vote": "weighted share of members disagreeing with the ensemble class",
 }
-_RANGE_TOLERANCE = 1e-6
 _TIE_TOLERANCE = 1e-9  # weighted vote shares within this of 1/2 are ties (float sums of weights)
 
 
@@ -100,7 +99,7 @@ def combine(
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     _check_method(method)
-    _check_threshold(threshold)
+    check_threshold(threshold)
     count_members = probabilities.shape[0]
     if count_members < 2:
         raise InputError(f"An ensemble needs at least two maps (got {count_members}).")
@@ -182,7 +181,7 @@ def check_same_grid(paths: Sequence[str]) -> None:
     fix = ("Predict every model on the same evidence stack, or align the maps to one grid first (Raster ▸ "
            "Align Rasters, or deepprospect:evidencestack with a template).")
     with ExitStack() as stack:
-        sources = [stack.enter_context(_open(path)) for path in paths]
+        sources = [stack.enter_context(open_map(path)) for path in paths]
         first = sources[0]
         tolerance = 1e-6 * min(abs(first.transform.a), abs(first.transform.e))
         for path, src in zip(paths, sources):
@@ -226,7 +225,7 @@ def ensemble_rasters(
     Nothing is written unless every window succeeds. Values outside 0–1 stop the run (not a probability map).
     """
     _check_method(method)
-    _check_threshold(threshold)
+    check_threshold(threshold)
     check_same_grid(paths)
     members = {os.path.realpath(path) for path in paths}
     for path in filter(None, (output, uncertainty, classes)):
@@ -238,10 +237,11 @@ def ensemble_rasters(
               "map": MAP_QUANTITY[method], "uncertainty": UNCERTAINTY_QUANTITY[method]}
     tags = {ENSEMBLE_TAG: json.dumps(record), "DEEPPROSPECT_ALGORITHM": "ensemble"}
     member_counts = np.zeros(len(paths), dtype=np.int64)
+    member_cells = np.zeros(len(paths), dtype=np.int64)  # cells with data per member (inside the study area)
     valid = prospective = 0
     uncertainty_sum = 0.0
     with ExitStack() as stack:
-        sources = [stack.enter_context(_open(path)) for path in paths]
+        sources = [stack.enter_context(open_map(path)) for path in paths]
         # (path, band name, data type, nodata, quantity, index in combine's results)
         outputs = [(output, "prospectivity", "float32", NODATA, MAP_QUANTITY[method], 0),
                    (uncertainty, "uncertainty", "float32", NODATA, UNCERTAINTY_QUANTITY[method], 1),
@@ -258,12 +258,13 @@ def ensemble_rasters(
             sink.update_tags(**tags)
             sink.update_tags(1, QUANTITY=quantity)
             sinks.append((sink, nodata, result))
-        windows = list(_windows(sources[0], window_cells))
+        windows = list(map_windows(sources[0], window_cells))
         for done, window in enumerate(windows, start=1):
             check_cancelled(is_cancelled)
             block = np.stack([_read_probabilities(src, path, window) for src, path in zip(sources, paths)])
             if inside is not None:
                 block[:, ~inside[window.toslices()]] = np.nan
+            member_cells += np.isfinite(block).sum(axis=(1, 2))
             results = combine(block, method, w, threshold)
             has_data = ~np.isnan(results[0])
             valid += int(has_data.sum())
@@ -274,25 +275,27 @@ def ensemble_rasters(
                 sink.write(np.where(np.isnan(results[result]), nodata, results[result]).astype(sink.dtypes[0]), 1,
                            window=window)
             report(progress, 100.0 * done / len(windows))
+        _check_some_data(paths, member_cells, valid, inside is not None)
     return EnsembleSummary([os.path.basename(p) for p in paths], w.tolist(), valid, member_counts.tolist(),
                            prospective, uncertainty_sum / valid if valid else math.nan)
+
+
+def _check_some_data(paths: Sequence[str], member_cells: np.ndarray, valid: int, has_study_area: bool) -> None:
+    """Refuse an ensemble without any cell with data, naming the members that have none (nothing is written)."""
+    if valid:
+        return
+    where = " inside the study area" if has_study_area else ""
+    empty = [os.path.basename(path) for path, cells in zip(paths, member_cells) if cells == 0]
+    if empty:
+        raise InputError(f"The map(s) {', '.join(empty)} have no cell with data{where} (every cell is nodata), so "
+                         "the ensemble would be empty. Check their nodata value, or leave them out of the maps.")
+    raise InputError(f"The maps have no cell{where} where all of them hold data, so the ensemble would be empty. "
+                     "Give maps predicted on the same evidence stack.")
 
 
 def _check_method(method: str) -> None:
     if method not in METHODS:
         raise InputError(f"Unknown ensemble method '{method}'; choose one of {', '.join(METHODS)}.")
-
-
-def _check_threshold(threshold: float) -> None:
-    if not 0.0 <= threshold <= 1.0:
-        raise InputError(f"The threshold is a probability between 0 and 1 (got {threshold}).")
-
-
-def _open(path: str):
-    try:
-        return rasterio.open(path)
-    except rasterio.errors.RasterioIOError as error:
-        raise InputError(f"Cannot open the map {path}: {error}") from error
 
 
 def _crs_name(crs) -> str:
@@ -301,23 +304,10 @@ def _crs_name(crs) -> str:
     return crs.to_string() or "an unnamed CRS"
 
 
-def _windows(src, window_cells: int) -> Iterator[Window]:
-    """The raster's own blocks when tiled; for strips, runs of whole strips of at most ``window_cells`` cells."""
-    block_rows, block_cols = src.block_shapes[0]
-    if block_cols < src.width:
-        for _, window in src.block_windows(1):
-            yield window
-        return
-    rows = max(block_rows, (window_cells // src.width) // block_rows * block_rows)
-    for row in range(0, src.height, rows):
-        yield Window(0, row, src.width, min(rows, src.height - row))
-
-
 def _read_probabilities(src, path: str, window: Window) -> np.ndarray:
     """One window of band 1 as float64, NaN at nodata; values outside 0–1 are refused."""
     values = src.read(1, window=window, masked=True).astype(np.float64).filled(np.nan)
     finite = values[np.isfinite(values)]
-    if finite.size and (finite.min() < -_RANGE_TOLERANCE or finite.max() > 1.0 + _RANGE_TOLERANCE):
-        raise InputError(f"'{os.path.basename(path)}' has values from {finite.min():g} to {finite.max():g}; an "
-                         "ensemble combines probability maps (0–1), such as those prediction writes.")
+    if finite.size:
+        check_probabilities(os.path.basename(path), finite.min(), finite.max())
     return values

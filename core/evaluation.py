@@ -41,6 +41,7 @@ from .charts import html_figure, new_figure, png_bytes
 from .errors import InputError
 from .grid import GridSpec
 from .labels import point_cells
+from .maps import check_threshold
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path
 
@@ -130,8 +131,7 @@ def evaluate_map(
     inside = check_study_area(study_area, grid.shape)
     if inside is not None:
         values = np.where(inside, values, np.nan)
-    if not np.isfinite(threshold):
-        raise InputError(f"The threshold must be a number (got {threshold}).")
+    check_threshold(threshold)
     flat = values.ravel()
     valid = np.isfinite(flat)
     area_values = np.sort(flat[valid])

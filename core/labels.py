@@ -535,7 +535,8 @@ def build_training_set(
         stack_tags: metadata of the stack, copied into the manifest.
 
     Raises:
-        InputError: nothing usable remains, the split is impossible, or positives would leak between splits.
+        InputError: nothing usable remains, the split is impossible, a split would hold no negative, or positives
+            would leak between splits.
         Cancelled: ``is_cancelled`` returned True.
     """
     settings, augment = settings or LabelSettings(), augment or aug.AugmentSettings()
@@ -574,6 +575,7 @@ def build_training_set(
     samples = _resolve_leakage(_Samples.concat(parts), p, notes)
     random, repeats = _random_negatives(samples, candidates, split.region, settings, notes)
     samples = _Samples.concat([samples, *random])
+    _check_negatives(samples, settings)
     report(progress, 15)
     check_cancelled(is_cancelled)
 
@@ -583,6 +585,25 @@ def build_training_set(
                                 len(deposit_rc), split.record)
     report(progress, 100)
     return result
+
+
+def _check_negatives(samples: _Samples, settings: LabelSettings) -> None:
+    """Refuse a split that holds positives but no negative: nothing to learn or score against there."""
+    positives = np.bincount(samples.split[samples.label == 1], minlength=3)
+    negatives = np.bincount(samples.split[samples.label == 0], minlength=3)
+    for s in np.flatnonzero((positives > 0) & (negatives == 0)):
+        if settings.negative_ratio == 0:
+            fix = ("the negative ratio is 0 and no usable barren point lies in its region: raise the negative ratio "
+                   "(e.g. 1) or give barren points")
+        else:
+            fix = ("no cell of its region can be a random negative (every valid cell there is a positive, lies "
+                   f"within the exclusion buffer of {settings.exclusion_buffer:g} map units of a deposit, or its "
+                   "window would overlap a window of another split): lower the exclusion buffer or the positive "
+                   "radius, or give barren points there")
+            if s > 0:
+                fix += f", or set the {SPLITS[s]} fraction to 0"
+        raise InputError(f"The {SPLITS[s]} split would hold {positives[s]} positive(s) and no negative, so a model "
+                         f"could not learn or be scored on it; {fix}.")
 
 
 def _assemble(stack, grid, samples, allowed, settings, augment, notes, progress, is_cancelled) -> TrainingSet:

@@ -25,6 +25,7 @@ from .ensemble import check_same_grid
 from .errors import InputError
 from .evaluation import HELD_OUT, TRAINING, Evaluation, evaluate_map, plot_pngs
 from .grid import GridSpec
+from .maps import check_probability_map, check_threshold
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path, read_map
 from .resources import require_memory
@@ -72,6 +73,10 @@ def write_report(path: str, inputs: ReportInputs, *, progress: ProgressFn = None
     if not 1 <= inputs.target_classes <= len(inputs.class_limits):
         raise InputError(f"Targets from classes 1 … {inputs.target_classes}: there are only "
                          f"{len(inputs.class_limits)} classes ({', '.join(map(str, inputs.class_limits))} %).")
+    check_threshold(inputs.threshold)
+    check_probability_map(inputs.ensemble_path, "The final map", band=None)
+    for member_path in inputs.member_paths:
+        check_probability_map(member_path, "The member map", band=None)
     maps = [inputs.ensemble_path, *inputs.member_paths, *filter(None, [inputs.uncertainty_path])]
     if len(maps) > 1:
         check_same_grid(maps)

@@ -32,7 +32,9 @@ of windows gathered from the tile.
 
 **Device.** onnxruntime's CUDA provider is used when onnxruntime lists it, a session actually gets it and a
 tiny run works (``device="auto"``; ``"cuda"`` fails clearly otherwise), else the CPU provider with one
-intra-op thread per CPU (sleeping, not spinning, when idle). Sessions use deterministic compute (and cuDNN's
+intra-op thread per CPU (sleeping, not spinning, when idle). The first try in a process runs with stderr
+captured, so a machine without the CUDA libraries gets one log line saying why the CPU is used instead of
+onnxruntime's errors, and later runs skip the CUDA provider at once. Sessions use deterministic compute (and cuDNN's
 default convolution algorithm rather than a timed search), so a rerun gives the same map.
 """
 
@@ -41,8 +43,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -73,6 +79,7 @@ one LeNet window costs about 60 dense positions at p = 32 (measured, onnxruntime
 runs on gathered p×p windows."""
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+_CUDA_PROBE: dict[str, str] = {}  # "problem": why this process cannot get the CUDA provider, once a session tried
 ALGORITHM_TAG = "DEEPPROSPECT_ALGORITHM"
 PREDICTION_TAG = "DEEPPROSPECT_PREDICTION"
 BAND_NAME = "prospectivity"
@@ -212,19 +219,55 @@ def open_session(model_path: str, card: dict, device: str = "auto", log: LogFn =
 
 
 def _cuda_session(model_path: str, card: dict, options: ort.SessionOptions):
-    """(session, "") on a working CUDA provider, else (None, why not)."""
+    """(session, "") on a working CUDA provider, else (None, why not).
+
+    The first attempt in a process runs with stderr captured (onnxruntime prints its failure to load the CUDA
+    libraries there, in red, as errors); when it fails, the reason is kept and later runs go straight to the CPU.
+    """
     if CUDA not in ort.get_available_providers():
         return None, "this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+    if _CUDA_PROBE:
+        return None, _CUDA_PROBE["problem"]
     cuda_options = {"cudnn_conv_algo_search": "DEFAULT"}  # a timed search may pick other kernels on a rerun
-    session = _session(model_path, options, [(CUDA, cuda_options), CPU])
+    with _captured_stderr() as captured:
+        session = _session(model_path, options, [(CUDA, cuda_options), CPU])
     if CUDA not in session.get_providers():
-        return None, ("onnxruntime lists the CUDA provider but a session could not get it (no GPU visible, or "
-                      "the CUDA/cuDNN libraries that this onnxruntime needs are missing)")
+        _CUDA_PROBE["problem"] = _cuda_problem(captured[0])
+        return None, _CUDA_PROBE["problem"]
+    sys.stderr.write(captured[0])  # the GPU works: whatever was printed is not about a failure, so pass it on
     try:
         session.run(None, {card["input_name"]: _example(card)})
     except Exception as error:  # onnxruntime raises its own classes for CUDA failures (out of memory, kernels)
         return None, f"a test run on the GPU failed ({error})"
     return session, ""
+
+
+def _cuda_problem(printed: str) -> str:
+    """Why a session could not get the CUDA provider, from what onnxruntime printed while it tried."""
+    reason = "onnxruntime lists the CUDA provider but a session could not get it"
+    missing = re.search(r"error: (\S+): cannot open shared object file", printed)
+    needs = re.search(r"Require (cuDNN \S+ and CUDA \S+)\.", printed)
+    if missing:
+        return (f"{reason}: the library {missing.group(1)} is missing"
+                + (f"; this onnxruntime needs {needs.group(1).replace('.*', '')}" if needs else ""))
+    return f"{reason} (no GPU visible, or the CUDA/cuDNN libraries that this onnxruntime needs are missing)"
+
+
+@contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """Send file descriptor 2 (where onnxruntime logs) to a buffer while the block runs; yields [its text] after."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    captured: list[str] = []
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read().decode("utf-8", "replace"))
 
 
 def _session(model_path: str, options: ort.SessionOptions, providers: list) -> ort.InferenceSession:

@@ -1,4 +1,4 @@
-"""Builders of small QGIS layers, and a feedback that records the log, for algorithm tests."""
+"""Builders of small QGIS layers, and feedbacks that record the log and the progress, for algorithm tests."""
 
 from __future__ import annotations
 
@@ -29,6 +29,25 @@ class RecordingFeedback(QgsProcessingFeedback):
     def reportError(self, error, fatalError=False):  # noqa: N802, N803 - QGIS API name
         self.lines.append(error)
         super().reportError(error, fatalError)
+
+
+class ProgressFeedback(RecordingFeedback):
+    """Records every progress value a run reports; optionally cancels once progress passes ``cancel_above``."""
+
+    def __init__(self, cancel_above: float | None = None) -> None:
+        super().__init__()
+        self.progress: list[float] = []
+        self.cancel_above = cancel_above
+        self.progressChanged.connect(self._record)
+
+    def _record(self, percent: float) -> None:
+        self.progress.append(percent)
+        if self.cancel_above is not None and percent > self.cancel_above:
+            self.cancel()
+
+    def steps_back(self) -> list[tuple[float, float]]:
+        """Every (previous, next) pair of progress values where progress went backwards."""
+        return [(a, b) for a, b in zip(self.progress, self.progress[1:]) if b < a]
 
 
 def point_layer(points, fields: dict, crs: str = "EPSG:32650", name: str = "samples") -> QgsVectorLayer:

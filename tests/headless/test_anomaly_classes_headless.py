@@ -16,7 +16,7 @@ def test_run_on_a_map_of_the_demo_survey(run_json, repo_root, tmp_path):
     values = np.exp(-((rows - 30) ** 2 + (cols - 60) ** 2) / 200.0) + 0.5 * np.exp(-((rows - 70) ** 2 +
                                                                                    (cols - 20) ** 2) / 100.0)
     map_path = str(tmp_path / "map.tif")
-    write_geotiff(map_path, values + 1e-6 * cols, grid, ["prospectivity"])
+    write_geotiff(map_path, (values + 1e-6 * cols) / 1.01, grid, ["prospectivity"])  # probabilities: 0–1
     classes, table, targets = tmp_path / "classes.tif", tmp_path / "classes.csv", tmp_path / "targets.gpkg"
     code, result, log = run_json("deepprospect:anomalyclasses", MAP=map_path,
                                  DEPOSITS=f"{demo}|layername=deposits", MIN_TARGET_AREA=1.0, CLASSES=classes,

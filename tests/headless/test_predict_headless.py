@@ -28,3 +28,15 @@ def test_headless_map_equals_in_process_map(run_json, tmp_path):
     assert headless.shape == (20, 25) and (headless != -9999.0).sum() > 100
     np.testing.assert_array_equal(headless, direct)
     assert tags["DEEPPROSPECT_MODEL_CARD"] == direct_tags["DEEPPROSPECT_MODEL_CARD"]
+
+
+def test_automatic_device_logs_one_line_and_no_errors(run_json, tmp_path):
+    stack, model = str(tmp_path / "stack.tif"), str(tmp_path / "lenet.onnx")
+    _, recipe = write_stack(stack, evidence(3), NAMES, normalise="z-score")
+    write_model(model, "lenet", NAMES, 16, recipe)
+    code, _, log = run_json("deepprospect:predict", MODEL=model, STACK=stack, DEVICE=0, OUTPUT=tmp_path / "map.tif")
+    assert code == 0, log
+    provider = [line for line in log.splitlines() if "onnxruntime provider:" in line]
+    assert len(provider) == 1, log
+    assert "CUDAExecutionProvider (the GPU" in provider[0] or "CPUExecutionProvider with" in provider[0]
+    assert not any(mark in log for mark in ("[E:", "ERROR", "Error")), log  # onnxruntime's red CUDA load errors

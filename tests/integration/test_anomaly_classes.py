@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import write_geotiff
-from layer_factory import centres_inside, point_layer, wkt_layer
+from layer_factory import ProgressFeedback, centres_inside, point_layer, wkt_layer
 from qgis.core import QgsProcessingException, QgsProject, QgsWkbTypes
 
 ALG = "deepprospect:anomalyclasses"
@@ -17,13 +17,13 @@ GRID = GridSpec(500000.0, 7006000.0, 100.0, 100.0, 60, 60, "EPSG:32650")  # 0.01
 BLOBS = [(15, 15, 1.0), (40, 45, 0.8), (45, 10, 0.6)]  # row, col, height
 
 
-def blob_map(path, grid=GRID, constant=False):
+def blob_map(path, grid=GRID, constant=False, scale=1.0):
     """Three Gaussian blobs of falling height, as distinct values (ranks / cells) so class areas are exact."""
     rows, cols = np.mgrid[0:grid.rows, 0:grid.cols]
     field = sum(h * np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / 30.0) for r, c, h in BLOBS)
     ranks = np.argsort(np.argsort(field.ravel(), kind="stable")).reshape(field.shape)
     values = np.full(field.shape, 0.5) if constant else (ranks + 1) / field.size
-    write_geotiff(str(path), values, grid, ["prospectivity"])
+    write_geotiff(str(path), scale * values, grid, ["prospectivity"])
     return str(path)
 
 
@@ -96,17 +96,43 @@ def test_styles_are_applied_when_outputs_are_loaded(deepprospect_provider, tmp_p
         project.removeAllMapLayers()
 
 
-@pytest.mark.parametrize("case", ["constant", "limits", "target_classes", "geographic"])
+@pytest.mark.parametrize("case", ["constant", "limits", "target_classes", "geographic", "percent"])
 def test_bad_input_gives_a_clear_error_and_no_file(run_alg, tmp_path, case):
     map_path = tmp_path / "map.tif"
     grid = GridSpec(100.0, 30.0, 0.01, 0.01, 60, 60, "EPSG:4326") if case == "geographic" else GRID
-    blob_map(map_path, grid, constant=case == "constant")
+    blob_map(map_path, grid, constant=case == "constant", scale=100.0 if case == "percent" else 1.0)
     extra = {"limits": {"CLASS_LIMITS": "15,5,30"}, "target_classes": {"TARGET_CLASSES": 4}}.get(case, {})
     message = {"constant": "same value", "limits": "must increase", "target_classes": "only 3 class",
-               "geographic": "geographic CRS"}[case]
+               "geographic": "geographic CRS", "percent": r"values from 0\.02\d* to 100; .* probabilities"}[case]
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(QgsProcessingException, match=message):
         run_alg(ALG, {"MAP": str(map_path), "CLASSES": str(out / "classes.tif"),
                       "CLASS_TABLE": str(out / "table.csv"), "TARGETS": str(out / "targets.gpkg"), **extra})
+    assert os.listdir(out) == []
+
+
+def anomaly_outputs(folder):
+    return {"CLASSES": str(folder / "classes.tif"), "CLASS_TABLE": str(folder / "table.csv"),
+            "TARGETS": str(folder / "targets.gpkg")}
+
+
+def test_progress_never_goes_back(run_alg, tmp_path):
+    deposits = point_layer([cell_centre(r, c) for r, c, _ in BLOBS], {})
+    map_path = blob_map(tmp_path / "map.tif")
+    feedback = ProgressFeedback()
+    run_alg(ALG, {"MAP": map_path, "DEPOSITS": deposits, "TARGET_CLASSES": 2, **anomaly_outputs(tmp_path)},
+            feedback)
+    assert feedback.progress and feedback.progress[-1] >= 80 and feedback.steps_back() == []
+
+
+@pytest.mark.parametrize("above", [-1, 10, 30, 60])
+def test_cancel_leaves_nothing(run_alg, tmp_path, above):
+    map_path = blob_map(tmp_path / "map.tif")
+    out = tmp_path / "out"
+    out.mkdir()
+    feedback = ProgressFeedback(cancel_above=above)
+    with pytest.raises(QgsProcessingException, match="Cancelled by the user"):
+        run_alg(ALG, {"MAP": map_path, "DEPOSITS": point_layer([cell_centre(r, c) for r, c, _ in BLOBS], {}),
+                      "TARGET_CLASSES": 2, **anomaly_outputs(out)}, feedback)
     assert os.listdir(out) == []

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 
 import numpy as np
 import processing
@@ -14,7 +15,7 @@ from deepprospect.core.labels import LabelSettings, build_training_set, read_sta
 from deepprospect.core.raster_io import NODATA
 from deepprospect.core.stack import make_stack, write_evidence_stack
 from deepprospect.core.synthetic import make_survey
-from layer_factory import RecordingFeedback
+from layer_factory import ProgressFeedback, RecordingFeedback
 from qgis.core import QgsProcessingException, QgsProject
 
 ALG = "deepprospect:baseline"
@@ -91,15 +92,26 @@ def test_loaded_map_gets_the_prospectivity_style(deepprospect_provider, inputs, 
         QgsProject.instance().removeAllMapLayers()
 
 
-@pytest.mark.parametrize("case", ["band", "normalisation", "not_a_training_set"])
+def empty_copy(stack, path):
+    """The stack with every cell nodata (same bands, recipe and grid)."""
+    shutil.copy(stack, path)
+    with rasterio.open(path, "r+") as dst:
+        dst.write(np.full((dst.count, dst.height, dst.width), dst.nodata, dtype=dst.dtypes[0]))
+    return str(path)
+
+
+@pytest.mark.parametrize("case", ["band", "normalisation", "not_a_training_set", "empty"])
 def test_bad_input_gives_a_clear_error_and_no_file(run_alg, inputs, tmp_path, case):
     stack, npz, survey, grid = inputs
     message = {"band": "lacks the band.*Ni", "normalisation": "normalised differently",
-               "not_a_training_set": "not a DeepProspect training set"}[case]
+               "not_a_training_set": "not a DeepProspect training set",
+               "empty": "no cell with data in every one of the model's bands .*map would be empty"}[case]
     if case == "band":
         stack, _ = survey_stack(tmp_path / "renamed.tif", survey, grid, names=["Au", "As", "Sb", "Nickel"])
     elif case == "normalisation":
         stack, _ = survey_stack(tmp_path / "minmax.tif", survey, grid, normalise="min-max")
+    elif case == "empty":
+        stack = empty_copy(stack, tmp_path / "empty.tif")
     else:
         npz = str(tmp_path / "other.npz")
         np.savez(npz, x=np.zeros(3))
@@ -109,3 +121,21 @@ def test_bad_input_gives_a_clear_error_and_no_file(run_alg, inputs, tmp_path, ca
         run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "N_TREES": 5, "OUTPUT": str(out / "map.tif"),
                       "IMPORTANCE": str(out / "weights.csv")})
     assert os.listdir(out) == []
+
+
+def test_progress_never_goes_back(run_alg, inputs, tmp_path):
+    stack, npz, _, _ = inputs
+    feedback = ProgressFeedback()
+    run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "N_TREES": 40, "OUTPUT": str(tmp_path / "rf.tif"),
+                  "IMPORTANCE": str(tmp_path / "rf.csv")}, feedback)
+    assert feedback.progress and feedback.progress[-1] == 100 and feedback.steps_back() == []
+
+
+@pytest.mark.parametrize("above", [-1, 10, 50])
+def test_cancel_leaves_nothing(run_alg, inputs, tmp_path, above):
+    stack, npz, _, _ = inputs
+    feedback = ProgressFeedback(cancel_above=above)
+    with pytest.raises(QgsProcessingException, match="Cancelled by the user"):
+        run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "N_TREES": 40, "OUTPUT": str(tmp_path / "rf.tif"),
+                      "IMPORTANCE": str(tmp_path / "rf.csv")}, feedback)
+    assert os.listdir(tmp_path) == []

@@ -10,7 +10,7 @@ import rasterio
 from deepprospect.core.ensemble import combine
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, write_geotiff
-from layer_factory import RecordingFeedback, centres_inside, wkt_layer
+from layer_factory import ProgressFeedback, RecordingFeedback, centres_inside, wkt_layer
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject
 
 ALG = "deepprospect:ensemble"
@@ -95,7 +95,10 @@ def bad_cases(paths, folder):
                                                               "EPSG:32650"), ["prospectivity"])
     bare = str(folder / "bare.tif")
     write_geotiff(bare, np.full(GRID.shape, 0.5), GRID, ["prospectivity"])
+    empty = str(folder / "empty.tif")
+    write_geotiff(empty, np.full(GRID.shape, np.nan), GRID, ["prospectivity"])
     return [
+        ({"MAPS": [paths[0], empty, paths[1]]}, r"empty\.tif have no cell with data.*ensemble would be empty"),
         ({"MAPS": [paths[0], shifted]}, "not on the grid of 'model0.tif'"),
         ({"MAPS": [paths[0]]}, "at least two maps"),
         ({"MAPS": [paths[0], bare], "METHOD": 1}, "'bare.tif' has no model card"),
@@ -106,7 +109,7 @@ def bad_cases(paths, folder):
     ]
 
 
-@pytest.mark.parametrize("case", range(7))
+@pytest.mark.parametrize("case", range(8))
 def test_bad_input_gives_a_clear_error_and_no_output(run_alg, maps, tmp_path, case):
     paths, _ = maps
     inputs, out = tmp_path / "in", tmp_path / "out"
@@ -148,3 +151,12 @@ def test_map_and_uncertainty_load_with_their_styles(deepprospect_provider, maps,
         assert ranges == {out: (0.0, 1.0), uncertainty: (0.0, 0.5)}
     finally:
         QgsProject.instance().removeMapLayers([loaded[path].id() for path in (out, uncertainty) if path in loaded])
+
+
+def test_progress_never_goes_back(run_alg, maps, tmp_path):
+    paths, _ = maps
+    area = wkt_layer(["POLYGON((400150 3300950, 400850 3300950, 400850 3301750, 400150 3301750, 400150 3300950))"])
+    feedback = ProgressFeedback()
+    run_alg(ALG, {"MAPS": paths, "STUDY_AREA": area, "OUTPUT": str(tmp_path / "e.tif"),
+                  "UNCERTAINTY": str(tmp_path / "u.tif")}, feedback)
+    assert feedback.progress and feedback.progress[-1] == 100 and feedback.steps_back() == []

@@ -8,8 +8,8 @@ import pytest
 from deepprospect.core.evaluation import evaluate_map
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.labels import point_cells
-from deepprospect.core.raster_io import write_geotiff
-from layer_factory import RecordingFeedback, centres_inside, point_layer, wkt_layer
+from deepprospect.core.raster_io import read_map, write_geotiff
+from layer_factory import ProgressFeedback, RecordingFeedback, centres_inside, point_layer, wkt_layer
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -137,8 +137,20 @@ def test_study_area_scores_inside_cells_only(run_alg, halo_map, tmp_path):
 def bad_cases(path, deposits, folder):
     constant = str(folder / "constant.tif")
     write_geotiff(constant, np.full(GRID.shape, 0.3), GRID, ["prospectivity"])
+    values = read_map(path).values
+    percent, stack, lonlat = str(folder / "percent.tif"), str(folder / "stack.tif"), str(folder / "lonlat.tif")
+    write_geotiff(percent, 100 * values, GRID, ["prospectivity"])
+    write_geotiff(stack, np.stack([values, values]), GRID, ["a", "b"])
+    write_geotiff(lonlat, values, GridSpec(117.0, 29.8, 0.0005, 0.0005, 40, 40, "EPSG:4326"), ["prospectivity"])
     split = {"split": ["train"] * 14 + ["test"]}
     return [
+        ({"MAP": percent, "DEPOSITS": point_layer(deposits, {})},
+         r"'percent\.tif' has values from 0 to 100; a prospectivity map holds probabilities from 0 to 1.*Raster "
+         "calculator"),
+        ({"MAP": stack, "DEPOSITS": point_layer(deposits, {})}, r"'stack\.tif' has 2 bands; a prospectivity map is"),
+        ({"MAP": lonlat, "DEPOSITS": point_layer(deposits, {})}, "geographic CRS .*meaningless.*projected CRS"),
+        ({"MAP": path, "DEPOSITS": point_layer(deposits, {}), "THRESHOLD": 50},
+         r"threshold is a probability between 0 and 1 \(got 50\)"),
         ({"MAP": constant, "DEPOSITS": point_layer(deposits, {})}, "constant map cannot rank"),
         ({"MAP": path, "DEPOSITS": point_layer(deposits + 1e5, {})}, "No deposit lies on a map cell"),
         ({"MAP": path, "DEPOSITS": point_layer(np.zeros((0, 2)), {})}, "has no features"),
@@ -151,7 +163,7 @@ def bad_cases(path, deposits, folder):
     ]
 
 
-@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("case", range(10))
 def test_bad_input_gives_a_clear_error_and_no_output(run_alg, halo_map, tmp_path, case):
     path, deposits, _, _ = halo_map
     inputs, out = tmp_path / "in", tmp_path / "out"
@@ -161,3 +173,20 @@ def test_bad_input_gives_a_clear_error_and_no_output(run_alg, halo_map, tmp_path
     with pytest.raises(QgsProcessingException, match=message):
         run_alg(ALG, {**parameters, **outputs(out)})
     assert os.listdir(out) == []
+
+
+def test_progress_never_goes_back(run_alg, halo_map, tmp_path):
+    path, deposits, barren, _ = halo_map
+    feedback = ProgressFeedback()
+    run_alg(ALG, {"MAP": path, "DEPOSITS": point_layer(deposits, {"split": ["a"] * 10 + ["test"] * 5}),
+                  "SPLIT_FIELD": "split", "BARREN": point_layer(barren, {}), **outputs(tmp_path)}, feedback)
+    assert feedback.progress and feedback.progress[-1] >= 80 and feedback.steps_back() == []
+
+
+@pytest.mark.parametrize("above", [-1, 10, 50])
+def test_cancel_leaves_nothing(run_alg, halo_map, tmp_path, above):
+    path, deposits, _, _ = halo_map
+    feedback = ProgressFeedback(cancel_above=above)
+    with pytest.raises(QgsProcessingException, match="Cancelled by the user"):
+        run_alg(ALG, {"MAP": path, "DEPOSITS": point_layer(deposits, {}), **outputs(tmp_path)}, feedback)
+    assert os.listdir(tmp_path) == []

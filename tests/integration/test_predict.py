@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import rasterio
 from deepprospect.models.inference import predict_map
-from layer_factory import RecordingFeedback, centres_inside, wkt_layer
+from layer_factory import ProgressFeedback, RecordingFeedback, centres_inside, wkt_layer
 from model_factory import GRID, evidence, write_model, write_stack
 from qgis.core import (
     QgsProcessingContext,
@@ -109,3 +109,12 @@ def test_errors_reach_the_user_as_messages_and_leave_no_file(run_alg, inputs, tm
     with pytest.raises(QgsProcessingException, match="Cancelled"):
         run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": 1, "OUTPUT": str(out)}, feedback=feedback)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx", "other.tif"]
+
+
+def test_progress_never_goes_back(run_alg, inputs, tmp_path):
+    stack, model = inputs
+    feedback = ProgressFeedback()
+    area = wkt_layer(["POLYGON((500500 6997500, 503500 6997500, 503500 6999500, 500500 6999500, 500500 6997500))"])
+    run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": 1, "STUDY_AREA": area, "OUTPUT": str(tmp_path / "m.tif")},
+            feedback)
+    assert feedback.progress and feedback.progress[-1] == 100 and feedback.steps_back() == []

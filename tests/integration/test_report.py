@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.labels import save_training_set
-from deepprospect.core.raster_io import write_geotiff
+from deepprospect.core.raster_io import read_map, write_geotiff
 from deepprospect.models.training import TrainSettings, save_model, train_model
-from layer_factory import RecordingFeedback, point_layer
+from layer_factory import ProgressFeedback, RecordingFeedback, point_layer
 from qgis.core import QgsProcessingException
 from training_factory import easy_set
 
@@ -77,3 +77,48 @@ def test_a_training_sample_layer_counts_only_its_deposit_cells(run_alg, study, t
     result = run_alg(ALG, {**base, "DEPOSITS": samples, "OUTPUT": str(tmp_path / "samples.html")}, feedback)
     assert "only its 5 deposit cell(s)" in feedback.text
     assert result["HELD_OUT_AUC"] == pytest.approx(plain["HELD_OUT_AUC"])
+
+
+def not_probability_maps(ensemble, folder):
+    values = read_map(ensemble).values
+    percent, stack, lonlat = str(folder / "percent.tif"), str(folder / "stack.tif"), str(folder / "lonlat.tif")
+    write_geotiff(percent, 100 * values, GRID, ["prospectivity"])
+    write_geotiff(stack, np.stack([values, values]), GRID, ["a", "b"])
+    write_geotiff(lonlat, values, GridSpec(117.0, 29.8, 0.001, 0.001, 40, 30, "EPSG:4326"), ["prospectivity"])
+    return [
+        ({"MAP": percent}, r"'percent\.tif' has values from 0.15.* to 100; a prospectivity map holds probabilities"),
+        ({"MAP": ensemble, "MEMBERS": [stack]}, r"member map 'stack\.tif' has 2 bands"),
+        ({"MAP": lonlat}, r"geographic CRS .*Reproject it to a projected CRS"),
+        ({"MAP": ensemble, "THRESHOLD": -0.2}, r"between 0 and 1 \(got -0\.2\)"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_a_map_that_is_not_one_band_of_probabilities_is_refused(run_alg, study, tmp_path, case):
+    ensemble, _, _, deposits = study
+    parameters, message = not_probability_maps(ensemble, tmp_path)[case]
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(QgsProcessingException, match=message):
+        run_alg(ALG, {"DEPOSITS": deposits, **parameters, "OUTPUT": str(out / "r.html")})
+    assert list(out.iterdir()) == []
+
+
+def test_progress_never_goes_back(run_alg, study, tmp_path):
+    ensemble, model, set_path, deposits = study
+    feedback = ProgressFeedback()
+    barren = point_layer(np.array([[501000.0, 6998000.0]]), {})
+    run_alg(ALG, {"MAP": ensemble, "MEMBERS": [ensemble], "MODELS": [model], "TRAINING_SET": set_path,
+                  "DEPOSITS": deposits, "SPLIT_FIELD": "split", "BARREN": barren, "OUTPUT": str(tmp_path / "r.html")},
+            feedback)
+    assert feedback.progress and feedback.progress[-1] == 100 and feedback.steps_back() == []
+
+
+@pytest.mark.parametrize("above", [-1, 20, 70])
+def test_cancel_leaves_nothing(run_alg, study, tmp_path, above):
+    ensemble, _, _, deposits = study
+    feedback = ProgressFeedback(cancel_above=above)
+    with pytest.raises(QgsProcessingException, match="Cancelled by the user"):
+        run_alg(ALG, {"MAP": ensemble, "MEMBERS": [ensemble], "DEPOSITS": deposits,
+                      "OUTPUT": str(tmp_path / "r.html")}, feedback)
+    assert list(tmp_path.iterdir()) == []

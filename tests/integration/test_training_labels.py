@@ -11,7 +11,7 @@ from deepprospect.core.idw import idw_grid
 from deepprospect.core.labels import check_no_leakage, load_training_set
 from deepprospect.core.raster_io import write_geotiff
 from deepprospect.core.synthetic import make_survey
-from layer_factory import RecordingFeedback, point_layer
+from layer_factory import ProgressFeedback, RecordingFeedback, point_layer
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -143,15 +143,17 @@ def test_two_deposits_fall_back_and_keep_the_ratio_per_split(run_alg, synthetic,
         assert ((ts.split == split) & (ts.y == 0)).sum() == 2 * ((ts.split == split) & (ts.y == 1)).sum()
 
 
-@pytest.mark.parametrize("case", ["empty", "outside", "patch"])
+@pytest.mark.parametrize("case", ["empty", "outside", "patch", "no_negatives", "buffer"])
 def test_bad_input_gives_a_clear_error_and_no_file(run_alg, synthetic, tmp_path, case):
     stack, survey = synthetic
-    deposits = {"empty": [], "outside": [(0.0, 0.0)], "patch": survey.deposit_xy}[case]
+    deposits = {"empty": [], "outside": [(0.0, 0.0)]}.get(case, survey.deposit_xy)
     message = {"empty": "no features", "outside": "No deposit lies on valid stack data",
-               "patch": "larger than the"}[case]
+               "patch": "larger than the", "no_negatives": "train split would hold .* no negative.*negative ratio",
+               "buffer": "no negative.*lower the exclusion buffer"}[case]
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    extra = {"PATCH_SIZE": 500} if case == "patch" else {}
+    extra = {"patch": {"PATCH_SIZE": 500}, "no_negatives": {"NEGATIVE_RATIO": 0.0},
+             "buffer": {"EXCLUSION_BUFFER": 1e6}}.get(case, {})
     with pytest.raises(QgsProcessingException, match=message):
         run_alg(ALG, params(stack, point_layer(deposits, {}), out_dir / "set.npz", str(out_dir / "s.gpkg"), **extra))
     assert os.listdir(out_dir) == []
@@ -167,3 +169,11 @@ def test_cancel_leaves_nothing(run_alg, synthetic, tmp_path):
                 feedback=feedback)
     assert os.listdir(tmp_path) == []
 
+
+
+def test_progress_never_goes_back(run_alg, synthetic, tmp_path):
+    stack, survey = synthetic
+    feedback = ProgressFeedback()
+    run_alg(ALG, params(stack, point_layer(survey.deposit_xy, {}), tmp_path / "set.npz",
+                        BARREN=point_layer(survey.barren_xy, {}), POSITIVE_CROPS=2), feedback=feedback)
+    assert feedback.progress and feedback.progress[-1] >= 90 and feedback.steps_back() == []

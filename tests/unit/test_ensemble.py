@@ -265,4 +265,7 @@ def test_bad_values_and_cancel_leave_no_output(tmp_path):
         ensemble_rasters([a, a], str(out / "e.tif"), "average", is_cancelled=lambda: True)
     with pytest.raises(InputError, match="threshold is a probability"):
         ensemble_rasters([a, a], str(out / "e.tif"), "majority_vote", threshold=50)
+    empty = write_map(inputs / "empty.tif", np.full(np.shape(A), np.nan))
+    with pytest.raises(InputError, match=r"empty\.tif have no cell with data"):
+        ensemble_rasters([a, empty], str(out / "e.tif"), "average", uncertainty=str(out / "u.tif"))
     assert os.listdir(out) == []

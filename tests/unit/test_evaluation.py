@@ -207,6 +207,8 @@ def test_constant_and_empty_maps_are_refused():
     with pytest.raises(InputError, match="No barren point lies on a map cell"):
         evaluate_map(np.array([[0.9, 0.8, 0.7], [0.6, 0.5, 0.4]]), SMALL, xy(SMALL, [(0, 0)]),
                      barren_xy=np.array([[5000.0, 5000.0]]))
+    with pytest.raises(InputError, match=r"threshold is a probability between 0 and 1 \(got 50\)"):
+        evaluate_map(np.array([[0.9, 0.8, 0.7], [0.6, 0.5, 0.4]]), SMALL, xy(SMALL, [(0, 0)]), threshold=50)
 
 
 def test_report_is_self_contained_and_holds_the_metrics(tmp_path):

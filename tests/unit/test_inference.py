@@ -359,7 +359,42 @@ def fake_ort(monkeypatch):
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
     monkeypatch.setattr(ort, "InferenceSession", FakeSession)
     monkeypatch.setattr(FakeSession, "created", [])
+    monkeypatch.setattr(inference, "_CUDA_PROBE", {})  # a fresh process: CUDA not tried yet
     return monkeypatch
+
+
+class MissingLibrarySession(FakeSession):
+    """A session that cannot get CUDA and says why on file descriptor 2, as onnxruntime does (in red)."""
+
+    granted = (CPU,)
+    cuda_tries: ClassVar[list] = []
+
+    def __init__(self, path, options, providers):
+        if CUDA in [p[0] if isinstance(p, tuple) else p for p in providers]:
+            MissingLibrarySession.cuda_tries.append(path)
+            os.write(2, b"\x1b[1;31m[E:onnxruntime:Default, provider_bridge_ort.cc:2458] Failed to load library "
+                        b"libonnxruntime_providers_cuda.so with error: libcublasLt.so.13: cannot open shared object "
+                        b"file: No such file or directory\n[W:onnxruntime:Default] Failed to create "
+                        b"CUDAExecutionProvider. Require cuDNN 9.* and CUDA 13.*. Please install all dependencies\n")
+        super().__init__(path, options, providers)
+
+
+def test_missing_cuda_libraries_are_probed_once_quietly(files, fake_ort, capfd):
+    fake_ort.setattr(ort, "InferenceSession", MissingLibrarySession)
+    fake_ort.setattr(MissingLibrarySession, "cuda_tries", [])
+    path, _ = files["models"]["lenet"]
+    card = read_card(path)
+    lines = []
+    for _ in range(3):
+        assert open_session(path, card, "auto", log=lines.append)[1] == CPU
+    printed = capfd.readouterr()
+    assert "onnxruntime" not in printed.err + printed.out
+    assert len(lines) == 3 and len(set(lines)) == 1
+    assert re.search(r"CPUExecutionProvider .*the library libcublasLt\.so\.13 is missing; this onnxruntime needs "
+                     r"cuDNN 9 and CUDA 13", lines[0])
+    assert len(MissingLibrarySession.cuda_tries) == 1  # later runs go straight to the CPU
+    with pytest.raises(InputError, match=r"Device .cuda. was chosen.*libcublasLt"):
+        open_session(path, card, "cuda")
 
 
 def test_cuda_is_used_when_a_session_gets_it_and_runs(files, tmp_path, fake_ort):

@@ -328,3 +328,14 @@ def test_cancel_raises(stack):
 def test_disc_keeps_cells_exactly_at_the_radius_despite_rounding():
     assert len(disc_offsets(2.9999999999, 1.0, 1.0)) == 29  # the ring at distance 3 (4 cells) is in
     assert len(disc_offsets(0.3, 0.1, 0.1)) == 29  # 0.3 // 0.1 == 2.0 in floating point
+
+
+def test_a_split_without_negatives_is_refused_naming_the_parameter(stack):
+    with pytest.raises(InputError, match=r"The train split would hold \d+ positive\(s\) and no negative.*raise the "
+                                         "negative ratio"):
+        build(stack, negative_ratio=0.0)
+    with pytest.raises(InputError, match=r"no negative.*lower the exclusion buffer"):
+        build(stack, exclusion_buffer=5000.0)  # every cell within the buffer of a deposit
+    barren = np.array([[185.0, 185.0], [485.0, 335.0]])  # between the lattice deposits
+    ts = build(stack, negative_ratio=0.0, barren=barren, validation_fraction=0, test_fraction=0)
+    assert set(ts.split) == {"train"} and (ts.y == 0).sum() == 2  # barren points alone are enough
