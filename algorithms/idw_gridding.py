@@ -103,7 +103,7 @@ class IdwGridding(DeepProspectAlgorithm):
         )
         crs, grid = resolve_output_crs(self, parameters, context, source.sourceCrs(), "The sample point layer",
                                        source.sourceExtent())
-        points, values = read_points(source, fields, crs, context, feedback)
+        points, values = read_points(source, fields, crs, context, feedback, progress_share=10.0)
         if points.shape[0] == 0:
             raise InputError("No sample point has a geometry.")
         bounds = (*points.min(axis=0), *points.max(axis=0))

@@ -136,11 +136,13 @@ def read_points(
     context,
     feedback=None,
     what: str = "sample",
+    progress_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Point coordinates in ``target_crs`` and field values as floats (NULL → NaN).
 
     Multipoint features give one sample per part; features without geometry are skipped and reported.
-    The feature iterator is closed even on cancel, so the layer's data source is not left busy.
+    The feature iterator is closed even on cancel, so the layer's data source is not left busy. Progress goes
+    from 0 to ``progress_share`` % while reading (0: none, for a layer read after the run has moved on).
     """
     check_point_source(source, what)
     field_index = [source.fields().lookupField(name) for name in field_names]
@@ -154,8 +156,8 @@ def read_points(
         for count, feature in enumerate(features):
             if count % 10000 == 0:
                 check_cancelled(is_cancelled)
-                if feedback is not None:
-                    feedback.setProgress(10.0 * count / total)
+                if feedback is not None and progress_share:
+                    feedback.setProgress(progress_share * count / total)
             geometry = feature.geometry()
             if geometry.isNull() or geometry.isEmpty():
                 skipped += 1
