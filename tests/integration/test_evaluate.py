@@ -150,7 +150,7 @@ def bad_cases(path, deposits, folder):
         ({"MAP": stack, "DEPOSITS": point_layer(deposits, {})}, r"'stack\.tif' has 2 bands; a prospectivity map is"),
         ({"MAP": lonlat, "DEPOSITS": point_layer(deposits, {})}, "geographic CRS .*meaningless.*projected CRS"),
         ({"MAP": path, "DEPOSITS": point_layer(deposits, {}), "THRESHOLD": 50},
-         r"threshold is a probability between 0 and 1 \(got 50\)"),
+         r"\(THRESHOLD\) must be between 0 and 1; 50 was given"),
         ({"MAP": constant, "DEPOSITS": point_layer(deposits, {})}, "constant map cannot rank"),
         ({"MAP": path, "DEPOSITS": point_layer(deposits + 1e5, {})}, "No deposit lies on a map cell"),
         ({"MAP": path, "DEPOSITS": point_layer(np.zeros((0, 2)), {})}, "has no features"),

@@ -89,7 +89,7 @@ def not_probability_maps(ensemble, folder):
         ({"MAP": percent}, r"'percent\.tif' has values from 0.15.* to 100; a prospectivity map holds probabilities"),
         ({"MAP": ensemble, "MEMBERS": [stack]}, r"member map 'stack\.tif' has 2 bands"),
         ({"MAP": lonlat}, r"geographic CRS .*Reproject it to a projected CRS"),
-        ({"MAP": ensemble, "THRESHOLD": -0.2}, r"between 0 and 1 \(got -0\.2\)"),
+        ({"MAP": ensemble, "THRESHOLD": -0.2}, r"between 0 and 1; -0\.2 was given"),
     ]
 
 
