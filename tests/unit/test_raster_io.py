@@ -10,6 +10,8 @@ from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import (
     NODATA,
     atomic_path,
+    output_set,
+    pending_outputs,
     read_band_names,
     read_grid_spec,
     read_raster,
@@ -58,6 +60,48 @@ def test_failure_leaves_nothing_behind(tmp_path):
             handle.write("partial")
         raise RuntimeError("stopped half way")
     assert os.listdir(tmp_path) == []
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def test_an_output_set_appears_whole_at_the_end(tmp_path):
+    first, second = tmp_path / "a.tif", tmp_path / "b.csv"
+    with output_set():
+        with atomic_path(str(first)) as temporary:
+            _write(temporary, "first")
+        assert not first.exists()  # nothing appears before the whole run has succeeded
+        with atomic_path(str(second)) as temporary:
+            _write(temporary, "second")
+    assert first.read_text() == "first" and second.read_text() == "second"
+    assert sorted(os.listdir(tmp_path)) == ["a.tif", "b.csv"]
+
+
+def test_a_failed_run_leaves_no_output_of_its_set(tmp_path):
+    (tmp_path / "a.tif").write_text("old")
+    with pytest.raises(RuntimeError), output_set():
+        with atomic_path(str(tmp_path / "a.tif")) as temporary:
+            _write(temporary, "new")
+        with atomic_path(str(tmp_path / "b.csv")) as temporary:
+            _write(temporary, "second")
+        raise RuntimeError("the last output failed")
+    assert os.listdir(tmp_path) == ["a.tif"] and (tmp_path / "a.tif").read_text() == "old"
+
+
+def test_companion_files_move_with_their_file_and_stale_statistics_go(tmp_path):
+    (tmp_path / "old.tif.aux.xml").write_text("statistics of the previous file")
+    (tmp_path / "old.tif").write_text("previous")
+    with output_set():
+        with atomic_path(str(tmp_path / "old.tif")) as temporary:
+            _write(temporary, "new")
+        shapefile = str(tmp_path / ".deepprospect-sink.shp")
+        for extension in (".shp", ".dbf", ".shx"):
+            _write(shapefile[:-4] + extension, extension)
+        pending_outputs().add(shapefile, str(tmp_path / "samples.shp"))
+    assert sorted(os.listdir(tmp_path)) == ["old.tif", "samples.dbf", "samples.shp", "samples.shx"]
+    assert (tmp_path / "samples.dbf").read_text() == ".dbf"
 
 
 def test_unwritable_or_missing_folder_is_refused(tmp_path):
