@@ -46,7 +46,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
 
     MAP, BAND, DEPOSITS, CLASS_LIMITS = "MAP", "BAND", "DEPOSITS", "CLASS_LIMITS"
     TARGET_CLASSES, MIN_TARGET_AREA = "TARGET_CLASSES", "MIN_TARGET_AREA"
-    CLASSES, CLASS_TABLE, TARGETS = "CLASSES", "CLASS_TABLE", "TARGETS"
+    OUTPUT, CLASS_TABLE, TARGETS = "OUTPUT", "CLASS_TABLE", "TARGETS"
 
     NAME = "anomalyclasses"
     DISPLAY_NAME = "Anomaly classes and targets"
@@ -85,7 +85,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.MIN_TARGET_AREA, "Minimum target area (km²; 0 = keep all)", QgsProcessingParameterNumber.Double,
             defaultValue=0.0, minValue=0.0))
-        self.addParameter(QgsProcessingParameterRasterDestination(self.CLASSES, "Anomaly classes"))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Anomaly classes"))
         self.addParameter(QgsProcessingParameterFeatureSink(self.CLASS_TABLE, "Class table", QgsProcessing.TypeVector))
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.TARGETS, "Target zones", QgsProcessing.TypeVectorPolygon))
@@ -99,7 +99,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
         if target_classes > len(limits):
             raise InputError(f"Targets from classes 1 … {target_classes} asked, but the limits make only "
                              f"{len(limits)} class(es); lower the target classes or add limits.")
-        classes_path = self.parameterAsOutputLayer(parameters, self.CLASSES, context)
+        classes_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         check_writable(classes_path)
         deposits = self._deposits(parameters, layer.crs(), context, feedback)
         raster = read_map(layer.source(), self.parameterAsInt(parameters, self.BAND, context) or 1)
@@ -128,7 +128,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
                                 QgsWkbTypes.MultiPolygon, layer.crs(), centroids=True)
         StyleOnLoad.attach(context, classes_path, "anomaly_classes.qml", class_names(limits))
         StyleOnLoad.attach(context, target_id, "targets.qml")
-        return {self.CLASSES: classes_path, self.CLASS_TABLE: table_id, self.TARGETS: target_id}
+        return {self.OUTPUT: classes_path, self.CLASS_TABLE: table_id, self.TARGETS: target_id}
 
     def _deposits(self, parameters, crs, context, feedback):
         source = self.parameterAsSource(parameters, self.DEPOSITS, context)

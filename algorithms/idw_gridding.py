@@ -20,6 +20,7 @@ from ..core.transforms import log10_positive
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs
 from .qgis_io import feedback_callbacks, read_points
+from .styles import StyleOnLoad
 from .vector_io import add_study_area_parameters, read_study_area
 
 
@@ -115,6 +116,7 @@ class IdwGridding(DeepProspectAlgorithm):
             bands[:, ~inside] = np.nan
         write_geotiff(output, bands, grid, fields, metadata=self._metadata(settings, parameters, context),
                       band_metadata=[{"FIELD": name} for name in fields])
+        StyleOnLoad.attach(context, output, "grid.qml", stretch=True, name=f"IDW {', '.join(fields)}")
         return {self.OUTPUT: output}
 
     def _numeric_fields(self, source, names: list[str]) -> list[str]:

@@ -30,7 +30,7 @@ from .qgis_io import crs_from_string, feedback_callbacks
 class Report(DepositSets, DeepProspectAlgorithm):
     """Gather a study's maps, model files and training set into one self-contained HTML report."""
 
-    MAP, UNCERTAINTY, MEMBERS, MODELS, TRAINING_SET = "MAP", "UNCERTAINTY", "MEMBERS", "MODELS", "TRAINING_SET"
+    MAP, UNCERTAINTY, MAPS, MODELS, TRAINING_SET = "MAP", "UNCERTAINTY", "MAPS", "MODELS", "TRAINING_SET"
     CLASS_LIMITS, TARGET_CLASSES, MIN_TARGET_AREA = "CLASS_LIMITS", "TARGET_CLASSES", "MIN_TARGET_AREA"
     THRESHOLD, TITLE, OUTPUT, SPATIAL_CV = "THRESHOLD", "TITLE", "OUTPUT", "SPATIAL_CV"
     HELD_OUT_AUC, PREDICTION_RATE_AUC, TARGETS = "HELD_OUT_AUC", "PREDICTION_RATE_AUC", "TARGETS"
@@ -64,7 +64,7 @@ class Report(DepositSets, DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.MAP, "Final prospectivity map (e.g. the ensemble)"))
         self.addParameter(QgsProcessingParameterRasterLayer(self.UNCERTAINTY, "Uncertainty map", optional=True))
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.MEMBERS, "Member maps to compare (deep models, baselines)", QgsProcessing.TypeRaster, optional=True))
+            self.MAPS, "Member maps to compare (deep models, baselines)", QgsProcessing.TypeRaster, optional=True))
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.MODELS, "Model files (.onnx)", QgsProcessing.TypeFile, optional=True))
         self.addParameter(QgsProcessingParameterFile(
@@ -100,7 +100,7 @@ class Report(DepositSets, DeepProspectAlgorithm):
         training, held_out, deposit_lines = self._deposits(parameters, context, crs, feedback)
         barren = self._points(parameters, self.BARREN, context, crs, feedback)
         uncertainty = self.parameterAsRasterLayer(parameters, self.UNCERTAINTY, context)
-        members = [member.source() for member in self.parameterAsLayerList(parameters, self.MEMBERS, context)]
+        members = [member.source() for member in self.parameterAsLayerList(parameters, self.MAPS, context)]
         cards = []
         for path in filter(None, self.parameterAsFileList(parameters, self.MODELS, context)):
             card = read_card(path)
