@@ -51,6 +51,10 @@ class AnomalyClasses(DeepProspectAlgorithm):
     NAME = "anomalyclasses"
     DISPLAY_NAME = "Anomaly classes and targets"
     GROUP = "maps"
+    TAGS = (
+        "anomaly", "classes", "targets", "exploration targets", "drill targets", "ranking", "area",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Divides a prospectivity map into classes of cumulative area, as zhang2021 does (the top 5 %, 5–15 % and "
         "15–30 % of the valid area: high, moderate and low anomaly), and outlines ranked target zones.<br>"

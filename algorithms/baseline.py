@@ -29,6 +29,10 @@ class Baseline(DeepProspectAlgorithm):
     NAME = "baseline"
     DISPLAY_NAME = "Classical baseline (random forest, logistic regression)"
     GROUP = "models"
+    TAGS = (
+        "random forest", "logistic regression", "machine learning", "baseline", "classifier", "prospectivity",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Trains a random forest (balanced class weights) or a logistic regression (standardised bands, "
         "balanced class weights) on each training sample's own cell vector, scores it and maps it over an "

@@ -43,6 +43,11 @@ class BufferDensity(DeepProspectAlgorithm):
     NAME = "bufferdensity"
     DISPLAY_NAME = "Buffer-distance density"
     GROUP = "evidence"
+    TAGS = (
+        "faults", "structures", "lineaments", "density", "distance", "proximity", "buffer", "alteration",
+        "evidence layer",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Turns point, line or polygon features (faults, contacts, veins, alteration zones) into one "
         "continuous evidence band, named <i>&lt;layer&gt;_&lt;mode&gt;</i>, evaluated at pixel centres x.<br><br>"

@@ -51,6 +51,10 @@ class Evaluate(DepositSets, DeepProspectAlgorithm):
     NAME = "evaluate"
     DISPLAY_NAME = "Evaluate prospectivity map"
     GROUP = "maps"
+    TAGS = (
+        "evaluation", "ROC", "AUC", "success rate", "prediction rate", "prediction-area", "validation", "accuracy",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Measures how well a prospectivity map (band 1; 0–1) ranks known deposits, and writes a self-contained "
         "HTML report for the browser.<br><br>"

@@ -27,6 +27,10 @@ class Predict(DeepProspectAlgorithm):
     NAME = "predict"
     DISPLAY_NAME = "Prospectivity map"
     GROUP = "models"
+    TAGS = (
+        "prospectivity", "mineral potential", "favourability", "prediction", "inference", "ONNX", "map",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Applies a trained model file (.onnx, written by DeepProspect) to an evidence stack and writes a "
         "prospectivity map: for each cell, the model's probability (0-1) that the window of evidence around it "

@@ -38,6 +38,10 @@ class Report(DepositSets, DeepProspectAlgorithm):
     NAME = "report"
     DISPLAY_NAME = "Prospectivity report"
     GROUP = "maps"
+    TAGS = (
+        "report", "HTML", "summary", "study", "provenance", "model cards",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Writes one self-contained HTML report of a prospectivity study (open it in a browser; images are "
         "embedded):<br>"

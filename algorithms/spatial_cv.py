@@ -54,6 +54,10 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
     NAME = "spatialcv"
     DISPLAY_NAME = "Spatial cross-validation"
     GROUP = "models"
+    TAGS = (
+        "cross-validation", "spatial validation", "folds", "model comparison", "AUC", "k-means", "held-out deposits",
+    )
+    HELP_ANCHOR = "honest-scores-spatial-cross-validation"
     HELP = (
         "Scores prospectivity models the way a geologist will use them: on deposits in ground the model has not "
         "seen. Random splits put a test deposit's neighbours in the training set and score 0.9–0.99 where spatial "

@@ -69,6 +69,10 @@ class TrainModel(DeepProspectAlgorithm):
     NAME = "trainmodel"
     DISPLAY_NAME = "Train prospectivity model"
     GROUP = "models"
+    TAGS = (
+        "deep learning", "neural network", "CNN", "training", "LeNet", "ResNet", "ViT", "MLP", "ONNX", "GPU",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Trains a network of the model zoo on a training set from 'Training samples from deposits' and writes one "
         ".onnx model file. The file's metadata holds a card: architecture, band names and order, the stack's "

@@ -72,6 +72,11 @@ class TrainingLabels(DeepProspectAlgorithm):
     NAME = "traininglabels"
     DISPLAY_NAME = "Training samples from deposits"
     GROUP = "trainingdata"
+    TAGS = (
+        "training data", "labels", "deposits", "occurrences", "barren holes", "negatives", "spatial split",
+        "augmentation", "SMOTE",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Builds a training set (.npz) of windows (n, bands, p, p) and element vectors (n, bands) from an evidence "
         "stack, plus a point layer of the unaugmented sample centres (fields label, split, kind, repeat).<br>"
