@@ -104,10 +104,11 @@ class Ensemble(DeepProspectAlgorithm):
         if method in WEIGHTED:
             feedback.pushInfo("Weights (scaled to sum 1): " + ", ".join(
                 f"{name} {weight:.4g}" for name, weight in zip(summary.members, summary.weights)))
-        feedback.pushInfo(f"{METHOD_LABELS[METHODS.index(method)]} of {len(paths)} maps over {summary.valid_cells} "
+        label = METHOD_LABELS[METHODS.index(method)]
+        feedback.pushInfo(f"{label} of {len(paths)} maps over {summary.valid_cells} "
                           f"cells with data. Prospective cells per map: {members}; ensemble: "
                           f"{summary.ensemble_prospective}. Mean uncertainty {summary.mean_uncertainty:.4f}.")
-        rule = f"Ensemble {METHOD_LABELS[METHODS.index(method)].lower()}"
+        rule = f"Ensemble {label.lower()}"
         StyleOnLoad.attach(context, output, "prospectivity.qml", name=rule)
         StyleOnLoad.attach(context, uncertainty, "uncertainty.qml", name=f"{rule} uncertainty")
         StyleOnLoad.attach(context, classes, "ensemble_class.qml", name=f"{rule} class")

@@ -87,7 +87,7 @@ class TrainModel(DeepProspectAlgorithm):
         "with weight decay, input noise and several negatives per deposit is what scores best on spatially "
         "held-out deposits ('Spatial cross-validation'; the full pipeline's default).<br>"
         "<b>Presets</b> set the papers' hyper-parameters in one choice and train every epoch, as the papers did "
-        "(no early stopping); 'None' uses the values given here.<br>"
+        "(no early stopping); 'none' uses the values given here.<br>"
         "<b>Device</b>: auto trains on an NVIDIA GPU when torch sees one (CUDA), else on the CPU; the log says "
         "which and why. The same training set, settings and seed give the same model on the CPU.<br>"
         "<b>Early stopping</b> watches the validation loss or AUC, averaged over the last few epochs (smoothing: "
