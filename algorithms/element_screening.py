@@ -41,6 +41,7 @@ from ..core.screening import (
     selected_stack_tags,
 )
 from .base import DeepProspectAlgorithm
+from .parameters import explained
 from .qgis_io import feedback_callbacks, point_xy
 from .styles import StyleOnLoad
 
@@ -92,17 +93,19 @@ class ElementScreening(DeepProspectAlgorithm):
             self.DEPOSITS, "Deposit points", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.BARREN, "Barren points (drilled, no deposit)", [QgsProcessing.TypeVectorPoint], optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
+        self.addParameter(explained(QgsProcessingParameterNumber(
             self.CRITICAL_VALUE, "Critical value of Z_AUC", QgsProcessingParameterNumber.Double,
-            defaultValue=DEFAULT_CRITICAL_VALUE))
+            defaultValue=DEFAULT_CRITICAL_VALUE),
+            "A band is kept when its Z_AUC exceeds this: 2.58 is p < 0.01 (two-sided), 1.96 p < 0.05."))
         self.addParameter(QgsProcessingParameterNumber(
             self.NEGATIVE_RATIO, "Random background cells per deposit cell", QgsProcessingParameterNumber.Double,
             defaultValue=ScreeningSettings.background_ratio, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
             self.EXCLUSION_BUFFER, "No background cells within this distance of a deposit (stack CRS units)",
             QgsProcessingParameterNumber.Double, defaultValue=ScreeningSettings.exclusion_distance, minValue=0.0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.FOLDS, "Cross-validation folds", defaultValue=ScreeningSettings.folds, minValue=2))
+        self.addParameter(explained(QgsProcessingParameterNumber(
+            self.FOLDS, "Cross-validation folds", defaultValue=ScreeningSettings.folds, minValue=2),
+            "Folds of the cross-validated one-band SVM AUC."))
         self.addParameter(QgsProcessingParameterNumber(
             self.SEED, "Random seed", defaultValue=ScreeningSettings.seed, minValue=0))
         self.addParameter(QgsProcessingParameterFeatureSink(

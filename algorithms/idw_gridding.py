@@ -19,6 +19,7 @@ from ..core.resources import require_memory
 from ..core.transforms import log10_positive
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs
+from .parameters import explained
 from .qgis_io import feedback_callbacks, read_points
 from .styles import StyleOnLoad
 from .vector_io import add_study_area_parameters, read_study_area
@@ -62,8 +63,9 @@ class IdwGridding(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterField(
             self.FIELDS, "Fields to grid (one band each)", parentLayerParameterName=self.INPUT,
             type=QgsProcessingParameterField.Numeric, allowMultiple=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.POWER, "Power", QgsProcessingParameterNumber.Double, defaultValue=2.0, minValue=0.000001))
+        self.addParameter(explained(QgsProcessingParameterNumber(
+            self.POWER, "Power", QgsProcessingParameterNumber.Double, defaultValue=2.0, minValue=0.000001),
+            "Each sample weighs 1 / distance^power: higher powers give more local, spottier grids; 2 is usual."))
         self.addParameter(QgsProcessingParameterNumber(
             self.MAX_POINTS, "Maximum points (k nearest; 0 = all points)", defaultValue=12, minValue=0))
         self.addParameter(QgsProcessingParameterNumber(
@@ -73,7 +75,9 @@ class IdwGridding(DeepProspectAlgorithm):
             defaultValue=0.0, minValue=0.0))
         add_grid_parameters(self)
         add_study_area_parameters(self, "Study area (pixels outside are nodata; default extent; optional)")
-        self.addParameter(QgsProcessingParameterBoolean(self.LOG10, "Interpolate log10 of the values", False))
+        self.addParameter(explained(
+            QgsProcessingParameterBoolean(self.LOG10, "Interpolate log10 of the values", False),
+            "Grids log10 of each value (values at or below 0 are skipped), as skewed assay data usually need."))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Gridded fields"))
 
     def compute(self, parameters, context, feedback):
