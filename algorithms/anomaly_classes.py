@@ -48,11 +48,15 @@ class AnomalyClasses(DeepProspectAlgorithm):
 
     MAP, BAND, DEPOSITS, CLASS_LIMITS = "MAP", "BAND", "DEPOSITS", "CLASS_LIMITS"
     TARGET_CLASSES, MIN_TARGET_AREA = "TARGET_CLASSES", "MIN_TARGET_AREA"
-    CLASSES, CLASS_TABLE, TARGETS = "CLASSES", "CLASS_TABLE", "TARGETS"
+    OUTPUT, CLASS_TABLE, TARGETS = "OUTPUT", "CLASS_TABLE", "TARGETS"
 
     NAME = "anomalyclasses"
     DISPLAY_NAME = "Anomaly classes and targets"
     GROUP = "maps"
+    TAGS = (
+        "anomaly", "classes", "targets", "exploration targets", "drill targets", "ranking", "area",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Divides a prospectivity map into classes of cumulative area, as zhang2021 does (the top 5 %, 5–15 % and "
         "15–30 % of the valid area: high, moderate and low anomaly), and outlines ranked target zones.<br>"
@@ -87,7 +91,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.MIN_TARGET_AREA, "Minimum target area (km²; 0 = keep all)", QgsProcessingParameterNumber.Double,
             defaultValue=0.0, minValue=0.0))
-        self.addParameter(QgsProcessingParameterRasterDestination(self.CLASSES, "Anomaly classes"))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Anomaly classes"))
         self.addParameter(QgsProcessingParameterFeatureSink(self.CLASS_TABLE, "Class table", QgsProcessing.TypeVector))
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.TARGETS, "Target zones", QgsProcessing.TypeVectorPolygon))
@@ -101,7 +105,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
         if target_classes > len(limits):
             raise InputError(f"Targets from classes 1 … {target_classes} asked, but the limits make only "
                              f"{len(limits)} class(es); lower the target classes or add limits.")
-        classes_path = self.parameterAsOutputLayer(parameters, self.CLASSES, context)
+        classes_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         check_writable(classes_path)
         band = self.parameterAsInt(parameters, self.BAND, context) or 1
         check_probability_map(layer.source(), band=band)
@@ -134,7 +138,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
                                 QgsWkbTypes.MultiPolygon, layer.crs(), centroids=True)
         StyleOnLoad.attach(context, classes_path, "anomaly_classes.qml", class_names(limits))
         StyleOnLoad.attach(context, target_id, "targets.qml")
-        return {self.CLASSES: classes_path, self.CLASS_TABLE: table_id, self.TARGETS: target_id}
+        return {self.OUTPUT: classes_path, self.CLASS_TABLE: table_id, self.TARGETS: target_id}
 
     def _write(self, parameters, key, context, columns, rows, geometry_type, crs, centroids=False):
         fields = QgsFields()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
@@ -17,6 +15,7 @@ from ..core.baseline import AUGMENTED_KINDS, METHODS, BaselineSettings, run_base
 from ..core.errors import InputError
 from ..core.labels import load_training_set
 from .base import DeepProspectAlgorithm
+from .parameters import explained, named_enum
 from .qgis_io import feedback_callbacks
 from .styles import StyleOnLoad
 
@@ -24,12 +23,16 @@ from .styles import StyleOnLoad
 class Baseline(DeepProspectAlgorithm):
     """Fit a classical model on the cell vectors of a training set and map it over an evidence stack."""
 
-    TRAINING_SET, STACK, METHOD, SEED, N_TREES = "TRAINING_SET", "STACK", "METHOD", "SEED", "N_TREES"
+    TRAINING_SET, STACK, METHOD, SEED, TREES = "TRAINING_SET", "STACK", "METHOD", "SEED", "TREES"
     AUGMENTED, OUTPUT, IMPORTANCE = "AUGMENTED", "OUTPUT", "IMPORTANCE"
 
     NAME = "baseline"
     DISPLAY_NAME = "Classical baseline (random forest, logistic regression)"
     GROUP = "models"
+    TAGS = (
+        "random forest", "logistic regression", "machine learning", "baseline", "classifier", "prospectivity",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Trains a random forest (balanced class weights) or a logistic regression (standardised bands, "
         "balanced class weights) on each training sample's own cell vector, scores it and maps it over an "
@@ -51,15 +54,16 @@ class Baseline(DeepProspectAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterFile(self.TRAINING_SET, "Training set", extension="npz"))
         self.addParameter(QgsProcessingParameterRasterLayer(self.STACK, "Evidence stack to map"))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.METHOD, "Method", ["Random forest", "Logistic regression"], defaultValue=0))
+        self.addParameter(explained(named_enum(self.METHOD, "Method", METHODS),
+                                    "random_forest = random forest with balanced class weights; logistic_regression = "
+                                    "logistic regression on standardised bands, balanced class weights."))
         self.addParameter(QgsProcessingParameterNumber(self.SEED, "Random seed", defaultValue=42, minValue=0))
         self.addParameter(QgsProcessingParameterNumber(
-            self.N_TREES, "Trees (random forest)", defaultValue=BaselineSettings.n_estimators, minValue=1))
-        augmented = QgsProcessingParameterBoolean(
-            self.AUGMENTED, "Also train on the noise and SMOTE rows of the training split", False)
-        augmented.setFlags(augmented.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(augmented)
+            self.TREES, "Trees (random forest)", defaultValue=BaselineSettings.n_estimators, minValue=1))
+        self.addParameter(explained(
+            QgsProcessingParameterBoolean(self.AUGMENTED, "Also train on the noise and SMOTE rows of the training "
+                                          "split", False),
+            "Crops and flips are never used: their vector is another cell's.", advanced=True))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Prospectivity map"))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.IMPORTANCE, "Band importance / coefficients", "CSV files (*.csv)"))
@@ -69,8 +73,8 @@ class Baseline(DeepProspectAlgorithm):
         if layer is None or layer.providerType() != "gdal":
             raise InputError("The evidence stack must be a file raster (GeoTIFF) that GDAL can open.")
         settings = BaselineSettings(
-            method=METHODS[self.parameterAsEnum(parameters, self.METHOD, context)],
-            n_estimators=self.parameterAsInt(parameters, self.N_TREES, context),
+            method=self.parameterAsEnumString(parameters, self.METHOD, context),
+            n_estimators=self.parameterAsInt(parameters, self.TREES, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
             augmented=AUGMENTED_KINDS if self.parameterAsBool(parameters, self.AUGMENTED, context) else ())
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
@@ -87,5 +91,6 @@ class Baseline(DeepProspectAlgorithm):
                 f"{name} {'n/a' if value is None else f'{value:.3f}'}" for name, value in values.items()))
         for name in sorted(baseline.weights, key=lambda band: -abs(baseline.weights[band])):
             feedback.pushInfo(f"{baseline.weight_name} of {name}: {baseline.weights[name]:.4g}")
-        StyleOnLoad.attach(context, output, "prospectivity.qml")
+        StyleOnLoad.attach(context, output, "prospectivity.qml",
+                           name=f"Prospectivity ({settings.method.replace('_', ' ')})")
         return {self.OUTPUT: output, self.IMPORTANCE: importance or None}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterNumber,
@@ -19,10 +18,12 @@ from ..core.resources import require_memory
 from . import missing_values
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs
+from .parameters import explained, name_list, named_enum
 from .qgis_io import feedback_callbacks
+from .styles import StyleOnLoad
 from .vector_io import add_study_area_parameters, layer_name, read_geometries, read_study_area
 
-# (band suffix, label) per MODE index
+# (MODE value = band suffix, meaning)
 MODES = [
     ("bufferdensity", "Buffer-distance density (influence decaying to zero at the buffer distance; he2024)"),
     ("distance", "Distance to the nearest feature"),
@@ -43,6 +44,11 @@ class BufferDensity(DeepProspectAlgorithm):
     NAME = "bufferdensity"
     DISPLAY_NAME = "Buffer-distance density"
     GROUP = "evidence"
+    TAGS = (
+        "faults", "structures", "lineaments", "density", "distance", "proximity", "buffer", "alteration",
+        "evidence layer",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Turns point, line or polygon features (faults, contacts, veins, alteration zones) into one "
         "continuous evidence band, named <i>&lt;layer&gt;_&lt;mode&gt;</i>, evaluated at pixel centres x.<br><br>"
@@ -71,14 +77,13 @@ class BufferDensity(DeepProspectAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.INPUT, "Features (points, lines or polygons)", [QgsProcessing.TypeVectorAnyGeometry]))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.MODE, "Output", options=[label for _, label in MODES], defaultValue=0))
+        self.addParameter(explained(named_enum(self.MODE, "Output", [key for key, _ in MODES]), name_list(MODES)))
         self.addParameter(QgsProcessingParameterNumber(
             self.RADIUS, "Buffer distance / search radius (output CRS units; not used for distance)",
             QgsProcessingParameterNumber.Double, defaultValue=1000.0, minValue=0.0))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.DECAY, "Decay with distance (buffer-distance density)", options=[label for _, label in DECAYS],
-            defaultValue=0))
+        self.addParameter(explained(
+            named_enum(self.DECAY, "Decay with distance (buffer-distance density)", [key for key, _ in DECAYS]),
+            name_list(DECAYS)))
         self.addParameter(QgsProcessingParameterField(
             self.WEIGHT, "Weight field (optional)", parentLayerParameterName=self.INPUT,
             type=QgsProcessingParameterField.Numeric, optional=True))
@@ -96,8 +101,8 @@ class BufferDensity(DeepProspectAlgorithm):
             raise InputError(f"The layer '{name}' has no features.")
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         check_writable(output)
-        mode = MODES[self.parameterAsEnum(parameters, self.MODE, context)][0]
-        kernel = {"bufferdensity": DECAYS[self.parameterAsEnum(parameters, self.DECAY, context)][0],
+        mode = self.parameterAsEnumString(parameters, self.MODE, context)
+        kernel = {"bufferdensity": self.parameterAsEnumString(parameters, self.DECAY, context),
                   "density": "uniform"}.get(mode)
         radius = self.parameterAsDouble(parameters, self.RADIUS, context)
         weight_field = self.parameterAsString(parameters, self.WEIGHT, context) or None
@@ -132,4 +137,5 @@ class BufferDensity(DeepProspectAlgorithm):
         if kernel is not None:
             metadata.update({"RADIUS": f"{radius:g}", "KERNEL": kernel})
         write_geotiff(output, band, grid, [f"{name}_{mode}"], metadata=metadata)
+        StyleOnLoad.attach(context, output, "grid.qml", stretch=True, name=f"{name}_{mode}")
         return {self.OUTPUT: output}

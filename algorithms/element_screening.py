@@ -40,7 +40,9 @@ from ..core.screening import (
     selected_stack_tags,
 )
 from .base import DeepProspectAlgorithm
+from .parameters import explained
 from .qgis_io import feedback_callbacks, point_parameter, projected_raster
+from .styles import StyleOnLoad
 
 COLUMNS = [("band", QVariant.String), ("svm_auc", QVariant.Double), ("roc_auc", QVariant.Double),
            ("s_auc", QVariant.Double), ("z", QVariant.Double), ("p_value", QVariant.Double),
@@ -52,13 +54,17 @@ class ElementScreening(DeepProspectAlgorithm):
     """Keep the bands whose one-feature SVM separates deposit cells from background (Z_AUC > critical value)."""
 
     STACK, DEPOSITS, BARREN, CRITICAL_VALUE = "STACK", "DEPOSITS", "BARREN", "CRITICAL_VALUE"
-    BACKGROUND_RATIO, EXCLUSION_DISTANCE, FOLDS, SEED = "BACKGROUND_RATIO", "EXCLUSION_DISTANCE", "FOLDS", "SEED"
+    NEGATIVE_RATIO, EXCLUSION_BUFFER, FOLDS, SEED = "NEGATIVE_RATIO", "EXCLUSION_BUFFER", "FOLDS", "SEED"
     OUTPUT, SELECTED_STACK, CHART = "OUTPUT", "SELECTED_STACK", "CHART"
     SELECTED_COUNT, SELECTED_BANDS = "SELECTED_COUNT", "SELECTED_BANDS"
 
     NAME = "elementscreening"
     DISPLAY_NAME = "Element screening (Z_AUC)"
     GROUP = "trainingdata"
+    TAGS = (
+        "screening", "pathfinder elements", "feature selection", "Z_AUC", "AUC", "geochemistry", "significance",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Tests every band of an evidence stack (or of element grids) for a significant association with known "
         "deposits and keeps the significant ones, as gao2022 and gao2023 do before training.<br><br>"
@@ -86,17 +92,19 @@ class ElementScreening(DeepProspectAlgorithm):
             self.DEPOSITS, "Deposit points", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.BARREN, "Barren points (drilled, no deposit)", [QgsProcessing.TypeVectorPoint], optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
+        self.addParameter(explained(QgsProcessingParameterNumber(
             self.CRITICAL_VALUE, "Critical value of Z_AUC", QgsProcessingParameterNumber.Double,
-            defaultValue=DEFAULT_CRITICAL_VALUE))
+            defaultValue=DEFAULT_CRITICAL_VALUE),
+            "A band is kept when its Z_AUC exceeds this: 2.58 is p < 0.01 (two-sided), 1.96 p < 0.05."))
         self.addParameter(QgsProcessingParameterNumber(
-            self.BACKGROUND_RATIO, "Random background cells per deposit cell", QgsProcessingParameterNumber.Double,
+            self.NEGATIVE_RATIO, "Random background cells per deposit cell", QgsProcessingParameterNumber.Double,
             defaultValue=ScreeningSettings.background_ratio, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
-            self.EXCLUSION_DISTANCE, "Exclusion distance around deposits (stack CRS units)",
+            self.EXCLUSION_BUFFER, "No background cells within this distance of a deposit (stack CRS units)",
             QgsProcessingParameterNumber.Double, defaultValue=ScreeningSettings.exclusion_distance, minValue=0.0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.FOLDS, "Cross-validation folds", defaultValue=ScreeningSettings.folds, minValue=2))
+        self.addParameter(explained(QgsProcessingParameterNumber(
+            self.FOLDS, "Cross-validation folds", defaultValue=ScreeningSettings.folds, minValue=2),
+            "Folds of the cross-validated one-band SVM AUC."))
         self.addParameter(QgsProcessingParameterNumber(
             self.SEED, "Random seed", defaultValue=ScreeningSettings.seed, minValue=0))
         self.addParameter(QgsProcessingParameterFeatureSink(
@@ -113,8 +121,8 @@ class ElementScreening(DeepProspectAlgorithm):
         grid = read_grid_spec(layer.source())
         settings = ScreeningSettings(
             critical_value=self.parameterAsDouble(parameters, self.CRITICAL_VALUE, context),
-            background_ratio=self.parameterAsDouble(parameters, self.BACKGROUND_RATIO, context),
-            exclusion_distance=self.parameterAsDouble(parameters, self.EXCLUSION_DISTANCE, context),
+            background_ratio=self.parameterAsDouble(parameters, self.NEGATIVE_RATIO, context),
+            exclusion_distance=self.parameterAsDouble(parameters, self.EXCLUSION_BUFFER, context),
             folds=self.parameterAsInt(parameters, self.FOLDS, context),
             seed=self.parameterAsInt(parameters, self.SEED, context))
         stack_path = self.parameterAsOutputLayer(parameters, self.SELECTED_STACK, context)
@@ -152,6 +160,8 @@ class ElementScreening(DeepProspectAlgorithm):
             if chart_path:
                 plot_z_scores(result, outputs.enter_context(atomic_path(chart_path)), settings.critical_value)
         dest_id = self._table(parameters, context, result)
+        StyleOnLoad.attach(context, stack_path, "grid.qml", stretch=True,
+                           name=f"Selected evidence ({len(selected)} bands)")
         return {self.OUTPUT: dest_id, self.SELECTED_STACK: stack_path or None, self.CHART: chart_path or None,
                 self.SELECTED_COUNT: len(selected), self.SELECTED_BANDS: ",".join(selected)}
 

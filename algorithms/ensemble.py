@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterString,
@@ -14,6 +13,7 @@ from ..core.ensemble import METHODS, WEIGHT_SOURCES, WEIGHTED, card_weights, ens
 from ..core.errors import InputError
 from ..core.raster_io import check_writable
 from .base import DeepProspectAlgorithm
+from .parameters import explained, name_list, named_enum
 from .qgis_io import feedback_callbacks
 from .study_area import add_study_area, study_area_cells
 from .styles import StyleOnLoad
@@ -32,6 +32,10 @@ class Ensemble(ProbabilityThreshold, DeepProspectAlgorithm):
     NAME = "ensemble"
     DISPLAY_NAME = "Ensemble prospectivity"
     GROUP = "maps"
+    TAGS = (
+        "ensemble", "uncertainty", "voting", "averaging", "prospectivity", "model combination",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Combines prospectivity maps of several models (same grid: predict them on the same evidence stack) "
         "into one map with the five rules of he2024, and maps how much the models disagree.<br><br>"
@@ -58,9 +62,10 @@ class Ensemble(ProbabilityThreshold, DeepProspectAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.MAPS, "Prospectivity maps (two or more, same grid)", QgsProcessing.TypeRaster))
-        self.addParameter(QgsProcessingParameterEnum(self.METHOD, "Ensemble rule", METHOD_LABELS, defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.WEIGHT_METRIC, "Weights from (weighted rules)", WEIGHT_LABELS, defaultValue=0))
+        self.addParameter(explained(named_enum(self.METHOD, "Ensemble rule", METHODS),
+                                    name_list(list(zip(METHODS, METHOD_LABELS)))))
+        self.addParameter(explained(named_enum(self.WEIGHT_METRIC, "Weights from (weighted rules)", WEIGHT_SOURCES),
+                                    name_list(list(zip(WEIGHT_SOURCES, WEIGHT_LABELS)))))
         self.addParameter(QgsProcessingParameterString(
             self.WEIGHTS, "Given weights, one per map in order (e.g. 0.9, 0.85, 0.7)", optional=True))
         self.add_threshold("Threshold (0–1): a model votes prospective where probability ≥")
@@ -80,7 +85,7 @@ class Ensemble(ProbabilityThreshold, DeepProspectAlgorithm):
         paths = [layer.source() for layer in layers]
         if len(set(paths)) < len(paths):
             feedback.pushWarning("A map is listed more than once; it counts once per listing.")
-        method = METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
+        method = self.parameterAsEnumString(parameters, self.METHOD, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         uncertainty = self.parameterAsOutputLayer(parameters, self.UNCERTAINTY, context) or None
         classes = self.parameterAsOutputLayer(parameters, self.CLASSES, context) or None
@@ -97,17 +102,20 @@ class Ensemble(ProbabilityThreshold, DeepProspectAlgorithm):
         if method in WEIGHTED:
             feedback.pushInfo("Weights (scaled to sum 1): " + ", ".join(
                 f"{name} {weight:.4g}" for name, weight in zip(summary.members, summary.weights)))
-        feedback.pushInfo(f"{METHOD_LABELS[METHODS.index(method)]} of {len(paths)} maps over {summary.valid_cells} "
+        label = METHOD_LABELS[METHODS.index(method)]
+        feedback.pushInfo(f"{label} of {len(paths)} maps over {summary.valid_cells} "
                           f"cells with data. Prospective cells per map: {members}; ensemble: "
                           f"{summary.ensemble_prospective}. Mean uncertainty {summary.mean_uncertainty:.4f}.")
-        StyleOnLoad.attach(context, output, "prospectivity.qml")
-        StyleOnLoad.attach(context, uncertainty, "uncertainty.qml")
+        rule = f"Ensemble {label.lower()}"
+        StyleOnLoad.attach(context, output, "prospectivity.qml", name=rule)
+        StyleOnLoad.attach(context, uncertainty, "uncertainty.qml", name=f"{rule} uncertainty")
+        StyleOnLoad.attach(context, classes, "ensemble_class.qml", name=f"{rule} class")
         return {self.OUTPUT: output, self.UNCERTAINTY: uncertainty, self.CLASSES: classes}
 
     def _weights(self, parameters, context, paths, method, feedback):
         """Weights for the weighted rules (from the cards or the text), None for the others."""
         text = self.parameterAsString(parameters, self.WEIGHTS, context).strip()
-        source = WEIGHT_SOURCES[self.parameterAsEnum(parameters, self.WEIGHT_METRIC, context)]
+        source = self.parameterAsEnumString(parameters, self.WEIGHT_METRIC, context)
         if method not in WEIGHTED:
             if text:
                 feedback.pushWarning(f"The given weights are ignored: {method.replace('_', ' ')} does not weight "

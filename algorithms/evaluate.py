@@ -45,13 +45,17 @@ class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
     """Score a prospectivity map against training and held-out deposits; metrics table, plots and a report."""
 
     MAP = "MAP"
-    METRICS, REPORT, ROC_PLOT, RATE_PLOT, PA_PLOT = "METRICS", "REPORT", "ROC_PLOT", "RATE_PLOT", "PA_PLOT"
+    OUTPUT, REPORT, ROC_PLOT, RATE_PLOT, PA_PLOT = "OUTPUT", "REPORT", "ROC_PLOT", "RATE_PLOT", "PA_PLOT"
     ROC_AUC, SUCCESS_RATE_AUC, PREDICTION_RATE_AUC = "ROC_AUC", "SUCCESS_RATE_AUC", "PREDICTION_RATE_AUC"
     PA_THRESHOLD, PA_DEPOSITS_PERCENT = "PA_THRESHOLD", "PA_DEPOSITS_PERCENT"
 
     NAME = "evaluate"
     DISPLAY_NAME = "Evaluate prospectivity map"
     GROUP = "maps"
+    TAGS = (
+        "evaluation", "ROC", "AUC", "success rate", "prediction rate", "prediction-area", "validation", "accuracy",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Measures how well a prospectivity map (one band of probabilities 0–1, in a projected CRS) ranks known "
         "deposits, and writes a self-contained HTML report for the browser.<br><br>"
@@ -81,7 +85,7 @@ class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
         self.add_deposit_parameters()
         add_study_area(self)
         self.add_threshold("Threshold (0–1) for accuracy, recall, precision and F1")
-        self.addParameter(QgsProcessingParameterFeatureSink(self.METRICS, "Metrics", QgsProcessing.TypeVector))
+        self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, "Metrics", QgsProcessing.TypeVector))
         self.addParameter(QgsProcessingParameterFileDestination(self.REPORT, "Report", "HTML files (*.html)"))
         for key, label in ((self.ROC_PLOT, "ROC curves"), (self.RATE_PLOT, "Success- and prediction-rate curves"),
                            (self.PA_PLOT, "Prediction–area plot")):
@@ -132,7 +136,7 @@ class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
         fields = QgsFields()
         for name, kind in (("deposits", QVariant.String), ("metric", QVariant.String), ("value", QVariant.Double)):
             fields.append(QgsField(name, kind))
-        sink, table = self.parameterAsSink(parameters, self.METRICS, context, fields, QgsWkbTypes.NoGeometry,
+        sink, table = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.NoGeometry,
                                            QgsCoordinateReferenceSystem())
         for row in metrics_rows(evaluation):
             feature = QgsFeature(fields)
@@ -145,7 +149,7 @@ class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
         overall = by_name.get(ALL, evaluation.sets[0])
         training = by_name.get(TRAINING)
         held_out = by_name.get(HELD_OUT)
-        return {self.METRICS: table, self.REPORT: report, self.ROC_PLOT: plots["roc"] or None,
+        return {self.OUTPUT: table, self.REPORT: report, self.ROC_PLOT: plots["roc"] or None,
                 self.RATE_PLOT: plots["rate"] or None, self.PA_PLOT: plots["prediction_area"] or None,
                 self.ROC_AUC: overall.roc.auc, self.SUCCESS_RATE_AUC: training.rate.auc if training else None,
                 self.PREDICTION_RATE_AUC: held_out.rate.auc if held_out else None,

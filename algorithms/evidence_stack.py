@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -24,7 +23,9 @@ from ..core.stack import (
     write_evidence_stack,
 )
 from .base import DeepProspectAlgorithm
+from .parameters import explained, named_enum
 from .qgis_io import feedback_callbacks, grid_from_raster_layer, require_projected
+from .styles import StyleOnLoad
 from .vector_io import add_study_area_parameters, read_study_area
 
 
@@ -38,6 +39,11 @@ class EvidenceStack(DeepProspectAlgorithm):
     NAME = "evidencestack"
     DISPLAY_NAME = "Build evidence stack"
     GROUP = "evidence"
+    TAGS = (
+        "evidence", "stack", "z-score", "normalisation", "log-ratio", "clr", "ilr", "lithology", "geological map",
+        "indicator",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Stacks evidence rasters (element grids, distance and density maps, geology classes; single- or "
         "multi-band) into one multi-band GeoTIFF on one grid, ready for screening, training and prediction.<br><br>"
@@ -79,13 +85,15 @@ class EvidenceStack(DeepProspectAlgorithm):
             QgsProcessing.TypeRaster, optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.TEMPLATE, "Template raster (output grid; default: the first evidence raster)", optional=True))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.TRANSFORM, "Transform", options=list(TRANSFORMS), defaultValue=0))
+        self.addParameter(explained(named_enum(self.TRANSFORM, "Transform", TRANSFORMS),
+                                    "none; log10 of each transform band; clr or ilr: log-ratios over the transform "
+                                    "bands, for compositional data (zhang2021)."))
         self.addParameter(QgsProcessingParameterString(
             self.TRANSFORM_BANDS, "Transform bands (comma-separated band names; default: all non-categorical)",
             optional=True))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.NORMALISE, "Normalisation", options=list(NORMALISATIONS), defaultValue=1))
+        self.addParameter(explained(named_enum(self.NORMALISE, "Normalisation", NORMALISATIONS, "z-score"),
+                                    "none; z-score: mean 0 and standard deviation 1 per band (what the networks "
+                                    "expect); min-max: 0 to 1 per band."))
         self.addParameter(QgsProcessingParameterNumber(
             self.MIN_CLASS_SHARE, "Minimum class share for an own indicator band (0–1; rarer classes: <name>_other)",
             QgsProcessingParameterNumber.Double, defaultValue=DEFAULT_MIN_CLASS_SHARE, minValue=0.0, maxValue=1.0))
@@ -105,8 +113,8 @@ class EvidenceStack(DeepProspectAlgorithm):
         grid = grid_from_raster_layer(template)
         area = read_study_area(self, parameters, context, template.crs(), feedback)
         bands = [name.strip() for name in self.parameterAsString(parameters, self.TRANSFORM_BANDS, context).split(",")]
-        transform = TRANSFORMS[self.parameterAsEnum(parameters, self.TRANSFORM, context)]
-        normalise = NORMALISATIONS[self.parameterAsEnum(parameters, self.NORMALISE, context)]
+        transform = self.parameterAsEnumString(parameters, self.TRANSFORM, context)
+        normalise = self.parameterAsEnumString(parameters, self.NORMALISE, context)
         recipe_layer = self.parameterAsRasterLayer(parameters, self.RECIPE_FROM, context)
         recipe = read_stack_recipe(recipe_layer.source()) if recipe_layer is not None else None
         how = (f"recipe of '{recipe_layer.name()}' re-applied" if recipe is not None
@@ -121,6 +129,7 @@ class EvidenceStack(DeepProspectAlgorithm):
             progress=progress, is_cancelled=is_cancelled)
         feedback.pushInfo(f"Bands: {', '.join(names)}.")
         write_evidence_stack(output, stack, grid, names, recipe)
+        StyleOnLoad.attach(context, output, "grid.qml", stretch=True)
         return {self.OUTPUT: output}
 
     def _stack_inputs(self, parameters, context) -> list:

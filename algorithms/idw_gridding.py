@@ -6,7 +6,6 @@ import numpy as np
 from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterNumber,
@@ -21,10 +20,12 @@ from ..core.transforms import log10_floored, log10_positive
 from . import missing_values
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs
+from .parameters import explained, name_list, named_enum
 from .qgis_io import check_point_source, feedback_callbacks, read_points
+from .styles import StyleOnLoad
 from .vector_io import add_study_area_parameters, read_study_area
 
-# (metadata value, label) per NON_POSITIVE index
+# (stored name, also the metadata value; meaning) of the NON_POSITIVE choices
 NON_POSITIVE_OPTIONS = [
     ("half_detection_limit", "Raise to half the detection limit (the field's smallest positive value)"),
     ("skipped", "Skip (the sample has no value in that field)"),
@@ -41,6 +42,11 @@ class IdwGridding(DeepProspectAlgorithm):
     NAME = "idwgridding"
     DISPLAY_NAME = "IDW gridding"
     GROUP = "evidence"
+    TAGS = (
+        "geochemistry", "interpolation", "IDW", "inverse distance", "gridding", "soil", "stream sediment", "assay",
+        "raster",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Grids element concentrations (or any numeric fields) from sample points by inverse distance weighting, "
         "many fields in one pass, into one multi-band GeoTIFF whose band names are the field names.<br><br>"
@@ -67,8 +73,9 @@ class IdwGridding(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterField(
             self.FIELDS, "Fields to grid (one band each)", parentLayerParameterName=self.INPUT,
             type=QgsProcessingParameterField.Numeric, allowMultiple=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.POWER, "Power", QgsProcessingParameterNumber.Double, defaultValue=2.0, minValue=0.000001))
+        self.addParameter(explained(QgsProcessingParameterNumber(
+            self.POWER, "Power", QgsProcessingParameterNumber.Double, defaultValue=2.0, minValue=0.000001),
+            "Each sample weighs 1 / distance^power: higher powers give more local, spottier grids; 2 is usual."))
         self.addParameter(QgsProcessingParameterNumber(
             self.MAX_POINTS, "Maximum points (k nearest; 0 = all points)", defaultValue=12, minValue=0))
         self.addParameter(QgsProcessingParameterNumber(
@@ -78,10 +85,13 @@ class IdwGridding(DeepProspectAlgorithm):
             defaultValue=0.0, minValue=0.0))
         add_grid_parameters(self)
         add_study_area_parameters(self, "Study area (pixels outside are nodata; default extent; optional)")
-        self.addParameter(QgsProcessingParameterBoolean(self.LOG10, "Interpolate log10 of the values", False))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.NON_POSITIVE, "Values ≤ 0 with log10", options=[label for _, label in NON_POSITIVE_OPTIONS],
-            defaultValue=0))
+        self.addParameter(explained(
+            QgsProcessingParameterBoolean(self.LOG10, "Interpolate log10 of the values", False),
+            "Grids log10 of each value, as skewed assay data usually need; values at or below 0 are handled as "
+            "'Values ≤ 0 with log10' says."))
+        self.addParameter(explained(
+            named_enum(self.NON_POSITIVE, "Values ≤ 0 with log10", [name for name, _ in NON_POSITIVE_OPTIONS]),
+            name_list(NON_POSITIVE_OPTIONS)))
         missing_values.add_missing_value_parameters(self, "field values")
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Gridded fields"))
 
@@ -129,22 +139,21 @@ class IdwGridding(DeepProspectAlgorithm):
             bands[:, ~inside] = np.nan
         write_geotiff(output, bands, grid, fields, metadata=self._metadata(settings, parameters, context),
                       band_metadata=[{"FIELD": name} for name in fields])
+        StyleOnLoad.attach(context, output, "grid.qml", stretch=True, name=f"IDW {', '.join(fields)}")
         return {self.OUTPUT: output}
 
     def _numeric_fields(self, source, names: list[str]) -> list[str]:
         if not names:
             raise InputError("Choose at least one numeric field to grid.")
         for name in names:
-            index = source.fields().lookupField(name)
-            if index < 0:
-                raise InputError(f"The point layer has no field named '{name}'.")
+            index = source.fields().lookupField(name)  # the base class has checked that every field exists
             if not source.fields().at(index).isNumeric():
                 raise InputError(f"Field '{name}' is not numeric ({source.fields().at(index).typeName()}); "
                                  "convert it to a number (Field Calculator: to_real) or choose another field.")
         return list(names)
 
     def _non_positive(self, parameters, context) -> str:
-        return NON_POSITIVE_OPTIONS[self.parameterAsEnum(parameters, self.NON_POSITIVE, context)][0]
+        return self.parameterAsEnumString(parameters, self.NON_POSITIVE, context)
 
     @staticmethod
     def _log10(values: np.ndarray, fields: list[str], non_positive: str, feedback) -> np.ndarray:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -14,6 +12,7 @@ from qgis.core import (
 from ..core.errors import InputError
 from ..models.inference import DEVICES, MODES, predict_map
 from .base import DeepProspectAlgorithm
+from .parameters import DEVICE_HELP, explained, named_enum
 from .qgis_io import feedback_callbacks
 from .study_area import add_study_area, study_area_cells
 from .styles import StyleOnLoad
@@ -28,6 +27,10 @@ class Predict(DeepProspectAlgorithm):
     NAME = "predict"
     DISPLAY_NAME = "Prospectivity map"
     GROUP = "models"
+    TAGS = (
+        "prospectivity", "mineral potential", "favourability", "prediction", "inference", "ONNX", "map",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Applies a trained model file (.onnx, written by DeepProspect) to an evidence stack and writes a "
         "prospectivity map: for each cell, the model's probability (0-1) that the window of evidence around it "
@@ -62,15 +65,14 @@ class Predict(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, "Model file (.onnx)", QgsProcessingParameterFile.File, extension="onnx"))
         self.addParameter(QgsProcessingParameterRasterLayer(self.STACK, "Evidence stack"))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.MODE, "Predict", ["Every cell (see stride)", "Blocks of the patch size"], defaultValue=0))
+        self.addParameter(explained(named_enum(self.MODE, "Predict", MODES),
+                                    "cells = every cell (see stride); blocks = one value per patch-sized block."))
         self.addParameter(QgsProcessingParameterNumber(
             self.STRIDE, "Stride (cells; 1 = every cell, k = one value per k × k cells)", defaultValue=1, minValue=1))
-        batch = QgsProcessingParameterNumber(self.BATCH_SIZE, "Windows per batch", defaultValue=256, minValue=1)
-        batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(batch)
-        self.addParameter(QgsProcessingParameterEnum(
-            self.DEVICE, "Device", ["Automatic (GPU when it works)", "CPU", "CUDA GPU"], defaultValue=0))
+        self.addParameter(explained(
+            QgsProcessingParameterNumber(self.BATCH_SIZE, "Windows per batch", defaultValue=256, minValue=1),
+            "Windows the model reads at once: larger is faster until memory runs short.", advanced=True))
+        self.addParameter(explained(named_enum(self.DEVICE, "Device", DEVICES), DEVICE_HELP))
         add_study_area(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Prospectivity map"))
 
@@ -82,11 +84,11 @@ class Predict(DeepProspectAlgorithm):
         progress, is_cancelled = feedback_callbacks(feedback)
         report = predict_map(
             self.parameterAsFile(parameters, self.MODEL, context), layer.source(), output,
-            mode=MODES[self.parameterAsEnum(parameters, self.MODE, context)],
+            mode=self.parameterAsEnumString(parameters, self.MODE, context),
             stride=self.parameterAsInt(parameters, self.STRIDE, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             study_area=study_area_cells(self, parameters, layer.source(), context, feedback),
             progress=progress, is_cancelled=is_cancelled, log=feedback.pushInfo, warn=feedback.pushWarning)
-        StyleOnLoad.attach(context, output, "prospectivity.qml")
+        StyleOnLoad.attach(context, output, "prospectivity.qml", name=f"Prospectivity ({report.architecture})")
         return {self.OUTPUT: report.output}

@@ -33,6 +33,26 @@ ALGORITHMS = [
 ]
 
 
+class Pipeline(QgsProcessingModelAlgorithm):
+    """A graphical model of resources/models, named by its file without underscores (``deepprospect:fullpipeline``).
+
+    A plain model's id is its display name, spaces included; this one keeps the model's name for the Toolbox.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._name = name
+
+    def name(self) -> str:
+        return self._name
+
+    def createInstance(self) -> Pipeline:  # noqa: N802 - QGIS API name
+        instance = Pipeline(self._name)
+        instance.loadVariant(self.toVariant())
+        instance.setSourceFilePath(self.sourceFilePath())
+        return instance
+
+
 def register(provider: QgsProcessingProvider) -> bool:
     """Add ``provider`` to Processing, then load it again so its pipelines can resolve their steps."""
     if not QgsApplication.processingRegistry().addProvider(provider):
@@ -85,6 +105,8 @@ class DeepProspectProvider(QgsProcessingProvider):
     def _load_pipelines(self) -> None:
         """The graphical models in resources/models, as algorithms of this provider (group DeepProspect pipelines).
 
+        ``full_pipeline.model3`` becomes ``deepprospect:fullpipeline``, shown as the model's name.
+
         A model finds its steps through the Processing registry, so pipelines load only once this provider is
         in it (see :func:`register`). A model needing a disabled algorithm is left out, like that algorithm.
         """
@@ -92,7 +114,7 @@ class DeepProspectProvider(QgsProcessingProvider):
             return
         loaded = {algorithm.name() for algorithm in self.algorithms()}
         for path in sorted(glob.glob(os.path.join(PIPELINES, "*.model3"))):
-            model = QgsProcessingModelAlgorithm()
+            model = Pipeline(os.path.splitext(os.path.basename(path))[0].replace("_", ""))
             if not model.fromFile(path):
                 QgsMessageLog.logMessage(f"Could not read the pipeline {path}.", "DeepProspect", Qgis.Warning)
                 continue

@@ -31,7 +31,7 @@ from .threshold import ProbabilityThreshold
 class Report(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
     """Gather a study's maps, model files and training set into one self-contained HTML report."""
 
-    MAP, UNCERTAINTY, MEMBERS, MODELS, TRAINING_SET = "MAP", "UNCERTAINTY", "MEMBERS", "MODELS", "TRAINING_SET"
+    MAP, UNCERTAINTY, MAPS, MODELS, TRAINING_SET = "MAP", "UNCERTAINTY", "MAPS", "MODELS", "TRAINING_SET"
     CLASS_LIMITS, TARGET_CLASSES, MIN_TARGET_AREA = "CLASS_LIMITS", "TARGET_CLASSES", "MIN_TARGET_AREA"
     TITLE, OUTPUT, SPATIAL_CV = "TITLE", "OUTPUT", "SPATIAL_CV"
     HELD_OUT_AUC, PREDICTION_RATE_AUC, TARGETS = "HELD_OUT_AUC", "PREDICTION_RATE_AUC", "TARGETS"
@@ -39,6 +39,10 @@ class Report(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
     NAME = "report"
     DISPLAY_NAME = "Prospectivity report"
     GROUP = "maps"
+    TAGS = (
+        "report", "HTML", "summary", "study", "provenance", "model cards",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Writes one self-contained HTML report of a prospectivity study (open it in a browser; images are "
         "embedded):<br>"
@@ -65,7 +69,7 @@ class Report(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.MAP, "Final prospectivity map (e.g. the ensemble)"))
         self.addParameter(QgsProcessingParameterRasterLayer(self.UNCERTAINTY, "Uncertainty map", optional=True))
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.MEMBERS, "Member maps to compare (deep models, baselines)", QgsProcessing.TypeRaster, optional=True))
+            self.MAPS, "Member maps to compare (deep models, baselines)", QgsProcessing.TypeRaster, optional=True))
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.MODELS, "Model files (.onnx)", QgsProcessing.TypeFile, optional=True))
         self.addParameter(QgsProcessingParameterFile(
@@ -99,7 +103,7 @@ class Report(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
         training, held_out, deposit_lines = self._deposits(parameters, context, crs, feedback)
         barren = self._points(parameters, self.BARREN, context, crs, feedback)
         uncertainty = self.parameterAsRasterLayer(parameters, self.UNCERTAINTY, context)
-        members = [member.source() for member in self.parameterAsLayerList(parameters, self.MEMBERS, context)]
+        members = [member.source() for member in self.parameterAsLayerList(parameters, self.MAPS, context)]
         cards = []
         for path in filter(None, self.parameterAsFileList(parameters, self.MODELS, context)):
             card = read_card(path)

@@ -10,7 +10,6 @@ from qgis.core import (
     QgsFeatureRequest,
     QgsProcessing,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
@@ -26,6 +25,7 @@ from ..core.spatialcv import FOLD_METHODS, CvSettings, automatic_gap, run_spatia
 from ..core.stack import read_stack_recipe
 from ..models.cv_models import CV_MODELS, DEFAULT_MODELS, ENSEMBLE_CHOICES, cv_ensembles, cv_fit_maps
 from .base import DOUBLE, INT, DeepProspectAlgorithm
+from .parameters import explain, explained, name_list, named_enum
 from .qgis_io import crs_from_string, feedback_callbacks, point_parameter, projected_raster
 from .styles import StyleOnLoad
 from .vector_io import add_study_area_parameters, read_study_area
@@ -35,7 +35,7 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
     """Score models on spatially held-out deposits: the figure that says what to expect in unexplored ground."""
 
     STACK, DEPOSITS, BARREN, FOLD_METHOD, FOLD_FIELD = "STACK", "DEPOSITS", "BARREN", "FOLD_METHOD", "FOLD_FIELD"
-    MODELS, ENSEMBLES, OUTPUT, OUT_OF_FOLD, CHART = "MODELS", "ENSEMBLES", "OUTPUT", "OUT_OF_FOLD", "CHART"
+    MODEL_TYPES, ENSEMBLES, OUTPUT, OUT_OF_FOLD, CHART = "MODEL_TYPES", "ENSEMBLES", "OUTPUT", "OUT_OF_FOLD", "CHART"
     REPORT, SCREEN = "REPORT", "SCREEN"
     NUMBERS = (
         ("FOLDS", "Number of folds (k-means clusters or blocks)", INT, CvSettings.n_folds, 2, False),
@@ -54,6 +54,10 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
     NAME = "spatialcv"
     DISPLAY_NAME = "Spatial cross-validation"
     GROUP = "models"
+    TAGS = (
+        "cross-validation", "spatial validation", "folds", "model comparison", "AUC", "k-means", "held-out deposits",
+    )
+    HELP_ANCHOR = "honest-scores-spatial-cross-validation"
     HELP = (
         "Scores prospectivity models the way a geologist will use them: on deposits in ground the model has not "
         "seen. Random splits put a test deposit's neighbours in the training set and score 0.9–0.99 where spatial "
@@ -96,20 +100,31 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.BARREN, "Barren points (drilled, no deposit)", point, optional=True))
         add_study_area_parameters(self, "Study area (optional)")
-        self.addParameter(QgsProcessingParameterEnum(
-            self.FOLD_METHOD, "Folds", ["k-means clusters of the deposits", "a fold field of the deposits",
-                                        "square blocks"], defaultValue=0))
+        self.addParameter(explained(
+            named_enum(self.FOLD_METHOD, "Folds", FOLD_METHODS),
+            "kmeans = k-means clusters of the deposits; field = a fold field of the deposits; blocks = square "
+            "blocks."))
         self.addParameter(QgsProcessingParameterField(
             self.FOLD_FIELD, "Fold field of the deposits", parentLayerParameterName=self.DEPOSITS, optional=True))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.MODELS, "Models", [title for _, title in CV_MODELS], allowMultiple=True,
-            defaultValue=[i for i, (key, _) in enumerate(CV_MODELS) if key in DEFAULT_MODELS]))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.ENSEMBLES, "Ensembles of the networks", [title for _, title in ENSEMBLE_CHOICES],
-            allowMultiple=True, optional=True, defaultValue=[0]))
+        self.addParameter(explained(
+            named_enum(self.MODEL_TYPES, "Models", [key for key, _ in CV_MODELS], list(DEFAULT_MODELS), multiple=True),
+            name_list(CV_MODELS)))
+        self.addParameter(explained(
+            named_enum(self.ENSEMBLES, "Ensembles of the networks", [key for key, _ in ENSEMBLE_CHOICES],
+                       [ENSEMBLE_CHOICES[0][0]], multiple=True, optional=True),
+            name_list(ENSEMBLE_CHOICES)))
         self.addParameter(QgsProcessingParameterBoolean(
             self.SCREEN, "Repeat element screening (Z_AUC, p < 0.01) inside every fold", False))
         self.add_numbers(self.NUMBERS)
+        explain(self, {
+            "POSITIVE_RADIUS": "Cells within this distance of a deposit are positives; 0 takes the deposit cell and "
+                               "its 8 neighbours.",
+            "EXCLUSION_BUFFER": "Random negatives are drawn only farther than this from every deposit.",
+            "NEGATIVE_RATIO": "Random negative cells drawn per positive cell in each repeat.",
+            "BLOCK_SIZE": "Side of the square blocks when the folds are blocks.",
+            "SEED": "Seed of the first negative draw; the next repeats use the following seeds.",
+            "EPOCHS": "Overrides every network's epochs (fewer for a quick, rough check); 0 keeps each network's own.",
+        })
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Scores per fold and model", "CSV files (*.csv)"))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -125,13 +140,13 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
         feedback.pushInfo(f"{len(band_names)} band(s): {', '.join(band_names)}.")
         crs = crs_from_string(grid.crs)
         numbers = self.read_numbers(self.NUMBERS, parameters, context)
-        method = FOLD_METHODS[self.parameterAsEnum(parameters, self.FOLD_METHOD, context)]
+        method = self.parameterAsEnumString(parameters, self.FOLD_METHOD, context)
         deposit_xy = point_parameter(self, parameters, self.DEPOSITS, "deposit", crs, context, feedback, required=True)
         fold_field = self._fold_values(self.parameterAsSource(parameters, self.DEPOSITS, context), parameters,
                                        context) if method == "field" else None
         barren_xy = point_parameter(self, parameters, self.BARREN, "barren", crs, context, feedback)
         area = read_study_area(self, parameters, context, crs, feedback)
-        keys = [CV_MODELS[i][0] for i in self.parameterAsEnums(parameters, self.MODELS, context)]
+        keys = self.parameterAsEnumStrings(parameters, self.MODEL_TYPES, context)
         if not keys:
             raise InputError("Choose at least one model to cross-validate.")
         fit_maps, widest = cv_fit_maps(keys, numbers.pop("epochs"))
@@ -142,8 +157,7 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
             gap, why = automatic_gap(settings, grid, widest, recipe)
             feedback.pushInfo(f"Automatic gap: {gap:g} map units ({why}).")
             settings = dataclasses.replace(settings, gap=gap)
-        ensembles = cv_ensembles(
-            [ENSEMBLE_CHOICES[i][0] for i in self.parameterAsEnums(parameters, self.ENSEMBLES, context)], keys)
+        ensembles = cv_ensembles(self.parameterAsEnumStrings(parameters, self.ENSEMBLES, context), keys)
         screen = self.parameterAsBool(parameters, self.SCREEN, context)
         selector = screening_selector(band_names, ScreeningSettings(seed=settings.seed), feedback.pushInfo) \
             if screen else None

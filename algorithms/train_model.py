@@ -8,7 +8,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
 )
@@ -16,6 +15,7 @@ from qgis.core import (
 from ..core.labels import load_training_set
 from ..core.raster_io import check_writable
 from ..models.training import (
+    DEVICES,
     EARLY_STOPPING,
     OPTIMISERS,
     PRESETS,
@@ -27,15 +27,15 @@ from ..models.training import (
 )
 from ..models.zoo import available_models, model_info
 from .base import DOUBLE, INT, DeepProspectAlgorithm
+from .parameters import DEVICE_HELP, explain, explained, name_list, named_enum
 from .qgis_io import feedback_callbacks
 
 _PRESETS = ["none", *PRESETS]
-_PRESET_LABELS = [
-    "None: use the settings below",
-    "he2024: Adam, batch 16, cosine lr 1e-4 → 1e-5, 50 epochs (keeps the architecture)",
-    "gao2022: ResNet50, SGD momentum 0.1, weight decay 1e-4, lr 0.01 halved every 30 epochs, batch 32, 120 epochs",
-]
-_DEVICES = ["auto", "cpu", "cuda"]
+_PRESET_HELP = name_list([
+    ("none", "the settings below"),
+    ("he2024", "Adam, batch 16, cosine lr 1e-4 → 1e-5, 50 epochs, keeps the architecture"),
+    ("gao2022", "ResNet50, SGD momentum 0.1, weight decay 1e-4, lr 0.01 halved every 30 epochs, batch 32, 120 epochs"),
+])
 # key (lower case = TrainSettings field), label, type, default, minimum, advanced
 _NUMBERS = [
     ("EPOCHS", "Epochs", INT, 50, 1, False),
@@ -68,6 +68,10 @@ class TrainModel(DeepProspectAlgorithm):
     NAME = "trainmodel"
     DISPLAY_NAME = "Train prospectivity model"
     GROUP = "models"
+    TAGS = (
+        "deep learning", "neural network", "CNN", "training", "LeNet", "ResNet", "ViT", "MLP", "ONNX", "GPU",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Trains a network of the model zoo on a training set from 'Training samples from deposits' and writes one "
         ".onnx model file. The file's metadata holds a card: architecture, band names and order, the stack's "
@@ -82,7 +86,7 @@ class TrainModel(DeepProspectAlgorithm):
         "with weight decay, input noise and several negatives per deposit is what scores best on spatially "
         "held-out deposits ('Spatial cross-validation'; the full pipeline's default).<br>"
         "<b>Presets</b> set the papers' hyper-parameters in one choice and train every epoch, as the papers did "
-        "(no early stopping); 'None' uses the values given here.<br>"
+        "(no early stopping); 'none' uses the values given here.<br>"
         "<b>Device</b>: auto trains on an NVIDIA GPU when torch sees one (CUDA), else on the CPU; the log says "
         "which and why. The same training set, settings and seed give the same model on the CPU.<br>"
         "<b>Early stopping</b> watches the validation loss or AUC, averaged over the last few epochs (smoothing: "
@@ -98,22 +102,35 @@ class TrainModel(DeepProspectAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterFile(
             self.TRAINING_SET, "Training set", extension="npz"))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.ARCHITECTURE, "Architecture", [model_info(name).title for name in available_models()],
-            defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum(self.PRESET, "Paper preset", _PRESET_LABELS, defaultValue=0))
+        self.addParameter(explained(
+            named_enum(self.ARCHITECTURE, "Architecture", available_models()),
+            name_list([(name, model_info(name).title) for name in available_models()])))
+        self.addParameter(explained(named_enum(self.PRESET, "Paper preset", _PRESETS), _PRESET_HELP))
         self.add_numbers(_NUMBERS[:3])
-        self.addParameter(QgsProcessingParameterEnum(
-            self.OPTIMISER, "Optimiser", ["Adam", "SGD with momentum"], defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.SCHEDULE, "Learning-rate schedule", ["Cosine", "Step", "Constant"], defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.EARLY_STOPPING, "Early stopping on", ["Validation loss", "Validation AUC", "Off"], defaultValue=0))
+        self.addParameter(explained(named_enum(self.OPTIMISER, "Optimiser", OPTIMISERS),
+                                    "adam = Adam; sgd = SGD with momentum (see momentum and weight decay)."))
+        self.addParameter(explained(named_enum(self.SCHEDULE, "Learning-rate schedule", SCHEDULES),
+                                    "cosine: from the learning rate down to the final learning rate; step: "
+                                    "multiplied by the step factor every step epochs; constant."))
+        self.addParameter(explained(named_enum(self.EARLY_STOPPING, "Early stopping on", EARLY_STOPPING),
+                                    "val_loss = validation loss; val_auc = validation AUC; off = train every epoch."))
         self.addParameter(QgsProcessingParameterBoolean(
             self.CLASS_WEIGHTING, "Weight the loss by inverse class frequency", True))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.DEVICE, "Device", ["Auto (CUDA when available)", "CPU", "CUDA"], defaultValue=0))
+        self.addParameter(explained(named_enum(self.DEVICE, "Device", DEVICES), DEVICE_HELP))
         self.add_numbers(_NUMBERS[3:])
+        explain(self, {
+            "MIN_LEARNING_RATE": "The cosine schedule ends at this learning rate in the last epoch.",
+            "MOMENTUM": "Momentum of SGD (used with the sgd optimiser only).",
+            "STEP_EPOCHS": "The step schedule multiplies the learning rate by the step factor every this many epochs.",
+            "STEP_FACTOR": "Factor applied to the learning rate at each step of the step schedule (0.5 halves it).",
+            "MIN_EPOCHS": "No epoch before this one is kept, and training never stops earlier.",
+            "SMOOTHING": "An epoch's validation score is the mean over this many last epochs (steadier with few "
+                         "validation deposits).",
+            "WEIGHT_DECAY": "L2 penalty on the weights; 1e-3 steadies small networks on tens of deposits.",
+            "PATIENCE": "Epochs without a better averaged validation score before training stops.",
+            "NEGATIVE_SET": "Which of the training set's negative sets (repeats) to train on.",
+            "INPUT_NOISE": "Each training batch gets Gaussian noise of this standard deviation (z-scored bands).",
+        })
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Model file", "ONNX model (*.onnx)"))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -145,17 +162,17 @@ class TrainModel(DeepProspectAlgorithm):
         }
 
     def _settings(self, parameters, context, feedback) -> TrainSettings:
-        enum = lambda key: self.parameterAsEnum(parameters, key, context)  # noqa: E731
+        enum = lambda key: self.parameterAsEnumString(parameters, key, context)  # noqa: E731
         settings = TrainSettings(
-            architecture=available_models()[enum(self.ARCHITECTURE)],
-            optimiser=OPTIMISERS[enum(self.OPTIMISER)],
-            schedule=SCHEDULES[enum(self.SCHEDULE)],
-            early_stopping=EARLY_STOPPING[enum(self.EARLY_STOPPING)],
+            architecture=enum(self.ARCHITECTURE),
+            optimiser=enum(self.OPTIMISER),
+            schedule=enum(self.SCHEDULE),
+            early_stopping=enum(self.EARLY_STOPPING),
             class_weighting=self.parameterAsBool(parameters, self.CLASS_WEIGHTING, context),
-            device=_DEVICES[enum(self.DEVICE)],
+            device=enum(self.DEVICE),
             **self.read_numbers(_NUMBERS, parameters, context),
         )
-        preset = _PRESETS[enum(self.PRESET)]
+        preset = enum(self.PRESET)
         if preset != "none":
             changed = apply_preset(settings, preset)
             values = ", ".join(f"{key} {value}" for key, value in PRESETS[preset].items())

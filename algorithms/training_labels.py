@@ -15,7 +15,6 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFileDestination,
@@ -35,16 +34,18 @@ from ..core.labels import (
 )
 from ..core.raster_io import check_writable, read_raster
 from .base import DOUBLE, INT, DeepProspectAlgorithm
+from .parameters import explain, explained, named_enum
 from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, point_parameter, projected_raster
+from .styles import StyleOnLoad
 from .vector_io import add_study_area_parameters, read_study_area
 
-# key (lower case = settings field), label, type, default, minimum, advanced
+# key (lower case = settings field; REPEATS = n_repeats), label, type, default, minimum, advanced
 _LABEL_NUMBERS = [
     ("PATCH_SIZE", "Patch size (cells; 1 = element vectors only)", INT, 32, 1, False),
     ("POSITIVE_RADIUS", "Positive radius (map units; 0 = one cell diagonal → 3×3)", DOUBLE, 0.0, 0.0, False),
     ("NEGATIVE_RATIO", "Negatives per positive in every split (barren + random)", DOUBLE, 1.0, 0.0, False),
     ("EXCLUSION_BUFFER", "No negatives within this distance of a deposit (map units)", DOUBLE, 0.0, 0.0, False),
-    ("N_REPEATS", "Negative sets (seeds SEED … SEED+N−1)", INT, 1, 1, False),
+    ("REPEATS", "Negative sets (seeds SEED … SEED+N−1)", INT, 1, 1, False),
     ("SPLIT_DISTANCE", "Group linkage distance or block side (map units; 0 = automatic)", DOUBLE, 0.0, 0.0, False),
     ("VALIDATION_FRACTION", "Validation fraction", DOUBLE, 0.15, 0.0, False),
     ("TEST_FRACTION", "Test fraction", DOUBLE, 0.15, 0.0, False),
@@ -70,6 +71,11 @@ class TrainingLabels(DeepProspectAlgorithm):
     NAME = "traininglabels"
     DISPLAY_NAME = "Training samples from deposits"
     GROUP = "trainingdata"
+    TAGS = (
+        "training data", "labels", "deposits", "occurrences", "barren holes", "negatives", "spatial split",
+        "augmentation", "SMOTE",
+    )
+    HELP_ANCHOR = "algorithms"
     HELP = (
         "Builds a training set (.npz) of windows (n, bands, p, p) and element vectors (n, bands) from an evidence "
         "stack, plus a point layer of the unaugmented sample centres (fields label, split, kind, repeat).<br>"
@@ -101,8 +107,9 @@ class TrainingLabels(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(self.BARREN, "Barren points", point, optional=True))
         add_study_area_parameters(self, "Study area")
         self.add_numbers(_LABEL_NUMBERS[:5])
-        self.addParameter(QgsProcessingParameterEnum(
-            self.SPLIT_METHOD, "Spatial split by", ["Deposit groups", "Spatial blocks"], defaultValue=0))
+        self.addParameter(explained(named_enum(self.SPLIT_METHOD, "Spatial split by", SPLIT_METHODS),
+                                    "groups = deposit groups (linked within the linkage distance); blocks = square "
+                                    "spatial blocks."))
         self.add_numbers(_LABEL_NUMBERS[5:] + _AUGMENT_NUMBERS[:6])
         for key, label in ((self.FLIPS, "Add a flipped/rotated copy of each training window"),
                            (self.SMOTE, "SMOTE: balance the training classes")):
@@ -110,6 +117,15 @@ class TrainingLabels(DeepProspectAlgorithm):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
         self.add_numbers(_AUGMENT_NUMBERS[6:])
+        explain(self, {
+            **{f"{kind.upper()}_CROPS": f"Shifted copies of each training {kind} window (he2024 crops); validation "
+                                        "and test windows are never augmented." for kind in ("positive", "negative")},
+            **{f"{kind.upper()}_SHIFT_{axis}": f"Largest random shift of a {kind} crop along {axis.lower()}, in cells."
+               for kind in ("positive", "negative") for axis in "XY"},
+            self.FLIPS: "Adds one flipped or rotated copy of each training window.",
+            self.SMOTE: "Adds synthetic samples (SMOTE) to the training split until deposits and negatives balance.",
+            "NOISE_VARIANCE": "Adds a copy of each training sample with Gaussian noise of this variance (gao2023).",
+        })
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Training set", "DeepProspect training set (*.npz)"))
         self.addParameter(QgsProcessingParameterFeatureSink(
@@ -120,9 +136,9 @@ class TrainingLabels(DeepProspectAlgorithm):
         layer = projected_raster(self, parameters, self.STACK, context)
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         check_writable(output)
-        settings = LabelSettings(split_method=SPLIT_METHODS[self.parameterAsEnum(parameters, self.SPLIT_METHOD,
-                                                                                context)],
-                                 **self.read_numbers(_LABEL_NUMBERS, parameters, context))
+        numbers = self.read_numbers(_LABEL_NUMBERS, parameters, context)
+        settings = LabelSettings(split_method=self.parameterAsEnumString(parameters, self.SPLIT_METHOD, context),
+                                 n_repeats=numbers.pop("repeats"), **numbers)
         augment = AugmentSettings(flips=self.parameterAsBool(parameters, self.FLIPS, context),
                                   smote=self.parameterAsBool(parameters, self.SMOTE, context),
                                   **self.read_numbers(_AUGMENT_NUMBERS, parameters, context))
@@ -142,7 +158,9 @@ class TrainingLabels(DeepProspectAlgorithm):
             feedback.pushWarning(note)
         feedback.pushInfo(f"Counts: {json.dumps(result.manifest['counts'])}")
         save_training_set(output, result)
-        return {self.OUTPUT: output, self.SAMPLES: self._write_samples(parameters, context, crs, result)}
+        samples = self._write_samples(parameters, context, crs, result)
+        StyleOnLoad.attach(context, samples, "training_samples.qml", name="Training samples")
+        return {self.OUTPUT: output, self.SAMPLES: samples}
 
     def _write_samples(self, parameters, context, crs, result):
         fields = QgsFields()

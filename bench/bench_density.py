@@ -159,7 +159,7 @@ def part_b(gpkg: Path, slow: bool) -> None:
                             f"PIXEL_SIZE={pixel:g}", f"OUTPUT={out / 'qgis_linedensity.tif'}")
     extent = f"{x_min!r},{x_max!r},{y_min!r},{y_max!r} [EPSG:{EPSG}]"
     ours_qp_t, _ = best_of(lambda: qgis_process(
-        "run", "deepprospect:bufferdensity", "--", f"INPUT={gpkg}", "MODE=2", f"RADIUS={RADIUS:g}",
+        "run", "deepprospect:bufferdensity", "--", f"INPUT={gpkg}", "MODE=density", f"RADIUS={RADIUS:g}",
         f"PIXEL_SIZE={pixel:g}", f"EXTENT={extent}", f"OUTPUT={out / 'ours_density.tif'}"), 2)
     startup_t, _ = best_of(lambda: qgis_process("list"), 2)
     core_t, ours = best_of(lambda: feature_density(FeatureSet.from_geojson(lines), grid, RADIUS), 2)

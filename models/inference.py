@@ -97,6 +97,7 @@ class PredictionReport:
     valid_cells: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    architecture: str = ""  # the model card's architecture (registry name)
 
 
 def predict_map(
@@ -185,7 +186,8 @@ def predict_map(
         add_warning("No output cell lies on a stack cell with data in every model band"
                     + (" inside the study area" if study_area is not None else "") + ": the map is all nodata.")
     log_message(log, f"{valid} of {rows * cols} output cells predicted in {seconds:.1f} s on {provider}.")
-    return PredictionReport(output_path, provider, method, rows, cols, pixel_size, valid, seconds, warnings)
+    return PredictionReport(output_path, provider, method, rows, cols, pixel_size, valid, seconds, warnings,
+                            str(card["architecture"]))
 
 
 def open_session(model_path: str, card: dict, device: str = "auto", log: LogFn = None

@@ -3,12 +3,17 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/build_models.py
 
 The .model3 files are committed; this script is how they are made, so a change to a chain is a change here.
+Qt's hash seed is fixed so that the XML attributes come out in the same order on every run.
 """
 
 from __future__ import annotations
 
+import configparser
+import os
 import sys
 from pathlib import Path
+
+os.environ["QT_HASH_SEED"] = "0"  # before Qt starts
 
 from qgis.core import (
     QgsApplication,
@@ -24,10 +29,18 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QPointF
 
-MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "resources" / "models"
 Source = QgsProcessingModelChildParameterSource
 # Optional outputs of a step that later steps read: the model asks for them, so a headless run cannot skip them.
 MANDATORY_OUTPUTS = {"selected_stack"}
+
+
+def homepage() -> str:
+    """The plugin's homepage from metadata.txt (the pipelines' help links to its README section)."""
+    metadata = configparser.ConfigParser(interpolation=None)
+    metadata.read(ROOT / "metadata.txt", encoding="utf-8")
+    return metadata["general"]["homepage"]
 
 
 class ModelBuilder:
@@ -35,7 +48,8 @@ class ModelBuilder:
 
     def __init__(self, name: str, help_text: str) -> None:
         self.model = QgsProcessingModelAlgorithm(name, "DeepProspect pipelines", "deepprospectpipelines")
-        self.model.setHelpContent({"ALG_DESC": help_text, "ALG_CREATOR": "DeepProspect"})
+        self.model.setHelpContent({"ALG_DESC": help_text, "ALG_CREATOR": "DeepProspect",
+                                   "HELP_URL": f"{homepage()}#pipelines"})
         self._inputs = 0
         self._steps = 0
 
@@ -143,14 +157,15 @@ def add_evidence_steps(builder: ModelBuilder, patch: Source) -> None:
         "INPUT": model_input("samples"), "FIELDS": model_input("elements"), "PIXEL_SIZE": model_input("pixel_size"),
         "POWER": static(2.0), "MAX_POINTS": static(12), "MIN_POINTS": static(1), "RADIUS": static(0.0),
         "LOG10": static(True), "STUDY_AREA": area})
-    for child_id, mode, label in (("faultdensity", 0, "Fault buffer-distance density"),
-                                  ("faultdistance", 1, "Distance to faults")):
+    for child_id, mode, label in (("faultdensity", "bufferdensity", "Fault buffer-distance density"),
+                                  ("faultdistance", "distance", "Distance to faults")):
         builder.add_step(child_id, "deepprospect:bufferdensity", label, {
             "INPUT": model_input("faults"), "MODE": static(mode), "RADIUS": model_input("buffer_distance"),
-            "DECAY": static(0), "TEMPLATE": child_output("idw"), "STUDY_AREA": area})
+            "DECAY": static("triangular"), "TEMPLATE": child_output("idw"), "STUDY_AREA": area})
     builder.add_step("stack", "deepprospect:evidencestack", "Evidence stack (z-score)", {
         "INPUTS": [child_output("idw"), child_output("faultdensity"), child_output("faultdistance")],
-        "TEMPLATE": child_output("idw"), "TRANSFORM": static(0), "NORMALISE": static(1), "STUDY_AREA": area},
+        "TEMPLATE": child_output("idw"), "TRANSFORM": static("none"), "NORMALISE": static("z-score"),
+        "STUDY_AREA": area},
         {"evidence_stack": ("OUTPUT", "Evidence stack")})
     labels = {"DEPOSITS": model_input("deposits"), "BARREN": model_input("barren"), "STUDY_AREA": area,
               "PATCH_SIZE": patch, "NEGATIVE_RATIO": model_input("negative_ratio"),
@@ -166,8 +181,8 @@ def add_evidence_steps(builder: ModelBuilder, patch: Source) -> None:
             "EXPRESSION": static(f"\"kind\" = '{kind}' AND \"split\" = 'train'")})
     builder.add_step("screening", "deepprospect:elementscreening", "Element screening (Z_AUC, training deposits)", {
         "STACK": child_output("stack"), "DEPOSITS": child_output("train_deposits"),
-        "BARREN": child_output("train_barren"), "CRITICAL_VALUE": static(2.58), "BACKGROUND_RATIO": static(10.0),
-        "EXCLUSION_DISTANCE": static(0.0), "FOLDS": static(5), "SEED": model_input("seed")},
+        "BARREN": child_output("train_barren"), "CRITICAL_VALUE": static(2.58), "NEGATIVE_RATIO": static(10.0),
+        "EXCLUSION_BUFFER": static(0.0), "FOLDS": static(5), "SEED": model_input("seed")},
         {"screening_table": ("OUTPUT", "Screening table"), "selected_stack": ("SELECTED_STACK", "Selected evidence"),
          "screening_chart": ("CHART", "Screening chart")})
     builder.add_step("labels", "deepprospect:traininglabels", "Training samples from deposits", {
@@ -188,10 +203,8 @@ def evidence_to_training() -> Path:
     return builder.save("evidence_to_training.model3")
 
 
-# models.zoo.available_models() index of the MLP in deepprospect:trainmodel's ARCHITECTURE enum
-MLP_INDEX = 10
-# spatialcv's MODELS enum: the MLP seed ensemble, the random forest and the logistic regression
-CV_MODELS = [0, 5, 6]
+# spatialcv's MODEL_TYPES: the MLP seed ensemble, the random forest and the logistic regression
+CV_MODELS = ["mlp_ensemble", "random_forest", "logistic_regression"]
 MEMBERS = 5
 
 
@@ -201,34 +214,34 @@ def add_model_steps(builder: ModelBuilder) -> None:
     area = model_input("study_area")
     builder.add_step("spatialcv", "deepprospect:spatialcv", "Spatial cross-validation (screening in every fold)", {
         "STACK": child_output("stack"), "DEPOSITS": model_input("deposits"), "BARREN": model_input("barren"),
-        "STUDY_AREA": area, "FOLD_METHOD": static(0), "FOLDS": model_input("cv_folds"), "GAP": static(-1.0),
+        "STUDY_AREA": area, "FOLD_METHOD": static("kmeans"), "FOLDS": model_input("cv_folds"), "GAP": static(-1.0),
         "REPEATS": model_input("cv_repeats"), "EXCLUSION_BUFFER": model_input("exclusion_buffer"),
-        "MODELS": static(CV_MODELS), "ENSEMBLES": static([]), "SEED": model_input("seed"), "SCREEN": static(True),
+        "MODEL_TYPES": static(CV_MODELS), "ENSEMBLES": static([]), "SEED": model_input("seed"), "SCREEN": static(True),
         "EPOCHS": model_input("epochs")},
         {"cv_scores": ("OUTPUT", "Spatial cross-validation scores"),
          "cv_chart": ("CHART", "Spatial cross-validation chart"),
          "cv_out_of_fold": ("OUT_OF_FOLD", "Out-of-fold prospectivity")})
     for member in range(1, MEMBERS + 1):
         builder.add_step(f"train_mlp{member}", "deepprospect:trainmodel", f"Train MLP, seed member {member}", {
-            "TRAINING_SET": child_output("labels"), "ARCHITECTURE": static(MLP_INDEX), "PRESET": static(0),
+            "TRAINING_SET": child_output("labels"), "ARCHITECTURE": static("mlp"), "PRESET": static("none"),
             "EPOCHS": model_input("epochs"), "BATCH_SIZE": static(64), "LEARNING_RATE": static(1e-3),
-            "MIN_LEARNING_RATE": static(1e-4), "OPTIMISER": static(0), "SCHEDULE": static(0),
-            "EARLY_STOPPING": static(2), "CLASS_WEIGHTING": static(True), "WEIGHT_DECAY": static(1e-3),
-            "INPUT_NOISE": static(0.1), "MEMBERS": static(1), "DEVICE": static(0),
+            "MIN_LEARNING_RATE": static(1e-4), "OPTIMISER": static("adam"), "SCHEDULE": static("cosine"),
+            "EARLY_STOPPING": static("off"), "CLASS_WEIGHTING": static(True), "WEIGHT_DECAY": static(1e-3),
+            "INPUT_NOISE": static(0.1), "MEMBERS": static(1), "DEVICE": static("auto"),
             "SEED": expression(f"@seed + {member - 1}")},
             {f"mlp{member}_model": ("OUTPUT", f"MLP member {member} model file"),
              f"mlp{member}_curves": ("CURVES", f"MLP member {member} training curves")})
         builder.add_step(f"predict_mlp{member}", "deepprospect:predict", f"Prospectivity map (MLP {member})", {
-            "MODEL": child_output(f"train_mlp{member}"), "STACK": stack, "MODE": static(0), "STRIDE": static(1),
-            "DEVICE": static(0), "STUDY_AREA": area},
+            "MODEL": child_output(f"train_mlp{member}"), "STACK": stack, "MODE": static("cells"), "STRIDE": static(1),
+            "DEVICE": static("auto"), "STUDY_AREA": area},
             {f"mlp{member}_map": ("OUTPUT", f"Prospectivity (MLP member {member})")})
     builder.add_step("baseline", "deepprospect:baseline", "Random-forest baseline", {
-        "TRAINING_SET": child_output("labels"), "STACK": stack, "METHOD": static(0), "SEED": model_input("seed"),
-        "N_TREES": static(300)},
+        "TRAINING_SET": child_output("labels"), "STACK": stack, "METHOD": static("random_forest"),
+        "SEED": model_input("seed"), "TREES": static(300)},
         {"baseline_map": ("OUTPUT", "Prospectivity (random forest)"),
          "baseline_importance": ("IMPORTANCE", "Random-forest band importance")})
     builder.add_step("ensemble", "deepprospect:ensemble", "MLP seed ensemble (average) with its spread", {
-        "MAPS": [child_output(f"predict_mlp{m}") for m in range(1, MEMBERS + 1)], "METHOD": static(0),
+        "MAPS": [child_output(f"predict_mlp{m}") for m in range(1, MEMBERS + 1)], "METHOD": static("average"),
         "THRESHOLD": static(0.5), "STUDY_AREA": area},
         {"ensemble_map": ("OUTPUT", "Ensemble prospectivity"), "ensemble_uncertainty": ("UNCERTAINTY", "Uncertainty")})
 
@@ -246,18 +259,18 @@ def add_map_steps(builder: ModelBuilder) -> None:
                 "HELD_OUT_VALUES": static("test"), "BARREN": child_output("test_barren")}
     builder.add_step("evaluate", "deepprospect:evaluate", "Evaluate the ensemble (held-out = test deposits)", {
         "MAP": child_output("ensemble"), **deposits, "THRESHOLD": static(0.5), "STUDY_AREA": area},
-        {"evaluation_metrics": ("METRICS", "Evaluation metrics"), "evaluation_report": ("REPORT", "Evaluation"),
+        {"evaluation_metrics": ("OUTPUT", "Evaluation metrics"), "evaluation_report": ("REPORT", "Evaluation"),
          "roc_plot": ("ROC_PLOT", "ROC curves"), "rate_plot": ("RATE_PLOT", "Success/prediction-rate curves"),
          "pa_plot": ("PA_PLOT", "Prediction-area plot")})
     builder.add_step("anomaly", "deepprospect:anomalyclasses", "Anomaly classes (5/15/30 %) and targets", {
         "MAP": child_output("ensemble"), "DEPOSITS": model_input("deposits"), "CLASS_LIMITS": static("5,15,30"),
         "TARGET_CLASSES": static(1), "MIN_TARGET_AREA": model_input("min_target_area"), "STUDY_AREA": area},
-        {"anomaly_classes": ("CLASSES", "Anomaly classes"), "class_table": ("CLASS_TABLE", "Class table"),
+        {"anomaly_classes": ("OUTPUT", "Anomaly classes"), "class_table": ("CLASS_TABLE", "Class table"),
          "targets": ("TARGETS", "Targets")})
     members = [f"mlp{m}" for m in range(1, MEMBERS + 1)]
     builder.add_step("report", "deepprospect:report", "Study report", {
         "MAP": child_output("ensemble"), "UNCERTAINTY": child_output("ensemble", "UNCERTAINTY"),
-        "MEMBERS": [child_output(f"predict_{m}") for m in members] + [child_output("baseline")],
+        "MAPS": [child_output(f"predict_{m}") for m in members] + [child_output("baseline")],
         "MODELS": [child_output(f"train_{m}") for m in members], "TRAINING_SET": child_output("labels"),
         **deposits, "SPATIAL_CV": child_output("spatialcv"), "CLASS_LIMITS": static("5,15,30"),
         "TARGET_CLASSES": static(1), "MIN_TARGET_AREA": model_input("min_target_area"),

@@ -19,10 +19,10 @@ def test_run_on_a_map_of_the_demo_survey(run_json, repo_root, tmp_path):
     write_geotiff(map_path, (values + 1e-6 * cols) / 1.01, grid, ["prospectivity"])  # probabilities: 0–1
     classes, table, targets = tmp_path / "classes.tif", tmp_path / "classes.csv", tmp_path / "targets.gpkg"
     code, result, log = run_json("deepprospect:anomalyclasses", MAP=map_path,
-                                 DEPOSITS=f"{demo}|layername=deposits", MIN_TARGET_AREA=1.0, CLASSES=classes,
+                                 DEPOSITS=f"{demo}|layername=deposits", MIN_TARGET_AREA=1.0, OUTPUT=classes,
                                  CLASS_TABLE=table, TARGETS=targets)
     assert code == 0, log
-    assert result["results"]["CLASSES"] == str(classes)
+    assert result["results"]["OUTPUT"] == str(classes)
     with rasterio.open(classes) as src:
         counts = np.bincount(src.read(1).ravel(), minlength=4)
     assert counts[1:4].tolist() == [500, 1000, 1500]

@@ -25,7 +25,7 @@ CASES = {
     "report over the map": (lambda path, demo, out: {"REPORT": path}, "would overwrite the input"),
     "deposits are lines": (lambda path, demo, out: {"DEPOSITS": f"{demo}|layername=faults"}, "must be points"),
     "split field missing": (lambda path, demo, out: {"SPLIT_FIELD": "no_such_field"}, "has no field 'no_such_field'"),
-    "metrics in a missing folder": (lambda path, demo, out: {"METRICS": out / "missing" / "metrics.csv"},
+    "metrics in a missing folder": (lambda path, demo, out: {"OUTPUT": out / "missing" / "metrics.csv"},
                                     "does not exist|Could not create"),
     "threshold out of range": (lambda path, demo, out: {"THRESHOLD": 1.5}, "between 0 and 1"),
 }
@@ -36,7 +36,7 @@ def test_bad_input_exits_non_zero_with_the_message(run_json, demo_map, tmp_path,
     path, demo = demo_map
     overrides, message = CASES[name]
     before = hashlib.md5(path.read_bytes()).hexdigest()
-    parameters = {"MAP": path, "DEPOSITS": f"{demo}|layername=deposits", "METRICS": tmp_path / "metrics.csv",
+    parameters = {"MAP": path, "DEPOSITS": f"{demo}|layername=deposits", "OUTPUT": tmp_path / "metrics.csv",
                   "REPORT": tmp_path / "report.html", **overrides(path, demo, tmp_path)}
     code, result, log = run_json("deepprospect:evaluate", **parameters)
     assert code != 0 and result is None, log

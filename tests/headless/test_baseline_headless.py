@@ -28,7 +28,7 @@ def test_headless_forest_map_equals_in_process(run_json, tmp_path):
     npz = tmp_path / "set.npz"
     save_training_set(str(npz), training)
     out, csv_path = tmp_path / "map.tif", tmp_path / "importance.csv"
-    code, result, log = run_json("deepprospect:baseline", TRAINING_SET=npz, STACK=stack_path, N_TREES=25, SEED=4,
+    code, result, log = run_json("deepprospect:baseline", TRAINING_SET=npz, STACK=stack_path, TREES=25, SEED=4,
                                  OUTPUT=out, IMPORTANCE=csv_path)
     assert code == 0, log
     assert result["results"]["OUTPUT"] == str(out) and "validation: accuracy" in log

@@ -8,7 +8,7 @@ def test_run_buffer_density_of_the_murchison_faults(run_json, data_dir, tmp_path
     out = tmp_path / "faults_bdd.tif"
     code, result, log = run_json(
         "deepprospect:bufferdensity", INPUT=f"{data_dir / 'murchison' / 'murchison_copper.gpkg'}"
-        "|layername=murchison_faults", MODE=0, RADIUS=10000, PIXEL_SIZE=5000, OUTPUT=out)
+        "|layername=murchison_faults", MODE="bufferdensity", RADIUS=10000, PIXEL_SIZE=5000, OUTPUT=out)
     assert code == 0, log
     assert result["results"]["OUTPUT"] == str(out)
     with rasterio.open(out) as src:

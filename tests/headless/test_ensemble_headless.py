@@ -14,7 +14,7 @@ def test_run_simple_average_of_two_maps(run_json, tmp_path):
     for path, values in zip(paths, (a, b)):
         write_geotiff(path, values, grid, ["prospectivity"])
     out, spread = tmp_path / "ensemble.tif", tmp_path / "uncertainty.tif"
-    code, result, log = run_json("deepprospect:ensemble", MAPS=paths, METHOD=0, OUTPUT=out, UNCERTAINTY=spread)
+    code, result, log = run_json("deepprospect:ensemble", MAPS=paths, METHOD="average", OUTPUT=out, UNCERTAINTY=spread)
     assert code == 0, log
     assert "Traceback" not in log and result["results"]["OUTPUT"] == str(out)
     with rasterio.open(out) as mean, rasterio.open(spread) as std:

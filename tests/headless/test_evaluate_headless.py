@@ -23,7 +23,7 @@ def test_run_on_the_demo_deposits(run_json, repo_root, tmp_path):
     table, report = tmp_path / "metrics.csv", tmp_path / "report.html"
     code, result, log = run_json("deepprospect:evaluate", MAP=path, DEPOSITS=f"{demo}|layername=deposits",
                                  SPLIT_FIELD="deposit_id", HELD_OUT_VALUES="1,2,3,4,5,6",
-                                 BARREN=f"{demo}|layername=barren_holes", METRICS=table, REPORT=report,
+                                 BARREN=f"{demo}|layername=barren_holes", OUTPUT=table, REPORT=report,
                                  PA_PLOT=tmp_path / "pa.png")
     assert code == 0, log
     assert "Traceback" not in log

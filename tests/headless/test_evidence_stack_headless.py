@@ -18,8 +18,8 @@ def test_run_stacks_clr_transformed_elements_with_a_recipe(run_json, tmp_path):
     geology = str(tmp_path / "geology.tif")
     write_geotiff(geology, rng.choice([1, 2], (1, 11, 13)), coarse, ["rock"], nodata=0, dtype="uint8")
     out = tmp_path / "stack.tif"
-    code, result, log = run_json("deepprospect:evidencestack", INPUTS=elements, CATEGORICAL=geology, TRANSFORM=2,
-                                 NORMALISE=1, OUTPUT=out)
+    code, result, log = run_json("deepprospect:evidencestack", INPUTS=elements, CATEGORICAL=geology, TRANSFORM="clr",
+                                 NORMALISE="z-score", OUTPUT=out)
     assert code == 0, log
     assert result["results"]["OUTPUT"] == str(out)
     with rasterio.open(out) as src:
@@ -34,7 +34,7 @@ def test_bad_transform_band_fails_cleanly(qgis_process, tmp_path):
     grid = GridSpec(400000.0, 3310000.0, 200.0, 200.0, 5, 5, "EPSG:32650")
     elements = str(tmp_path / "elements.tif")
     write_geotiff(elements, np.ones((2, 5, 5)), grid, ["Cu", "Pb"])
-    done = qgis_process("run", "deepprospect:evidencestack", "--", f"INPUTS={elements}", "TRANSFORM=3",
+    done = qgis_process("run", "deepprospect:evidencestack", "--", f"INPUTS={elements}", "TRANSFORM=ilr",
                         "TRANSFORM_BANDS=Cu,Ni", f"OUTPUT={tmp_path / 'never.tif'}")
     assert done.returncode != 0
     assert "not in the stack: Ni" in done.stdout + done.stderr and "Traceback" not in done.stdout + done.stderr

@@ -18,7 +18,7 @@ def test_headless_map_equals_in_process_map(run_json, tmp_path):
     _, recipe = write_stack(stack, evidence(3), NAMES, normalise="z-score")
     write_model(model, "vgg8", NAMES, 16, recipe)
     out = tmp_path / "map.tif"
-    code, result, log = run_json("deepprospect:predict", MODEL=model, STACK=stack, STRIDE=2, DEVICE=1, OUTPUT=out)
+    code, result, log = run_json("deepprospect:predict", MODEL=model, STACK=stack, STRIDE=2, DEVICE="cpu", OUTPUT=out)
     assert code == 0, log
     assert result["results"]["OUTPUT"] == str(out)
     assert "CPUExecutionProvider" in log

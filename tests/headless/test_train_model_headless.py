@@ -14,8 +14,8 @@ def test_headless_training_matches_in_process(run_json, tmp_path):
     path = tmp_path / "set.npz"
     save_training_set(str(path), training_set)
     out = tmp_path / "model.onnx"
-    code, result, log = run_json("deepprospect:trainmodel", TRAINING_SET=path, ARCHITECTURE=0, EPOCHS=3,
-                                 BATCH_SIZE=8, DEVICE=1, SEED=11, OUTPUT=out, CURVES=tmp_path / "curves.png")
+    code, result, log = run_json("deepprospect:trainmodel", TRAINING_SET=path, ARCHITECTURE="lenet", EPOCHS=3,
+                                 BATCH_SIZE=8, DEVICE="cpu", SEED=11, OUTPUT=out, CURVES=tmp_path / "curves.png")
     assert code == 0, log
     assert result["results"]["OUTPUT"] == str(out) and result["results"]["DEVICE_USED"] == "cpu"
     card = read_card(str(out))

@@ -14,7 +14,7 @@ def test_run_on_the_demo_survey(run_json, repo_root, tmp_path):
     write_geotiff(stack, np.random.default_rng(0).normal(size=(3, grid.rows, grid.cols)), grid, ["Au", "As", "Cu"])
     out, samples = tmp_path / "set.npz", tmp_path / "samples.gpkg"
     code, result, log = run_json("deepprospect:traininglabels", STACK=stack, DEPOSITS=f"{demo}|layername=deposits",
-                                 BARREN=f"{demo}|layername=barren_holes", PATCH_SIZE=5, N_REPEATS=2, OUTPUT=out,
+                                 BARREN=f"{demo}|layername=barren_holes", PATCH_SIZE=5, REPEATS=2, OUTPUT=out,
                                  SAMPLES=samples)
     assert code == 0, log
     assert result["results"]["OUTPUT"] == str(out)

@@ -34,9 +34,9 @@ def cell_centre(row, col):
 def test_classes_table_and_ranked_targets(run_alg, tmp_path):
     deposits = point_layer([cell_centre(r, c) for r, c, _ in BLOBS] + [cell_centre(0, 59)], {})
     result = run_alg(ALG, {"MAP": blob_map(tmp_path / "map.tif"), "DEPOSITS": deposits, "TARGET_CLASSES": 2,
-                           "MIN_TARGET_AREA": 0.05, "CLASSES": str(tmp_path / "classes.tif"),
+                           "MIN_TARGET_AREA": 0.05, "OUTPUT": str(tmp_path / "classes.tif"),
                            "CLASS_TABLE": "memory:", "TARGETS": "memory:"})
-    with rasterio.open(result["CLASSES"]) as src:
+    with rasterio.open(result["OUTPUT"]) as src:
         classes = src.read(1)
         assert src.dtypes[0] == "uint8" and src.nodata == 255 and "DEEPPROSPECT_ANOMALY_CLASSES" in src.tags()
     assert np.bincount(classes.ravel(), minlength=4).tolist() == [2520, 180, 360, 540]
@@ -62,8 +62,8 @@ def test_classes_thresholds_and_targets_from_the_study_area_only(run_alg, tmp_pa
     deposits = point_layer([cell_centre(r, c) for r, c, _ in BLOBS], {})
     map_path = blob_map(tmp_path / "map.tif")
     result = run_alg(ALG, {"MAP": map_path, "DEPOSITS": deposits, "STUDY_AREA": area,
-                           "CLASSES": str(tmp_path / "classes.tif"), "CLASS_TABLE": "memory:", "TARGETS": "memory:"})
-    with rasterio.open(result["CLASSES"]) as src:
+                           "OUTPUT": str(tmp_path / "classes.tif"), "CLASS_TABLE": "memory:", "TARGETS": "memory:"})
+    with rasterio.open(result["OUTPUT"]) as src:
         classes = src.read(1)
     with rasterio.open(map_path) as src:
         values = src.read(1)
@@ -80,11 +80,11 @@ def test_classes_thresholds_and_targets_from_the_study_area_only(run_alg, tmp_pa
 def test_styles_are_applied_when_outputs_are_loaded(deepprospect_provider, tmp_path):
     project = QgsProject.instance()
     results = processing.runAndLoadResults(ALG, {
-        "MAP": blob_map(tmp_path / "map.tif"), "CLASS_LIMITS": "10,20", "CLASSES": str(tmp_path / "classes.tif"),
+        "MAP": blob_map(tmp_path / "map.tif"), "CLASS_LIMITS": "10,20", "OUTPUT": str(tmp_path / "classes.tif"),
         "CLASS_TABLE": str(tmp_path / "table.csv"), "TARGETS": str(tmp_path / "targets.gpkg")})
     loaded = {layer.source().split("|")[0]: layer for layer in project.mapLayers().values()}
     try:
-        classes, targets = loaded[results["CLASSES"]], loaded[str(tmp_path / "targets.gpkg")]
+        classes, targets = loaded[results["OUTPUT"]], loaded[str(tmp_path / "targets.gpkg")]
         renderer = classes.renderer()
         assert renderer.type() == "paletted"
         palette = {int(c.value): (c.label, c.color.name(), c.color.alpha()) for c in renderer.classes()}
@@ -107,7 +107,7 @@ def test_bad_input_gives_a_clear_error_and_no_file(run_alg, tmp_path, case):
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(QgsProcessingException, match=message):
-        run_alg(ALG, {"MAP": str(map_path), "CLASSES": str(out / "classes.tif"),
+        run_alg(ALG, {"MAP": str(map_path), "OUTPUT": str(out / "classes.tif"),
                       "CLASS_TABLE": str(out / "table.csv"), "TARGETS": str(out / "targets.gpkg"), **extra})
     assert os.listdir(out) == []
 

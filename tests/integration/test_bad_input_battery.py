@@ -78,21 +78,14 @@ def workspace(tmp_path_factory, run_alg_module) -> Workspace:
     run_alg_module(P + "traininglabels", {"STACK": files["stack"], "DEPOSITS": ws.layer("deposits"),
                                           "BARREN": ws.layer("barren_holes"), "PATCH_SIZE": 1, "NEGATIVE_RATIO": 4,
                                           "OUTPUT": files["training"], "SAMPLES": files["samples_out"]})
-    run_alg_module(P + "trainmodel", {"TRAINING_SET": files["training"], "ARCHITECTURE": _architecture("mlp"),
-                                      "EPOCHS": 2, "OUTPUT": files["model"], "CURVES": None, "DEVICE": 0})
+    run_alg_module(P + "trainmodel", {"TRAINING_SET": files["training"], "ARCHITECTURE": "mlp", "EPOCHS": 2,
+                                      "OUTPUT": files["model"], "CURVES": None, "DEVICE": "cpu"})
     run_alg_module(P + "predict", {"MODEL": files["model"], "STACK": files["stack"], "OUTPUT": files["map"]})
-    run_alg_module(P + "baseline", {"TRAINING_SET": files["training"], "STACK": files["stack"], "N_TREES": 20,
+    run_alg_module(P + "baseline", {"TRAINING_SET": files["training"], "STACK": files["stack"], "TREES": 20,
                                     "OUTPUT": files["forest"], "IMPORTANCE": str(folder / "importance.csv")})
     run_alg_module(P + "ensemble", {"MAPS": [files["map"], files["forest"]], "OUTPUT": files["ensemble"]})
     _write_bad_rasters(ws)
     return ws
-
-
-def _architecture(name: str):
-    """The ARCHITECTURE value for a registry name (an index or the name itself, as the parameter takes it)."""
-    from deepprospect.models.zoo import available_models
-
-    return available_models().index(name)
 
 
 def _write_bad_rasters(ws: Workspace) -> None:
@@ -151,23 +144,23 @@ VALID: dict[str, Callable[[Workspace, Path], dict]] = {
     "traininglabels": lambda ws, out: {"STACK": ws["stack"], "DEPOSITS": ws.layer("deposits"),
                                        "BARREN": ws.layer("barren_holes"), "PATCH_SIZE": 1, "NEGATIVE_RATIO": 4,
                                        "OUTPUT": str(out / "training.npz"), "SAMPLES": str(out / "samples.gpkg")},
-    "trainmodel": lambda ws, out: {"TRAINING_SET": ws["training"], "ARCHITECTURE": _architecture("mlp"),
-                                   "EPOCHS": 1, "DEVICE": 0, "OUTPUT": str(out / "model.onnx"),
+    "trainmodel": lambda ws, out: {"TRAINING_SET": ws["training"], "ARCHITECTURE": "mlp", "EPOCHS": 1, "DEVICE": "cpu",
+                                   "OUTPUT": str(out / "model.onnx"),
                                    "CURVES": str(out / "curves.png")},
-    "baseline": lambda ws, out: {"TRAINING_SET": ws["training"], "STACK": ws["stack"], "N_TREES": 10,
+    "baseline": lambda ws, out: {"TRAINING_SET": ws["training"], "STACK": ws["stack"], "TREES": 10,
                                  "OUTPUT": str(out / "forest.tif"), "IMPORTANCE": str(out / "importance.csv")},
-    "spatialcv": lambda ws, out: {"STACK": ws["stack"], "DEPOSITS": ws.layer("deposits"), "MODELS": [5],
-                                  "ENSEMBLES": [], "FOLDS": 3, "REPEATS": 1, "OUTPUT": str(out / "cv.csv"),
-                                  "OUT_OF_FOLD": str(out / "oof.tif"), "CHART": str(out / "cv.png"),
-                                  "REPORT": str(out / "cv.html")},
+    "spatialcv": lambda ws, out: {"STACK": ws["stack"], "DEPOSITS": ws.layer("deposits"),
+                                  "MODEL_TYPES": ["random_forest"], "ENSEMBLES": [], "FOLDS": 3, "REPEATS": 1,
+                                  "OUTPUT": str(out / "cv.csv"), "OUT_OF_FOLD": str(out / "oof.tif"),
+                                  "CHART": str(out / "cv.png"), "REPORT": str(out / "cv.html")},
     "predict": lambda ws, out: {"MODEL": ws["model"], "STACK": ws["stack"], "OUTPUT": str(out / "map.tif")},
     "ensemble": lambda ws, out: {"MAPS": [ws["map"], ws["forest"]], "OUTPUT": str(out / "ensemble.tif"),
                                  "UNCERTAINTY": str(out / "uncertainty.tif")},
     "evaluate": lambda ws, out: {"MAP": ws["ensemble"], "DEPOSITS": ws.layer("deposits"),
-                                 "BARREN": ws.layer("barren_holes"), "METRICS": str(out / "metrics.csv"),
+                                 "BARREN": ws.layer("barren_holes"), "OUTPUT": str(out / "metrics.csv"),
                                  "REPORT": str(out / "evaluation.html"), "ROC_PLOT": str(out / "roc.png")},
     "anomalyclasses": lambda ws, out: {"MAP": ws["ensemble"], "DEPOSITS": ws.layer("deposits"),
-                                       "CLASSES": str(out / "classes.tif"), "CLASS_TABLE": str(out / "classes.csv"),
+                                       "OUTPUT": str(out / "classes.tif"), "CLASS_TABLE": str(out / "classes.csv"),
                                        "TARGETS": str(out / "targets.gpkg")},
     "report": lambda ws, out: {"MAP": ws["ensemble"], "DEPOSITS": ws.layer("deposits"), "MODELS": [ws["model"]],
                                "OUTPUT": str(out / "report.html")},
@@ -228,7 +221,7 @@ CASES: list[Case] = [
     Case("baseline", "output is the stack", lambda ws, out: {"OUTPUT": ws["stack"]}, OVERWRITES),
     Case("baseline", "importance is the training set", lambda ws, out: {"IMPORTANCE": ws["training"]},
          OVERWRITES_OR_EXTENSION),
-    Case("anomalyclasses", "classes are the map", lambda ws, out: {"CLASSES": ws["ensemble"]}, OVERWRITES),
+    Case("anomalyclasses", "classes are the map", lambda ws, out: {"OUTPUT": ws["ensemble"]}, OVERWRITES),
     Case("bufferdensity", "output is the template", lambda ws, out: {"OUTPUT": ws["grids"]}, OVERWRITES),
     Case("ensemble", "output is a member", lambda ws, out: {"OUTPUT": ws["map"]}, OVERWRITES),
     Case("trainmodel", "model is the training set", lambda ws, out: {"OUTPUT": ws["training"]},
@@ -262,10 +255,10 @@ CASES: list[Case] = [
                           "HOLE_FIELD": "no_such_field"}, NO_FIELD),
     Case("idwgridding", "field missing", lambda ws, out: {"FIELDS": ["Cu", "no_such_field"]}, NO_FIELD),
     Case("bufferdensity", "weight field missing", lambda ws, out: {"WEIGHT": "no_such_field"}, NO_FIELD),
-    Case("spatialcv", "fold field missing", lambda ws, out: {"FOLD_METHOD": 1, "FOLD_FIELD": "no_such_field"},
+    Case("spatialcv", "fold field missing", lambda ws, out: {"FOLD_METHOD": "field", "FOLD_FIELD": "no_such_field"},
          NO_FIELD),
     # Sinks that cannot be created: an error, and the outputs written before them gone too.
-    Case("evaluate", "metrics in a missing folder", lambda ws, out: {"METRICS": unwritable(out, "m.csv")},
+    Case("evaluate", "metrics in a missing folder", lambda ws, out: {"OUTPUT": unwritable(out, "m.csv")},
          CANNOT_CREATE),
     Case("anomalyclasses", "class table in a missing folder",
          lambda ws, out: {"CLASS_TABLE": unwritable(out, "t.csv")}, CANNOT_CREATE),
@@ -285,7 +278,7 @@ CASES: list[Case] = [
     Case("traininglabels", "validation fraction 1.5", lambda ws, out: {"VALIDATION_FRACTION": 1.5},
          r"fractions must be"),
     Case("evaluate", "threshold 1.5", lambda ws, out: {"THRESHOLD": 1.5}, r"between 0 and 1"),
-    Case("ensemble", "threshold 2", lambda ws, out: {"METHOD": 3, "THRESHOLD": 2}, r"between 0 and 1"),
+    Case("ensemble", "threshold 2", lambda ws, out: {"METHOD": "majority_vote", "THRESHOLD": 2}, r"between 0 and 1"),
     # Missing-value codes are not concentrations nor weights.
     Case("idwgridding", "-9999 codes in a field", lambda ws, out: {"INPUT": _coded_samples(ws), "FIELDS": ["Cu"]},
          None, _mean_is_a_concentration),

@@ -48,7 +48,7 @@ def inputs(tmp_path_factory):
 def test_random_forest_map_card_and_importances(run_alg, inputs, tmp_path):
     stack, npz, _, _ = inputs
     feedback = RecordingFeedback()
-    result = run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "N_TREES": 40, "SEED": 3,
+    result = run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "TREES": 40, "SEED": 3,
                            "OUTPUT": str(tmp_path / "rf.tif"), "IMPORTANCE": str(tmp_path / "rf.csv")},
                      feedback=feedback)
     with rasterio.open(result["OUTPUT"]) as src:
@@ -68,8 +68,8 @@ def test_random_forest_map_card_and_importances(run_alg, inputs, tmp_path):
 
 def test_logistic_regression_writes_coefficients(run_alg, inputs, tmp_path):
     stack, npz, _, _ = inputs
-    result = run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "METHOD": 1, "OUTPUT": str(tmp_path / "lr.tif"),
-                           "IMPORTANCE": str(tmp_path / "lr.csv")})
+    result = run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "METHOD": "logistic_regression",
+                           "OUTPUT": str(tmp_path / "lr.tif"), "IMPORTANCE": str(tmp_path / "lr.csv")})
     with rasterio.open(result["OUTPUT"]) as src:
         assert json.loads(src.tags()["DEEPPROSPECT_MODEL_CARD"])["architecture"] == "logistic_regression"
     with open(result["IMPORTANCE"], newline="") as handle:
@@ -79,7 +79,7 @@ def test_logistic_regression_writes_coefficients(run_alg, inputs, tmp_path):
 
 def test_loaded_map_gets_the_prospectivity_style(deepprospect_provider, inputs, tmp_path):
     stack, npz, _, _ = inputs
-    results = processing.runAndLoadResults(ALG, {"TRAINING_SET": npz, "STACK": stack, "N_TREES": 5,
+    results = processing.runAndLoadResults(ALG, {"TRAINING_SET": npz, "STACK": stack, "TREES": 5,
                                                  "OUTPUT": str(tmp_path / "map.tif"),
                                                  "IMPORTANCE": str(tmp_path / "weights.csv")})
     try:
@@ -118,7 +118,7 @@ def test_bad_input_gives_a_clear_error_and_no_file(run_alg, inputs, tmp_path, ca
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(QgsProcessingException, match=message):
-        run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "N_TREES": 5, "OUTPUT": str(out / "map.tif"),
+        run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "TREES": 5, "OUTPUT": str(out / "map.tif"),
                       "IMPORTANCE": str(out / "weights.csv")})
     assert os.listdir(out) == []
 

@@ -21,7 +21,7 @@ from qgis.core import (
 )
 
 ALG = "deepprospect:bufferdensity"
-BUFFER_DENSITY, DISTANCE, DENSITY = 0, 1, 2
+BUFFER_DENSITY, DISTANCE, DENSITY = "bufferdensity", "distance", "density"
 # a 100 km square in the middle of the Murchison faults (EPSG:20350)
 SUB_AREA = "450000,550000,6850000,6950000 [EPSG:20350]"
 
@@ -139,7 +139,7 @@ def test_buffer_density_of_faults_polygons_and_points(run_alg, gpkg, tmp_path):
     for layer_name in ("murchison_faults", "murchison_greenstone_rings", "murchison_gold"):
         layer = QgsVectorLayer(f"{gpkg}|layername={layer_name}", layer_name, "ogr")
         out = str(tmp_path / f"{layer_name}.tif")
-        run_alg(ALG, {"INPUT": layer, "RADIUS": 10000, "DECAY": 1, "PIXEL_SIZE": 5000, "OUTPUT": out})
+        run_alg(ALG, {"INPUT": layer, "RADIUS": 10000, "DECAY": "epanechnikov", "PIXEL_SIZE": 5000, "OUTPUT": out})
         values, src = read(out)
         assert src.descriptions == (f"{layer_name}_bufferdensity",)
         assert src.tags["KERNEL"] == "epanechnikov" and src.tags["RADIUS"] == "10000"

@@ -43,7 +43,7 @@ def test_weighted_average_from_card_auc_with_uncertainty_and_classes(run_alg, ma
     out = {key: str(tmp_path / name) for key, name in (("OUTPUT", "e.tif"), ("UNCERTAINTY", "u.tif"),
                                                         ("CLASSES", "c.tif"))}
     feedback = RecordingFeedback()
-    result = run_alg(ALG, {"MAPS": paths, "METHOD": 1, "WEIGHT_METRIC": 0, **out}, feedback)
+    result = run_alg(ALG, {"MAPS": paths, "METHOD": "weighted_average", "WEIGHT_METRIC": "auc", **out}, feedback)
     assert result == out
     expected = combine(values, "weighted_average", AUC)
     for key, array in zip(("OUTPUT", "UNCERTAINTY", "CLASSES"), expected):
@@ -56,8 +56,8 @@ def test_weighted_average_from_card_auc_with_uncertainty_and_classes(run_alg, ma
 
 def test_weighted_voting_with_given_weights_and_default_outputs(run_alg, maps, tmp_path):
     paths, values = maps
-    result = run_alg(ALG, {"MAPS": paths, "METHOD": 4, "WEIGHT_METRIC": 2, "WEIGHTS": "3, 1; 1", "THRESHOLD": 0.3,
-                           "OUTPUT": str(tmp_path / "e.tif"), "UNCERTAINTY": str(tmp_path / "u.tif")})
+    result = run_alg(ALG, {"MAPS": paths, "METHOD": "weighted_vote", "WEIGHT_METRIC": "given", "WEIGHTS": "3, 1; 1",
+                           "THRESHOLD": 0.3, "OUTPUT": str(tmp_path / "e.tif"), "UNCERTAINTY": str(tmp_path / "u.tif")})
     share, spread, _ = combine(values, "weighted_vote", [3, 1, 1], threshold=0.3)
     np.testing.assert_allclose(read(result["OUTPUT"])[0], share, atol=1e-7, equal_nan=True)
     np.testing.assert_allclose(read(result["UNCERTAINTY"])[0], spread, atol=1e-7, equal_nan=True)
@@ -67,7 +67,8 @@ def test_weighted_voting_with_given_weights_and_default_outputs(run_alg, maps, t
 def test_unweighted_rule_ignores_typed_weights_with_a_warning(run_alg, maps, tmp_path):
     paths, values = maps
     feedback = RecordingFeedback()
-    run_alg(ALG, {"MAPS": paths, "METHOD": 2, "WEIGHTS": "1,2,3", "OUTPUT": str(tmp_path / "e.tif")}, feedback)
+    run_alg(ALG, {"MAPS": paths, "METHOD": "majority_vote", "WEIGHTS": "1,2,3", "OUTPUT": str(tmp_path / "e.tif")},
+            feedback)
     assert "weights are ignored" in feedback.text
     np.testing.assert_allclose(read(tmp_path / "e.tif")[0], combine(values, "majority_vote")[0], equal_nan=True)
 
@@ -77,7 +78,7 @@ def test_cells_outside_the_study_area_are_nodata_and_not_counted(run_alg, maps, 
     area = wkt_layer(["POLYGON((400220 3301220, 400980 3301220, 400980 3301900, 400220 3301900, 400220 3301220))"])
     inside = centres_inside(area, GRID.x_centres(), GRID.y_centres())
     feedback = RecordingFeedback()
-    result = run_alg(ALG, {"MAPS": paths, "METHOD": 0, "STUDY_AREA": area,
+    result = run_alg(ALG, {"MAPS": paths, "METHOD": "average", "STUDY_AREA": area,
                            "OUTPUT": str(tmp_path / "e.tif"), "CLASSES": str(tmp_path / "c.tif")}, feedback)
     mean, _, classes = combine(np.where(inside, values, np.nan), "average")
     got, tags = read(result["OUTPUT"])
@@ -101,11 +102,12 @@ def bad_cases(paths, folder):
         ({"MAPS": [paths[0], empty, paths[1]]}, r"empty\.tif have no cell with data.*ensemble would be empty"),
         ({"MAPS": [paths[0], shifted]}, "not on the grid of 'model0.tif'"),
         ({"MAPS": [paths[0]]}, "at least two maps"),
-        ({"MAPS": [paths[0], bare], "METHOD": 1}, "'bare.tif' has no model card"),
-        ({"MAPS": paths, "METHOD": 1, "WEIGHT_METRIC": 1}, "no validation F1"),
-        ({"MAPS": paths, "METHOD": 1, "WEIGHTS": "1,2,3"}, "choose 'Given weights'"),
-        ({"MAPS": paths, "METHOD": 4, "WEIGHT_METRIC": 2}, "no weights are given"),
-        ({"MAPS": paths, "METHOD": 1, "WEIGHT_METRIC": 2, "WEIGHTS": "1,2"}, "2 weight.*for 3 maps"),
+        ({"MAPS": [paths[0], bare], "METHOD": "weighted_average"}, "'bare.tif' has no model card"),
+        ({"MAPS": paths, "METHOD": "weighted_average", "WEIGHT_METRIC": "f1"}, "no validation F1"),
+        ({"MAPS": paths, "METHOD": "weighted_average", "WEIGHTS": "1,2,3"}, "choose 'Given weights'"),
+        ({"MAPS": paths, "METHOD": "weighted_vote", "WEIGHT_METRIC": "given"}, "no weights are given"),
+        ({"MAPS": paths, "METHOD": "weighted_average", "WEIGHT_METRIC": "given", "WEIGHTS": "1,2"},
+         "2 weight.*for 3 maps"),
     ]
 
 

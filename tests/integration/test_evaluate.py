@@ -46,7 +46,7 @@ def read_table(path):
 
 
 def outputs(folder):
-    return {"METRICS": str(folder / "metrics.csv"), "REPORT": str(folder / "report.html"),
+    return {"OUTPUT": str(folder / "metrics.csv"), "REPORT": str(folder / "report.html"),
             "ROC_PLOT": str(folder / "roc.png"), "RATE_PLOT": str(folder / "rate.png"),
             "PA_PLOT": str(folder / "pa.png")}
 
@@ -86,9 +86,9 @@ def test_held_out_layer_in_another_crs_is_reprojected(run_alg, halo_map, tmp_pat
     second.mkdir()
     a = run_alg(ALG, {"MAP": path, "DEPOSITS": point_layer(deposits[:10], {}),
                       "HELD_OUT_DEPOSITS": point_layer([(p.x(), p.y()) for p in lonlat], {}, crs="EPSG:4326"),
-                      "METRICS": str(first / "m.csv"), "REPORT": str(first / "r.html")}, feedback)
+                      "OUTPUT": str(first / "m.csv"), "REPORT": str(first / "r.html")}, feedback)
     b = run_alg(ALG, {"MAP": path, "DEPOSITS": point_layer(deposits, {"split": ["a"] * 10 + ["test"] * 5}),
-                      "SPLIT_FIELD": "split", "METRICS": str(second / "m.csv"), "REPORT": str(second / "r.html")})
+                      "SPLIT_FIELD": "split", "OUTPUT": str(second / "m.csv"), "REPORT": str(second / "r.html")})
     assert "reprojected from EPSG:4326" in feedback.text
     assert read_table(first / "m.csv") == pytest.approx(read_table(second / "m.csv"))
     assert a["PREDICTION_RATE_AUC"] == pytest.approx(b["PREDICTION_RATE_AUC"])
@@ -99,7 +99,7 @@ def test_without_held_out_deposits_all_are_training(run_alg, halo_map, tmp_path)
     path, deposits, _, _ = halo_map
     outside = np.vstack([deposits, [[390000.0, 3300000.0]], [[400010.0, 3301000.0]]])  # outside; on nodata
     feedback = RecordingFeedback()
-    result = run_alg(ALG, {"MAP": path, "DEPOSITS": point_layer(outside, {}), "METRICS": str(tmp_path / "m.gpkg"),
+    result = run_alg(ALG, {"MAP": path, "DEPOSITS": point_layer(outside, {}), "OUTPUT": str(tmp_path / "m.gpkg"),
                            "REPORT": str(tmp_path / "r.html")}, feedback)
     assert result["PREDICTION_RATE_AUC"] is None and result["SUCCESS_RATE_AUC"] > 0.8
     assert "1 training deposit(s) outside the map and 1 on nodata cells were left out" in feedback.text
@@ -113,7 +113,7 @@ def test_study_area_scores_inside_cells_only(run_alg, halo_map, tmp_path):
     inside = centres_inside(area, GRID.x_centres(), GRID.y_centres())
     feedback = RecordingFeedback()
     result = run_alg(ALG, {"MAP": path, "DEPOSITS": point_layer(deposits, {}),
-                           "STUDY_AREA": area, "METRICS": str(tmp_path / "m.csv"),
+                           "STUDY_AREA": area, "OUTPUT": str(tmp_path / "m.csv"),
                            "REPORT": str(tmp_path / "r.html")}, feedback)
     table = read_table(tmp_path / "m.csv")
     stored = values.astype(np.float32).astype(np.float64)

@@ -16,7 +16,7 @@ from rasterio.warp import transform_bounds
 from scipy.spatial import cKDTree
 
 ALG = "deepprospect:evidencestack"
-ILR, CLR, ZSCORE, MINMAX = 3, 2, 1, 2
+ILR, CLR, ZSCORE, MINMAX = "ilr", "clr", "z-score", "min-max"
 ELEMENTS = ["Au", "As", "Sb", "Cu", "Zn"]
 # a triangle with a square hole inside the synthetic survey (400–420 km, 3300–3320 km); no edge on a 500 m centre
 STUDY_AREA = ("POLYGON((402100 3302100, 418100 3303100, 409100 3318100, 402100 3302100),"
@@ -145,7 +145,7 @@ def test_a_study_area_leaves_outside_cells_nodata_and_out_of_the_statistics(run_
 def test_recipe_reproduces_the_stack_from_the_raw_inputs(run_alg, evidence, tmp_path):
     idw, faults, _ = evidence
     raw = str(tmp_path / "raw.tif")
-    run_alg(ALG, {"INPUTS": [idw, faults], "NORMALISE": 0, "OUTPUT": raw})
+    run_alg(ALG, {"INPUTS": [idw, faults], "NORMALISE": "none", "OUTPUT": raw})
     out = str(tmp_path / "clr.tif")
     run_alg(ALG, {"INPUTS": [idw, faults], "TRANSFORM": CLR, "TRANSFORM_BANDS": ",".join(ELEMENTS),
                   "NORMALISE": MINMAX, "OUTPUT": out})
@@ -212,7 +212,7 @@ def test_repeated_band_names_are_made_unique(run_alg, evidence, tmp_path):
     idw = evidence[0]
     out = str(tmp_path / "twice.tif")
     feedback = RecordingFeedback()
-    run_alg(ALG, {"INPUTS": [idw, idw], "NORMALISE": 0, "OUTPUT": out}, feedback)
+    run_alg(ALG, {"INPUTS": [idw, idw], "NORMALISE": "none", "OUTPUT": out}, feedback)
     assert read_raster(out)[2] == ELEMENTS + [f"{e}_2" for e in ELEMENTS]
     assert any("'Au' of 'elements' is already used; this band is named 'Au_2'" in m for m in feedback.lines)
 
@@ -238,7 +238,7 @@ def test_real_murchison_faults_and_greenstone(run_alg, data_dir, tmp_path):
     fault_distance = str(tmp_path / "fault_distance.tif")
     write_geotiff(fault_distance, distance, grid, ["fault_distance"])
     out = str(tmp_path / "murchison_stack.tif")
-    run_alg(ALG, {"INPUTS": [fault_distance], "CATEGORICAL": [rock], "TEMPLATE": rock, "TRANSFORM": 1,
+    run_alg(ALG, {"INPUTS": [fault_distance], "CATEGORICAL": [rock], "TEMPLATE": rock, "TRANSFORM": "log10",
                   "OUTPUT": out})
     stack, out_grid, names = read_raster(out)
     assert names == ["log10_fault_distance", "greenstone_b1_0", "greenstone_b1_1"] and out_grid.pixel_width == 2000

@@ -151,7 +151,7 @@ def test_log10_of_values_at_or_below_zero_on_the_kolari_till(run_alg, data_dir, 
     floor = zr[zr > 0].min() / 2
     base = {"INPUT": layer, "FIELDS": ["Zr_ppm_511"], "PIXEL_SIZE": 2000, "LOG10": True}
     runs = {}
-    for mode, name in enumerate(("floored", "skipped")):
+    for mode, name in (("half_detection_limit", "floored"), ("skipped", "skipped")):
         feedback = RecordingFeedback()
         run_alg(ALG, {**base, "NON_POSITIVE": mode, "OUTPUT": str(tmp_path / f"{name}.tif")}, feedback=feedback)
         runs[name] = (*read_band(tmp_path / f"{name}.tif"), feedback.text)

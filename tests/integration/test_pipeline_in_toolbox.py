@@ -4,7 +4,7 @@ from deepprospect.core.raster_io import read_raster
 from layer_factory import RecordingFeedback
 from qgis.core import QgsApplication, QgsVectorLayer
 
-PIPELINE = "deepprospect:Full prospectivity pipeline"
+PIPELINE = "deepprospect:fullpipeline"
 
 
 def test_full_pipeline_runs_from_the_provider(run_alg, repo_root, tmp_path):

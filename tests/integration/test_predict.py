@@ -66,10 +66,11 @@ def test_map_is_the_library_map_and_loads_styled(deepprospect_provider, inputs, 
 
 def test_blocks_stride_and_device(run_alg, inputs, tmp_path):
     stack, model = inputs
-    blocks = run_alg(ALG, {"MODEL": model, "STACK": stack, "MODE": 1, "DEVICE": 1, "OUTPUT": str(tmp_path / "b.tif")})
+    blocks = run_alg(ALG, {"MODEL": model, "STACK": stack, "MODE": "blocks", "DEVICE": "cpu",
+                           "OUTPUT": str(tmp_path / "b.tif")})
     values, res, _ = read(blocks["OUTPUT"])
     assert values.shape == (3, 4) and res == (1600.0, 1600.0)
-    coarse = run_alg(ALG, {"MODEL": model, "STACK": stack, "STRIDE": 4, "BATCH_SIZE": 3, "DEVICE": 1,
+    coarse = run_alg(ALG, {"MODEL": model, "STACK": stack, "STRIDE": 4, "BATCH_SIZE": 3, "DEVICE": "cpu",
                            "OUTPUT": str(tmp_path / "c.tif")})
     values, res, tags = read(coarse["OUTPUT"])
     assert values.shape == (10, 13) and res == (400.0, 400.0)
@@ -82,7 +83,7 @@ def test_cells_outside_the_study_area_are_nodata(run_alg, inputs, tmp_path):
     area = wkt_layer(["POLYGON((501000 6997000, 504000 6997000, 504000 6999500, 501000 6999500, 501000 6997000), "
                       "(502000 6998000, 502500 6998000, 502500 6998500, 502000 6998500, 502000 6998000))"])
     feedback = RecordingFeedback()
-    result = run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": 1, "STUDY_AREA": area,
+    result = run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": "cpu", "STUDY_AREA": area,
                            "OUTPUT": str(tmp_path / "area.tif")}, feedback)
     values, _, _ = read(result["OUTPUT"])
     inside = centres_inside(area, GRID.x_centres(), GRID.y_centres())
@@ -107,7 +108,7 @@ def test_errors_reach_the_user_as_messages_and_leave_no_file(run_alg, inputs, tm
     feedback = QgsProcessingFeedback()
     feedback.cancel()
     with pytest.raises(QgsProcessingException, match="Cancelled"):
-        run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": 1, "OUTPUT": str(out)}, feedback=feedback)
+        run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": "cpu", "OUTPUT": str(out)}, feedback=feedback)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx", "other.tif"]
 
 

@@ -23,8 +23,10 @@ def test_every_algorithm_has_name_group_help_and_icon(deepprospect_provider):
 
 def test_the_pipelines_are_in_the_toolbox(deepprospect_provider):
     models = {a.name(): a for a in deepprospect_provider.algorithms() if isinstance(a, QgsProcessingModelAlgorithm)}
-    assert set(models) == {"Evidence layers to training samples", "Full prospectivity pipeline"}
+    assert set(models) == {"evidencetotraining", "fullpipeline"}
+    assert models["fullpipeline"].displayName() == "Full prospectivity pipeline"
     for model in models.values():
+        assert model.id() == f"deepprospect:{model.name()}" and model.create().id() == model.id()
         assert model.group() == "DeepProspect pipelines" and len(model.shortHelpString()) > 200
         assert QgsApplication.processingRegistry().algorithmById(model.id()) is not None
         assert all(child.algorithm() is not None for child in model.create().childAlgorithms().values())
@@ -42,7 +44,7 @@ def test_missing_package_disables_only_its_algorithms(monkeypatch, qgis_app):
     provider = provider_module.DeepProspectProvider()
     provider.loadAlgorithms()
     names = [a.name() for a in provider.algorithms()]
-    assert "idwgridding" not in names and "Full prospectivity pipeline" not in names
+    assert "idwgridding" not in names and "fullpipeline" not in names
     message = provider.missing_message()
     assert "rasterio" in message and "idw_gridding" in message and "pip install" in message
 

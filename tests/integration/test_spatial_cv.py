@@ -41,7 +41,7 @@ def run_cv(run_alg, survey, tmp_path, **extra):
                                 name="deposits"),
         "BARREN": point_layer(barren, {}, name="barren"),
         "FOLDS": 3, "GAP": 300.0, "EXCLUSION_BUFFER": 300.0, "REPEATS": 2, "EPOCHS": 10,
-        "MODELS": [0, 5, 6],  # the default network ensemble, random forest, logistic regression
+        "MODEL_TYPES": ["mlp_ensemble", "random_forest", "logistic_regression"],
         "OUTPUT": str(tmp_path / "scores.csv"),
         "OUT_OF_FOLD": str(tmp_path / "oof.tif"),
         "CHART": str(tmp_path / "chart.png"),
@@ -73,7 +73,8 @@ def test_every_output_and_scores_above_chance(run_alg, survey, tmp_path):
 
 def test_folds_from_a_field_and_a_study_area(run_alg, survey, tmp_path):
     area = wkt_layer(["POLYGON((0 0, 4500 0, 4500 6000, 0 6000, 0 0))"])
-    result, _ = run_cv(run_alg, survey, tmp_path, FOLD_METHOD=1, FOLD_FIELD="zone", MODELS=[6], STUDY_AREA=area)
+    result, _ = run_cv(run_alg, survey, tmp_path, FOLD_METHOD="field", FOLD_FIELD="zone",
+                       MODEL_TYPES=["logistic_regression"], STUDY_AREA=area)
     with open(result["OUTPUT"], newline="") as handle:
         folds = [row["fold"] for row in csv.DictReader(handle) if row["fold"] != "all"]
     assert len(folds) == 2
@@ -84,9 +85,9 @@ def test_folds_from_a_field_and_a_study_area(run_alg, survey, tmp_path):
 
 def test_bad_input_is_refused_with_a_message(run_alg, survey, tmp_path):
     with pytest.raises(QgsProcessingException, match="cannot form"):
-        run_cv(run_alg, survey, tmp_path, FOLDS=40, MODELS=[6])
+        run_cv(run_alg, survey, tmp_path, FOLDS=40, MODEL_TYPES=["logistic_regression"])
     with pytest.raises(QgsProcessingException, match="fold field"):
-        run_cv(run_alg, survey, tmp_path, FOLD_METHOD=1, MODELS=[6])
-    with pytest.raises(QgsProcessingException, match="MODELS"):
-        run_cv(run_alg, survey, tmp_path, MODELS=[])
+        run_cv(run_alg, survey, tmp_path, FOLD_METHOD="field", MODEL_TYPES=["logistic_regression"])
+    with pytest.raises(QgsProcessingException, match="MODEL_TYPES"):
+        run_cv(run_alg, survey, tmp_path, MODEL_TYPES=[])
     assert not (tmp_path / "scores.csv").exists()

@@ -18,8 +18,8 @@ def training_set_path(tmp_path_factory):
 
 
 def params(training_set, out_dir, **extra):
-    return {"TRAINING_SET": training_set, "ARCHITECTURE": 0, "EPOCHS": 12, "BATCH_SIZE": 16,
-            "LEARNING_RATE": 2e-3, "MIN_LEARNING_RATE": 2e-4, "DEVICE": 1, "SEED": 3,
+    return {"TRAINING_SET": training_set, "ARCHITECTURE": "lenet", "EPOCHS": 12, "BATCH_SIZE": 16,
+            "LEARNING_RATE": 2e-3, "MIN_LEARNING_RATE": 2e-4, "DEVICE": "cpu", "SEED": 3,
             "OUTPUT": str(out_dir / "model.onnx"), "CURVES": str(out_dir / "curves.png"), **extra}
 
 
@@ -49,7 +49,8 @@ def test_early_stopping_settings_and_the_monitor_used_reach_the_card(run_alg, tm
 
 def test_he2024_preset_sets_the_papers_schedule(run_alg, training_set_path, tmp_path):
     feedback = RecordingFeedback()
-    result = run_alg(ALG, params(training_set_path, tmp_path, PRESET=1, EARLY_STOPPING=2, CURVES=None), feedback)
+    result = run_alg(ALG, params(training_set_path, tmp_path, PRESET="he2024", EARLY_STOPPING="off", CURVES=None),
+                     feedback)
     card = read_card(result["OUTPUT"])
     settings = card["extra"]["settings"]
     assert (settings["epochs"], settings["batch_size"], settings["learning_rate"]) == (50, 16, 1e-4)

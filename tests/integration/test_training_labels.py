@@ -51,7 +51,7 @@ def test_synthetic_survey_with_barren_holes(run_alg, synthetic, tmp_path):
     stack, survey = synthetic
     out = tmp_path / "set.npz"
     result = run_alg(ALG, params(stack, point_layer(survey.deposit_xy, {}), out,
-                                 BARREN=point_layer(survey.barren_xy, {}), N_REPEATS=2, POSITIVE_CROPS=4,
+                                 BARREN=point_layer(survey.barren_xy, {}), REPEATS=2, POSITIVE_CROPS=4,
                                  POSITIVE_SHIFT_X=2, POSITIVE_SHIFT_Y=3, FLIPS=True, SMOTE=True))
     ts = load_training_set(result["OUTPUT"])
     assert ts.x_patch.shape[1:] == (4, 8, 8) and ts.x_patch.dtype == np.float32
@@ -101,7 +101,7 @@ def test_real_murchison_gold_in_greenstone_with_holes(run_alg, data_dir, tmp_pat
     feedback = RecordingFeedback()
     result = run_alg(ALG, {"STACK": stack, "DEPOSITS": layers["murchison_gold"], "PATCH_SIZE": 5,
                            "STUDY_AREA": layers["murchison_greenstone_rings"], "HOLE_FIELD": "is_hole_cw",
-                           "SPLIT_DISTANCE": 15000, "N_REPEATS": 3, "POSITIVE_CROPS": 3,
+                           "SPLIT_DISTANCE": 15000, "REPEATS": 3, "POSITIVE_CROPS": 3,
                            "POSITIVE_SHIFT_X": 1, "POSITIVE_SHIFT_Y": 1, "OUTPUT": str(tmp_path / "gold.npz"),
                            "SAMPLES": "memory:"}, feedback=feedback)
     ts = load_training_set(result["OUTPUT"])
