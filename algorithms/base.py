@@ -27,6 +27,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import DeepProspectError, InputError
+from ..core.metadata import plugin_metadata
 from ..core.raster_io import output_set, pending_outputs, temporary_beside
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons", "deepprospect.svg")
@@ -48,15 +49,18 @@ _SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix")
 
 
 class DeepProspectAlgorithm(QgsProcessingAlgorithm):
-    """Base class: subclasses set NAME, DISPLAY_NAME, GROUP, HELP and implement ``compute``.
+    """Base class: subclasses set NAME, DISPLAY_NAME, GROUP, HELP, TAGS, HELP_ANCHOR and implement ``compute``.
 
-    ``MEMORY_HINT`` names the parameter that lowers memory use, for the message of a run out of memory.
+    ``TAGS`` are the words the Toolbox search finds the algorithm by; ``HELP_ANCHOR`` is the README section its
+    help link opens; ``MEMORY_HINT`` names what lowers memory use, for the message of a run out of memory.
     """
 
     NAME = ""
     DISPLAY_NAME = ""
     GROUP = ""
     HELP = ""
+    TAGS: tuple[str, ...] = ()
+    HELP_ANCHOR = "algorithms"
     MEMORY_HINT = "Use a coarser grid (larger cell size) or a smaller extent"
 
     def name(self) -> str:
@@ -73,6 +77,12 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API name
         return self.tr(self.HELP)
+
+    def tags(self) -> list[str]:
+        return [self.tr(tag) for tag in self.TAGS]
+
+    def helpUrl(self) -> str:  # noqa: N802 - QGIS API name
+        return f"{plugin_metadata('homepage')}#{self.HELP_ANCHOR}"
 
     def icon(self) -> QIcon:
         return QIcon(ICON)

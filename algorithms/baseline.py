@@ -33,6 +33,7 @@ class Baseline(DeepProspectAlgorithm):
         "random forest", "logistic regression", "machine learning", "baseline", "classifier", "prospectivity",
     )
     HELP_ANCHOR = "algorithms"
+    MEMORY_HINT = "Use fewer trees (TREES) or a stack with fewer cells"
     HELP = (
         "Trains a random forest (balanced class weights) or a logistic regression (standardised bands, "
         "balanced class weights) on each training sample's own cell vector, scores it and maps it over an "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from qgis.core import QgsProcessingParameterBoolean, QgsProcessingParameterDefinition, QgsProcessingParameterString
+from qgis.core import QgsProcessingParameterBoolean, QgsProcessingParameterString
 
 from ..core.transforms import DEFAULT_MISSING_CODES, half_below_detection, mask_missing_codes, parse_missing_codes
+from .parameters import explained
 
 NODATA_VALUES = "NODATA_VALUES"
 BELOW_DETECTION = "BELOW_DETECTION"
@@ -32,9 +33,11 @@ def add_missing_value_parameters(algorithm, what: str) -> None:
         defaultValue=_written(DEFAULT_MISSING_CODES), optional=True)
     below = QgsProcessingParameterBoolean(
         BELOW_DETECTION, f"Other negative {what} are below-detection codes (−5 means < 5: read as 2.5)", False)
-    for parameter in (codes, below):
-        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        algorithm.addParameter(parameter)
+    algorithm.addParameter(explained(codes, "Values equal to one of these numbers are read as missing (like NULL), "
+                                            "with a warning that counts them per field.", advanced=True))
+    algorithm.addParameter(explained(below, "On: any other negative value is a laboratory's '< limit' and becomes "
+                                            "half the limit; off: negative values are used as they are.",
+                                     advanced=True))
 
 
 def codes_text(algorithm, parameters, context) -> str:

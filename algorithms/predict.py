@@ -31,6 +31,7 @@ class Predict(DeepProspectAlgorithm):
         "prospectivity", "mineral potential", "favourability", "prediction", "inference", "ONNX", "map",
     )
     HELP_ANCHOR = "algorithms"
+    MEMORY_HINT = "Lower 'Windows per batch' (BATCH_SIZE)"
     HELP = (
         "Applies a trained model file (.onnx, written by DeepProspect) to an evidence stack and writes a "
         "prospectivity map: for each cell, the model's probability (0-1) that the window of evidence around it "

@@ -58,6 +58,7 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
         "cross-validation", "spatial validation", "folds", "model comparison", "AUC", "k-means", "held-out deposits",
     )
     HELP_ANCHOR = "honest-scores-spatial-cross-validation"
+    MEMORY_HINT = "Use fewer repeats (REPEATS) or a stack with fewer cells"
     HELP = (
         "Scores prospectivity models the way a geologist will use them: on deposits in ground the model has not "
         "seen. Random splits put a test deposit's neighbours in the training set and score 0.9–0.99 where spatial "

@@ -72,6 +72,7 @@ class TrainModel(DeepProspectAlgorithm):
         "deep learning", "neural network", "CNN", "training", "LeNet", "ResNet", "ViT", "MLP", "ONNX", "GPU",
     )
     HELP_ANCHOR = "algorithms"
+    MEMORY_HINT = "Lower the batch size (BATCH_SIZE)"
     HELP = (
         "Trains a network of the model zoo on a training set from 'Training samples from deposits' and writes one "
         ".onnx model file. The file's metadata holds a card: architecture, band names and order, the stack's "

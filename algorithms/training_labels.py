@@ -76,6 +76,7 @@ class TrainingLabels(DeepProspectAlgorithm):
         "augmentation", "SMOTE",
     )
     HELP_ANCHOR = "algorithms"
+    MEMORY_HINT = "Use a smaller patch size (PATCH_SIZE) or fewer negatives (NEGATIVE_RATIO)"
     HELP = (
         "Builds a training set (.npz) of windows (n, bands, p, p) and element vectors (n, bands) from an evidence "
         "stack, plus a point layer of the unaugmented sample centres (fields label, split, kind, repeat).<br>"

@@ -24,6 +24,7 @@ from ..core.errors import InputError
 from ..core.grid import GridSpec
 from ..core.labels import study_area_mask
 from ..core.progress import check_cancelled
+from .parameters import explained
 from .qgis_io import as_float, feedback_callbacks
 
 STUDY_AREA = "STUDY_AREA"
@@ -109,11 +110,14 @@ class StudyAreaPolygons:
 
 def add_study_area_parameters(algorithm, label: str) -> None:
     """Declare the optional STUDY_AREA polygon layer and its HOLE_FIELD on ``algorithm``."""
-    algorithm.addParameter(QgsProcessingParameterFeatureSource(
-        STUDY_AREA, label, [QgsProcessing.TypeVectorPolygon], optional=True))
-    algorithm.addParameter(QgsProcessingParameterField(
+    algorithm.addParameter(explained(QgsProcessingParameterFeatureSource(
+        STUDY_AREA, label, [QgsProcessing.TypeVectorPolygon], optional=True),
+        "Polygons of the area surveyed; cells whose centre lies outside are nodata, so nothing is mapped or counted "
+        "where there are no data."))
+    algorithm.addParameter(explained(QgsProcessingParameterField(
         HOLE_FIELD, "Study-area field marking holes (TRUE = subtract)", parentLayerParameterName=STUDY_AREA,
-        optional=True))
+        optional=True), "Features whose value is TRUE, 1 or yes are cut out of the study area (lakes, unsurveyed "
+                        "ground)."))
 
 
 def read_study_area(algorithm, parameters, context, crs: QgsCoordinateReferenceSystem,

@@ -59,6 +59,7 @@ import torch
 from torch import nn
 
 from ..core.errors import ModelError
+from ..core.metadata import plugin_metadata
 from ..core.raster_io import atomic_path
 from .dense import DenseScanner, dense_supported
 
@@ -222,7 +223,7 @@ def library_versions() -> dict:
         "torch": torch.__version__,
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
-        "deepprospect": _plugin_version(),
+        "deepprospect": plugin_metadata("version"),
     }
 
 
@@ -286,15 +287,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def _plugin_version() -> str:
-    metadata = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "metadata.txt")
-    try:
-        with open(metadata, encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("version="):
-                    return line.split("=", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
