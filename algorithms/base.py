@@ -204,7 +204,6 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
             if path is None:
                 continue
             label = definition.description()
-            _check_extension(definition, path)
             for part in _footprint(path):
                 if part in inputs:
                     raise InputError(f"The output '{label}' ({path}) would overwrite the input '{inputs[part]}'. "
@@ -213,6 +212,7 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
                     raise InputError(f"The outputs '{outputs[part]}' and '{label}' are both set to {path}; give "
                                      "each output its own file name.")
                 outputs[part] = label
+            _check_extension(definition, path)
 
     def _input_paths(self, definition, parameters, context) -> list[str]:
         """The files an input parameter reads (layers from files, files); empty for anything else."""

@@ -25,4 +25,9 @@ def test_zip_installs_and_loads_in_qgis_process(repo_root, tmp_path):
         else "qgis_process"
     done = subprocess.run([binary, "list"], env=env, capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL)
-    assert "deepprospect:idwgridding" in done.stdout, done.stdout + done.stderr
+    from deepprospect.algorithms.provider import ALGORITHMS
+
+    listed = {line.split()[0] for line in done.stdout.splitlines() if line.strip().startswith("deepprospect:")}
+    expected = {f"deepprospect:{module.replace('_', '')}" for module, _ in ALGORITHMS}
+    assert expected | {"deepprospect:fullpipeline", "deepprospect:evidencetotraining"} <= listed, \
+        done.stdout + done.stderr

@@ -168,7 +168,6 @@ VALID: dict[str, Callable[[Workspace, Path], dict]] = {
 
 
 OVERWRITES = r"would overwrite the input"
-OVERWRITES_OR_EXTENSION = OVERWRITES + "|" + r"Give a file name ending in"
 SHARED = r"are both set to"
 NOT_POINTS = r"must be points"
 NO_FIELD = r"has no field"
@@ -204,28 +203,28 @@ def _coded_faults(ws):
 
 CASES: list[Case] = [
     # An output path equal to an input path (the input must survive untouched).
-    Case("predict", "output is the model file", lambda ws, out: {"OUTPUT": ws["model"]}, OVERWRITES_OR_EXTENSION),
+    Case("predict", "output is the model file", lambda ws, out: {"OUTPUT": ws["model"]}, OVERWRITES),
     Case("predict", "output is the stack", lambda ws, out: {"OUTPUT": ws["stack"]}, OVERWRITES),
-    Case("traininglabels", "output is the stack", lambda ws, out: {"OUTPUT": ws["stack"]}, OVERWRITES_OR_EXTENSION),
+    Case("traininglabels", "output is the stack", lambda ws, out: {"OUTPUT": ws["stack"]}, OVERWRITES),
     Case("traininglabels", "samples are the deposits", lambda ws, out: {"SAMPLES": str(ws.folder / "survey.gpkg")},
          OVERWRITES),
-    Case("evaluate", "report is the map", lambda ws, out: {"REPORT": ws["ensemble"]}, OVERWRITES_OR_EXTENSION),
-    Case("report", "report is the map", lambda ws, out: {"OUTPUT": ws["ensemble"]}, OVERWRITES_OR_EXTENSION),
+    Case("evaluate", "report is the map", lambda ws, out: {"REPORT": ws["ensemble"]}, OVERWRITES),
+    Case("report", "report is the map", lambda ws, out: {"OUTPUT": ws["ensemble"]}, OVERWRITES),
     Case("idwgridding", "output is the template", lambda ws, out: {"TEMPLATE": ws["grids"], "PIXEL_SIZE": None,
                                                                   "OUTPUT": ws["grids"]}, OVERWRITES),
     Case("idwgridding", "output is the samples GeoPackage",
-         lambda ws, out: {"OUTPUT": str(ws.folder / "survey.gpkg")}, OVERWRITES_OR_EXTENSION),
+         lambda ws, out: {"OUTPUT": str(ws.folder / "survey.gpkg")}, OVERWRITES),
     Case("evidencestack", "output is an input", lambda ws, out: {"OUTPUT": ws["grids"]}, OVERWRITES),
     Case("elementscreening", "selected stack is the stack", lambda ws, out: {"SELECTED_STACK": ws["stack"]},
          OVERWRITES),
     Case("baseline", "output is the stack", lambda ws, out: {"OUTPUT": ws["stack"]}, OVERWRITES),
     Case("baseline", "importance is the training set", lambda ws, out: {"IMPORTANCE": ws["training"]},
-         OVERWRITES_OR_EXTENSION),
+         OVERWRITES),
     Case("anomalyclasses", "classes are the map", lambda ws, out: {"OUTPUT": ws["ensemble"]}, OVERWRITES),
     Case("bufferdensity", "output is the template", lambda ws, out: {"OUTPUT": ws["grids"]}, OVERWRITES),
     Case("ensemble", "output is a member", lambda ws, out: {"OUTPUT": ws["map"]}, OVERWRITES),
     Case("trainmodel", "model is the training set", lambda ws, out: {"OUTPUT": ws["training"]},
-         OVERWRITES_OR_EXTENSION),
+         OVERWRITES),
     Case("spatialcv", "out-of-fold map is the stack", lambda ws, out: {"OUT_OF_FOLD": ws["stack"]}, OVERWRITES),
     # Two outputs of one run on one path.
     Case("ensemble", "uncertainty is the output", lambda ws, out: {"UNCERTAINTY": str(out / "ensemble.tif")}, SHARED),
@@ -293,6 +292,8 @@ CASES: list[Case] = [
     Case("evaluate", "geographic map", lambda ws, out: {"MAP": ws["geographic"]}, r"geographic|degrees"),
     Case("ensemble", "an empty member", lambda ws, out: {"MAPS": [ws["map"], ws["empty"]]}, r"nodata|empty"),
     Case("baseline", "an empty stack", lambda ws, out: {"STACK": ws["empty"]}, r"nodata|empty|band"),
+    # A training set that could not train anything.
+    Case("traininglabels", "no negatives", lambda ws, out: {"NEGATIVE_RATIO": 0, "BARREN": None}, r"negative"),
     # A geographic stack where distances are measured.
     *[Case(algorithm, "geographic stack", lambda ws, out: {"STACK": ws["geographic"]}, r"geographic CRS")
       for algorithm in ("elementscreening", "traininglabels", "spatialcv")],

@@ -1,6 +1,7 @@
 """deepprospect:evaluate through processing.run: split field, held-out layer in another CRS, study area, outputs,
 bad input."""
 
+import errno
 import os
 
 import numpy as np
@@ -189,4 +190,26 @@ def test_cancel_leaves_nothing(run_alg, halo_map, tmp_path, above):
     feedback = ProgressFeedback(cancel_above=above)
     with pytest.raises(QgsProcessingException, match="Cancelled by the user"):
         run_alg(ALG, {"MAP": path, "DEPOSITS": point_layer(deposits, {}), **outputs(tmp_path)}, feedback)
+    assert os.listdir(tmp_path) == []
+
+
+RESOURCE_FAILURES = {
+    "memory": (MemoryError(), "ran out of memory"),
+    "gpu memory": (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "ran out of GPU memory"),
+    "disk full": (OSError(errno.ENOSPC, "No space left on device", "report.html"), "the disk is full"),
+}
+
+
+@pytest.mark.parametrize("failure", RESOURCE_FAILURES)
+def test_resource_failures_become_messages_and_leave_nothing(run_alg, halo_map, tmp_path, monkeypatch, failure):
+    """Out of memory (RAM or GPU) and a full disk mid-run: a plain message naming the step, and no output."""
+    path, deposits, _, _ = halo_map
+    error, message = RESOURCE_FAILURES[failure]
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("deepprospect.algorithms.evaluate.evaluate_map", fail)
+    with pytest.raises(QgsProcessingException, match=f"Evaluate prospectivity map.*{message}"):
+        run_alg(ALG, {"MAP": path, "DEPOSITS": point_layer(deposits, {}), **outputs(tmp_path)})
     assert os.listdir(tmp_path) == []
