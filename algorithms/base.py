@@ -4,6 +4,7 @@ appear together or not at all, and error translation."""
 
 from __future__ import annotations
 
+import difflib
 import errno
 import os
 import re
@@ -107,7 +108,15 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
         return {key.lower(): read[kind](parameters, key, context) for key, _, kind, *_ in table}
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API name
-        """QGIS's checks, with numbers out of range named with their range (QGIS says only 'incorrect')."""
+        """QGIS's checks, with numbers out of range named with their range (QGIS says only 'incorrect'), and keys
+        this algorithm does not have refused (QGIS would ignore a misspelt or renamed key and use the default)."""
+        known = [definition.name() for definition in self.parameterDefinitions()]
+        for key in parameters:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+                hint = f" Did you mean {close[0]}?" if close else ""
+                return False, (f"{self.displayName()} has no parameter {key}.{hint} Its parameters are: "
+                               f"{', '.join(known)}.")
         for definition in self.parameterDefinitions():
             if isinstance(definition, QgsProcessingParameterNumber) and parameters.get(definition.name()) is not None:
                 message = _range_message(definition, parameters[definition.name()])

@@ -34,7 +34,8 @@ def test_automatic_device_logs_one_line_and_no_errors(run_json, tmp_path):
     stack, model = str(tmp_path / "stack.tif"), str(tmp_path / "lenet.onnx")
     _, recipe = write_stack(stack, evidence(3), NAMES, normalise="z-score")
     write_model(model, "lenet", NAMES, 16, recipe)
-    code, _, log = run_json("deepprospect:predict", MODEL=model, STACK=stack, DEVICE=0, OUTPUT=tmp_path / "map.tif")
+    code, _, log = run_json("deepprospect:predict", MODEL=model, STACK=stack, DEVICE="auto",
+                            OUTPUT=tmp_path / "map.tif")
     assert code == 0, log
     provider = [line for line in log.splitlines() if "onnxruntime provider:" in line]
     assert len(provider) == 1, log

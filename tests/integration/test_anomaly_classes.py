@@ -113,7 +113,7 @@ def test_bad_input_gives_a_clear_error_and_no_file(run_alg, tmp_path, case):
 
 
 def anomaly_outputs(folder):
-    return {"CLASSES": str(folder / "classes.tif"), "CLASS_TABLE": str(folder / "table.csv"),
+    return {"OUTPUT": str(folder / "classes.tif"), "CLASS_TABLE": str(folder / "table.csv"),
             "TARGETS": str(folder / "targets.gpkg")}
 
 

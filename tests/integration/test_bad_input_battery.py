@@ -292,6 +292,10 @@ CASES: list[Case] = [
     Case("evaluate", "geographic map", lambda ws, out: {"MAP": ws["geographic"]}, r"geographic|degrees"),
     Case("ensemble", "an empty member", lambda ws, out: {"MAPS": [ws["map"], ws["empty"]]}, r"nodata|empty"),
     Case("baseline", "an empty stack", lambda ws, out: {"STACK": ws["empty"]}, r"nodata|empty|band"),
+    # A misspelt or renamed key (QGIS alone would ignore it and use the default).
+    Case("baseline", "renamed key N_TREES", lambda ws, out: {"N_TREES": 5}, r"has no parameter N_TREES. Did you mean "
+                                                                            r"TREES\?"),
+    Case("trainmodel", "misspelt key EPOCH", lambda ws, out: {"EPOCH": 5}, r"Did you mean EPOCHS\?"),
     # A training set that could not train anything.
     Case("traininglabels", "no negatives", lambda ws, out: {"NEGATIVE_RATIO": 0, "BARREN": None}, r"negative"),
     # A geographic stack where distances are measured.

@@ -126,7 +126,7 @@ def test_bad_input_gives_a_clear_error_and_no_file(run_alg, inputs, tmp_path, ca
 def test_progress_never_goes_back(run_alg, inputs, tmp_path):
     stack, npz, _, _ = inputs
     feedback = ProgressFeedback()
-    run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "N_TREES": 40, "OUTPUT": str(tmp_path / "rf.tif"),
+    run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "TREES": 40, "OUTPUT": str(tmp_path / "rf.tif"),
                   "IMPORTANCE": str(tmp_path / "rf.csv")}, feedback)
     assert feedback.progress and feedback.progress[-1] == 100 and feedback.steps_back() == []
 
@@ -136,6 +136,6 @@ def test_cancel_leaves_nothing(run_alg, inputs, tmp_path, above):
     stack, npz, _, _ = inputs
     feedback = ProgressFeedback(cancel_above=above)
     with pytest.raises(QgsProcessingException, match="Cancelled by the user"):
-        run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "N_TREES": 40, "OUTPUT": str(tmp_path / "rf.tif"),
+        run_alg(ALG, {"TRAINING_SET": npz, "STACK": stack, "TREES": 40, "OUTPUT": str(tmp_path / "rf.tif"),
                       "IMPORTANCE": str(tmp_path / "rf.csv")}, feedback)
     assert os.listdir(tmp_path) == []

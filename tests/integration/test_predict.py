@@ -116,6 +116,6 @@ def test_progress_never_goes_back(run_alg, inputs, tmp_path):
     stack, model = inputs
     feedback = ProgressFeedback()
     area = wkt_layer(["POLYGON((500500 6997500, 503500 6997500, 503500 6999500, 500500 6999500, 500500 6997500))"])
-    run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": 1, "STUDY_AREA": area, "OUTPUT": str(tmp_path / "m.tif")},
-            feedback)
+    run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": "cpu", "STUDY_AREA": area,
+                  "OUTPUT": str(tmp_path / "m.tif")}, feedback)
     assert feedback.progress and feedback.progress[-1] == 100 and feedback.steps_back() == []

@@ -87,7 +87,7 @@ def not_probability_maps(ensemble, folder):
     write_geotiff(lonlat, values, GridSpec(117.0, 29.8, 0.001, 0.001, 40, 30, "EPSG:4326"), ["prospectivity"])
     return [
         ({"MAP": percent}, r"'percent\.tif' has values from 0.15.* to 100; a prospectivity map holds probabilities"),
-        ({"MAP": ensemble, "MEMBERS": [stack]}, r"member map 'stack\.tif' has 2 bands"),
+        ({"MAP": ensemble, "MAPS": [stack]}, r"member map 'stack\.tif' has 2 bands"),
         ({"MAP": lonlat}, r"geographic CRS .*Reproject it to a projected CRS"),
         ({"MAP": ensemble, "THRESHOLD": -0.2}, r"between 0 and 1; -0\.2 was given"),
     ]
@@ -108,7 +108,7 @@ def test_progress_never_goes_back(run_alg, study, tmp_path):
     ensemble, model, set_path, deposits = study
     feedback = ProgressFeedback()
     barren = point_layer(np.array([[501000.0, 6998000.0]]), {})
-    run_alg(ALG, {"MAP": ensemble, "MEMBERS": [ensemble], "MODELS": [model], "TRAINING_SET": set_path,
+    run_alg(ALG, {"MAP": ensemble, "MAPS": [ensemble], "MODELS": [model], "TRAINING_SET": set_path,
                   "DEPOSITS": deposits, "SPLIT_FIELD": "split", "BARREN": barren, "OUTPUT": str(tmp_path / "r.html")},
             feedback)
     assert feedback.progress and feedback.progress[-1] == 100 and feedback.steps_back() == []
@@ -119,6 +119,6 @@ def test_cancel_leaves_nothing(run_alg, study, tmp_path, above):
     ensemble, _, _, deposits = study
     feedback = ProgressFeedback(cancel_above=above)
     with pytest.raises(QgsProcessingException, match="Cancelled by the user"):
-        run_alg(ALG, {"MAP": ensemble, "MEMBERS": [ensemble], "DEPOSITS": deposits,
+        run_alg(ALG, {"MAP": ensemble, "MAPS": [ensemble], "DEPOSITS": deposits,
                       "OUTPUT": str(tmp_path / "r.html")}, feedback)
     assert list(tmp_path.iterdir()) == []
