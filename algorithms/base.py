@@ -10,6 +10,7 @@ import os
 import re
 
 from qgis.core import (
+    QgsMapLayerType,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputLayerDefinition,
@@ -128,6 +129,7 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
         """Check the parameters, run, and move every output into place together; errors become plain messages."""
         try:
             self._check_fields(parameters, context)
+            self._check_raster_crs(parameters, context)
             # Resolved once: asking QGIS again would reset what the run attaches to the layers it loads.
             self._destinations = {definition.name(): self._file_destination(parameters, definition, context)
                                   for definition in self.destinationParameterDefinitions()}
@@ -258,6 +260,27 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
                 if field not in names:
                     raise InputError(f"'{definition.description()}': the layer '{source.sourceName()}' has no field "
                                      f"'{field}'. Its fields are: {', '.join(names) or 'none'}.")
+
+    def _check_raster_crs(self, parameters, context) -> None:
+        """Refuse a raster whose CRS was overridden in QGIS: the steps read the file, so they would use the file's
+        CRS while the map canvas shows another one."""
+        for definition in self.parameterDefinitions():
+            if isinstance(definition, QgsProcessingParameterRasterLayer):
+                layers = [self.parameterAsRasterLayer(parameters, definition.name(), context)]
+            elif isinstance(definition, QgsProcessingParameterMultipleLayers):
+                layers = self.parameterAsLayerList(parameters, definition.name(), context)
+            else:
+                continue
+            for layer in layers:
+                if layer is None or layer.type() != QgsMapLayerType.RasterLayer or layer.providerType() != "gdal":
+                    continue
+                assigned, stored = layer.crs(), layer.dataProvider().crs()
+                if assigned.isValid() and stored.isValid() and assigned != stored:
+                    raise InputError(
+                        f"'{definition.description()}': the layer '{layer.name()}' is shown in QGIS in "
+                        f"{assigned.authid() or assigned.description()}, but its file says "
+                        f"{stored.authid() or stored.description()}, and DeepProspect reads the file. Write the "
+                        "CRS into the file (Raster ▸ Projections ▸ Assign Projection) or reset the layer's CRS.")
 
     def _check_written(self, results: dict) -> None:
         """Every output the run reports exists on disk (a run never ends 'done' without them)."""

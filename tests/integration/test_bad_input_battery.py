@@ -344,3 +344,14 @@ def test_bad_input_is_handled(run_alg, workspace, tmp_path, bad):
         assert _listing(out) == before_out, "a failed run left output files"
     assert _listing(workspace.folder) == before_listing, "files appeared beside the inputs"
     assert workspace.fingerprint() == before_inputs, "an input changed"
+
+
+def test_a_raster_crs_overridden_in_qgis_is_refused(run_alg, workspace, tmp_path):
+    """DeepProspect reads raster files: a CRS assigned only in QGIS would be silently ignored."""
+    from qgis.core import QgsCoordinateReferenceSystem, QgsRasterLayer
+
+    layer = QgsRasterLayer(workspace["ensemble"], "ensemble")
+    layer.setCrs(QgsCoordinateReferenceSystem("EPSG:32651"))
+    with pytest.raises(QgsProcessingException, match="shown in QGIS in EPSG:32651, but its file says EPSG:32650"):
+        run_alg(P + "anomalyclasses", {**VALID["anomalyclasses"](workspace, tmp_path), "MAP": layer})
+    assert list(tmp_path.iterdir()) == []
