@@ -11,6 +11,7 @@ import re
 
 from qgis.core import (
     QgsMapLayerType,
+    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputLayerDefinition,
@@ -30,7 +31,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import DeepProspectError, InputError
 from ..core.metadata import plugin_metadata
-from ..core.raster_io import output_set, pending_outputs, temporary_beside
+from ..core.raster_io import check_writable, output_set, pending_outputs, temporary_beside
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons", "deepprospect.svg")
 
@@ -203,7 +204,7 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
 
     def _check_outputs(self, parameters, context) -> None:
         """Refuse an output that would replace an input (or its sidecar files), share a path with another
-        output, or get a file type other than its extension says."""
+        output, get a file type other than its extension says, or go to a folder that cannot be written."""
         inputs = {}
         for definition in self.parameterDefinitions():
             if not definition.isDestination():
@@ -224,6 +225,7 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
                                      "each output its own file name.")
                 outputs[part] = label
             _check_extension(definition, path)
+            check_writable(path)
 
     def _input_paths(self, definition, parameters, context) -> list[str]:
         """The files an input parameter reads (layers from files, files); empty for anything else."""
@@ -235,6 +237,8 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
         if isinstance(definition, QgsProcessingParameterRasterLayer):
             layers = [self.parameterAsRasterLayer(parameters, name, context)]
         elif isinstance(definition, QgsProcessingParameterMultipleLayers):
+            if definition.layerType() == QgsProcessing.TypeFile:
+                return self.parameterAsFileList(parameters, name, context)
             layers = self.parameterAsLayerList(parameters, name, context)
         elif definition.type() in ("source", "vector"):
             layers = [self.parameterAsVectorLayer(parameters, name, context)]

@@ -8,6 +8,8 @@ left. The terminal summary prints the count of cases tried and handled, by algor
 from __future__ import annotations
 
 import hashlib
+import importlib
+import itertools
 import os
 import shutil
 from collections.abc import Callable
@@ -59,6 +61,12 @@ def _layer_names(path: Path) -> list[str]:
     return [source.GetLayerByIndex(i).GetName() for i in range(source.GetLayerCount())]
 
 
+# The files of the workspace, by key.
+FILES = {"grids": "grids.tif", "density": "density.tif", "stack": "stack.tif", "training": "training.npz",
+         "samples_out": "samples.gpkg", "model": "model.onnx", "map": "map.tif", "forest": "forest.tif",
+         "ensemble": "ensemble.tif"}
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, run_alg_module) -> Workspace:
     folder = tmp_path_factory.mktemp("battery") / "inputs"
@@ -66,10 +74,7 @@ def workspace(tmp_path_factory, run_alg_module) -> Workspace:
     shutil.copy(DEMO, folder / "survey.gpkg")
     ws = Workspace(folder)
     files = ws.files
-    for key, name in (("grids", "grids.tif"), ("density", "density.tif"), ("stack", "stack.tif"),
-                      ("training", "training.npz"), ("samples_out", "samples.gpkg"), ("model", "model.onnx"),
-                      ("map", "map.tif"), ("forest", "forest.tif"), ("ensemble", "ensemble.tif")):
-        files[key] = str(folder / name)
+    files.update({key: str(folder / name) for key, name in FILES.items()})
     run_alg_module(P + "idwgridding", {"INPUT": ws.layer("samples"), "FIELDS": ["Cu", "Zn", "As"],
                                        "PIXEL_SIZE": 1000, "OUTPUT": files["grids"]})
     run_alg_module(P + "bufferdensity", {"INPUT": ws.layer("faults"), "RADIUS": 2000, "TEMPLATE": files["grids"],
@@ -311,6 +316,57 @@ CASES: list[Case] = [
          lambda ws, out: {"BARREN": point_layer(np.zeros((0, 2)), {}, crs="EPSG:32650")}, None),
     Case("predict", "existing output overwritten", lambda ws, out: _existing(out / "map.tif", {}), None),
 ]
+
+
+def _generated_cases() -> list[Case]:
+    """For every algorithm, from its valid parameters: each output set to each input file, each pair of outputs
+    on one path, and each output in a folder that does not exist."""
+    probe = Workspace(Path("/inputs"), {key: f"/inputs/{name}" for key, name in FILES.items()})
+    cases = []
+    for algorithm, valid in VALID.items():
+        parameters = valid(probe, Path("out"))
+        values = [v for value in parameters.values() for v in (value if isinstance(value, list) else [value])]
+        inputs = sorted({v.split("|")[0][len("/inputs/"):] for v in values
+                         if isinstance(v, str) and v.startswith("/inputs/")})
+        outputs = [key for key, value in parameters.items() if isinstance(value, str) and value.startswith("out")]
+        for key in outputs:
+            file = os.path.basename(parameters[key])
+            for name in inputs:
+                cases.append(Case(algorithm, f"{key} is the input {name}",
+                                  lambda ws, out, key=key, name=name: {key: str(ws.folder / name)}, OVERWRITES))
+            cases.append(Case(algorithm, f"{key} in a missing folder",
+                              lambda ws, out, key=key, file=file: {
+                                  key: unwritable(out, file)},
+                              CANNOT_CREATE))
+        for first, second in itertools.combinations(outputs, 2):
+            cases.append(Case(algorithm, f"{first} and {second} on one path",
+                              lambda ws, out, first=first, second=second, valid=valid: {
+                                  second: valid(ws, out)[first]}, SHARED))
+    return cases
+
+
+def _range_cases() -> list[Case]:
+    """Every number parameter of every algorithm, just below its minimum and just above its maximum."""
+    from deepprospect.algorithms.provider import ALGORITHMS
+    from qgis.core import QgsProcessingParameterNumber
+
+    cases = []
+    for module, class_name in ALGORITHMS:
+        algorithm = getattr(importlib.import_module(f"deepprospect.algorithms.{module}"), class_name)()
+        algorithm.initAlgorithm({})
+        for definition in algorithm.parameterDefinitions():
+            if not isinstance(definition, QgsProcessingParameterNumber):
+                continue
+            key = definition.name()
+            for value in (definition.minimum() - 1, definition.maximum() + 1):
+                if abs(value) < 1e300:
+                    cases.append(Case(algorithm.name(), f"{key} = {value:g}",
+                                      lambda ws, out, key=key, value=value: {key: value},
+                                      rf"\({key}\) must be (at least|at most|between)"))
+    return cases
+
+
+CASES += _generated_cases() + _range_cases()
 
 
 def _existing(path: Path, overrides: dict) -> dict:
