@@ -7,12 +7,10 @@ import math
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
-    QgsFeatureSink,
     QgsField,
     QgsFields,
     QgsGeometry,
     QgsPointXY,
-    QgsProcessing,
     QgsProcessingParameterBand,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
@@ -20,10 +18,20 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from ..compat import (
+    FAST_INSERT,
+    FIELD_DOUBLE,
+    FIELD_INT,
+    FIELD_STRING,
+    NUMBER_DOUBLE,
+    SOURCE_POINT,
+    SOURCE_POLYGON,
+    SOURCE_VECTOR,
+    WKB_MULTIPOLYGON,
+    WKB_NO_GEOMETRY,
+)
 from ..core.anomaly import CLASS_NODATA, class_names, classify, find_targets, parse_class_limits
 from ..core.errors import InputError
 from ..core.maps import check_probability_map
@@ -34,7 +42,7 @@ from .qgis_io import feedback_callbacks, point_parameter
 from .study_area import add_study_area, study_area_cells
 from .styles import StyleOnLoad
 
-_D, _I, _S = QVariant.Double, QVariant.Int, QVariant.String
+_D, _I, _S = FIELD_DOUBLE, FIELD_INT, FIELD_STRING
 TABLE_FIELDS = [("class", _I, "cls"), ("name", _S, "name"), ("from_pct", _D, "from_pct"), ("to_pct", _D, "to_pct"),
                 ("threshold", _D, "threshold"), ("min_value", _D, "min_value"), ("max_value", _D, "max_value"),
                 ("cells", _I, "cells"), ("area_km2", _D, "area_km2"), ("area_pct", _D, "area_pct"),
@@ -81,7 +89,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
         # optional: QGIS 3.22 refuses a missing band value instead of taking its default
         self.addParameter(QgsProcessingParameterBand(self.BAND, "Band (default 1)", 1, self.MAP, optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.DEPOSITS, "Known deposits (to count per class and target)", [QgsProcessing.TypeVectorPoint],
+            self.DEPOSITS, "Known deposits (to count per class and target)", [SOURCE_POINT],
             optional=True))
         add_study_area(self)
         self.addParameter(QgsProcessingParameterString(
@@ -89,12 +97,12 @@ class AnomalyClasses(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.TARGET_CLASSES, "Targets from classes 1 … k (k)", defaultValue=1, minValue=1))
         self.addParameter(QgsProcessingParameterNumber(
-            self.MIN_TARGET_AREA, "Minimum target area (km²; 0 = keep all)", QgsProcessingParameterNumber.Double,
+            self.MIN_TARGET_AREA, "Minimum target area (km²; 0 = keep all)", NUMBER_DOUBLE,
             defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Anomaly classes"))
-        self.addParameter(QgsProcessingParameterFeatureSink(self.CLASS_TABLE, "Class table", QgsProcessing.TypeVector))
+        self.addParameter(QgsProcessingParameterFeatureSink(self.CLASS_TABLE, "Class table", SOURCE_VECTOR))
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.TARGETS, "Target zones", QgsProcessing.TypeVectorPolygon))
+            self.TARGETS, "Target zones", SOURCE_POLYGON))
 
     def compute(self, parameters, context, feedback):
         layer = self.parameterAsRasterLayer(parameters, self.MAP, context)
@@ -133,9 +141,9 @@ class AnomalyClasses(DeepProspectAlgorithm):
         write_geotiff(classes_path, result.classes, grid, ["anomaly_class"], metadata=result.tags(),
                       nodata=CLASS_NODATA, dtype="uint8")
         table_id = self._write(parameters, self.CLASS_TABLE, context, TABLE_FIELDS, result.table,
-                               QgsWkbTypes.NoGeometry, QgsCoordinateReferenceSystem())
+                               WKB_NO_GEOMETRY, QgsCoordinateReferenceSystem())
         target_id = self._write(parameters, self.TARGETS, context, TARGET_FIELDS, targets,
-                                QgsWkbTypes.MultiPolygon, layer.crs(), centroids=True)
+                                WKB_MULTIPOLYGON, layer.crs(), centroids=True)
         StyleOnLoad.attach(context, classes_path, "anomaly_classes.qml", class_names(limits))
         StyleOnLoad.attach(context, target_id, "targets.qml")
         return {self.OUTPUT: classes_path, self.CLASS_TABLE: table_id, self.TARGETS: target_id}
@@ -154,7 +162,7 @@ class AnomalyClasses(DeepProspectAlgorithm):
                 values += list(row.centroid)
                 feature.setGeometry(_geometry(row.geometry))
             feature.setAttributes([None if isinstance(v, float) and math.isnan(v) else v for v in values])
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+            sink.addFeature(feature, FAST_INSERT)
         return dest_id
 
 

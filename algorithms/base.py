@@ -10,12 +10,9 @@ import os
 import re
 
 from qgis.core import (
-    QgsMapLayerType,
-    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputLayerDefinition,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -29,6 +26,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from ..compat import FLAG_ADVANCED, FLAG_OPTIONAL, LAYER_RASTER, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_FILE
 from ..core.errors import DeepProspectError, InputError
 from ..core.metadata import plugin_metadata
 from ..core.raster_io import check_writable, output_set, pending_outputs, temporary_beside
@@ -44,7 +42,7 @@ GROUPS = {
 }
 
 
-INT, DOUBLE = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+INT, DOUBLE = NUMBER_INTEGER, NUMBER_DOUBLE
 TEMPORARY_OUTPUT = "TEMPORARY_OUTPUT"
 # Files that belong to a raster or vector file: an output must not replace them for an input either.
 _SIDECARS = (".aux.xml", ".ovr", ".msk")
@@ -101,7 +99,7 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
         for key, label, kind, default, minimum, advanced in table:
             parameter = QgsProcessingParameterNumber(key, label, kind, defaultValue=default, minValue=minimum)
             if advanced:
-                parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+                parameter.setFlags(parameter.flags() | FLAG_ADVANCED)
             self.addParameter(parameter)
 
     def read_numbers(self, table, parameters, context) -> dict:
@@ -177,7 +175,7 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
             if sink is not None:
                 _register_sink(context, temporary, destination)
                 dest_id = destination
-        if sink is None and self.parameterDefinition(name).flags() & QgsProcessingParameterDefinition.FlagOptional \
+        if sink is None and self.parameterDefinition(name).flags() & FLAG_OPTIONAL \
                 and parameters.get(name) is None:
             return None, None
         if sink is None:
@@ -237,7 +235,7 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
         if isinstance(definition, QgsProcessingParameterRasterLayer):
             layers = [self.parameterAsRasterLayer(parameters, name, context)]
         elif isinstance(definition, QgsProcessingParameterMultipleLayers):
-            if definition.layerType() == QgsProcessing.TypeFile:
+            if definition.layerType() == SOURCE_FILE:
                 return self.parameterAsFileList(parameters, name, context)
             layers = self.parameterAsLayerList(parameters, name, context)
         elif definition.type() in ("source", "vector"):
@@ -276,7 +274,7 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
             else:
                 continue
             for layer in layers:
-                if layer is None or layer.type() != QgsMapLayerType.RasterLayer or layer.providerType() != "gdal":
+                if layer is None or layer.type() != LAYER_RASTER or layer.providerType() != "gdal":
                     continue
                 assigned, stored = layer.crs(), layer.dataProvider().crs()
                 if assigned.isValid() and stored.isValid() and assigned != stored:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
 )
 
+from ..compat import FIELD_NUMERIC, NUMBER_DOUBLE, SOURCE_ANY_GEOMETRY
 from ..core.density import FeatureSet, distance_to_features, feature_density, memory_bytes
 from ..core.errors import InputError
 from ..core.raster_io import check_writable, write_geotiff
@@ -76,17 +76,17 @@ class BufferDensity(DeepProspectAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, "Features (points, lines or polygons)", [QgsProcessing.TypeVectorAnyGeometry]))
+            self.INPUT, "Features (points, lines or polygons)", [SOURCE_ANY_GEOMETRY]))
         self.addParameter(explained(named_enum(self.MODE, "Output", [key for key, _ in MODES]), name_list(MODES)))
         self.addParameter(QgsProcessingParameterNumber(
             self.RADIUS, "Buffer distance / search radius (output CRS units; not used for distance)",
-            QgsProcessingParameterNumber.Double, defaultValue=1000.0, minValue=0.0))
+            NUMBER_DOUBLE, defaultValue=1000.0, minValue=0.0))
         self.addParameter(explained(
             named_enum(self.DECAY, "Decay with distance (buffer-distance density)", [key for key, _ in DECAYS]),
             name_list(DECAYS)))
         self.addParameter(QgsProcessingParameterField(
             self.WEIGHT, "Weight field (optional)", parentLayerParameterName=self.INPUT,
-            type=QgsProcessingParameterField.Numeric, optional=True))
+            type=FIELD_NUMERIC, optional=True))
         missing_values.add_missing_value_parameters(self, "weights")
         add_grid_parameters(self)
         add_study_area_parameters(self, "Study area (pixels outside are nodata; default extent; optional)")

@@ -10,12 +10,12 @@ from contextlib import closing
 from qgis.core import (
     NULL,
     QgsFeatureRequest,
-    QgsProcessing,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterString,
 )
 
+from ..compat import REQUEST_NO_GEOMETRY, SOURCE_POINT
 from ..core.errors import InputError
 from .qgis_io import point_parameter, point_xy
 
@@ -27,7 +27,7 @@ class DepositSets:
     HELD_OUT_DEPOSITS, BARREN = "HELD_OUT_DEPOSITS", "BARREN"
 
     def add_deposit_parameters(self) -> None:
-        point = [QgsProcessing.TypeVectorPoint]
+        point = [SOURCE_POINT]
         self.addParameter(QgsProcessingParameterFeatureSource(self.DEPOSITS, "Deposits", point))
         self.addParameter(QgsProcessingParameterField(
             self.SPLIT_FIELD, "Split field of the deposits (marks held-out deposits)",
@@ -68,7 +68,7 @@ class DepositSets:
             raise InputError("A split field is given but no held-out value: type the values that mark held-out "
                              "deposits (e.g. test).")
         held_ids, training_ids = set(), set()
-        request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes([field],
+        request = QgsFeatureRequest().setFlags(REQUEST_NO_GEOMETRY).setSubsetOfAttributes([field],
                                                                                                     source.fields())
         with closing(source.getFeatures(request)) as features:
             for feature in features:

@@ -7,10 +7,8 @@ from contextlib import ExitStack
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
-    QgsFeatureSink,
     QgsField,
     QgsFields,
-    QgsProcessing,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterFeatureSink,
@@ -19,10 +17,19 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from ..compat import (
+    FAST_INSERT,
+    FIELD_BOOL,
+    FIELD_DOUBLE,
+    FIELD_INT,
+    FIELD_STRING,
+    NUMBER_DOUBLE,
+    SOURCE_POINT,
+    SOURCE_VECTOR,
+    WKB_NO_GEOMETRY,
+)
 from ..core.raster_io import (
     atomic_path,
     check_writable,
@@ -44,10 +51,10 @@ from .parameters import explained
 from .qgis_io import feedback_callbacks, point_parameter, projected_raster
 from .styles import StyleOnLoad
 
-COLUMNS = [("band", QVariant.String), ("svm_auc", QVariant.Double), ("roc_auc", QVariant.Double),
-           ("s_auc", QVariant.Double), ("z", QVariant.Double), ("p_value", QVariant.Double),
-           ("selected", QVariant.Bool), ("direction", QVariant.String), ("n_deposit", QVariant.Int),
-           ("n_background", QVariant.Int)]
+COLUMNS = [("band", FIELD_STRING), ("svm_auc", FIELD_DOUBLE), ("roc_auc", FIELD_DOUBLE),
+           ("s_auc", FIELD_DOUBLE), ("z", FIELD_DOUBLE), ("p_value", FIELD_DOUBLE),
+           ("selected", FIELD_BOOL), ("direction", FIELD_STRING), ("n_deposit", FIELD_INT),
+           ("n_background", FIELD_INT)]
 
 
 class ElementScreening(DeepProspectAlgorithm):
@@ -89,26 +96,26 @@ class ElementScreening(DeepProspectAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterRasterLayer(self.STACK, "Evidence stack (multi-band raster)"))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.DEPOSITS, "Deposit points", [QgsProcessing.TypeVectorPoint]))
+            self.DEPOSITS, "Deposit points", [SOURCE_POINT]))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.BARREN, "Barren points (drilled, no deposit)", [QgsProcessing.TypeVectorPoint], optional=True))
+            self.BARREN, "Barren points (drilled, no deposit)", [SOURCE_POINT], optional=True))
         self.addParameter(explained(QgsProcessingParameterNumber(
-            self.CRITICAL_VALUE, "Critical value of Z_AUC", QgsProcessingParameterNumber.Double,
+            self.CRITICAL_VALUE, "Critical value of Z_AUC", NUMBER_DOUBLE,
             defaultValue=DEFAULT_CRITICAL_VALUE),
             "A band is kept when its Z_AUC exceeds this: 2.58 is p < 0.01 (two-sided), 1.96 p < 0.05."))
         self.addParameter(QgsProcessingParameterNumber(
-            self.NEGATIVE_RATIO, "Random background cells per deposit cell", QgsProcessingParameterNumber.Double,
+            self.NEGATIVE_RATIO, "Random background cells per deposit cell", NUMBER_DOUBLE,
             defaultValue=ScreeningSettings.background_ratio, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
             self.EXCLUSION_BUFFER, "No background cells within this distance of a deposit (stack CRS units)",
-            QgsProcessingParameterNumber.Double, defaultValue=ScreeningSettings.exclusion_distance, minValue=0.0))
+            NUMBER_DOUBLE, defaultValue=ScreeningSettings.exclusion_distance, minValue=0.0))
         self.addParameter(explained(QgsProcessingParameterNumber(
             self.FOLDS, "Cross-validation folds", defaultValue=ScreeningSettings.folds, minValue=2),
             "Folds of the cross-validated one-band SVM AUC."))
         self.addParameter(QgsProcessingParameterNumber(
             self.SEED, "Random seed", defaultValue=ScreeningSettings.seed, minValue=0))
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.OUTPUT, "Screening table", QgsProcessing.TypeVector))
+            self.OUTPUT, "Screening table", SOURCE_VECTOR))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.SELECTED_STACK, "Stack of the selected bands", optional=True))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -169,11 +176,11 @@ class ElementScreening(DeepProspectAlgorithm):
         fields = QgsFields()
         for name, kind in COLUMNS:
             fields.append(QgsField(name, kind))
-        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.NoGeometry,
+        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, WKB_NO_GEOMETRY,
                                              QgsCoordinateReferenceSystem())
         for score in result.scores:
             feature = QgsFeature(fields)
             feature.setAttributes([None if isinstance(v, float) and v != v else v
                                    for v in (getattr(score, name) for name, _ in COLUMNS)])
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+            sink.addFeature(feature, FAST_INSERT)
         return dest_id

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterString,
 )
 
+from ..compat import SOURCE_RASTER
 from ..core.ensemble import METHODS, WEIGHT_SOURCES, WEIGHTED, card_weights, ensemble_rasters, parse_weights
 from ..core.errors import InputError
 from ..core.raster_io import check_writable
@@ -61,7 +61,7 @@ class Ensemble(ProbabilityThreshold, DeepProspectAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.MAPS, "Prospectivity maps (two or more, same grid)", QgsProcessing.TypeRaster))
+            self.MAPS, "Prospectivity maps (two or more, same grid)", SOURCE_RASTER))
         self.addParameter(explained(named_enum(self.METHOD, "Ensemble rule", METHODS),
                                     name_list(list(zip(METHODS, METHOD_LABELS)))))
         self.addParameter(explained(named_enum(self.WEIGHT_METRIC, "Weights from (weighted rules)", WEIGHT_SOURCES),

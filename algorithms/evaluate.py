@@ -5,18 +5,15 @@ from __future__ import annotations
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
-    QgsFeatureSink,
     QgsField,
     QgsFields,
-    QgsProcessing,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterLayer,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from ..compat import FAST_INSERT, FIELD_DOUBLE, FIELD_STRING, SOURCE_VECTOR, WKB_NO_GEOMETRY
 from ..core.errors import InputError
 from ..core.evaluation import (
     ALL,
@@ -85,7 +82,7 @@ class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
         self.add_deposit_parameters()
         add_study_area(self)
         self.add_threshold("Threshold (0–1) for accuracy, recall, precision and F1")
-        self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, "Metrics", QgsProcessing.TypeVector))
+        self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, "Metrics", SOURCE_VECTOR))
         self.addParameter(QgsProcessingParameterFileDestination(self.REPORT, "Report", "HTML files (*.html)"))
         for key, label in ((self.ROC_PLOT, "ROC curves"), (self.RATE_PLOT, "Success- and prediction-rate curves"),
                            (self.PA_PLOT, "Prediction–area plot")):
@@ -134,14 +131,14 @@ class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
 
     def _write_table(self, parameters, context, evaluation) -> str:
         fields = QgsFields()
-        for name, kind in (("deposits", QVariant.String), ("metric", QVariant.String), ("value", QVariant.Double)):
+        for name, kind in (("deposits", FIELD_STRING), ("metric", FIELD_STRING), ("value", FIELD_DOUBLE)):
             fields.append(QgsField(name, kind))
-        sink, table = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.NoGeometry,
+        sink, table = self.parameterAsSink(parameters, self.OUTPUT, context, fields, WKB_NO_GEOMETRY,
                                            QgsCoordinateReferenceSystem())
         for row in metrics_rows(evaluation):
             feature = QgsFeature(fields)
             feature.setAttributes(list(row))
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+            sink.addFeature(feature, FAST_INSERT)
         return table
 
     def _results(self, evaluation, table, report, plots) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -11,6 +10,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..compat import NUMBER_DOUBLE, SOURCE_RASTER
 from ..core.errors import InputError
 from ..core.raster_io import check_writable
 from ..core.stack import (
@@ -79,10 +79,10 @@ class EvidenceStack(DeepProspectAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.INPUTS, "Evidence rasters", QgsProcessing.TypeRaster))
+            self.INPUTS, "Evidence rasters", SOURCE_RASTER))
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.CATEGORICAL, "Categorical rasters (class values; resampled by nearest neighbour)",
-            QgsProcessing.TypeRaster, optional=True))
+            SOURCE_RASTER, optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.TEMPLATE, "Template raster (output grid; default: the first evidence raster)", optional=True))
         self.addParameter(explained(named_enum(self.TRANSFORM, "Transform", TRANSFORMS),
@@ -96,7 +96,7 @@ class EvidenceStack(DeepProspectAlgorithm):
                                     "expect); min-max: 0 to 1 per band."))
         self.addParameter(QgsProcessingParameterNumber(
             self.MIN_CLASS_SHARE, "Minimum class share for an own indicator band (0–1; rarer classes: <name>_other)",
-            QgsProcessingParameterNumber.Double, defaultValue=DEFAULT_MIN_CLASS_SHARE, minValue=0.0, maxValue=1.0))
+            NUMBER_DOUBLE, defaultValue=DEFAULT_MIN_CLASS_SHARE, minValue=0.0, maxValue=1.0))
         add_study_area_parameters(self, "Study area (cells outside are nodata and out of every statistic; optional)")
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.RECIPE_FROM, "Re-apply the recipe of this stack (e.g. the training stack; optional)",

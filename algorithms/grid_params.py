@@ -11,6 +11,7 @@ from qgis.core import (
     QgsRectangle,
 )
 
+from ..compat import NUMBER_DOUBLE
 from ..core.errors import InputError
 from ..core.grid import GridSpec
 from .qgis_io import crs_to_string, grid_from_raster_layer, require_projected
@@ -29,7 +30,7 @@ def add_grid_parameters(algorithm) -> None:
         EXTENT, "Output extent (default: the input layer's extent)", optional=True))
     algorithm.addParameter(QgsProcessingParameterNumber(
         PIXEL_SIZE, "Pixel size (output CRS units; not needed with a template)",
-        QgsProcessingParameterNumber.Double, defaultValue=0.0, optional=True))
+        NUMBER_DOUBLE, defaultValue=0.0, optional=True))
     algorithm.addParameter(QgsProcessingParameterCrs(
         OUTPUT_CRS, "Output CRS (projected; default: the input layer's CRS)", optional=True))
 

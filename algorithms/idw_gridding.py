@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -12,6 +11,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
+from ..compat import FIELD_NUMERIC, NUMBER_DOUBLE, SOURCE_POINT
 from ..core.errors import InputError
 from ..core.idw import IdwSettings, idw_grid, idw_memory_bytes
 from ..core.raster_io import check_writable, write_geotiff
@@ -69,19 +69,19 @@ class IdwGridding(DeepProspectAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.INPUT, "Sample points", [QgsProcessing.TypeVectorPoint]))
+            self.INPUT, "Sample points", [SOURCE_POINT]))
         self.addParameter(QgsProcessingParameterField(
             self.FIELDS, "Fields to grid (one band each)", parentLayerParameterName=self.INPUT,
-            type=QgsProcessingParameterField.Numeric, allowMultiple=True))
+            type=FIELD_NUMERIC, allowMultiple=True))
         self.addParameter(explained(QgsProcessingParameterNumber(
-            self.POWER, "Power", QgsProcessingParameterNumber.Double, defaultValue=2.0, minValue=0.000001),
+            self.POWER, "Power", NUMBER_DOUBLE, defaultValue=2.0, minValue=0.000001),
             "Each sample weighs 1 / distance^power: higher powers give more local, spottier grids; 2 is usual."))
         self.addParameter(QgsProcessingParameterNumber(
             self.MAX_POINTS, "Maximum points (k nearest; 0 = all points)", defaultValue=12, minValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             self.MIN_POINTS, "Minimum points within the radius (else nodata)", defaultValue=1, minValue=1))
         self.addParameter(QgsProcessingParameterNumber(
-            self.RADIUS, "Search radius (output CRS units; 0 = unlimited)", QgsProcessingParameterNumber.Double,
+            self.RADIUS, "Search radius (output CRS units; 0 = unlimited)", NUMBER_DOUBLE,
             defaultValue=0.0, minValue=0.0))
         add_grid_parameters(self)
         add_study_area_parameters(self, "Study area (pixels outside are nodata; default extent; optional)")

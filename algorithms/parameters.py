@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from qgis.core import QgsProcessingParameterDefinition, QgsProcessingParameterEnum
 
+from ..compat import FLAG_ADVANCED
+
 DEVICE_HELP = "auto = an NVIDIA GPU (CUDA) when it works, else the CPU (the log says which and why); cpu; cuda."
 
 
@@ -26,7 +28,7 @@ def explained(parameter: QgsProcessingParameterDefinition, text: str,
     """``parameter`` with a one-sentence help (shown in the dialog and by ``qgis_process help``)."""
     parameter.setHelp(text)
     if advanced:
-        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        parameter.setFlags(parameter.flags() | FLAG_ADVANCED)
     return parameter
 
 

@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ..compat import FILE_BEHAVIOUR_FILE
 from ..core.errors import InputError
 from ..models.inference import DEVICES, MODES, predict_map
 from .base import DeepProspectAlgorithm
@@ -64,7 +65,7 @@ class Predict(DeepProspectAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterFile(
-            self.MODEL, "Model file (.onnx)", QgsProcessingParameterFile.File, extension="onnx"))
+            self.MODEL, "Model file (.onnx)", FILE_BEHAVIOUR_FILE, extension="onnx"))
         self.addParameter(QgsProcessingParameterRasterLayer(self.STACK, "Evidence stack"))
         self.addParameter(explained(named_enum(self.MODE, "Predict", MODES),
                                     "cells = every cell (see stride); blocks = one value per patch-sized block."))

@@ -6,9 +6,10 @@ import glob
 import importlib
 import os
 
-from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
+from qgis.core import QgsApplication, QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from ..compat import MESSAGE_WARNING
 from ..dependencies import install_hint
 from .base import ICON
 
@@ -100,7 +101,7 @@ class DeepProspectProvider(QgsProcessingProvider):
             self.addAlgorithm(getattr(module, class_name)())
         self._load_pipelines()
         if self.missing_modules:
-            QgsMessageLog.logMessage(self.missing_message(), "DeepProspect", Qgis.Warning)
+            QgsMessageLog.logMessage(self.missing_message(), "DeepProspect", MESSAGE_WARNING)
 
     def _load_pipelines(self) -> None:
         """The graphical models in resources/models, as algorithms of this provider (group DeepProspect pipelines).
@@ -116,7 +117,7 @@ class DeepProspectProvider(QgsProcessingProvider):
         for path in sorted(glob.glob(os.path.join(PIPELINES, "*.model3"))):
             model = Pipeline(os.path.splitext(os.path.basename(path))[0].replace("_", ""))
             if not model.fromFile(path):
-                QgsMessageLog.logMessage(f"Could not read the pipeline {path}.", "DeepProspect", Qgis.Warning)
+                QgsMessageLog.logMessage(f"Could not read the pipeline {path}.", "DeepProspect", MESSAGE_WARNING)
                 continue
             steps = {child.algorithmId() for child in model.childAlgorithms().values()}
             if all(step.split(":")[-1] in loaded for step in steps if step.startswith(f"{self.id()}:")):

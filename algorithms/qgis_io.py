@@ -16,6 +16,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
+from ..compat import GEOMETRY_POINT, WKT_GDAL
 from ..core.errors import InputError
 from ..core.grid import GridSpec
 from ..core.progress import check_cancelled
@@ -31,7 +32,7 @@ def feedback_callbacks(feedback):
 
 def crs_to_string(crs: QgsCoordinateReferenceSystem) -> str:
     """WKT that GDAL and rasterio read back as the same CRS."""
-    return crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL)
+    return crs.toWkt(WKT_GDAL)
 
 
 def crs_from_string(crs: str) -> QgsCoordinateReferenceSystem:
@@ -118,7 +119,7 @@ def point_parameter(algorithm, parameters, key: str, what: str, crs: QgsCoordina
 
 def check_point_source(source: QgsProcessingFeatureSource, what: str) -> None:
     """Refuse a layer that is not points (multipoints are points) or whose CRS is undefined."""
-    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PointGeometry:
+    if QgsWkbTypes.geometryType(source.wkbType()) != GEOMETRY_POINT:
         raise InputError(
             f"The {what} layer '{source.sourceName()}' has {QgsWkbTypes.displayString(source.wkbType())} geometries; "
             f"{what} must be points. Give a point layer (for lines or polygons, Vector geometry ▸ Centroids makes "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -15,6 +14,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_FILE, SOURCE_RASTER
 from ..core.anomaly import parse_class_limits
 from ..core.cv_report import read_cv_summary
 from ..core.errors import InputError
@@ -69,9 +69,9 @@ class Report(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.MAP, "Final prospectivity map (e.g. the ensemble)"))
         self.addParameter(QgsProcessingParameterRasterLayer(self.UNCERTAINTY, "Uncertainty map", optional=True))
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.MAPS, "Member maps to compare (deep models, baselines)", QgsProcessing.TypeRaster, optional=True))
+            self.MAPS, "Member maps to compare (deep models, baselines)", SOURCE_RASTER, optional=True))
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.MODELS, "Model files (.onnx)", QgsProcessing.TypeFile, optional=True))
+            self.MODELS, "Model files (.onnx)", SOURCE_FILE, optional=True))
         self.addParameter(QgsProcessingParameterFile(
             self.TRAINING_SET, "Training set", extension="npz", optional=True))
         self.add_deposit_parameters()
@@ -81,9 +81,9 @@ class Report(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterString(
             self.CLASS_LIMITS, "Anomaly class limits (cumulative % of area)", defaultValue="5,15,30"))
         self.addParameter(QgsProcessingParameterNumber(
-            self.TARGET_CLASSES, "Targets from classes 1 … k", QgsProcessingParameterNumber.Integer, 1, minValue=1))
+            self.TARGET_CLASSES, "Targets from classes 1 … k", NUMBER_INTEGER, 1, minValue=1))
         self.addParameter(QgsProcessingParameterNumber(
-            self.MIN_TARGET_AREA, "Minimum target area (km²)", QgsProcessingParameterNumber.Double, 0.0,
+            self.MIN_TARGET_AREA, "Minimum target area (km²)", NUMBER_DOUBLE, 0.0,
             minValue=0.0))
         self.add_threshold("Threshold (0–1) for accuracy, recall, precision and F1")
         self.addParameter(QgsProcessingParameterString(self.TITLE, "Title", defaultValue="Prospectivity report"))

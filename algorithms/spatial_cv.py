@@ -8,7 +8,6 @@ from contextlib import closing
 from qgis.core import (
     NULL,
     QgsFeatureRequest,
-    QgsProcessing,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -17,6 +16,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ..compat import SOURCE_POINT
 from ..core.cv_report import write_cv_outputs
 from ..core.errors import InputError
 from ..core.raster_io import read_raster
@@ -96,7 +96,7 @@ class SpatialCrossValidation(DeepProspectAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterRasterLayer(self.STACK, "Evidence stack"))
-        point = [QgsProcessing.TypeVectorPoint]
+        point = [SOURCE_POINT]
         self.addParameter(QgsProcessingParameterFeatureSource(self.DEPOSITS, "Deposits", point))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.BARREN, "Barren points (drilled, no deposit)", point, optional=True))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingParameterNumber
 
+from ..compat import NUMBER_DOUBLE
+
 
 class ProbabilityThreshold:
     """Mixin of a DeepProspect algorithm: a THRESHOLD parameter bounded to 0–1."""
@@ -14,4 +16,4 @@ class ProbabilityThreshold:
     def add_threshold(self, label: str) -> None:
         """Add the threshold parameter (default 0.5, bounds 0–1)."""
         self.addParameter(QgsProcessingParameterNumber(
-            self.THRESHOLD, label, QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
+            self.THRESHOLD, label, NUMBER_DOUBLE, defaultValue=0.5, minValue=0.0, maxValue=1.0))

@@ -7,22 +7,18 @@ import json
 import numpy as np
 from qgis.core import (
     QgsFeature,
-    QgsFeatureSink,
     QgsField,
     QgsFields,
     QgsGeometry,
     QgsPointXY,
-    QgsProcessing,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterLayer,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from ..compat import FAST_INSERT, FIELD_INT, FIELD_STRING, FLAG_ADVANCED, SOURCE_POINT, WKB_POINT
 from ..core.augment import AugmentSettings
 from ..core.labels import (
     SPLIT_METHODS,
@@ -102,7 +98,7 @@ class TrainingLabels(DeepProspectAlgorithm):
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
-        point = [QgsProcessing.TypeVectorPoint]
+        point = [SOURCE_POINT]
         self.addParameter(QgsProcessingParameterRasterLayer(self.STACK, "Evidence stack"))
         self.addParameter(QgsProcessingParameterFeatureSource(self.DEPOSITS, "Deposits", point))
         self.addParameter(QgsProcessingParameterFeatureSource(self.BARREN, "Barren points", point, optional=True))
@@ -115,7 +111,7 @@ class TrainingLabels(DeepProspectAlgorithm):
         for key, label in ((self.FLIPS, "Add a flipped/rotated copy of each training window"),
                            (self.SMOTE, "SMOTE: balance the training classes")):
             parameter = QgsProcessingParameterBoolean(key, label, False)
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            parameter.setFlags(parameter.flags() | FLAG_ADVANCED)
             self.addParameter(parameter)
         self.add_numbers(_AUGMENT_NUMBERS[6:])
         explain(self, {
@@ -130,7 +126,7 @@ class TrainingLabels(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Training set", "DeepProspect training set (*.npz)"))
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.SAMPLES, "Sample centres (unaugmented)", QgsProcessing.TypeVectorPoint))
+            self.SAMPLES, "Sample centres (unaugmented)", SOURCE_POINT))
 
 
     def compute(self, parameters, context, feedback):
@@ -165,15 +161,15 @@ class TrainingLabels(DeepProspectAlgorithm):
 
     def _write_samples(self, parameters, context, crs, result):
         fields = QgsFields()
-        for name, kind in (("label", QVariant.Int), ("split", QVariant.String), ("kind", QVariant.String),
-                           ("repeat", QVariant.Int)):
+        for name, kind in (("label", FIELD_INT), ("split", FIELD_STRING), ("kind", FIELD_STRING),
+                           ("repeat", FIELD_INT)):
             fields.append(QgsField(name, kind))
-        sink, sink_id = self.parameterAsSink(parameters, self.SAMPLES, context, fields, QgsWkbTypes.Point, crs)
+        sink, sink_id = self.parameterAsSink(parameters, self.SAMPLES, context, fields, WKB_POINT, crs)
         if sink is None:
             return None
         for i in np.flatnonzero(np.isin(result.kind, UNAUGMENTED)):
             feature = QgsFeature(fields)
             feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(*map(float, result.centre_xy[i]))))
             feature.setAttributes([int(result.y[i]), str(result.split[i]), str(result.kind[i]), int(result.repeat[i])])
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+            sink.addFeature(feature, FAST_INSERT)
         return sink_id

@@ -11,7 +11,6 @@ import numpy as np
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeatureRequest,
-    QgsProcessing,
     QgsProcessingFeatureSource,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -20,6 +19,7 @@ from qgis.core import (
 )
 from rasterio.features import bounds as geometry_bounds
 
+from ..compat import GEOMETRY_POLYGON, SOURCE_POLYGON
 from ..core.errors import InputError
 from ..core.grid import GridSpec
 from ..core.labels import study_area_mask
@@ -111,7 +111,7 @@ class StudyAreaPolygons:
 def add_study_area_parameters(algorithm, label: str) -> None:
     """Declare the optional STUDY_AREA polygon layer and its HOLE_FIELD on ``algorithm``."""
     algorithm.addParameter(explained(QgsProcessingParameterFeatureSource(
-        STUDY_AREA, label, [QgsProcessing.TypeVectorPolygon], optional=True),
+        STUDY_AREA, label, [SOURCE_POLYGON], optional=True),
         "Polygons of the area surveyed; cells whose centre lies outside are nodata, so nothing is mapped or counted "
         "where there are no data."))
     algorithm.addParameter(explained(QgsProcessingParameterField(
@@ -130,7 +130,7 @@ def read_study_area(algorithm, parameters, context, crs: QgsCoordinateReferenceS
     if source is None:
         return None
     name = f"the study area '{source.sourceName()}'"
-    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PolygonGeometry:
+    if QgsWkbTypes.geometryType(source.wkbType()) != GEOMETRY_POLYGON:
         raise InputError(f"The study area must be a polygon layer; '{source.sourceName()}' has "
                          f"{QgsWkbTypes.displayString(source.wkbType())} geometries. Give the polygon(s) of the "
                          "area to map, or leave the study area empty.")
