@@ -38,6 +38,7 @@ NUMBER_INTEGER = _name("Qgis.ProcessingNumberParameterType.Integer", "QgsProcess
 NUMBER_DOUBLE = _name("Qgis.ProcessingNumberParameterType.Double", "QgsProcessingParameterNumber.Double")
 FIELD_NUMERIC = _name("Qgis.ProcessingFieldParameterDataType.Numeric", "QgsProcessingParameterField.Numeric")
 FILE_BEHAVIOUR_FILE = _name("Qgis.ProcessingFileParameterBehavior.File", "QgsProcessingParameterFile.File")
+FILE_BEHAVIOUR_FOLDER = _name("Qgis.ProcessingFileParameterBehavior.Folder", "QgsProcessingParameterFile.Folder")
 
 # Geometry and layer types
 GEOMETRY_POINT = _name("Qgis.GeometryType.Point", "QgsWkbTypes.PointGeometry")

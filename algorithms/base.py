@@ -35,6 +35,7 @@ ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "ic
 
 # group id -> display name, in pipeline order
 GROUPS = {
+    "setup": "0 · Set-up",
     "evidence": "1 · Evidence layers",
     "trainingdata": "2 · Training data",
     "models": "3 · Models",

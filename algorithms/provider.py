@@ -18,6 +18,7 @@ PIPELINES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources"
 # module in this package -> algorithm class; modules are imported one by one so a missing optional
 # package disables only the algorithms that need it.
 ALGORITHMS = [
+    ("install_packages", "InstallPackages"),
     ("idw_gridding", "IdwGridding"),
     ("buffer_density", "BufferDensity"),
     ("evidence_stack", "EvidenceStack"),
