@@ -129,11 +129,12 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
         """Check the parameters, run, and move every output into place together; errors become plain messages."""
         try:
             self._check_fields(parameters, context)
-            self._check_raster_crs(parameters, context)
+            inputs = self._inputs(parameters, context)
+            _check_raster_crs(inputs)
             # Resolved once: asking QGIS again would reset what the run attaches to the layers it loads.
             self._destinations = {definition.name(): self._file_destination(parameters, definition, context)
                                   for definition in self.destinationParameterDefinitions()}
-            self._check_outputs(parameters, context)
+            self._check_outputs(inputs)
             with output_set():
                 results = self.compute(parameters, context, feedback)
             self._check_written(results)
@@ -201,14 +202,13 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
             return None
         return path
 
-    def _check_outputs(self, parameters, context) -> None:
+    def _check_outputs(self, inputs: list[tuple]) -> None:
         """Refuse an output that would replace an input (or its sidecar files), share a path with another
         output, get a file type other than its extension says, or go to a folder that cannot be written."""
-        inputs = {}
-        for definition in self.parameterDefinitions():
-            if not definition.isDestination():
-                for path in self._input_paths(definition, parameters, context):
-                    inputs.update(dict.fromkeys(_footprint(path), definition.description()))
+        read = {}
+        for definition, item in inputs:
+            path = item if isinstance(item, str) else _layer_file(item)
+            read.update(dict.fromkeys(_footprint(path), definition.description()))
         outputs: dict[str, str] = {}
         for definition in self.destinationParameterDefinitions():
             path = self._destinations[definition.name()]
@@ -216,8 +216,8 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
                 continue
             label = definition.description()
             for part in _footprint(path):
-                if part in inputs:
-                    raise InputError(f"The output '{label}' ({path}) would overwrite the input '{inputs[part]}'. "
+                if part in read:
+                    raise InputError(f"The output '{label}' ({path}) would overwrite the input '{read[part]}'. "
                                      "Choose another file name for the output; inputs are never changed.")
                 if part in outputs and outputs[part] != label:
                     raise InputError(f"The outputs '{outputs[part]}' and '{label}' are both set to {path}; give "
@@ -226,29 +226,26 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
             _check_extension(definition, path)
             check_writable(path)
 
-    def _input_paths(self, definition, parameters, context) -> list[str]:
-        """The files an input parameter reads (layers from files, files); empty for anything else."""
-        name = definition.name()
-        if parameters.get(name) is None:
-            return []
-        if isinstance(definition, QgsProcessingParameterFile):
-            return [self.parameterAsFile(parameters, name, context)]
-        if isinstance(definition, QgsProcessingParameterRasterLayer):
-            layers = [self.parameterAsRasterLayer(parameters, name, context)]
-        elif isinstance(definition, QgsProcessingParameterMultipleLayers):
-            if definition.layerType() == SOURCE_FILE:
-                return self.parameterAsFileList(parameters, name, context)
-            layers = self.parameterAsLayerList(parameters, name, context)
-        elif definition.type() in ("source", "vector"):
-            layers = [self.parameterAsVectorLayer(parameters, name, context)]
-        else:
-            return []
-        paths = []
-        for layer in layers:
-            if layer is not None:
-                parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
-                paths.append(parts.get("path") or layer.source())
-        return paths
+    def _inputs(self, parameters, context) -> list[tuple]:
+        """(definition, layer or file path) for every layer and file the run reads, each resolved once."""
+        inputs = []
+        for definition in self.parameterDefinitions():
+            name = definition.name()
+            if definition.isDestination() or parameters.get(name) is None:
+                continue
+            if isinstance(definition, QgsProcessingParameterFile):
+                items = [self.parameterAsFile(parameters, name, context)]
+            elif isinstance(definition, QgsProcessingParameterRasterLayer):
+                items = [self.parameterAsRasterLayer(parameters, name, context)]
+            elif isinstance(definition, QgsProcessingParameterMultipleLayers):
+                items = self.parameterAsFileList(parameters, name, context) \
+                    if definition.layerType() == SOURCE_FILE else self.parameterAsLayerList(parameters, name, context)
+            elif definition.type() in ("source", "vector"):
+                items = [self.parameterAsVectorLayer(parameters, name, context)]
+            else:
+                continue
+            inputs += [(definition, item) for item in items if item is not None and item != ""]
+        return inputs
 
     def _check_fields(self, parameters, context) -> None:
         """Every field parameter names fields its layer has (QGIS itself does not check)."""
@@ -263,27 +260,6 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
                 if field not in names:
                     raise InputError(f"'{definition.description()}': the layer '{source.sourceName()}' has no field "
                                      f"'{field}'. Its fields are: {', '.join(names) or 'none'}.")
-
-    def _check_raster_crs(self, parameters, context) -> None:
-        """Refuse a raster whose CRS was overridden in QGIS: the steps read the file, so they would use the file's
-        CRS while the map canvas shows another one."""
-        for definition in self.parameterDefinitions():
-            if isinstance(definition, QgsProcessingParameterRasterLayer):
-                layers = [self.parameterAsRasterLayer(parameters, definition.name(), context)]
-            elif isinstance(definition, QgsProcessingParameterMultipleLayers):
-                layers = self.parameterAsLayerList(parameters, definition.name(), context)
-            else:
-                continue
-            for layer in layers:
-                if layer is None or layer.type() != LAYER_RASTER or layer.providerType() != "gdal":
-                    continue
-                assigned, stored = layer.crs(), layer.dataProvider().crs()
-                if assigned.isValid() and stored.isValid() and assigned != stored:
-                    raise InputError(
-                        f"'{definition.description()}': the layer '{layer.name()}' is shown in QGIS in "
-                        f"{assigned.authid() or assigned.description()}, but its file says "
-                        f"{stored.authid() or stored.description()}, and DeepProspect reads the file. Write the "
-                        "CRS into the file (Raster ▸ Projections ▸ Assign Projection) or reset the layer's CRS.")
 
     def _check_written(self, results: dict) -> None:
         """Every output the run reports exists on disk (a run never ends 'done' without them)."""
@@ -314,6 +290,27 @@ def _register_sink(context, temporary: str, destination: str) -> None:
     if temporary in layers:
         layers[destination] = layers.pop(temporary)
         context.setLayersToLoadOnCompletion(layers)
+
+
+def _layer_file(layer) -> str:
+    """The file a layer reads (its source without GDAL/OGR options such as |layername=)."""
+    parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
+    return parts.get("path") or layer.source()
+
+
+def _check_raster_crs(inputs: list[tuple]) -> None:
+    """Refuse a raster whose CRS was overridden in QGIS: the steps read the file, so they would use the file's
+    CRS while the map canvas shows another one."""
+    for definition, layer in inputs:
+        if isinstance(layer, str) or layer.type() != LAYER_RASTER or layer.providerType() != "gdal":
+            continue
+        assigned, stored = layer.crs(), layer.dataProvider().crs()
+        if assigned.isValid() and stored.isValid() and assigned != stored:
+            raise InputError(
+                f"'{definition.description()}': the layer '{layer.name()}' is shown in QGIS in "
+                f"{assigned.authid() or assigned.description()}, but its file says "
+                f"{stored.authid() or stored.description()}, and DeepProspect reads the file. Write the "
+                "CRS into the file (Raster ▸ Projections ▸ Assign Projection) or reset the layer's CRS.")
 
 
 def _footprint(path: str) -> set[str]:

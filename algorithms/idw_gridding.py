@@ -21,7 +21,7 @@ from . import missing_values
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs
 from .parameters import explained, name_list, named_enum
-from .qgis_io import check_point_source, feedback_callbacks, read_points
+from .qgis_io import feedback_callbacks, read_points
 from .styles import StyleOnLoad
 from .vector_io import add_study_area_parameters, read_study_area
 
@@ -101,7 +101,6 @@ class IdwGridding(DeepProspectAlgorithm):
             raise InputError("The sample point layer could not be opened.")
         if source.featureCount() == 0:
             raise InputError("The sample point layer has no features.")
-        check_point_source(source, "sample")
         fields = self._numeric_fields(source, self.parameterAsFields(parameters, self.FIELDS, context))
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         check_writable(output)

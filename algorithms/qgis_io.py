@@ -93,11 +93,11 @@ def projected_raster(algorithm, parameters, key: str, context, what: str = "The 
 def point_xy(source: QgsProcessingFeatureSource, what: str, crs: QgsCoordinateReferenceSystem, context,
              feedback) -> np.ndarray:
     """(n, 2) coordinates of a point source in ``crs``, saying when they are reprojected."""
-    check_point_source(source, what)  # before the CRS is used in the message below
+    xy = read_points(source, [], crs, context, feedback, what)[0]  # refuses non-points and an undefined CRS
     if source.sourceCrs() != crs:
         feedback.pushInfo(f"The {what} points are reprojected from {source.sourceCrs().authid()} to "
                           f"{crs.authid() or crs.description()}.")
-    return read_points(source, [], crs, context, feedback, what)[0]
+    return xy
 
 
 def point_parameter(algorithm, parameters, key: str, what: str, crs: QgsCoordinateReferenceSystem, context,
