@@ -64,7 +64,6 @@ class AnomalyClasses(DeepProspectAlgorithm):
     TAGS = (
         "anomaly", "classes", "targets", "exploration targets", "drill targets", "ranking", "area",
     )
-    HELP_ANCHOR = "algorithms"
     HELP = (
         "Divides a prospectivity map into classes of cumulative area, as zhang2021 does (the top 5 %, 5–15 % and "
         "15–30 % of the valid area: high, moderate and low anomaly), and outlines ranked target zones.<br>"

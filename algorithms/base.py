@@ -54,7 +54,8 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses set NAME, DISPLAY_NAME, GROUP, HELP, TAGS, HELP_ANCHOR and implement ``compute``.
 
     ``TAGS`` are the words the Toolbox search finds the algorithm by; ``HELP_ANCHOR`` is the README section its
-    help link opens; ``MEMORY_HINT`` names what lowers memory use, for the message of a run out of memory.
+    help link opens (the algorithm table unless a section of its own says more); ``MEMORY_HINT`` names what
+    lowers memory use, for the message of a run out of memory.
     """
 
     NAME = ""

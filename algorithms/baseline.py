@@ -32,7 +32,6 @@ class Baseline(DeepProspectAlgorithm):
     TAGS = (
         "random forest", "logistic regression", "machine learning", "baseline", "classifier", "prospectivity",
     )
-    HELP_ANCHOR = "algorithms"
     MEMORY_HINT = "Use fewer trees (TREES) or a stack with fewer cells"
     HELP = (
         "Trains a random forest (balanced class weights) or a logistic regression (standardised bands, "

@@ -48,7 +48,6 @@ class BufferDensity(DeepProspectAlgorithm):
         "faults", "structures", "lineaments", "density", "distance", "proximity", "buffer", "alteration",
         "evidence layer",
     )
-    HELP_ANCHOR = "algorithms"
     HELP = (
         "Turns point, line or polygon features (faults, contacts, veins, alteration zones) into one "
         "continuous evidence band, named <i>&lt;layer&gt;_&lt;mode&gt;</i>, evaluated at pixel centres x.<br><br>"

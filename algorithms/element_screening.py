@@ -71,7 +71,6 @@ class ElementScreening(DeepProspectAlgorithm):
     TAGS = (
         "screening", "pathfinder elements", "feature selection", "Z_AUC", "AUC", "geochemistry", "significance",
     )
-    HELP_ANCHOR = "algorithms"
     HELP = (
         "Tests every band of an evidence stack (or of element grids) for a significant association with known "
         "deposits and keeps the significant ones, as gao2022 and gao2023 do before training.<br><br>"

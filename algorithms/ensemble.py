@@ -35,7 +35,6 @@ class Ensemble(ProbabilityThreshold, DeepProspectAlgorithm):
     TAGS = (
         "ensemble", "uncertainty", "voting", "averaging", "prospectivity", "model combination",
     )
-    HELP_ANCHOR = "algorithms"
     HELP = (
         "Combines prospectivity maps of several models (same grid: predict them on the same evidence stack) "
         "into one map with the five rules of he2024, and maps how much the models disagree.<br><br>"

@@ -52,7 +52,6 @@ class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
     TAGS = (
         "evaluation", "ROC", "AUC", "success rate", "prediction rate", "prediction-area", "validation", "accuracy",
     )
-    HELP_ANCHOR = "algorithms"
     HELP = (
         "Measures how well a prospectivity map (one band of probabilities 0–1, in a projected CRS) ranks known "
         "deposits, and writes a self-contained HTML report for the browser.<br><br>"

@@ -43,7 +43,6 @@ class EvidenceStack(DeepProspectAlgorithm):
         "evidence", "stack", "z-score", "normalisation", "log-ratio", "clr", "ilr", "lithology", "geological map",
         "indicator",
     )
-    HELP_ANCHOR = "algorithms"
     HELP = (
         "Stacks evidence rasters (element grids, distance and density maps, geology classes; single- or "
         "multi-band) into one multi-band GeoTIFF on one grid, ready for screening, training and prediction.<br><br>"

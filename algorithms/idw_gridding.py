@@ -46,7 +46,6 @@ class IdwGridding(DeepProspectAlgorithm):
         "geochemistry", "interpolation", "IDW", "inverse distance", "gridding", "soil", "stream sediment", "assay",
         "raster",
     )
-    HELP_ANCHOR = "algorithms"
     HELP = (
         "Grids element concentrations (or any numeric fields) from sample points by inverse distance weighting, "
         "many fields in one pass, into one multi-band GeoTIFF whose band names are the field names.<br><br>"

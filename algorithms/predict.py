@@ -31,7 +31,6 @@ class Predict(DeepProspectAlgorithm):
     TAGS = (
         "prospectivity", "mineral potential", "favourability", "prediction", "inference", "ONNX", "map",
     )
-    HELP_ANCHOR = "algorithms"
     MEMORY_HINT = "Lower 'Windows per batch' (BATCH_SIZE)"
     HELP = (
         "Applies a trained model file (.onnx, written by DeepProspect) to an evidence stack and writes a "

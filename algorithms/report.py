@@ -42,7 +42,6 @@ class Report(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
     TAGS = (
         "report", "HTML", "summary", "study", "provenance", "model cards",
     )
-    HELP_ANCHOR = "algorithms"
     HELP = (
         "Writes one self-contained HTML report of a prospectivity study (open it in a browser; images are "
         "embedded):<br>"

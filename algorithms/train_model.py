@@ -71,7 +71,6 @@ class TrainModel(DeepProspectAlgorithm):
     TAGS = (
         "deep learning", "neural network", "CNN", "training", "LeNet", "ResNet", "ViT", "MLP", "ONNX", "GPU",
     )
-    HELP_ANCHOR = "algorithms"
     MEMORY_HINT = "Lower the batch size (BATCH_SIZE)"
     HELP = (
         "Trains a network of the model zoo on a training set from 'Training samples from deposits' and writes one "

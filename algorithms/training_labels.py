@@ -71,7 +71,6 @@ class TrainingLabels(DeepProspectAlgorithm):
         "training data", "labels", "deposits", "occurrences", "barren holes", "negatives", "spatial split",
         "augmentation", "SMOTE",
     )
-    HELP_ANCHOR = "algorithms"
     MEMORY_HINT = "Use a smaller patch size (PATCH_SIZE) or fewer negatives (NEGATIVE_RATIO)"
     HELP = (
         "Builds a training set (.npz) of windows (n, bands, p, p) and element vectors (n, bands) from an evidence "
