@@ -13,11 +13,12 @@ QGIS_APT := qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-venv 
 DEMO_OUT := demo_output
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: help setup qgis demo test lint bench package clean
+.PHONY: help setup qgis demo test test-sid lint bench package clean
 
 help:
 	@echo "make demo     run the main job headless on the bundled demo survey (installs what is missing)"
 	@echo "make test     run every test (installs what is missing)"
+	@echo "make test-sid run every test against QGIS from Debian unstable in a throwaway root file system (root)"
 	@echo "make lint     ruff"
 	@echo "make bench    benchmarks against gdal_grid, gdal_proximity and QGIS built-ins (SLOW=1 adds the slow QGIS anchors)"
 	@echo "make package  dist/deepprospect.zip for QGIS 'Install from ZIP'"
@@ -38,7 +39,10 @@ qgis:
 
 $(STAMP): requirements.txt requirements-dev.txt | qgis
 	@test -x $(PY) || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	@# keep the numpy QGIS's GDAL bindings were built with (numpy 1 and 2 are not interchangeable for them)
+	@$(PY) -c "import numpy; print('numpy==' + numpy.__version__)" > $(VENV)/constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check -c $(VENV)/constraints.txt \
+	  -r requirements.txt -r requirements-dev.txt
 	@touch $@
 
 demo: setup
@@ -46,6 +50,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+test-sid:
+	scripts/test_debian_sid.sh
 
 lint: setup
 	$(PY) -m ruff check .

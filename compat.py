@@ -53,6 +53,8 @@ FAST_INSERT = _name("QgsFeatureSink.Flag.FastInsert", "QgsFeatureSink.FastInsert
 REQUEST_NO_GEOMETRY = _name("Qgis.FeatureRequestFlag.NoGeometry", "QgsFeatureRequest.NoGeometry")
 WKT_GDAL = _name("Qgis.CrsWktVariant.PreferredGdal", "QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL")
 MESSAGE_WARNING = _name("Qgis.MessageLevel.Warning", "Qgis.Warning")
+MODEL_SOURCE_STATIC = _name("Qgis.ProcessingModelChildParameterSource.StaticValue",
+                            "QgsProcessingModelChildParameterSource.StaticValue")
 
 # Attribute field types: QMetaType from QGIS 3.38 on (required by Qt6), QVariant before.
 _SCOPED_FIELDS = qgis.core.Qgis.QGIS_VERSION_INT >= 33800

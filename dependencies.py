@@ -18,7 +18,7 @@ from .core.errors import DeepProspectError
 
 # import name -> pinned pip requirement (the same pins as requirements.txt; a test keeps them equal)
 PINS = {
-    "numpy": "numpy>=1.24,<2",
+    "numpy": "numpy>=1.24",
     "scipy": "scipy>=1.10",
     "affine": "affine==2.4.0",
     "rasterio": "rasterio==1.4.4",
@@ -62,11 +62,22 @@ def requirements(build: str) -> list[str]:
     if build not in BUILDS:
         raise ValueError(f"Unknown build {build!r}; choose one of {', '.join(BUILDS)}.")
     pins = dict(PINS)
+    pins["numpy"] = qgis_numpy_pin()
     if build == "cpu":
         pins["onnxruntime"] = pins["onnxruntime"].replace("onnxruntime-gpu", "onnxruntime")
         if sys.platform != "darwin":  # macOS wheels are CPU builds without the local version tag
             pins["torch"] += "+cpu"
     return list(pins.values())
+
+
+def qgis_numpy_pin() -> str:
+    """``numpy==<the version this Python runs>``: QGIS's GDAL bindings are built against its own numpy, and numpy 1
+    and 2 are not interchangeable for them, so packages are resolved against the numpy QGIS already has."""
+    try:
+        import numpy
+    except ImportError:
+        return PINS["numpy"]
+    return f"numpy=={numpy.__version__}"
 
 
 def packages_folder(profile_folder: str) -> str:

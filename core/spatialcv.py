@@ -196,7 +196,7 @@ def fold_of_deposits(deposit_xy: np.ndarray, settings: CvSettings, fold_field: S
             raise InputError("Fold method 'field' needs one fold value per deposit; choose the deposits' fold field.")
         codes, folds = np.unique(np.asarray(fold_field), return_inverse=True)
         if len(codes) < 2:
-            raise InputError(f"The fold field holds one value only ({codes[0]!r}); at least 2 folds are needed.")
+            raise InputError(f"The fold field holds one value only ({codes[0].item()!r}); at least 2 folds are needed.")
         folds = np.asarray(folds, dtype=np.int64)
         nearest = cKDTree(xy)  # a cell takes the fold of its nearest deposit (fold means may lie in other folds)
         return folds, lambda points: folds[nearest.query(np.asarray(points).reshape(-1, 2))[1]]

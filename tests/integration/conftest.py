@@ -17,6 +17,16 @@ def deepprospect_provider(qgis_app, qgis_processing):
     QgsApplication.processingRegistry().removeProvider(provider)
 
 
+@pytest.fixture(autouse=True)
+def headless_result_loading(monkeypatch):
+    """Load results as a desktop without a layer tree does: QGIS ≥ 3.34 passes the interface's layer tree to C++
+    when it loads results (``runAndLoadResults``), and the test interface's is a mock that C++ refuses."""
+    from processing.gui import Postprocessing
+
+    if hasattr(Postprocessing, "iface"):
+        monkeypatch.setattr(Postprocessing, "iface", None)
+
+
 def _runner():
     """Run a Processing algorithm by id with a fresh context and feedback; returns its result dict."""
     import processing

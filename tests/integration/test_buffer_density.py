@@ -111,7 +111,10 @@ def test_density_agrees_with_qgis_linedensity_on_a_sub_area(run_alg, sub_faults,
     run_alg(ALG, {**params, "MODE": DENSITY, "EXTENT": extent_string(sub_faults), "OUTPUT": ours_path})
     theirs, their_src = read(theirs_path)
     ours, our_src = read(ours_path)
-    assert our_src.transform.almost_equals(their_src.transform) and ours.shape == theirs.shape
+    # QGIS 3.44 drops a partial last column or row that 3.22 (and this plugin) keep: compare the common cells
+    assert our_src.transform.almost_equals(their_src.transform)
+    assert 0 <= ours.shape[0] - theirs.shape[0] <= 1 and 0 <= ours.shape[1] - theirs.shape[1] <= 1
+    ours = ours[:theirs.shape[0], :theirs.shape[1]]
     assert our_src.descriptions == ("sub_faults_density",)
     compared = theirs > 0.1 * theirs.max()
     assert compared.sum() > 1000

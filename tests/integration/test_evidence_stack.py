@@ -227,7 +227,7 @@ def test_real_murchison_faults_and_greenstone(run_alg, data_dir, tmp_path):
     box = f"{extent.xMinimum()},{extent.xMaximum()},{extent.yMinimum()},{extent.yMaximum()} [EPSG:20350]"
     rock = str(tmp_path / "greenstone.tif")
     run_alg("gdal:rasterize", {"INPUT": greenstone, "BURN": 1, "UNITS": 1, "WIDTH": 2000, "HEIGHT": 2000,
-                               "EXTENT": box, "INIT": 0, "DATA_TYPE": 0, "OUTPUT": rock})
+                               "EXTENT": box, "INIT": 0, "NODATA": 255, "DATA_TYPE": 0, "OUTPUT": rock})
     holes = QgsVectorLayer(rings + "is_hole_cw = '1'", "holes", "ogr")
     run_alg("gdal:rasterize_over_fixed_value", {"INPUT": holes, "INPUT_RASTER": rock, "BURN": 0})
     faults = QgsVectorLayer(f"{gpkg}|layername=murchison_faults", "faults", "ogr")

@@ -3,6 +3,7 @@ thing everywhere, known synonyms never come back, enums store names, and every p
 
 from collections import defaultdict
 
+from deepprospect.compat import MODEL_SOURCE_STATIC
 from qgis.core import QgsProcessingDestinationParameter, QgsProcessingModelAlgorithm, QgsProcessingParameterEnum
 
 # keys retired for the key that says the same thing elsewhere
@@ -67,7 +68,7 @@ def test_pipeline_steps_use_real_keys_and_values(deepprospect_provider):
                 assert parameter is not None, f"{model.name()} {child.childId()}: no parameter {key}"
                 if isinstance(parameter, QgsProcessingParameterEnum) and parameter.usesStaticStrings():
                     for source in sources:
-                        if source.source() == source.StaticValue:
+                        if source.source() == MODEL_SOURCE_STATIC:
                             value = source.staticValue()  # None: not set (the default)
                             values = value if isinstance(value, list) else [value] if value is not None else []
                             assert set(values) <= set(parameter.options()), f"{child.childId()} {key}: {value}"

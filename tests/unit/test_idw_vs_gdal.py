@@ -31,7 +31,7 @@ def survey(tmp_path_factory):
     for (x, y), v in zip(points, values):
         feature = ogr.Feature(layer.GetLayerDefn())
         feature.SetField("Cu", float(v))
-        feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({x!r} {y!r})"))
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({float(x)!r} {float(y)!r})"))
         layer.CreateFeature(feature)
     source = None
     return path, points, values
