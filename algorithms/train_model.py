@@ -146,7 +146,7 @@ class TrainModel(DeepProspectAlgorithm):
             check_writable(path)
         settings = self._settings(parameters, context, feedback)
         path = self.parameterAsFile(parameters, self.TRAINING_SET, context)
-        training_set = load_training_set(path)
+        training_set = load_training_set(path, on_disk=True)
         feedback.pushInfo(f"Training set {os.path.basename(path)}: {len(training_set)} samples, bands "
                           f"{', '.join(training_set.manifest.get('band_names', []))}.")
         progress, is_cancelled = feedback_callbacks(feedback)

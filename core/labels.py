@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -58,6 +59,7 @@ from .grid import GridSpec
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import atomic_path
 from .resources import require_memory
+from .stored_arrays import StoredArray, stored_member
 from .windows import WINDOW_FILL, padded_windows
 
 FORMAT = "deepprospect-training-set"
@@ -130,8 +132,8 @@ class LabelSettings:
 class TrainingSet:
     """Windows, vectors and labels of a training set, and its manifest (see the module docstring)."""
 
-    x_patch: np.ndarray  # (n, bands, p, p) float32
-    x_vector: np.ndarray  # (n, bands) float32
+    x_patch: np.ndarray | StoredArray  # (n, bands, p, p) float32; StoredArray: left in the file
+    x_vector: np.ndarray | StoredArray  # (n, bands) float32
     y: np.ndarray  # (n,) int8, 1 = deposit
     split: np.ndarray  # (n,) str: train / validation / test
     kind: np.ndarray  # (n,) str: one of KINDS
@@ -772,11 +774,14 @@ def read_stack_tags(path: str) -> dict:
 
 
 def save_training_set(path: str, training_set: TrainingSet) -> None:
-    """Write the training set as a compressed .npz (temporary file renamed into place)."""
+    """Write the training set as an uncompressed .npz (temporary file renamed into place).
+
+    Uncompressed, each array lies as one plain ``.npy`` in the zip, so :func:`load_training_set` can read the
+    windows in place, a batch at a time; float32 windows shrink little under deflate anyway.
+    """
     arrays = {name: getattr(training_set, name) for name in ARRAYS}
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
-        np.savez_compressed(handle, manifest=np.array(json.dumps(training_set.manifest, allow_nan=False)),
-                            **arrays)
+        np.savez(handle, manifest=np.array(json.dumps(training_set.manifest, allow_nan=False)), **arrays)
 
 
 def read_training_manifest(path: str) -> dict:
@@ -791,11 +796,14 @@ def read_training_manifest(path: str) -> dict:
     return manifest
 
 
-def load_training_set(path: str, *, patches: bool = True) -> TrainingSet:
+def load_training_set(path: str, *, patches: bool = True, on_disk: bool = False) -> TrainingSet:
     """Read a training set written by :func:`save_training_set`.
 
     ``patches=False`` skips the windows (``x_patch`` is then an empty (n, 0, 0, 0) array), for users of the
     cell vectors only, such as the classical baselines: the windows are most of the file.
+    ``on_disk=True`` leaves ``x_patch`` and ``x_vector`` in the file as :class:`.stored_arrays.StoredArray`, read
+    a batch of rows at a time, so a training set larger than memory can be trained on. Files written compressed
+    (before training sets were stored uncompressed) cannot be read in place and are read into memory.
     """
     if not os.path.isfile(path):
         raise InputError(f"The training set {path} does not exist.")
@@ -806,10 +814,13 @@ def load_training_set(path: str, *, patches: bool = True) -> TrainingSet:
                 raise InputError(f"{path} is not a DeepProspect training set (missing {', '.join(missing)}); "
                                  "create it with 'Training samples from deposits'.")
             manifest = json.loads(str(data["manifest"]))
-            arrays = {name: data[name] for name in ARRAYS if patches or name != "x_patch"}
+            stored = {name: stored_member(path, data.zip, name) for name in ("x_patch", "x_vector")} \
+                if on_disk else {}
+            arrays = {name: data[name] if stored.get(name) is None else stored[name]
+                      for name in ARRAYS if patches or name != "x_patch"}
             if not patches:
                 arrays["x_patch"] = np.empty((len(arrays["y"]), 0, 0, 0), dtype=np.float32)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise InputError(f"Cannot read the training set {path}: {error}") from error
     if manifest.get("format") != FORMAT:
         raise InputError(f"{path} is not a DeepProspect training set (format {manifest.get('format')!r}).")

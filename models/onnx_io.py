@@ -50,7 +50,8 @@ import json
 import os
 import platform
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -227,13 +228,28 @@ def library_versions() -> dict:
     }
 
 
-def hash_arrays(*arrays: np.ndarray) -> str:
-    """SHA-256 of arrays' shapes, dtypes and bytes: the card's ``data_hash`` of the training data."""
+@dataclass(frozen=True)
+class Chunked:
+    """An array given as its dtype, shape and consecutive row blocks, for arrays too large to hold at once."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    blocks: Iterable[np.ndarray]
+
+
+def hash_arrays(*arrays: np.ndarray | Chunked) -> str:
+    """SHA-256 of arrays' shapes, dtypes and bytes: the card's ``data_hash`` of the training data.
+
+    A :class:`Chunked` array hashes as the whole array would, block by block.
+    """
     digest = hashlib.sha256()
     for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.tobytes())
+        if not isinstance(array, Chunked):
+            array = np.ascontiguousarray(array)
+            array = Chunked(array.dtype, array.shape, (array,))
+        digest.update(f"{np.dtype(array.dtype).str}{tuple(int(n) for n in array.shape)}".encode())
+        for block in array.blocks:
+            digest.update(np.ascontiguousarray(block, dtype=array.dtype).tobytes())
     return "sha256:" + digest.hexdigest()
 
 

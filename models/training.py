@@ -29,6 +29,10 @@ epoch; every choice it makes is recorded in the model card:
 - **Determinism**: a seeded generator shuffles the batches, and the global torch RNG (dropout) is seeded
   inside a forked RNG state, so the same set, settings and seed give the same weights on CPU; the caller's
   RNG state is left untouched.
+- **Memory**: a split is the training set's rows (:class:`SplitData`), gathered one batch at a time, so a
+  training set left in its file (``load_training_set(..., on_disk=True)``) is never read whole.
+- **Processes**: one by default (:class:`SingleProcess`); under torchrun :mod:`.distributed` plugs
+  DistributedDataParallel and a distributed sampler into the same loop.
 
 Presets reproduce the papers' settings in one choice (:data:`PRESETS`).
 """
@@ -39,7 +43,7 @@ import copy
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,7 +57,8 @@ from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_me
 from ..core.raster_io import atomic_path
 from ..core.report import training_curves_png
 from ..core.stack import STACK_TAG, band_normalisation
-from .onnx_io import METRIC_SPLITS, export_onnx, hash_arrays, make_card
+from ..core.stored_arrays import StoredArray
+from .onnx_io import METRIC_SPLITS, Chunked, export_onnx, hash_arrays, make_card
 from .zoo import SeedAverage, ZooModel, build_model, model_info
 
 OPTIMISERS = ("adam", "sgd")
@@ -153,14 +158,36 @@ def select_device(requested: str) -> tuple[torch.device, str]:
 
 @dataclass
 class SplitData:
-    """Inputs and labels of one split as tensors on the CPU."""
+    """Inputs and labels of one split: rows ``rows`` of ``source`` (every row when None), read a batch at a
+    time, so a source left in its file is never read whole."""
 
-    x: torch.Tensor
-    y: torch.Tensor
+    source: np.ndarray | StoredArray | torch.Tensor  # (N, ...) inputs, in memory or left in the file
+    y: torch.Tensor  # labels of the split's samples, on the CPU
     per_deposit: np.ndarray | None = None  # rows scored per deposit: each deposit's own cell and the negatives
+    rows: np.ndarray | None = None  # the split's rows of ``source``
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample's input: (bands, patch, patch) or (bands,)."""
+        return tuple(int(n) for n in self.source.shape[1:])
+
+    def inputs(self, which: np.ndarray | slice) -> torch.Tensor:
+        """Float32 inputs of the split's samples ``which`` (positions in the split), read from the source."""
+        picked = self.source[which if self.rows is None else self.rows[which]]
+        if isinstance(picked, torch.Tensor):
+            return picked.float()
+        return torch.from_numpy(np.ascontiguousarray(picked, dtype=np.float32))
+
+    def blocks(self, size: int = _EVAL_BATCH) -> Iterator[torch.Tensor]:
+        """The inputs in order, ``size`` samples at a time."""
+        return (self.inputs(slice(start, start + size)) for start in range(0, len(self), size))
+
+    def chunked(self) -> Chunked:
+        """The inputs as :func:`.onnx_io.hash_arrays` hashes them, block by block."""
+        return Chunked(np.dtype(np.float32), (len(self), *self.sample_shape), (b.numpy() for b in self.blocks()))
 
 
 @dataclass
@@ -179,10 +206,54 @@ class TrainResult:
     device_reason: str
     data_hash: str
     counts: dict = field(default_factory=dict)
+    distributed: dict | None = None  # world size, backend and batches of a torchrun run
+
+
+class SingleProcess:
+    """How a training run is shared between processes: here, one process (the default).
+
+    :class:`.distributed.TorchrunProcesses` answers the same questions for DistributedDataParallel under
+    torchrun; the training loop asks nothing else, so both runs share one loop.
+    """
+
+    primary = True  # the process that evaluates, logs and writes
+
+    def device(self, requested: str) -> tuple[torch.device, str]:
+        """The device this process trains on, and why."""
+        return select_device(requested)
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The module the training steps call (the model itself; a DDP wrapper under torchrun)."""
+        return model
+
+    def batch_size(self, batch_size: int) -> int:
+        """The samples per batch in this process for ``batch_size`` per optimiser step."""
+        return batch_size
+
+    def shuffler(self, n: int, seed: int) -> tuple[Callable[[int], np.ndarray], torch.Generator]:
+        """(epoch → this process's training rows in batch order, the generator of the input noise).
+
+        One seeded generator draws both, every epoch's permutation and then the noise of its batches.
+        """
+        generator = torch.Generator().manual_seed(seed)
+        return lambda epoch: torch.randperm(n, generator=generator).numpy(), generator
+
+    def sum(self, *values: float) -> tuple[float, ...]:
+        """``values`` summed over the processes."""
+        return values
+
+    def from_primary(self, compute: Callable[[], tuple[float, ...]]) -> tuple[float, ...]:
+        """``compute()``, run by the primary process and its result given to every process."""
+        return compute()
+
+    def card(self, batch_size: int) -> dict | None:
+        """What the model card records about the processes for ``batch_size`` (nothing for one process)."""
+        return None
 
 
 def split_data(training_set: TrainingSet, input_kind: str, negative_set: int) -> dict[str, SplitData]:
-    """Per split, the samples of negative set ``negative_set`` (shared samples included) as tensors."""
+    """Per split, the samples of negative set ``negative_set`` (shared samples included); inputs stay in the
+    training set's arrays (which may be left in the file) until a batch reads them."""
     repeats = sorted(set(training_set.repeat.tolist()) - {SHARED})
     if repeats and negative_set not in repeats:
         raise InputError(f"The training set has negative sets {repeats}; negative set {negative_set} does not exist.")
@@ -194,9 +265,8 @@ def split_data(training_set: TrainingSet, input_kind: str, negative_set: int) ->
     for split in METRIC_SPLITS:
         keep = np.flatnonzero(in_set & (training_set.split == split))
         kind = training_set.kind[keep]
-        data[split] = SplitData(torch.from_numpy(np.ascontiguousarray(source[keep], dtype=np.float32)),
-                                torch.from_numpy(training_set.y[keep].astype(np.int64)),
-                                (kind == "deposit") | np.isin(kind, ("barren", "random")))
+        data[split] = SplitData(source, torch.from_numpy(training_set.y[keep].astype(np.int64)),
+                                (kind == "deposit") | np.isin(kind, ("barren", "random")), keep)
     return data
 
 
@@ -207,8 +277,12 @@ def train_model(
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
     log: LogFn = None,
+    processes: SingleProcess | None = None,
 ) -> TrainResult:
     """Train ``settings.architecture`` on ``training_set``; see the module docstring for every rule.
+
+    ``processes`` shares the run between processes (default: this one); only the primary process computes the
+    metrics and the data hash (they are empty in the others).
 
     Raises:
         InputError: the set cannot train this model (patch size, one class only, NaN values).
@@ -219,14 +293,15 @@ def train_model(
     data = split_data(training_set, info.input_kind, settings.negative_set)
     train = data["train"]
     _check_splits(data)
-    device, reason = select_device(settings.device)
+    processes = processes or SingleProcess()
+    device, reason = processes.device(settings.device)
     log_message(log, f"Device: {reason}.")
-    in_bands = int(train.x.shape[1])
+    in_bands = train.sample_shape[0]
     names = training_set.manifest.get("band_names", [])
     if len(names) != in_bands:
         raise InputError(f"The training set's manifest names {len(names)} band(s) but its samples have {in_bands}; "
                          "rebuild it with 'Training samples from deposits'.")
-    patch = int(train.x.shape[-1]) if info.input_kind == "patch" else 1
+    patch = train.sample_shape[-1] if info.input_kind == "patch" else 1
     counts = {split: {"samples": len(part), "positive": int(part.y.sum())} for split, part in data.items()}
     log_message(log, "Samples: " + ", ".join(f"{s} {c['samples']} ({c['positive']} positive)"
                                              for s, c in counts.items()))
@@ -243,20 +318,22 @@ def train_model(
             model = build_model(settings.architecture, in_bands, patch, seed=seeded.seed).to(device)
             loop = _Loop(model, seeded, device, train, data["validation"], _member_progress(progress, member,
                                                                                            settings.members),
-                         is_cancelled, log)
+                         is_cancelled, log, processes)
             runs.append(loop.run())
         members.append(model.cpu().eval())
     history, selection, stopped_early = runs[0]
     if settings.members > 1:
         selection = {**selection, "member_kept_epochs": [run[1]["kept_epoch"] for run in runs]}
     model = members[0] if settings.members == 1 else SeedAverage(members).eval()
-    metrics = {split: evaluate(model, part) for split, part in data.items() if len(part)}
+    metrics = {split: evaluate(model, part) for split, part in data.items() if len(part)} if processes.primary else {}
     for split, values in metrics.items():
         log_message(log, f"{split}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in values.items()))
     used = [data[s] for s in METRIC_SPLITS]
+    data_hash = hash_arrays(*(a for part in used for a in (part.chunked(), part.y.numpy()))) \
+        if processes.primary else ""
     return TrainResult(model, settings, metrics, history, selection["kept_epoch"], stopped_early,
-                       selection["monitor"], selection, device.type, reason,
-                       hash_arrays(*(t.numpy() for part in used for t in (part.x, part.y))), counts)
+                       selection["monitor"], selection, device.type, reason, data_hash, counts,
+                       processes.card(settings.batch_size))
 
 
 def _member_progress(progress: ProgressFn, member: int, members: int) -> ProgressFn:
@@ -272,7 +349,7 @@ def fit_network(model: ZooModel, settings: TrainSettings, train: SplitData, *, i
     same loop as :func:`train_model`; returns it in eval mode on the CPU. Used by spatial cross-validation, where
     every fold trains on its own cells."""
     device, _ = select_device(settings.device)
-    empty = SplitData(train.x[:0], train.y[:0])
+    empty = SplitData(train.source, train.y[:0], rows=np.zeros(0, np.int64))
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(settings.seed)
         _Loop(model.to(device), dataclasses.replace(settings, early_stopping="off"), device, train, empty, None,
@@ -281,18 +358,27 @@ def fit_network(model: ZooModel, settings: TrainSettings, train: SplitData, *, i
 
 
 class _Loop:
-    """One training run: optimiser, schedule, epochs, validation and early stopping."""
+    """One training run: optimiser, schedule, epochs, validation and early stopping.
+
+    ``processes`` decides what is shared between processes: the module trained (``model`` or a DDP wrapper of
+    it), each process's batch order and size, the epoch loss (summed) and the validation scores (computed by
+    the primary process on ``model`` and given to all, so every process keeps and stops at the same epoch).
+    """
 
     def __init__(self, model: ZooModel, settings: TrainSettings, device: torch.device, train: SplitData,
-                 validation: SplitData, progress: ProgressFn, is_cancelled: CancelFn, log: LogFn) -> None:
+                 validation: SplitData, progress: ProgressFn, is_cancelled: CancelFn, log: LogFn,
+                 processes: SingleProcess | None = None) -> None:
         self.model, self.settings, self.device = model, settings, device
         self.train, self.validation = train, validation
         self.progress, self.is_cancelled, self.log = progress, is_cancelled, log
+        self.processes = processes or SingleProcess()
+        self.network = self.processes.wrap(model)
+        self.batch_size = self.processes.batch_size(settings.batch_size)
+        self.order, self.generator = self.processes.shuffler(len(train), settings.seed)
         self.loss = nn.CrossEntropyLoss(weight=_class_weights(train.y, model.n_classes).to(device)
                                         if settings.class_weighting else None)
         self.optimiser = _optimiser(model, settings)
         self.scheduler = _scheduler(self.optimiser, settings)
-        self.generator = torch.Generator().manual_seed(settings.seed)
 
     def run(self) -> tuple[dict, dict, bool]:
         """Train every epoch or until early stopping; (history, epoch selection record, stopped early)."""
@@ -342,43 +428,52 @@ class _Loop:
     def _train_auc(self) -> float:
         """ROC AUC of the current model on the training split, in eval mode."""
         check_cancelled(self.is_cancelled)
-        logits = predict_logits(self.model, self.train.x, self.device)
-        return _auc(self.train.y.numpy(), torch.softmax(logits, 1)[:, 1].numpy())
+
+        def compute() -> tuple[float]:
+            logits = _split_logits(self.model, self.train, self.device)
+            return (_auc(self.train.y.numpy(), torch.softmax(logits, 1)[:, 1].numpy()),)
+
+        return self.processes.from_primary(compute)[0]
 
     def _epoch(self, epoch: int) -> float:
-        """One pass over the shuffled training split; the mean training loss."""
-        self.model.train()
-        n, size = len(self.train), self.settings.batch_size
-        order = torch.randperm(n, generator=self.generator)
-        if n % size == 1:  # a one-sample batch breaks batch norm in training mode: drop it this epoch
+        """One pass over this process's shuffled training rows; the mean training loss over every process."""
+        self.network.train()
+        size = self.batch_size
+        order = self.order(epoch)
+        if len(order) % size == 1:  # a one-sample batch breaks batch norm in training mode: drop it this epoch
             order = order[:-1]
         batches = range(0, len(order), size)
         total = 0.0
         for index, start in enumerate(batches):
             check_cancelled(self.is_cancelled)
             chosen = order[start:start + size]
-            x, y = self.train.x[chosen], self.train.y[chosen].to(self.device)
+            x, y = self.train.inputs(chosen), self.train.y[chosen].to(self.device)
             if self.settings.input_noise:
                 x = x + self.settings.input_noise * torch.randn(x.shape, generator=self.generator)
             x = x.to(self.device)
             self.optimiser.zero_grad(set_to_none=True)
-            loss = self.loss(self.model(x), y)
+            loss = self.loss(self.network(x), y)
             loss.backward()
             self.optimiser.step()
             total += loss.item() * len(chosen)
             report(self.progress, 100.0 * ((epoch - 1) + (index + 1) / len(batches)) / self.settings.epochs)
+        total, count = self.processes.sum(total, len(order))
         if not math.isfinite(total):
             raise InputError(f"The training loss became {total} at epoch {epoch}: lower the learning rate, or check "
                              "the evidence stack for extreme values (normalise it).")
-        return total / len(order)
+        return total / count
 
     def _validate(self) -> tuple[float, float]:
         if not len(self.validation):
             return math.nan, math.nan
         check_cancelled(self.is_cancelled)
-        logits = predict_logits(self.model, self.validation.x, self.device)
-        loss = float(self.loss(logits.to(self.device), self.validation.y.to(self.device)))
-        return loss, _auc(self.validation.y.numpy(), torch.softmax(logits, 1)[:, 1].numpy())
+
+        def compute() -> tuple[float, float]:
+            logits = _split_logits(self.model, self.validation, self.device)
+            loss = float(self.loss(logits.to(self.device), self.validation.y.to(self.device)))
+            return loss, _auc(self.validation.y.numpy(), torch.softmax(logits, 1)[:, 1].numpy())
+
+        return self.processes.from_primary(compute)
 
 
 class _EpochChoice:
@@ -429,11 +524,19 @@ class _EpochChoice:
 
 def predict_logits(model: nn.Module, x: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """Logits of ``x`` in eval mode, in batches, on the CPU (the model's mode is restored)."""
+    return _logits(model, (x[start:start + _EVAL_BATCH] for start in range(0, len(x), _EVAL_BATCH)), device)
+
+
+def _split_logits(model: nn.Module, part: SplitData, device: torch.device | str) -> torch.Tensor:
+    """Logits of a split's samples, read and scored a batch at a time."""
+    return _logits(model, part.blocks(_EVAL_BATCH), device)
+
+
+def _logits(model: nn.Module, batches: Iterable[torch.Tensor], device: torch.device | str) -> torch.Tensor:
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        parts = [model(x[start:start + _EVAL_BATCH].to(device)).float().cpu()
-                 for start in range(0, len(x), _EVAL_BATCH)]
+        parts = [model(batch.to(device)).float().cpu() for batch in batches]
     model.train(was_training)
     return torch.cat(parts) if parts else torch.zeros((0, 2))
 
@@ -443,7 +546,7 @@ def evaluate(model: nn.Module, part: SplitData) -> dict:
     per deposit (each deposit's own cell once, against the unaugmented negatives), since the 3 × 3 cells of one
     deposit are nine correlated samples and a per-cell score counts each deposit about nine times."""
     device = next(model.parameters()).device
-    probability = torch.softmax(predict_logits(model, part.x, device), 1)[:, 1].numpy()
+    probability = torch.softmax(_split_logits(model, part, device), 1)[:, 1].numpy()
     truth, predicted = part.y.numpy(), (probability >= 0.5).astype(np.int64)
     once = part.per_deposit
     return {
@@ -467,8 +570,9 @@ def save_model(result: TrainResult, training_set: TrainingSet, path: str, curves
         model.patch_size, manifest.get("pixel_size", [0.0, 0.0]), manifest.get("crs", ""),
         input_kind=model.input_kind, metrics=result.metrics, history=result.history, seed=settings.seed,
         data_hash=result.data_hash,
-        extra={"settings": settings.as_dict(), "device": result.device, "best_epoch": result.best_epoch,
-               "stopped_early": result.stopped_early, "early_stopping_used": result.early_stopping_used,
+        extra={"settings": settings.as_dict(), "device": result.device, "distributed": result.distributed,
+               "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+               "early_stopping_used": result.early_stopping_used,
                "epoch_selection": result.selection, "samples": result.counts,
                "training_set": {key: manifest.get(key) for key in ("seed", "split", "augmentation", "positive_radius",
                                                                     "negative_ratio", "patch_size", "window_fill")}},
@@ -493,7 +597,7 @@ def _check_splits(data: dict[str, SplitData]) -> None:
     if len(set(train.y.tolist())) < 2:
         raise InputError("The training split holds one class only; it needs deposits and negatives.")
     for split, part in data.items():
-        if not torch.isfinite(part.x).all():
+        if not all(torch.isfinite(block).all() for block in part.blocks()):
             raise InputError(f"The {split} samples hold NaN or infinite values; rebuild the training set from a "
                              "stack without them.")
 

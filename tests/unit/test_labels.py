@@ -22,6 +22,7 @@ from deepprospect.core.labels import (
     study_area_mask,
     valid_windows,
 )
+from deepprospect.core.stored_arrays import StoredArray
 from deepprospect.core.windows import WINDOW_FILL
 
 GRID = GridSpec(0.0, 600.0, 10.0, 10.0, 60, 60, "EPSG:32650")
@@ -196,6 +197,41 @@ def test_round_trip(stack, tmp_path):
     vectors_only = load_training_set(str(path), patches=False)
     assert vectors_only.x_patch.shape == (len(ts), 0, 0, 0)
     np.testing.assert_array_equal(vectors_only.x_vector, ts.x_vector)
+
+
+def test_windows_can_stay_in_the_file_and_be_read_by_rows(stack, tmp_path):
+    ts = build(stack, augment=AugmentSettings(flips=True), n_repeats=2)
+    path = tmp_path / "set.npz"
+    save_training_set(str(path), ts)
+    on_disk = load_training_set(str(path), on_disk=True)
+    rng = np.random.default_rng(0)
+    for name in ("x_patch", "x_vector"):
+        stored, expected = getattr(on_disk, name), getattr(ts, name)
+        assert isinstance(stored, StoredArray) and stored.shape == expected.shape and len(stored) == len(ts)
+        rows = rng.permutation(len(ts))[:7]
+        for index in (slice(None), slice(3, 11), slice(None, None, -2), rows, np.sort(rows), ts.split == "test",
+                      np.array([], np.int64), -1, 5):
+            np.testing.assert_array_equal(stored[index], expected[index])
+        with pytest.raises(IndexError):
+            stored[len(ts)]
+        with pytest.raises(IndexError):
+            stored[0, 0]
+    for name in ("y", "split", "kind", "repeat", "centre_xy", "window_rc"):
+        np.testing.assert_array_equal(getattr(on_disk, name), getattr(ts, name))
+    assert on_disk.manifest == json.loads(json.dumps(ts.manifest))
+
+
+def test_compressed_sets_written_before_stay_readable(stack, tmp_path):
+    ts = build(stack)
+    path = tmp_path / "old.npz"
+    np.savez_compressed(path, manifest=np.array(json.dumps(ts.manifest)),
+                        **{name: getattr(ts, name) for name in ("x_patch", "x_vector", "y", "split", "kind", "repeat",
+                                                                "centre_xy", "window_rc")})
+    for on_disk in (False, True):
+        back = load_training_set(str(path), on_disk=on_disk)
+        assert isinstance(back.x_patch, np.ndarray)  # a compressed member cannot be read in place: it is read whole
+        np.testing.assert_array_equal(back.x_patch, ts.x_patch)
+        np.testing.assert_array_equal(back.kind, ts.kind)
 
 
 def test_load_refuses_other_files(tmp_path):

@@ -9,7 +9,8 @@ import onnxruntime as ort
 import pytest
 import torch
 from deepprospect.core.errors import Cancelled, InputError, ResourceError
-from deepprospect.core.labels import SHARED
+from deepprospect.core.labels import SHARED, load_training_set, save_training_set
+from deepprospect.core.stored_arrays import StoredArray
 from deepprospect.models import training
 from deepprospect.models.onnx_io import read_card
 from deepprospect.models.training import (
@@ -63,7 +64,7 @@ def test_vector_model_trains_on_cell_vectors_and_skips_spatial_copies():
     ts = easy_set(n=120)
     ts.kind[:10] = "crop"
     data = split_data(ts, "vector", 0)
-    assert data["train"].x.shape[1:] == (len(BANDS),)
+    assert data["train"].sample_shape == (len(BANDS),)
     assert len(data["train"]) == int((ts.split == "train").sum()) - 10
     result = train_model(ts, TrainSettings(architecture="cnn1d", device="cpu", seed=1, **FAST))
     assert result.model.input_kind == "vector"
@@ -317,9 +318,47 @@ def test_auc_per_deposit_counts_each_deposit_once():
     assert part.per_deposit.sum() == int(((part.y.numpy() == 0) | (part.per_deposit & (part.y.numpy() == 1))).sum())
     model = train_model(ts, TrainSettings(architecture="mlp", device="cpu", seed=1, **FAST)).model
     metrics = training.evaluate(model, part)
-    probability = torch.softmax(model(part.x), 1)[:, 1].detach().numpy()
+    probability = torch.softmax(model(part.inputs(slice(None))), 1)[:, 1].detach().numpy()
     once = part.per_deposit
     from sklearn.metrics import roc_auc_score
 
     assert metrics["auc_per_deposit"] == pytest.approx(roc_auc_score(part.y.numpy()[once], probability[once]))
     assert not (ts.kind[ts.split == "validation"][once] == "neighbour").any()
+
+
+def test_a_set_left_on_disk_trains_to_the_same_weights(tmp_path):
+    ts = easy_set(n=100)
+    save_training_set(str(tmp_path / "set.npz"), ts)
+    on_disk = load_training_set(str(tmp_path / "set.npz"), on_disk=True)
+    assert isinstance(on_disk.x_patch, StoredArray)
+    settings = TrainSettings(architecture="lenet", device="cpu", seed=2, epochs=3, batch_size=8, input_noise=0.1)
+    in_memory, from_file = train_model(ts, settings), train_model(on_disk, settings)
+    assert all(torch.equal(a, b) for a, b in zip(in_memory.model.state_dict().values(),
+                                                 from_file.model.state_dict().values()))
+    assert from_file.data_hash == in_memory.data_hash and from_file.history["loss"] == in_memory.history["loss"]
+    assert from_file.metrics == in_memory.metrics
+
+
+class RecordingArray:
+    """Stands in for a training set's array larger than memory: records how many rows each read takes."""
+
+    def __init__(self, array):
+        self.array, self.reads = array, []
+
+    @property
+    def shape(self):
+        return self.array.shape
+
+    def __getitem__(self, index):
+        part = self.array[index]
+        self.reads.append(len(part))
+        return part
+
+
+def test_training_reads_one_batch_of_rows_at_a_time():
+    ts = easy_set(n=1500, patch=4)
+    ts.x_vector = RecordingArray(ts.x_vector)
+    result = train_model(ts, TrainSettings(architecture="mlp", device="cpu", epochs=2, batch_size=64, min_epochs=1))
+    assert result.counts["train"]["samples"] == 900 > training._EVAL_BATCH
+    assert max(ts.x_vector.reads) <= training._EVAL_BATCH  # never the whole split at once
+    assert ts.x_vector.reads.count(64) >= 2 * (900 // 64)  # the training batches, gathered by index
