@@ -30,6 +30,7 @@ from ..compat import (
     SOURCE_VECTOR,
     WKB_NO_GEOMETRY,
 )
+from ..core.memory import check_memory
 from ..core.raster_io import (
     atomic_path,
     check_writable,
@@ -38,7 +39,6 @@ from ..core.raster_io import (
     read_raster,
     write_band_subset,
 )
-from ..core.resources import require_memory
 from ..core.screening import (
     DEFAULT_CRITICAL_VALUE,
     ScreeningSettings,
@@ -138,8 +138,8 @@ class ElementScreening(DeepProspectAlgorithm):
         deposit_xy = point_parameter(self, parameters, self.DEPOSITS, "deposit", layer.crs(), context, feedback,
                                      required=True)
         barren_xy = point_parameter(self, parameters, self.BARREN, "barren point", layer.crs(), context, feedback)
-        require_memory(24 * layer.bandCount() * grid.cell_count, f"Reading {layer.bandCount()} band(s) of "
-                       f"{grid.rows} × {grid.cols} cells")
+        check_memory(24 * layer.bandCount() * grid.cell_count, f"Reading {layer.bandCount()} band(s) of "
+                     f"{grid.rows} × {grid.cols} cells", "Use a stack with fewer bands or larger cells")
         unnamed = [i + 1 for i, name in enumerate(read_band_names(layer.source())) if not name]
         stack, grid, names = read_raster(layer.source())
         if unnamed:

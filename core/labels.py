@@ -55,9 +55,9 @@ from scipy.spatial import cKDTree
 from . import augment as aug
 from .errors import InputError
 from .grid import GridSpec
+from .memory import check_memory
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import atomic_path
-from .resources import require_memory
 from .windows import WINDOW_FILL, padded_windows
 
 FORMAT = "deepprospect-training-set"
@@ -653,7 +653,9 @@ def _assemble(stack, grid, samples, allowed, settings, augment, notes, progress,
     smote = _smote_plan(label, split, repeat, settings.n_repeats) if augment.smote else []
     n_smote = sum(n_new for _, _, n_new, _ in smote)
     n_windows, n_bands = len(source) + n_smote, stack.shape[0]
-    require_memory(n_windows * n_bands * (p * p + 1) * 4, f"{n_windows} windows of {n_bands} band(s) × {p} × {p}")
+    check_memory(n_windows * n_bands * (p * p + 1) * 4, f"{n_windows} windows of {n_bands} band(s) × {p} × {p}",
+                 "Use a smaller patch size (PATCH_SIZE), fewer crops (POSITIVE_CROPS, NEGATIVE_CROPS) or fewer "
+                 "negatives (NEGATIVE_RATIO, REPEATS)")
 
     x_patch = np.empty((n_windows, n_bands, p, p), dtype=np.float32)
     window_rc = origin[source] + shift

@@ -47,9 +47,9 @@ from scipy.linalg import helmert
 
 from .errors import InputError
 from .grid import GridSpec
+from .memory import check_memory
 from .progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
 from .raster_io import crs_from_string, write_geotiff
-from .resources import require_memory
 
 STACK_TAG = "DEEPPROSPECT_STACK"
 RECIPE_FORMAT = "deepprospect-evidence-stack"
@@ -180,8 +180,9 @@ def build_evidence_stack(
                 "them would take logarithms of logarithms. Grid the elements without log10 for a log-ratio "
                 "transform, or choose the transform 'none'.")
     band_count = len(flat_names)
-    require_memory(_WORKING_COPIES * 8 * band_count * grid.cell_count,
-                   f"A stack of {band_count} band(s) on {grid.rows} × {grid.cols} pixels")
+    check_memory(_WORKING_COPIES * 8 * band_count * grid.cell_count,
+                 f"A stack of {band_count} band(s) on {grid.rows} × {grid.cols} pixels",
+                 "Use a template raster with larger pixels or fewer input rasters")
     aligned = []
     for index, item in enumerate(inputs):
         check_cancelled(is_cancelled)
