@@ -196,15 +196,15 @@ def build_evidence_stack(
         stack, names = apply_stack_recipe(arrays, flat_names, recipe, log=log)
         report(progress, 95.0)
         return stack, names, recipe
-    stack, names, made = make_stack(arrays, flat_names, categorical=categorical, transform=transform,
-                                    transform_bands=transform_bands, normalise=normalise,
-                                    min_class_share=min_class_share, log=log)
+    stack, out_names, made = make_stack(arrays, flat_names, categorical=categorical, transform=transform,
+                                        transform_bands=transform_bands, normalise=normalise,
+                                        min_class_share=min_class_share, log=log)
     made["input_value_transforms"] = value_transforms  # log10 grids must be log10 again when the recipe is reused
-    # How far each band's values reach from the data behind them (IDW search radius, density radius): spatial
-    # cross-validation keeps at least this gap between training and held-out cells.
+    # How far each input band's values reach from the data behind them (IDW search radius, density radius):
+    # spatial cross-validation keeps at least this gap between training and held-out cells.
     made["evidence_reach"] = {band: reach for own, reach in zip(names, reaches) if reach for band in own}
     report(progress, 95.0)
-    return stack, names, made
+    return stack, out_names, made
 
 
 def _keep_study_area(arrays: np.ndarray, study_area: np.ndarray, log: LogFn) -> None:

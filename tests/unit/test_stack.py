@@ -428,6 +428,18 @@ def test_log_ratio_of_grids_already_in_log10_is_refused(tmp_path):
     assert names == ["Cu", "Pb", "Zn"] and np.isfinite(stack).all()
 
 
+def test_the_reach_of_each_input_is_recorded_under_its_own_band_names(tmp_path):
+    grid = GridSpec(500000.0, 3302000.0, 100.0, 100.0, 7, 6, CRS)
+    rng = np.random.default_rng(15)
+    paths = []
+    for name, tags in (("Cu", {"IDW_RADIUS": "5000"}), ("Pb", {}), ("faults", {"RADIUS": "800"})):
+        paths.append(str(tmp_path / f"{name}.tif"))
+        write_geotiff(paths[-1], composition(rng, 1, grid.shape), grid, [name], metadata=tags)
+    inputs = [StackInput(path, name) for path, name in zip(paths, ["Cu", "Pb", "faults"])]
+    _, names, recipe = build_evidence_stack(inputs, grid, transform="ilr", transform_bands=["Cu", "Pb", "faults"])
+    assert names == ["ilr1", "ilr2"] and recipe["evidence_reach"] == {"Cu": 5000.0, "faults": 800.0}
+
+
 def test_band_normalisation_keeps_only_what_the_listed_bands_depend_on():
     rng = np.random.default_rng(4)
     raw = rng.uniform(1, 50, size=(3, 6, 6))
