@@ -296,7 +296,8 @@ def write_band_subset(
 
     Values, data type, nodata, band names and the dataset's and bands' tags are kept; ``metadata`` and
     ``band_metadata`` (one mapping per copied band) add or replace tags; ``band_names`` (one per copied
-    band) replace the names, e.g. names derived for bands that had none.
+    band) replace the names, e.g. names derived for bands that had none. The bands are copied one block of the
+    new file at a time, so a stack larger than memory can be copied.
     """
     if not indices:
         raise InputError("No band to copy.")
@@ -305,8 +306,9 @@ def write_band_subset(
         profile = geotiff_profile(src.width, src.height, len(indices), dtype, src.crs, src.transform, src.nodata)
         with atomic_path(path) as temporary, rasterio.open(temporary, "w", **profile) as dst:
             dst.update_tags(**{**src.tags(), **(metadata or {})})
+            for _, window in dst.block_windows(1):
+                dst.write(src.read([index + 1 for index in indices], window=window).astype(dtype), window=window)
             for out_index, index in enumerate(indices, start=1):
-                dst.write(src.read(index + 1).astype(dtype), out_index)
                 name = band_names[out_index - 1] if band_names is not None else src.descriptions[index]
                 if name:
                     dst.set_band_description(out_index, name)
