@@ -2,8 +2,8 @@
 
 A *band source* gives ``count`` bands on a ``rows`` × ``cols`` grid and reads any window of them as float64
 with NaN at nodata (the values :func:`.raster_io.read_raster` gives, window by window). On top of it:
-:func:`cells_with_values` (which cells have data, tile by tile), :func:`read_cells` (the values at a few
-cells, each tile holding one read once) and :func:`read_padded_windows` (the windows of
+:func:`valid_cells` (which cells have a value in every band, window by window), :func:`read_cells` (the
+values at a few cells, each tile holding one read once) and :func:`read_padded_windows` (the windows of
 :func:`.windows.padded_windows`, read tile by tile with a halo).
 """
 
@@ -81,14 +81,12 @@ def grid_windows(rows: int, cols: int, height: int = WINDOW, width: int = WINDOW
             yield Window(col, row, min(width, cols - col), min(height, rows - row))
 
 
-def cells_with_values(source: BandSource, *, every_band: bool = True, window: int = WINDOW,
-                      is_cancelled: CancelFn = None) -> np.ndarray:
-    """(rows, cols) mask of the cells with a value in every band (or, with ``every_band=False``, in any band)."""
+def valid_cells(source: BandSource, *, window: int = WINDOW, is_cancelled: CancelFn = None) -> np.ndarray:
+    """(rows, cols) mask of the cells with a value (not NaN) in every band, read window by window."""
     mask = np.empty((source.rows, source.cols), dtype=bool)
     for part in grid_windows(source.rows, source.cols, window, window):
         check_cancelled(is_cancelled)
-        finite = np.isfinite(source.read(part))
-        mask[part.toslices()] = finite.all(axis=0) if every_band else finite.any(axis=0)
+        mask[part.toslices()] = ~np.isnan(source.read(part)).any(axis=0)
     return mask
 
 
