@@ -379,13 +379,16 @@ def build_evidence_stack_file(
     described = _read_inputs(inputs, transform=transform, transform_bands=transform_bands, recipe=recipe, log=log)
     if study_area is not None and study_area.shape != grid.shape:
         raise InputError(f"The study-area mask {study_area.shape} does not match the grid {grid.shape}.")
+    fit = None if recipe is not None else _RecipeFit(
+        described.flat_names, described.categorical, transform=transform, transform_bands=transform_bands,
+        normalise=normalise, min_class_share=min_class_share)
     windows = list(grid_windows(grid.rows, grid.cols, window, window))
-    passes = 1 if recipe is not None else 3 if normalise != "none" and transform != "none" else 2
-    done = iter(range(passes))
+    passes = 1 if fit is None else 3 if fit.needs_statistics_pass else 2
+    pass_numbers = iter(range(passes))
 
     def read_all() -> Iterator[tuple[Window, np.ndarray]]:
-        """Every window of the aligned inputs, cells outside the study area NaN; progress by passes."""
-        start = next(done) * 100.0 / passes
+        """One pass over every window of the aligned inputs, cells outside the study area NaN."""
+        start = next(pass_numbers) * 100.0 / passes
         for index, part in enumerate(windows):
             check_cancelled(is_cancelled)
             arrays = source.read(part)
@@ -395,9 +398,7 @@ def build_evidence_stack_file(
             report(progress, start + 100.0 / passes * (index + 1) / len(windows))
 
     with _AlignedInputs(inputs, grid, log) as source:
-        if recipe is None:
-            fit = _RecipeFit(described.flat_names, described.categorical, transform=transform,
-                             transform_bands=transform_bands, normalise=normalise, min_class_share=min_class_share)
+        if fit is not None:
             for _, arrays in read_all():
                 fit.add(arrays)
             source.check_values()
@@ -406,8 +407,8 @@ def build_evidence_stack_file(
             fit.fit_recipe(log)
             if fit.needs_statistics_pass:
                 for _, arrays in read_all():
-                    fit.add_outputs(*_apply_transform(arrays, described.flat_names, fit.recipe)[:2],
-                                    ~np.isnan(arrays).any(axis=0))
+                    stack, names, _ = _apply_transform(arrays, described.flat_names, fit.recipe)
+                    fit.add_outputs(stack, names, ~np.isnan(arrays).any(axis=0))
             recipe = {**fit.finish(log), **described.record()}
             wanted = described.flat_names
         else:
@@ -428,7 +429,7 @@ def build_evidence_stack_file(
                 _apply_normalisation(stack, names, recipe["normalise"])
                 writer.write(stack, part)
             source.check_values()
-            if study_area is not None and passes == 1:
+            if study_area is not None and fit is None:
                 _check_study_area(study_area, valid_cells, log)
     _log_unseen({band: np.array(sorted(values)) for band, values in unseen.items()}, recipe, log)
     return names, recipe
