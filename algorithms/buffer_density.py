@@ -13,8 +13,8 @@ from qgis.core import (
 from ..compat import FIELD_NUMERIC, NUMBER_DOUBLE, SOURCE_ANY_GEOMETRY
 from ..core.density import FeatureSet, distance_to_features, feature_density, memory_bytes
 from ..core.errors import InputError
+from ..core.memory import check_memory
 from ..core.raster_io import check_writable, write_geotiff
-from ..core.resources import require_memory
 from . import missing_values
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs
@@ -119,7 +119,8 @@ class BufferDensity(DeepProspectAlgorithm):
         features = FeatureSet.from_geojson(geometries, weights)
         area = read_study_area(self, parameters, context, crs, feedback)
         grid = grid or build_grid(self, parameters, context, crs, area.bounds if area is not None else features.bounds)
-        require_memory(memory_bytes(features, grid, radius, kernel), f"A {grid.rows} × {grid.cols} grid")
+        check_memory(memory_bytes(features, grid, radius, kernel), f"A {grid.rows} × {grid.cols} grid",
+                     "Use a larger pixel size (PIXEL_SIZE) or a smaller extent (EXTENT)")
         inside = area.mask(grid) if area is not None else None
         feedback.pushInfo(f"Computing the {mode} of {len(geometries)} feature(s) of '{name}' on {grid.rows} × "
                           f"{grid.cols} pixels of {grid.pixel_width:g} × {grid.pixel_height:g} in {crs.authid()}.")

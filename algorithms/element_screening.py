@@ -30,15 +30,15 @@ from ..compat import (
     SOURCE_VECTOR,
     WKB_NO_GEOMETRY,
 )
+from ..core.bands import RasterBands
 from ..core.raster_io import (
     atomic_path,
+    band_labels,
     check_writable,
     read_band_names,
     read_grid_spec,
-    read_raster,
     write_band_subset,
 )
-from ..core.resources import require_memory
 from ..core.screening import (
     DEFAULT_CRITICAL_VALUE,
     ScreeningSettings,
@@ -138,17 +138,16 @@ class ElementScreening(DeepProspectAlgorithm):
         deposit_xy = point_parameter(self, parameters, self.DEPOSITS, "deposit", layer.crs(), context, feedback,
                                      required=True)
         barren_xy = point_parameter(self, parameters, self.BARREN, "barren point", layer.crs(), context, feedback)
-        require_memory(24 * layer.bandCount() * grid.cell_count, f"Reading {layer.bandCount()} band(s) of "
-                       f"{grid.rows} × {grid.cols} cells")
-        unnamed = [i + 1 for i, name in enumerate(read_band_names(layer.source())) if not name]
-        stack, grid, names = read_raster(layer.source())
+        descriptions = read_band_names(layer.source())
+        names = band_labels(layer.source(), descriptions)
+        unnamed = [i + 1 for i, name in enumerate(descriptions) if not name]
         if unnamed:
             feedback.pushInfo(f"Band(s) {', '.join(map(str, unnamed))} have no name; they are called "
                               f"{', '.join(names[i - 1] for i in unnamed)}.")
         progress, is_cancelled = feedback_callbacks(feedback)
-        result = screen_bands(stack, grid, deposit_xy, names, barren_xy, settings,
-                              progress=lambda p: progress(15 + 0.8 * p), is_cancelled=is_cancelled)
-        del stack
+        with RasterBands(layer.source()) as stack:  # read window by window: only the scored cells are kept
+            result = screen_bands(stack, grid, deposit_xy, names, barren_xy, settings,
+                                  progress=lambda p: progress(15 + 0.8 * p), is_cancelled=is_cancelled)
         for note in result.notes:
             feedback.pushWarning(note)
         selected = [names[i] for i in result.selected]

@@ -25,9 +25,9 @@ from ..core.evaluation import (
     write_outputs,
 )
 from ..core.maps import check_probability_map
+from ..core.memory import check_memory
 from ..core.progress import check_cancelled
 from ..core.raster_io import check_writable, read_map
-from ..core.resources import require_memory
 from .base import DeepProspectAlgorithm
 from .deposit_sets import DepositSets
 from .qgis_io import crs_from_string, feedback_callbacks
@@ -101,8 +101,9 @@ class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
         for path in filter(None, [report, *plots.values()]):
             check_writable(path)
         check_probability_map(layer.source(), band=None)
-        require_memory(_BYTES_PER_CELL * layer.width() * layer.height(),
-                       f"Evaluating a map of {layer.height()} × {layer.width()} cells")
+        check_memory(_BYTES_PER_CELL * layer.width() * layer.height(),
+                     f"Evaluating a map of {layer.height()} × {layer.width()} cells",
+                     "Evaluate a map with larger cells or a smaller extent")
         raster = read_map(layer.source())
         crs = crs_from_string(raster.grid.crs)
         training, held_out, labels = self._deposits(parameters, context, crs, feedback)

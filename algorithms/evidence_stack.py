@@ -18,9 +18,8 @@ from ..core.stack import (
     NORMALISATIONS,
     TRANSFORMS,
     StackInput,
-    build_evidence_stack,
+    build_evidence_stack_file,
     read_stack_recipe,
-    write_evidence_stack,
 )
 from .base import DeepProspectAlgorithm
 from .parameters import explained, named_enum
@@ -68,7 +67,9 @@ class EvidenceStack(DeepProspectAlgorithm):
         "<b>Normalise</b> the continuous bands by z-score or min-max, statistics over the common valid cells "
         "(indicator bands stay 0/1).<br>"
         "<b>Output</b>: the transform, the class lists and the statistics are recorded as JSON in the metadata tag "
-        "DEEPPROSPECT_STACK, so training and prediction re-apply exactly them.<br>"
+        "DEEPPROSPECT_STACK, so training and prediction re-apply exactly them. The statistics are gathered in a "
+        "first pass and the float32 stack is written in a second, window by window, so a grid larger than memory "
+        "can be stacked.<br>"
         "<b>Re-apply the recipe of a stack</b>: to map a new area (or new data) with a model trained on another "
         "stack, give that stack here: its transform, class lists and statistics are applied to the new inputs (the "
         "transform, normalisation and minimum class share above are then ignored), so the model sees the same "
@@ -121,13 +122,12 @@ class EvidenceStack(DeepProspectAlgorithm):
         feedback.pushInfo(f"Stacking {len(inputs)} raster(s) onto {grid.rows} × {grid.cols} pixels of "
                           f"{grid.pixel_width:g} × {grid.pixel_height:g} ({template.crs().authid()}); {how}.")
         progress, is_cancelled = feedback_callbacks(feedback)
-        stack, names, recipe = build_evidence_stack(
-            [item for _, item in inputs], grid, transform=transform, transform_bands=[b for b in bands if b],
+        names, _ = build_evidence_stack_file(
+            output, [item for _, item in inputs], grid, transform=transform, transform_bands=[b for b in bands if b],
             normalise=normalise, min_class_share=self.parameterAsDouble(parameters, self.MIN_CLASS_SHARE, context),
             study_area=area.mask(grid) if area is not None else None, recipe=recipe, log=feedback.pushInfo,
             progress=progress, is_cancelled=is_cancelled)
         feedback.pushInfo(f"Bands: {', '.join(names)}.")
-        write_evidence_stack(output, stack, grid, names, recipe)
         StyleOnLoad.attach(context, output, "grid.qml", stretch=True)
         return {self.OUTPUT: output}
 

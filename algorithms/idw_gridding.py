@@ -14,8 +14,8 @@ from qgis.core import (
 from ..compat import FIELD_NUMERIC, NUMBER_DOUBLE, SOURCE_POINT
 from ..core.errors import InputError
 from ..core.idw import IdwSettings, idw_grid, idw_memory_bytes
+from ..core.memory import check_memory
 from ..core.raster_io import check_writable, write_geotiff
-from ..core.resources import require_memory
 from ..core.transforms import log10_floored, log10_positive
 from . import missing_values
 from .base import DeepProspectAlgorithm
@@ -125,8 +125,9 @@ class IdwGridding(DeepProspectAlgorithm):
         values = missing_values.clean_values(self, parameters, context, feedback, values, fields)
         if self.parameterAsBool(parameters, self.LOG10, context):
             values = self._log10(values, fields, self._non_positive(parameters, context), feedback)
-        require_memory(idw_memory_bytes(len(points), len(fields), grid), f"A {grid.rows} × {grid.cols} grid "
-                       f"of {len(fields)} field(s)")
+        check_memory(idw_memory_bytes(len(points), len(fields), grid), f"A {grid.rows} × {grid.cols} grid "
+                     f"of {len(fields)} field(s)", "Use a larger pixel size (PIXEL_SIZE), a smaller extent (EXTENT) "
+                     "or fewer fields (FIELDS)")
         inside = area.mask(grid) if area is not None else None
         feedback.pushInfo(f"Gridding {len(fields)} field(s) from {len(points)} samples onto {grid.rows} × "
                           f"{grid.cols} pixels of {grid.pixel_width:g} × {grid.pixel_height:g} in {crs.authid()}.")

@@ -20,6 +20,7 @@ from qgis.core import (
 
 from ..compat import FAST_INSERT, FIELD_INT, FIELD_STRING, FLAG_ADVANCED, SOURCE_POINT, WKB_POINT
 from ..core.augment import AugmentSettings
+from ..core.bands import RasterBands
 from ..core.labels import (
     SPLIT_METHODS,
     UNAUGMENTED,
@@ -28,7 +29,7 @@ from ..core.labels import (
     read_stack_tags,
     save_training_set,
 )
-from ..core.raster_io import check_writable, read_raster
+from ..core.raster_io import band_labels, check_writable, read_band_names, read_grid_spec
 from .base import DOUBLE, INT, DeepProspectAlgorithm
 from .parameters import explain, explained, named_enum
 from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, point_parameter, projected_raster
@@ -144,12 +145,12 @@ class TrainingLabels(DeepProspectAlgorithm):
         barren = point_parameter(self, parameters, self.BARREN, "barren", crs, context, feedback)
         area = read_study_area(self, parameters, context, crs, feedback)
         mask = area.mask(grid) if area is not None else None
-        stack, grid, names = read_raster(layer.source())
+        grid, names = read_grid_spec(layer.source()), band_labels(layer.source(), read_band_names(layer.source()))
         feedback.pushInfo(f"Stack: {len(names)} band(s) {', '.join(names)} on {grid.rows} × {grid.cols} cells.")
         progress, is_cancelled = feedback_callbacks(feedback)
-        result = build_training_set(stack.astype(np.float32), grid, names, deposits, barren, mask, settings, augment,
-                                    read_stack_tags(layer.source()), progress, is_cancelled)
-        del stack
+        with RasterBands(layer.source()) as stack:  # read window by window, only around the samples
+            result = build_training_set(stack, grid, names, deposits, barren, mask, settings, augment,
+                                        read_stack_tags(layer.source()), progress, is_cancelled)
         for note in result.manifest["notes"]:
             feedback.pushWarning(note)
         feedback.pushInfo(f"Counts: {json.dumps(result.manifest['counts'])}")

@@ -47,9 +47,9 @@ from .errors import InputError
 from .evaluation import check_study_area
 from .grid import GridSpec
 from .labels import point_cells
+from .memory import check_memory
 from .progress import CancelFn, check_cancelled
 from .raster_io import crs_from_string
-from .resources import require_memory
 
 DEFAULT_CLASS_LIMITS = (5.0, 15.0, 30.0)
 BACKGROUND_CLASS = 0
@@ -175,7 +175,8 @@ def classify(values: np.ndarray, grid: GridSpec, limits: Sequence[float] = DEFAU
     """
     limits = check_class_limits(limits)
     cell_km2 = cell_area_km2(grid)
-    require_memory(_BYTES_PER_CELL * grid.cell_count, f"Classifying a map of {grid.rows} × {grid.cols} cells")
+    check_memory(_BYTES_PER_CELL * grid.cell_count, f"Classifying a map of {grid.rows} × {grid.cols} cells",
+                 "Classify a map with larger cells or a smaller extent")
     inside = check_study_area(study_area, grid.shape)
     values = _checked_map(values if inside is None else np.where(inside, values, np.nan), grid)
     valid = ~np.isnan(values)
@@ -208,7 +209,8 @@ def find_targets(values: np.ndarray, classes: np.ndarray, grid: GridSpec, target
         raise InputError(f"The minimum target area must be 0 or more (got {min_area_km2:g} km²).")
     cell_km2 = cell_area_km2(grid)
     values = _checked_map(values, grid)
-    require_memory(_TARGET_BYTES_PER_CELL * grid.cell_count, f"Target zones on {grid.rows} × {grid.cols} cells")
+    check_memory(_TARGET_BYTES_PER_CELL * grid.cell_count, f"Target zones on {grid.rows} × {grid.cols} cells",
+                 "Use a map with larger cells or a smaller extent")
     notes: list[str] = []
     zones, count = ndimage.label((classes >= 1) & (classes <= target_classes) & (classes != CLASS_NODATA),
                                  structure=np.ones((3, 3), dtype=bool))

@@ -47,6 +47,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .errors import InputError
 from .labels import SPLITS, UNAUGMENTED, TrainingSet
+from .memory import check_memory
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import (
     MODEL_CARD_TAG,
@@ -59,7 +60,6 @@ from .raster_io import (
     read_band_names,
     read_grid_spec,
 )
-from .resources import require_memory
 from .stack import (
     RECIPE_FORMAT,
     STACK_TAG,
@@ -226,7 +226,8 @@ def predict_raster(baseline: Baseline, stack_path: str, path: str, indexes: Sequ
     grid = read_grid_spec(stack_path)
     rows = window_rows or max(1, WINDOW_CELLS // grid.cols)
     rows = rows - rows % TILE if rows >= TILE else rows  # whole tile rows when the output is tiled
-    require_memory(rows * grid.cols * (8 * len(indexes) + 8), f"Windows of {rows} × {grid.cols} cells")
+    check_memory(rows * grid.cols * (8 * len(indexes) + 8), f"Windows of {rows} × {grid.cols} cells",
+                 "Use a stack with fewer bands or fewer columns")
     with rasterio.open(stack_path) as src:
         profile = geotiff_profile(src.width, src.height, 1, "float32", src.crs, src.transform, NODATA)
         with rasterio.open(path, "w", **profile) as dst:

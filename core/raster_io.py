@@ -19,6 +19,7 @@ import numpy as np
 import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import Affine
+from rasterio.windows import Window
 
 from .errors import InputError, ResourceError
 from .grid import GridSpec
@@ -168,21 +169,57 @@ def write_geotiff(
         raise InputError(f"Array shape {bands.shape[1:]} does not match the grid {grid.shape}.")
     if len(band_names) != bands.shape[0]:
         raise InputError(f"{bands.shape[0]} bands but {len(band_names)} band names.")
+    with geotiff_writer(path, grid, band_names, metadata=metadata, band_metadata=band_metadata, nodata=nodata,
+                        dtype=dtype) as writer:
+        for index, band in enumerate(bands, start=1):  # band by band: no stack-sized converted copy
+            writer.write(band, band=index)
+
+
+class GeoTiffWriter:
+    """An open GeoTIFF of :func:`geotiff_writer`; values are written whole or window by window."""
+
+    def __init__(self, dataset: rasterio.io.DatasetWriter, path: str, nodata: float) -> None:
+        self.dataset, self.path, self.nodata = dataset, path, nodata
+
+    def write(self, values: np.ndarray, window: Window | None = None, band: int | None = None) -> None:
+        """Write (bands, h, w) values of every band, or the (h, w) values of ``band`` (1-based), into ``window``
+        (default: the whole grid); NaN becomes the nodata value."""
+        dtype = self.dataset.dtypes[0]
+        try:
+            self.dataset.write(np.where(np.isnan(values), self.nodata, values).astype(dtype), band, window=window)
+        except rasterio.errors.RasterioIOError as error:
+            raise ResourceError(f"Could not write {self.path}: {error}") from error
+
+
+@contextmanager
+def geotiff_writer(
+    path: str,
+    grid: GridSpec,
+    band_names: Sequence[str],
+    *,
+    metadata: Mapping[str, str] | None = None,
+    band_metadata: Sequence[Mapping[str, str]] | None = None,
+    nodata: float = NODATA,
+    dtype: str = "float32",
+) -> Iterator[GeoTiffWriter]:
+    """A new tiled, compressed GeoTIFF on ``grid`` with its band names and tags, written through
+    :func:`atomic_path`: it appears at ``path`` only when the block succeeds."""
     transform = Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max)
-    profile = geotiff_profile(grid.cols, grid.rows, bands.shape[0], dtype, crs_from_string(grid.crs), transform, nodata)
+    profile = geotiff_profile(grid.cols, grid.rows, len(band_names), dtype, crs_from_string(grid.crs), transform,
+                              nodata)
     with atomic_path(path) as temporary:
         try:
-            with rasterio.open(temporary, "w", **profile) as dst:
-                for index, name in enumerate(band_names, start=1):
-                    band = bands[index - 1]
-                    dst.write(np.where(np.isnan(band), nodata, band).astype(dtype), index)
-                    dst.set_band_description(index, str(name))
-                    if band_metadata is not None:
-                        dst.update_tags(index, **band_metadata[index - 1])
-                if metadata:
-                    dst.update_tags(**metadata)
+            dataset = rasterio.open(temporary, "w", **profile)
         except rasterio.errors.RasterioIOError as error:
             raise ResourceError(f"Could not write {path}: {error}") from error
+        with dataset:
+            for index, name in enumerate(band_names, start=1):
+                dataset.set_band_description(index, str(name))
+                if band_metadata is not None:
+                    dataset.update_tags(index, **band_metadata[index - 1])
+            if metadata:
+                dataset.update_tags(**metadata)
+            yield GeoTiffWriter(dataset, path, nodata)
 
 
 def read_grid_spec(path: str) -> GridSpec:
@@ -259,7 +296,8 @@ def write_band_subset(
 
     Values, data type, nodata, band names and the dataset's and bands' tags are kept; ``metadata`` and
     ``band_metadata`` (one mapping per copied band) add or replace tags; ``band_names`` (one per copied
-    band) replace the names, e.g. names derived for bands that had none.
+    band) replace the names, e.g. names derived for bands that had none. The bands are copied one block of the
+    new file at a time, so a stack larger than memory can be copied.
     """
     if not indices:
         raise InputError("No band to copy.")
@@ -268,8 +306,9 @@ def write_band_subset(
         profile = geotiff_profile(src.width, src.height, len(indices), dtype, src.crs, src.transform, src.nodata)
         with atomic_path(path) as temporary, rasterio.open(temporary, "w", **profile) as dst:
             dst.update_tags(**{**src.tags(), **(metadata or {})})
+            for _, window in dst.block_windows(1):
+                dst.write(src.read([index + 1 for index in indices], window=window).astype(dtype), window=window)
             for out_index, index in enumerate(indices, start=1):
-                dst.write(src.read(index + 1).astype(dtype), out_index)
                 name = band_names[out_index - 1] if band_names is not None else src.descriptions[index]
                 if name:
                     dst.set_band_description(out_index, name)

@@ -26,9 +26,9 @@ from .errors import InputError
 from .evaluation import HELD_OUT, TRAINING, Evaluation, evaluate_map, plot_pngs
 from .grid import GridSpec
 from .maps import check_probability_map, check_threshold
+from .memory import check_memory
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path, read_map
-from .resources import require_memory
 
 MAX_TARGET_ROWS = 20
 CLASS_COLOURS = ["#d7191c", "#ffd92f", "#2b83ba", "#abd9e9", "#d9d9d9", "#f0f0f0"]
@@ -82,8 +82,9 @@ def write_report(path: str, inputs: ReportInputs, *, progress: ProgressFn = None
         check_same_grid(maps)
     ensemble = read_map(inputs.ensemble_path)
     grid = ensemble.grid
-    require_memory(8 * (2 + len(inputs.member_paths)) * grid.cell_count,
-                   f"A report on {1 + len(inputs.member_paths)} maps of {grid.rows} × {grid.cols} cells")
+    check_memory(8 * (2 + len(inputs.member_paths)) * grid.cell_count,
+                 f"A report on {1 + len(inputs.member_paths)} maps of {grid.rows} × {grid.cols} cells",
+                 "Report on fewer ensemble members or on maps with larger cells")
     loaded = []
     for member_path in inputs.member_paths:
         check_cancelled(is_cancelled)

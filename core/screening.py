@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from joblib import Parallel, delayed
-from scipy import ndimage
+from rasterio.windows import Window
+from scipy.spatial import cKDTree
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -45,6 +46,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from .bands import WINDOW, ArrayBands, BandSource, grid_windows, read_cells
 from .errors import InputError
 from .grid import GridSpec
 from .progress import CancelFn, ProgressFn, check_cancelled, report
@@ -139,7 +141,7 @@ def svm_auc(values: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 
 
 
 def screen_bands(
-    stack: np.ndarray,
+    stack: np.ndarray | BandSource,
     grid: GridSpec,
     deposit_xy: np.ndarray,
     band_names: Sequence[str],
@@ -147,52 +149,72 @@ def screen_bands(
     settings: ScreeningSettings = ScreeningSettings(),
     *,
     workers: int | None = None,
+    window: int = WINDOW,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
 ) -> Screening:
     """Score every band of ``stack`` (bands, rows, cols; NaN = nodata) by Z_AUC.
 
+    Only the cells scored are kept: the stack is read window by window (see :mod:`.bands`), first the
+    windows holding deposit and barren points, then every window once to count the cells a random
+    background cell may be drawn from, then the windows holding the drawn cells. The seed draws ranks among
+    those cells in row-major order, so the same cells are drawn whatever the window size.
+
     Args:
-        stack: the evidence bands on ``grid``.
+        stack: the evidence bands on ``grid``: an array, or a band source such as a
+            :class:`~.bands.RasterBands` of the stack file.
         grid: the stack's grid; points are in its CRS.
         deposit_xy: (n, 2) deposit coordinates (positives).
         band_names: one name per band.
         barren_xy: optional (m, 2) barren drill holes (known negatives).
         settings: negatives, folds, seed and critical value.
         workers: threads for the per-band SVMs (default: every CPU).
+        window: side of the windows the stack is read in.
         progress: called with 0–100.
-        is_cancelled: polled between batches of bands; a True answer raises :class:`Cancelled`.
+        is_cancelled: polled between windows and between batches of bands; a True answer raises
+            :class:`Cancelled`.
     """
-    stack = np.asarray(stack)
-    if stack.ndim != 3 or stack.shape[1:] != grid.shape:
-        raise InputError(f"The stack has shape {stack.shape}; expected (bands, {grid.rows}, {grid.cols}).")
-    if stack.shape[0] == 0:
+    source = ArrayBands(stack) if isinstance(stack, np.ndarray) else stack
+    if (source.rows, source.cols) != grid.shape:
+        raise InputError(f"The stack has shape {(source.count, source.rows, source.cols)}; expected (bands, "
+                         f"{grid.rows}, {grid.cols}).")
+    if source.count == 0:
         raise InputError("The stack has no bands.")
-    if len(band_names) != stack.shape[0]:
-        raise InputError(f"The stack has {stack.shape[0]} bands but {len(band_names)} band names.")
-    has_data = _cells_with_data(stack, is_cancelled)
+    if len(band_names) != source.count:
+        raise InputError(f"The stack has {source.count} bands but {len(band_names)} band names.")
+    has_barren = barren_xy is not None and len(barren_xy) > 0
     notes: list[str] = []
-    deposits = _point_cells(deposit_xy, grid, has_data, "deposit", notes)
+    barren_notes: list[str] = []
+    deposit_points = _point_cells(deposit_xy, grid, "deposit", notes)
+    barren_points = _point_cells(barren_xy, grid, "barren point", barren_notes) if has_barren else deposit_points[:0]
+    points = _PointValues(source, np.concatenate([deposit_points, barren_points]), window, is_cancelled)
+    deposits = points.on_data(deposit_points, "deposit", notes)
     if deposits.size < MIN_CELLS_PER_CLASS:
         raise InputError(
             f"Only {deposits.size} deposit cell(s) with data remain; Z_AUC needs at least {MIN_CELLS_PER_CLASS}. "
             f"{' '.join(notes)} Check that the deposits lie on the stack and in its CRS, or add deposits.")
-    barren = np.empty(0, dtype=np.int64)
-    if barren_xy is not None and len(barren_xy):
-        barren = _point_cells(barren_xy, grid, has_data, "barren point", notes)
+    barren = deposit_points[:0]
+    if has_barren:
+        notes += barren_notes
+        barren = points.on_data(barren_points, "barren point", notes)
         clash = np.isin(barren, deposits)
         if clash.any():
             notes.append(f"{int(clash.sum())} barren cell(s) also hold a deposit and count as deposits only.")
             barren = barren[~clash]
-    background = np.union1d(barren, _random_background(has_data, deposits, barren, grid, settings, notes))
+    pool = _BackgroundPool(source, grid, deposits, points.cells, settings.exclusion_distance, window)
+    random, random_values = pool.draw(round(float(settings.background_ratio) * deposits.size), settings.seed,
+                                      notes, progress, is_cancelled)
+    background = np.concatenate([barren, random])  # the pool holds no barren cell
+    order = np.argsort(background)
+    background = background[order]
     if background.size < MIN_CELLS_PER_CLASS:
         raise InputError(
             f"Only {background.size} non-deposit cell(s) to compare with; Z_AUC needs at least "
             f"{MIN_CELLS_PER_CLASS}. Raise the background ratio, lower the exclusion distance or add barren points.")
     report(progress, 5)
-    cells = np.concatenate([deposits, background])
     labels = np.r_[np.ones(deposits.size, bool), np.zeros(background.size, bool)]
-    samples = stack.reshape(stack.shape[0], -1)[:, cells].astype(np.float64)
+    samples = np.concatenate([points.values(deposits), np.concatenate([points.values(barren), random_values],
+                                                                      axis=1)[:, order]], axis=1)
     scores = _score_bands(samples, labels, band_names, settings, workers, notes, progress, is_cancelled)
     return Screening(scores, deposits, background, int(barren.size), notes)
 
@@ -237,17 +259,8 @@ def plot_z_scores(screening: Screening, path: str, critical_value: float = DEFAU
     figure.savefig(path, format="png")
 
 
-def _cells_with_data(stack: np.ndarray, is_cancelled: CancelFn) -> np.ndarray:
-    """(rows, cols) mask of cells with a value in at least one band (band by band: no stack-sized temporary)."""
-    has_data = np.zeros(stack.shape[1:], dtype=bool)
-    for band in stack:
-        check_cancelled(is_cancelled)
-        has_data |= np.isfinite(band)
-    return has_data
-
-
-def _point_cells(xy: np.ndarray, grid: GridSpec, has_data: np.ndarray, what: str, notes: list[str]) -> np.ndarray:
-    """Sorted unique flat cells holding the points; points outside the grid or on nodata are noted and skipped."""
+def _point_cells(xy: np.ndarray, grid: GridSpec, what: str, notes: list[str]) -> np.ndarray:
+    """Flat cells holding the points, in point order; points outside the grid are noted and skipped."""
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     with np.errstate(invalid="ignore"):
         col = np.floor((xy[:, 0] - grid.x_min) / grid.pixel_width)
@@ -255,39 +268,111 @@ def _point_cells(xy: np.ndarray, grid: GridSpec, has_data: np.ndarray, what: str
     inside = (col >= 0) & (col < grid.cols) & (row >= 0) & (row < grid.rows)
     if (~inside).any():
         notes.append(f"{int((~inside).sum())} {what}(s) outside the stack's extent were skipped.")
-    cells = (row[inside] * grid.cols + col[inside]).astype(np.int64)
-    on_data = has_data.ravel()[cells]
-    if (~on_data).any():
-        notes.append(f"{int((~on_data).sum())} {what}(s) on nodata cells (no value in any band) were skipped.")
-    cells = cells[on_data]
-    unique = np.unique(cells)
-    if unique.size < cells.size:
-        notes.append(f"{cells.size - unique.size} {what}(s) share a cell with another and count once "
-                     f"({unique.size} {what} cell(s) remain).")
-    return unique
+    return (row[inside] * grid.cols + col[inside]).astype(np.int64)
 
 
-def _random_background(has_data: np.ndarray, deposits: np.ndarray, barren: np.ndarray, grid: GridSpec,
-                       settings: ScreeningSettings, notes: list[str]) -> np.ndarray:
-    """``background_ratio`` × deposits random cells with data, away from deposits and off barren cells."""
-    wanted = round(float(settings.background_ratio) * deposits.size)
-    if wanted == 0:
-        return np.empty(0, dtype=np.int64)
-    pool = has_data.ravel().copy()
-    if settings.exclusion_distance > 0:
-        away = np.ones(grid.cell_count, dtype=bool)
-        away[deposits] = False
-        distance = ndimage.distance_transform_edt(away.reshape(grid.shape),
-                                                  sampling=(grid.pixel_height, grid.pixel_width))
-        pool &= distance.ravel() > settings.exclusion_distance
-    pool[deposits] = False
-    pool[barren] = False
-    candidates = np.flatnonzero(pool)
-    if candidates.size < wanted:
-        notes.append(f"Only {candidates.size} background cell(s) are available (wanted {wanted}); all are used.")
-        wanted = candidates.size
-    rng = np.random.default_rng(settings.seed)
-    return np.sort(rng.choice(candidates, size=wanted, replace=False))
+class _PointValues:
+    """Every band's values at the cells of the deposit and barren points, read once."""
+
+    def __init__(self, source: BandSource, cells: np.ndarray, window: int, is_cancelled: CancelFn) -> None:
+        self.cells = np.unique(cells)
+        self._values = read_cells(source, *np.divmod(self.cells, source.cols), tile=window,
+                                  is_cancelled=is_cancelled)
+
+    def values(self, cells: np.ndarray) -> np.ndarray:
+        """(bands, n) float64 values at ``cells`` (cells of the points)."""
+        return self._values[:, np.searchsorted(self.cells, cells)]
+
+    def on_data(self, cells: np.ndarray, what: str, notes: list[str]) -> np.ndarray:
+        """Sorted unique ``cells`` with a value in some band; points on nodata cells and shared cells are noted."""
+        on_data = np.isfinite(self.values(cells)).any(axis=0)
+        if (~on_data).any():
+            notes.append(f"{int((~on_data).sum())} {what}(s) on nodata cells (no value in any band) were skipped.")
+        cells = cells[on_data]
+        unique = np.unique(cells)
+        if unique.size < cells.size:
+            notes.append(f"{cells.size - unique.size} {what}(s) share a cell with another and count once "
+                         f"({unique.size} {what} cell(s) remain).")
+        return unique
+
+
+class _BackgroundPool:
+    """The cells a random background cell may be: a value in some band, farther than the exclusion distance
+    from every deposit cell centre, and no deposit or barren point in it.
+
+    They are counted window by window and row by row, so the cell of any rank among them in row-major order
+    (the order of ``np.flatnonzero`` over the whole grid) is found again by reading one window.
+    """
+
+    def __init__(self, source: BandSource, grid: GridSpec, deposits: np.ndarray, point_cells: np.ndarray,
+                 exclusion: float, window: int) -> None:
+        self.source, self.grid, self.exclusion, self.window = source, grid, exclusion, window
+        self.point_rc = np.column_stack(np.divmod(point_cells, grid.cols))
+        self.deposit_rc = np.column_stack(np.divmod(deposits, grid.cols))
+        self.sampling = np.array([grid.pixel_height, grid.pixel_width])
+        self.tree = cKDTree(self.deposit_rc * self.sampling) if exclusion > 0 else None
+        self.counts = np.zeros((grid.rows, -(-grid.cols // window)), dtype=np.int64)
+
+    def draw(self, wanted: int, seed: int, notes: list[str], progress: ProgressFn,
+             is_cancelled: CancelFn) -> tuple[np.ndarray, np.ndarray]:
+        """``wanted`` random cells of the pool (seeded, sorted) and their (bands, n) values; all when fewer."""
+        if wanted == 0:
+            return np.empty(0, dtype=np.int64), np.empty((self.source.count, 0))
+        windows = list(grid_windows(self.grid.rows, self.grid.cols, self.window, self.window))
+        for index, part in enumerate(windows):
+            check_cancelled(is_cancelled)
+            self.counts[part.toslices()[0], part.col_off // self.window] = self._pool(part).sum(axis=1)
+            report(progress, 4.0 * (index + 1) / len(windows))
+        available = int(self.counts.sum())
+        if available < wanted:
+            notes.append(f"Only {available} background cell(s) are available (wanted {wanted}); all are used.")
+            wanted = available
+        ranks = np.sort(np.random.default_rng(seed).choice(available, size=wanted, replace=False))
+        row_ends = np.cumsum(self.counts.sum(axis=1))
+        rows = np.searchsorted(row_ends, ranks, side="right")
+        in_row = ranks - row_ends[rows] + self.counts[rows].sum(axis=1)
+        column_ends = np.cumsum(self.counts[rows], axis=1)
+        window_cols = (column_ends <= in_row[:, None]).sum(axis=1)
+        in_window = in_row - column_ends[np.arange(wanted), window_cols] + self.counts[rows, window_cols]
+        cells, values = np.empty(wanted, dtype=np.int64), np.empty((self.source.count, wanted))
+        groups = rows // self.window * self.counts.shape[1] + window_cols
+        for group in np.unique(groups):
+            check_cancelled(is_cancelled)
+            members = np.flatnonzero(groups == group)
+            part = windows[group]
+            pool, window_values = self._pool(part, with_values=True)
+            local_rows = rows[members] - part.row_off
+            local_cols = [np.flatnonzero(pool[row])[rank] for row, rank in zip(local_rows, in_window[members])]
+            cells[members] = rows[members] * self.grid.cols + part.col_off + np.array(local_cols)
+            values[:, members] = window_values[:, local_rows, local_cols]
+        return cells, values
+
+    def _pool(self, part: Window, with_values: bool = False):
+        """(height, width) mask of the pool in ``part`` (and the window's values when asked)."""
+        values = self.source.read(part)
+        pool = np.isfinite(values).any(axis=0)
+        if self.tree is not None:
+            pool &= self._away(part)
+        rows, cols = self.point_rc[:, 0] - part.row_off, self.point_rc[:, 1] - part.col_off
+        here = (rows >= 0) & (rows < part.height) & (cols >= 0) & (cols < part.width)
+        pool[rows[here], cols[here]] = False
+        return (pool, values) if with_values else pool
+
+    def _away(self, part: Window) -> np.ndarray:
+        """Cells of ``part`` farther than the exclusion distance from every deposit cell centre.
+
+        The distance is that of ``scipy.ndimage.distance_transform_edt`` with the pixel sizes as sampling
+        (integer cell offsets times the pixel size), to the nearest deposit cell the k-d tree finds.
+        """
+        rows, cols = np.mgrid[part.row_off:part.row_off + part.height, part.col_off:part.col_off + part.width]
+        cells = np.column_stack([rows.ravel(), cols.ravel()])
+        bound = self.exclusion * (1 + 1e-9) + 1e-9 * self.sampling.max()
+        _, nearest = self.tree.query(cells * self.sampling, distance_upper_bound=bound)
+        found = nearest < len(self.deposit_rc)
+        away = np.ones(len(cells), dtype=bool)
+        offsets = (cells[found] - self.deposit_rc[nearest[found]]) * self.sampling
+        away[found] = np.sqrt((offsets * offsets).sum(axis=1)) > self.exclusion
+        return away.reshape(part.height, part.width)
 
 
 def _score_bands(samples: np.ndarray, labels: np.ndarray, band_names: Sequence[str], settings: ScreeningSettings,

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,13 +43,15 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 from rasterio.warp import Resampling, reproject, transform_bounds
+from rasterio.windows import Window
 from scipy.linalg import helmert
 
+from .bands import WINDOW, grid_windows
 from .errors import InputError
 from .grid import GridSpec
+from .memory import check_memory
 from .progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
-from .raster_io import crs_from_string, write_geotiff
-from .resources import require_memory
+from .raster_io import crs_from_string, geotiff_writer, write_geotiff
 
 STACK_TAG = "DEEPPROSPECT_STACK"
 RECIPE_FORMAT = "deepprospect-evidence-stack"
@@ -61,8 +63,10 @@ ILR_BASIS = "pivot: ilr_i = sqrt((D-i)/(D-i+1)) * ln(x_i / geometric_mean(x_{i+1
 ZERO_RULE = f"values <= 0 replaced by {ZERO_REPLACEMENT_FRACTION} x the band's smallest positive value"
 DEFAULT_MIN_CLASS_SHARE = 0.02
 OTHER_CLASSES = "other"
-# Working copies held at once while stacking: aligned inputs, transformed stack, logarithms.
+# Working copies held at once while stacking in memory: aligned inputs, transformed stack, logarithms.
 _WORKING_COPIES = 3
+# A raster whose origin is this close (in pixels) to the template's lattice is read directly, without warping.
+_LATTICE_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -103,35 +107,196 @@ def align_raster(path: str, grid: GridSpec, *, categorical: bool = False, name: 
     Continuous rasters are resampled bilinearly, categorical ones by nearest neighbour. GDAL reads
     only the part of the file the grid needs.
     """
-    label = name or path
-    grid_crs = crs_from_string(grid.crs)
-    with _open(path, label) as src:
+    with _AlignedRaster(StackInput(path, name or path, categorical), grid, log) as raster:
+        out = raster.read(Window(0, 0, grid.cols, grid.rows))
+    if np.isnan(out).all():
+        raise InputError(f"The raster '{raster.label}' has no valid cell on the template grid (all nodata there).")
+    return out
+
+
+class _AlignedRaster:
+    """One input raster on the template grid, read window by window.
+
+    Each window is warped with ``rasterio.warp.reproject`` on its own (bilinear, or nearest for categorical
+    rasters), so GDAL reads only the part of the file the window needs; a raster whose pixels are the grid's
+    (same CRS and pixel size, origin on the grid's lattice) is read directly instead, which gives the same values.
+    In the same CRS GDAL's warp does not depend on the windows. A raster in another CRS is warped with one
+    resampling scale for the whole grid (GDAL's XSCALE/YSCALE: template pixels per raster pixel over the grid's
+    extent); GDAL would otherwise derive it per window, and from the part of the window the raster covers, which
+    changes how wide a bilinear kernel averages when the raster's pixels are finer. Positions still come from
+    GDAL's approximate transformer (within 0.125 pixel), so such a raster's values depend slightly on the windows.
+    """
+
+    def __init__(self, item: StackInput, grid: GridSpec, log: LogFn) -> None:
+        self.label, self.grid, self.categorical = item.name, grid, item.categorical
+        self._crs = crs_from_string(grid.crs)
+        self._src = _open(item.path, item.name)
+        try:
+            self._check_overlap(log)
+        except BaseException:
+            self._src.close()
+            raise
+        self.count = self._src.count
+        self._nodata = self._src.nodata
+        if self._nodata is None and np.dtype(self._src.dtypes[0]).kind == "f":
+            self._nodata = np.nan
+        self._offset = self._lattice_offset()
+        self._scale = self._resampling_scale() if self._src.crs != self._crs else {}
+
+    def _resampling_scale(self) -> dict[str, str]:
+        """GDAL warp options fixing the resampling scale: template pixels per raster pixel across the grid."""
+        west, south, east, north = transform_bounds(self._crs, self._src.crs, *self.grid.bounds, densify_pts=21)
+        x_scale = self.grid.cols * abs(self._src.transform.a) / (east - west)
+        y_scale = self.grid.rows * abs(self._src.transform.e) / (north - south)
+        return {"XSCALE": repr(x_scale), "YSCALE": repr(y_scale)}
+
+    def _check_overlap(self, log: LogFn) -> None:
+        src, grid = self._src, self.grid
         if src.crs is None:
-            raise InputError(f"The raster '{label}' has no CRS; assign one (Raster ▸ Projections ▸ Assign Projection).")
-        bounds = transform_bounds(src.crs, grid_crs, *src.bounds, densify_pts=21)
+            raise InputError(f"The raster '{self.label}' has no CRS; assign one (Raster ▸ Projections ▸ Assign "
+                             "Projection).")
+        bounds = transform_bounds(src.crs, self._crs, *src.bounds, densify_pts=21)
         if not (bounds[0] < grid.x_max and bounds[2] > grid.x_min and bounds[1] < grid.y_max
                 and bounds[3] > grid.y_min):
             raise InputError(
-                f"The raster '{label}' {_rounded(bounds)} does not overlap the template grid {_rounded(grid.bounds)}; "
-                "remove it or choose another template."
-            )
-        if src.crs != grid_crs:
-            log_message(log, f"'{label}' is in {_crs_label(src.crs)}; reprojected to the template CRS "
-                             f"{_crs_label(grid_crs)}.")
-        nodata = src.nodata
-        if nodata is None and np.dtype(src.dtypes[0]).kind == "f":
-            nodata = np.nan
-        out = np.full((src.count, grid.rows, grid.cols), np.nan)
-        for index in range(src.count):  # band by band: rasterio 1.4 ignores src_nodata in a multi-band warp
+                f"The raster '{self.label}' {_rounded(bounds)} does not overlap the template grid "
+                f"{_rounded(grid.bounds)}; remove it or choose another template.")
+        if src.crs != self._crs:
+            log_message(log, f"'{self.label}' is in {_crs_label(src.crs)}; reprojected to the template CRS "
+                             f"{_crs_label(self._crs)}.")
+
+    def _lattice_offset(self) -> tuple[int, int] | None:
+        """(row, col) of the grid's first cell in the raster when the raster's cells are the grid's, else None."""
+        transform, grid = self._src.transform, self.grid
+        if (self._src.crs != self._crs or transform.b != 0 or transform.d != 0
+                or transform.a != grid.pixel_width or transform.e != -grid.pixel_height):
+            return None
+        col = (grid.x_min - transform.c) / grid.pixel_width
+        row = (transform.f - grid.y_max) / grid.pixel_height
+        if abs(col - round(col)) > _LATTICE_TOLERANCE or abs(row - round(row)) > _LATTICE_TOLERANCE:
+            return None
+        return round(row), round(col)
+
+    def read(self, window: Window) -> np.ndarray:
+        """(bands, height, width) float64 values of a window of the template grid, NaN where nodata."""
+        out = np.full((self.count, window.height, window.width), np.nan)
+        if self._offset is not None:
+            top, left = window.row_off + self._offset[0], window.col_off + self._offset[1]
+            r_lo, r_hi = max(top, 0), min(top + window.height, self._src.height)
+            c_lo, c_hi = max(left, 0), min(left + window.width, self._src.width)
+            if r_lo < r_hi and c_lo < c_hi:
+                values = self._src.read(window=Window(c_lo, r_lo, c_hi - c_lo, r_hi - r_lo), masked=True)
+                out[:, r_lo - top:r_hi - top, c_lo - left:c_hi - left] = values.astype(np.float64).filled(np.nan)
+            return out
+        grid = self.grid
+        transform = Affine(grid.pixel_width, 0.0, grid.x_min + window.col_off * grid.pixel_width, 0.0,
+                           -grid.pixel_height, grid.y_max - window.row_off * grid.pixel_height)
+        for index in range(self.count):  # band by band: rasterio 1.4 ignores src_nodata in a multi-band warp
             reproject(
-                rasterio.band(src, index + 1), out[index], src_nodata=nodata,
-                dst_transform=Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max),
-                dst_crs=grid_crs, dst_nodata=np.nan,
-                resampling=Resampling.nearest if categorical else Resampling.bilinear,
+                rasterio.band(self._src, index + 1), out[index], src_nodata=self._nodata,
+                dst_transform=transform, dst_crs=self._crs, dst_nodata=np.nan,
+                resampling=Resampling.nearest if self.categorical else Resampling.bilinear, **self._scale,
             )
-    if np.isnan(out).all():
-        raise InputError(f"The raster '{label}' has no valid cell on the template grid (all nodata there).")
-    return out
+        return out
+
+    def close(self) -> None:
+        self._src.close()
+
+    def __enter__(self) -> _AlignedRaster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _AlignedInputs:
+    """Every input raster on the template grid: a band source (see :mod:`.bands`) of all their bands in order."""
+
+    def __init__(self, inputs: Sequence[StackInput], grid: GridSpec, log: LogFn) -> None:
+        self._rasters: list[_AlignedRaster] = []
+        try:
+            for item in inputs:
+                self._rasters.append(_AlignedRaster(item, grid, log))
+        except BaseException:
+            self.close()
+            raise
+        self.count = sum(raster.count for raster in self._rasters)
+        self.rows, self.cols = grid.shape
+        self._has_values = np.zeros(len(self._rasters), dtype=bool)
+
+    def read(self, window: Window) -> np.ndarray:
+        parts = [raster.read(window) for raster in self._rasters]
+        self._has_values |= [not np.isnan(part).all() for part in parts]
+        return np.concatenate(parts)
+
+    def check_values(self) -> None:
+        """Refuse an input that had no valid cell in any window read so far (call after reading every window)."""
+        for raster, has_values in zip(self._rasters, self._has_values):
+            if not has_values:
+                raise InputError(f"The raster '{raster.label}' has no valid cell on the template grid (all nodata "
+                                 "there).")
+
+    def close(self) -> None:
+        for raster in self._rasters:
+            raster.close()
+
+    def __enter__(self) -> _AlignedInputs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What the inputs' files say before any pixel is read: band names and how each input was gridded."""
+
+    names: list[list[str]]  # per input
+    categorical: list[str]
+    value_transforms: dict[str, str]
+    reaches: list[float]  # per input
+
+    @property
+    def flat_names(self) -> list[str]:
+        return [band for own in self.names for band in own]
+
+    def record(self) -> dict:
+        """The recipe entries that describe the inputs rather than the transform."""
+        return {
+            "input_value_transforms": self.value_transforms,  # log10 grids must be log10 again when reused
+            # How far each input band's values reach from the data behind them (IDW search radius, density
+            # radius): spatial cross-validation keeps at least this gap between training and held-out cells.
+            "evidence_reach": {band: reach for own, reach in zip(self.names, self.reaches) if reach for band in own},
+        }
+
+
+def _read_inputs(inputs: Sequence[StackInput], *, transform: str, transform_bands: Sequence[str] | None,
+                 recipe: dict | None, log: LogFn) -> _Inputs:
+    """Band names and tags of the inputs, checked against the recipe or the transform before the slow part."""
+    if not inputs:
+        raise InputError("No input rasters: give at least one raster to stack.")
+    descriptions, logged_inputs, reaches = [], [], []
+    for item in inputs:
+        with _open(item.path, item.name) as src:
+            descriptions.append([description or "" for description in src.descriptions])
+            logged_inputs.append(src.tags().get("VALUE_TRANSFORM") == "log10")
+            reaches.append(evidence_reach(src.tags()))
+    names = stack_band_names(descriptions, [item.name for item in inputs], log)
+    categorical = [band for item, own in zip(inputs, names) if item.categorical for band in own]
+    flat_names = [band for own in names for band in own]
+    value_transforms = {band: "log10" if is_log else "none" for own, is_log in zip(names, logged_inputs)
+                        for band in own}
+    if recipe is not None:
+        _check_inputs_match_recipe(recipe, flat_names, categorical, value_transforms)
+    elif transform in TRANSFORMS[1:]:
+        parts = _transform_parts(flat_names, categorical, transform, transform_bands)
+        logged = [band for own, is_log in zip(names, logged_inputs) if is_log for band in own if band in parts]
+        if logged:
+            raise InputError(
+                f"{', '.join(logged)}: already log10 values (gridded with 'Interpolate log10'); a {transform} of "
+                "them would take logarithms of logarithms. Grid the elements without log10 for a log-ratio "
+                "transform, or choose the transform 'none'.")
+    return _Inputs(names, categorical, value_transforms, reaches)
 
 
 def build_evidence_stack(
@@ -148,40 +313,20 @@ def build_evidence_stack(
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
 ) -> tuple[np.ndarray, list[str], dict]:
-    """Align ``inputs`` onto ``grid`` and stack them (see :func:`make_stack`).
+    """Align ``inputs`` onto ``grid`` and stack them in memory (see :func:`make_stack`).
 
     ``study_area`` (boolean, the grid's shape) keeps only the cells inside it: the others are nodata and
     count in no statistic or class share. With ``recipe`` (another stack's), its transform, class lists and
     statistics are re-applied instead of fitted (``transform``, ``transform_bands``, ``normalise`` and
     ``min_class_share`` are then ignored), so a model trained on that stack can map a new area. Returns the
-    (bands, rows, cols) stack with NaN at nodata, its band names and its recipe.
+    (bands, rows, cols) stack with NaN at nodata, its band names and its recipe. :func:`build_evidence_stack_file`
+    makes the same stack straight into a file, window by window, for grids larger than memory.
     """
-    if not inputs:
-        raise InputError("No input rasters: give at least one raster to stack.")
-    descriptions, logged_inputs, reaches = [], [], []
-    for item in inputs:
-        with _open(item.path, item.name) as src:
-            descriptions.append([description or "" for description in src.descriptions])
-            logged_inputs.append(src.tags().get("VALUE_TRANSFORM") == "log10")
-            reaches.append(evidence_reach(src.tags()))
-    names = stack_band_names(descriptions, [item.name for item in inputs], log)
-    categorical = [band for item, own in zip(inputs, names) if item.categorical for band in own]
-    flat_names = [band for own in names for band in own]
-    value_transforms = {band: "log10" if is_log else "none" for own, is_log in zip(names, logged_inputs)
-                        for band in own}
-    if recipe is not None:
-        _check_inputs_match_recipe(recipe, flat_names, categorical, value_transforms)
-    elif transform in TRANSFORMS[1:]:  # refuse bad transform bands before the (slow) alignment
-        parts = _transform_parts(flat_names, categorical, transform, transform_bands)
-        logged = [band for own, is_log in zip(names, logged_inputs) if is_log for band in own if band in parts]
-        if logged:
-            raise InputError(
-                f"{', '.join(logged)}: already log10 values (gridded with 'Interpolate log10'); a {transform} of "
-                "them would take logarithms of logarithms. Grid the elements without log10 for a log-ratio "
-                "transform, or choose the transform 'none'.")
-    band_count = len(flat_names)
-    require_memory(_WORKING_COPIES * 8 * band_count * grid.cell_count,
-                   f"A stack of {band_count} band(s) on {grid.rows} × {grid.cols} pixels")
+    described = _read_inputs(inputs, transform=transform, transform_bands=transform_bands, recipe=recipe, log=log)
+    band_count = len(described.flat_names)
+    check_memory(_WORKING_COPIES * 8 * band_count * grid.cell_count,
+                 f"A stack of {band_count} band(s) on {grid.rows} × {grid.cols} pixels",
+                 "Use a template raster with larger pixels or fewer input rasters")
     aligned = []
     for index, item in enumerate(inputs):
         check_cancelled(is_cancelled)
@@ -192,28 +337,117 @@ def build_evidence_stack(
     if study_area is not None:
         _keep_study_area(arrays, study_area, log)
     if recipe is not None:
-        stack, names = apply_stack_recipe(arrays, flat_names, recipe, log=log)
+        stack, names = apply_stack_recipe(arrays, described.flat_names, recipe, log=log)
         report(progress, 95.0)
         return stack, names, recipe
-    stack, names, made = make_stack(arrays, flat_names, categorical=categorical, transform=transform,
-                                    transform_bands=transform_bands, normalise=normalise,
+    stack, names, made = make_stack(arrays, described.flat_names, categorical=described.categorical,
+                                    transform=transform, transform_bands=transform_bands, normalise=normalise,
                                     min_class_share=min_class_share, log=log)
-    made["input_value_transforms"] = value_transforms  # log10 grids must be log10 again when the recipe is reused
-    # How far each band's values reach from the data behind them (IDW search radius, density radius): spatial
-    # cross-validation keeps at least this gap between training and held-out cells.
-    made["evidence_reach"] = {band: reach for own, reach in zip(names, reaches) if reach for band in own}
+    made.update(described.record())
     report(progress, 95.0)
     return stack, names, made
+
+
+def build_evidence_stack_file(
+    path: str,
+    inputs: Sequence[StackInput],
+    grid: GridSpec,
+    *,
+    transform: str = "none",
+    transform_bands: Sequence[str] | None = None,
+    normalise: str = "none",
+    min_class_share: float = DEFAULT_MIN_CLASS_SHARE,
+    study_area: np.ndarray | None = None,
+    recipe: dict | None = None,
+    window: int = WINDOW,
+    log: LogFn = None,
+    progress: ProgressFn = None,
+    is_cancelled: CancelFn = None,
+) -> tuple[list[str], dict]:
+    """The stack of :func:`build_evidence_stack`, written to ``path`` as float32 window by window.
+
+    Memory holds a few ``window`` × ``window`` windows of every band, whatever the grid's size. The first
+    pass reads every window to fit the recipe (cell counts, each transform band's smallest positive value,
+    class counts; with no transform also each band's moments), a second pass gathers the moments of the
+    transformed bands when a log-ratio transform is normalised (they need the zero replacement of the first),
+    and the last pass aligns, transforms and normalises each window again and writes it. The statistics are
+    exact: counts, minima and maxima merge exactly, means and standard deviations merge by Chan's pairwise
+    update of float64 sums of squared deviations, so they match the in-memory stack's to rounding. With
+    ``recipe`` only the last pass runs. Returns the band names and the recipe written to the file's
+    ``DEEPPROSPECT_STACK`` tag.
+    """
+    described = _read_inputs(inputs, transform=transform, transform_bands=transform_bands, recipe=recipe, log=log)
+    if study_area is not None and study_area.shape != grid.shape:
+        raise InputError(f"The study-area mask {study_area.shape} does not match the grid {grid.shape}.")
+    fit = None if recipe is not None else _RecipeFit(
+        described.flat_names, described.categorical, transform=transform, transform_bands=transform_bands,
+        normalise=normalise, min_class_share=min_class_share)
+    windows = list(grid_windows(grid.rows, grid.cols, window, window))
+    passes = 1 if fit is None else 3 if fit.needs_statistics_pass else 2
+    pass_numbers = iter(range(passes))
+
+    def read_all() -> Iterator[tuple[Window, np.ndarray]]:
+        """One pass over every window of the aligned inputs, cells outside the study area NaN."""
+        start = next(pass_numbers) * 100.0 / passes
+        for index, part in enumerate(windows):
+            check_cancelled(is_cancelled)
+            arrays = source.read(part)
+            if study_area is not None:
+                arrays[:, ~study_area[part.toslices()]] = np.nan
+            yield part, arrays
+            report(progress, start + 100.0 / passes * (index + 1) / len(windows))
+
+    with _AlignedInputs(inputs, grid, log) as source:
+        if fit is not None:
+            for _, arrays in read_all():
+                fit.add(arrays)
+            source.check_values()
+            if study_area is not None:
+                _check_study_area(study_area, fit.valid_cells, log)
+            fit.fit_recipe(log)
+            if fit.needs_statistics_pass:
+                for _, arrays in read_all():
+                    stack, names, _ = _apply_transform(arrays, described.flat_names, fit.recipe)
+                    fit.add_outputs(stack, names, ~np.isnan(arrays).any(axis=0))
+            recipe = {**fit.finish(log), **described.record()}
+            wanted = described.flat_names
+        else:
+            wanted = recipe["input_bands"]
+        chosen = [described.flat_names.index(name) for name in wanted]
+        names = _output_names(wanted, recipe)
+        if names != recipe["output_bands"]:
+            raise InputError(f"The recipe's output bands {recipe['output_bands']} do not match its transform "
+                             f"({names}).")
+        unseen: dict[str, set] = {}
+        valid_cells = 0
+        with geotiff_writer(path, grid, names, metadata=_stack_tags(recipe)) as writer:
+            for part, arrays in read_all():
+                valid_cells += int((~np.isnan(arrays).any(axis=0)).sum())
+                stack, _, new = _apply_transform(arrays[chosen], wanted, recipe)
+                for band, values in new.items():
+                    unseen.setdefault(band, set()).update(values.tolist())
+                _apply_normalisation(stack, names, recipe["normalise"])
+                writer.write(stack, part)
+            source.check_values()
+            if study_area is not None and fit is None:
+                _check_study_area(study_area, valid_cells, log)
+    _log_unseen({band: np.array(sorted(values)) for band, values in unseen.items()}, recipe, log)
+    return names, recipe
 
 
 def _keep_study_area(arrays: np.ndarray, study_area: np.ndarray, log: LogFn) -> None:
     """Make every cell outside ``study_area`` nodata in every band, in place."""
     if study_area.shape != arrays.shape[1:]:
         raise InputError(f"The study-area mask {study_area.shape} does not match the grid {arrays.shape[1:]}.")
-    if not (study_area & ~np.isnan(arrays).any(axis=0)).any():
+    _check_study_area(study_area, int((study_area & ~np.isnan(arrays).any(axis=0)).sum()), log)
+    arrays[:, ~study_area] = np.nan
+
+
+def _check_study_area(study_area: np.ndarray, valid_inside: int, log: LogFn) -> None:
+    """Refuse a study area without a cell that has a value in every input; log how many cells it covers."""
+    if not valid_inside:
         raise InputError("No cell inside the study area has a value in every input; check that the study area "
                          "overlaps the inputs' valid areas.")
-    arrays[:, ~study_area] = np.nan
     log_message(log, f"{int(study_area.sum())} of {study_area.size} cells lie inside the study area; statistics "
                      "and class shares are taken over them only.")
 
@@ -257,40 +491,14 @@ def make_stack(
     ``min_class_share`` (0–1) of the valid cells, plus ``<name>_other`` for the rarer classes.
     """
     arrays, band_names = _validated(arrays, band_names)
-    if transform not in TRANSFORMS:
-        raise InputError(f"Unknown transform '{transform}'; choose one of {', '.join(TRANSFORMS)}.")
-    if normalise not in NORMALISATIONS:
-        raise InputError(f"Unknown normalisation '{normalise}'; choose one of {', '.join(NORMALISATIONS)}.")
-    unknown = [name for name in categorical if name not in band_names]
-    if unknown:
-        raise InputError(f"Categorical band(s) {', '.join(unknown)} are not in the stack.")
-    if not 0.0 <= min_class_share <= 1.0:
-        raise InputError(f"The minimum class share must be between 0 and 1 (e.g. 0.02 for 2 %); got "
-                         f"{min_class_share:g}.")
-    valid = ~np.isnan(arrays).any(axis=0)
-    if not valid.any():
-        raise InputError("No cell has a value in every band (the inputs' valid areas do not overlap); "
-                         "check the inputs' extents and nodata.")
-    log_message(log, f"{int(valid.sum())} of {valid.size} cells have a value in every band; the others are nodata "
-                     "in every band.")
-    categorical = [name for name in band_names if name in categorical]
-    recipe = {
-        "format": RECIPE_FORMAT,
-        "version": RECIPE_VERSION,
-        "input_bands": band_names,
-        "categorical_bands": categorical,
-        "transform": _fit_transform(arrays, band_names, valid, categorical, transform, transform_bands, log),
-        "min_class_share": min_class_share,
-        "indicators": {name: _fit_classes(arrays[band_names.index(name)][valid], name, min_class_share, log)
-                       for name in categorical},
-    }
-    stack, names = _apply_transform(arrays, band_names, recipe)
-    taken = sorted({name for name in names if names.count(name) > 1})
-    if taken:
-        raise InputError(f"Band name(s) {', '.join(taken)} would be given twice (an indicator band of a categorical "
-                         "raster has the name of another band); rename one of the bands.")
-    recipe["normalise"] = _fit_normalisation(stack, names, valid, set(indicator_meanings(recipe)), normalise, log)
-    recipe["output_bands"] = names
+    fit = _RecipeFit(band_names, categorical, transform=transform, transform_bands=transform_bands,
+                     normalise=normalise, min_class_share=min_class_share)
+    valid = fit.add(arrays)
+    fit.fit_recipe(log)
+    stack, names, _ = _apply_transform(arrays, band_names, fit.recipe)
+    if fit.needs_statistics_pass:
+        fit.add_outputs(stack, names, valid)
+    recipe = fit.finish(log)
     _apply_normalisation(stack, names, recipe["normalise"])
     return stack, names, recipe
 
@@ -307,9 +515,10 @@ def apply_stack_recipe(arrays: np.ndarray, band_names: Sequence[str], recipe: di
     if missing:
         raise InputError(f"The data lacks the band(s) the stack was built from: {', '.join(missing)}.")
     wanted = recipe["input_bands"]
-    stack, names = _apply_transform(arrays[[band_names.index(name) for name in wanted]], wanted, recipe, log)
+    stack, names, unseen = _apply_transform(arrays[[band_names.index(name) for name in wanted]], wanted, recipe)
     if names != recipe["output_bands"]:
         raise InputError(f"The recipe's output bands {recipe['output_bands']} do not match its transform ({names}).")
+    _log_unseen(unseen, recipe, log)
     _apply_normalisation(stack, names, recipe["normalise"])
     return stack, names
 
@@ -317,10 +526,11 @@ def apply_stack_recipe(arrays: np.ndarray, band_names: Sequence[str], recipe: di
 def write_evidence_stack(path: str, stack: np.ndarray, grid: GridSpec, band_names: Sequence[str],
                          recipe: dict) -> None:
     """Write the stack as a GeoTIFF with its recipe as JSON in the ``DEEPPROSPECT_STACK`` tag."""
-    write_geotiff(path, stack, grid, band_names, metadata={
-        "DEEPPROSPECT_ALGORITHM": "evidencestack",
-        STACK_TAG: json.dumps(recipe, allow_nan=False),
-    })
+    write_geotiff(path, stack, grid, band_names, metadata=_stack_tags(recipe))
+
+
+def _stack_tags(recipe: dict) -> dict[str, str]:
+    return {"DEEPPROSPECT_ALGORITHM": "evidencestack", STACK_TAG: json.dumps(recipe, allow_nan=False)}
 
 
 def evidence_reach(tags: Mapping[str, str]) -> float:
@@ -457,30 +667,166 @@ def pivot_basis(parts: int) -> np.ndarray:
     return -helmert(parts)[::-1, ::-1]
 
 
-def _fit_transform(arrays: np.ndarray, band_names: list[str], valid: np.ndarray, categorical: Sequence[str],
-                   method: str, requested: Sequence[str] | None, log: LogFn) -> dict:
-    """The transform part of the recipe: method, parts in order and zero-replacement values."""
-    if method == "none":
-        if requested:
-            log_message(log, "No transform chosen: the transform bands are ignored.")
-        return {"method": "none"}
-    parts = _transform_parts(band_names, categorical, method, requested)
-    replacement = {}
-    for name in parts:
-        values = arrays[band_names.index(name)][valid]
-        positive = values[values > 0]
-        if positive.size == 0:
-            raise InputError(f"Band '{name}' has no positive value, so it has no logarithm; remove it from "
-                             "the transform bands.")
-        replacement[name] = float(ZERO_REPLACEMENT_FRACTION * positive.min())
-        if positive.size < values.size:
-            log_message(log, f"Band '{name}': {values.size - positive.size} value(s) ≤ 0 replaced by "
-                             f"{replacement[name]:.6g} ({ZERO_REPLACEMENT_FRACTION} × its smallest positive value) "
-                             "before the logarithm.")
-    transform = {"method": method, "bands": parts, "zero_rule": ZERO_RULE, "replacement": replacement}
-    if method == "ilr":
-        transform["basis"] = ILR_BASIS
-    return transform
+class _Moments:
+    """Count, mean, sum of squared deviations, smallest and largest of values added batch by batch.
+
+    Batches merge by Chan, Golub & LeVeque's pairwise update, so the mean and standard deviation of many
+    windows equal those of all values at once to float64 rounding (and exactly for a single batch).
+    """
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.squares = 0, 0.0, 0.0
+        self.low, self.high = math.inf, -math.inf
+
+    def add(self, values: np.ndarray) -> None:
+        if values.size == 0:
+            return
+        mean = float(values.mean())
+        squares = float(((values - mean) ** 2).sum())
+        total = self.count + values.size
+        if self.count == 0:
+            self.mean, self.squares = mean, squares
+        else:
+            delta = mean - self.mean
+            self.mean += delta * values.size / total
+            self.squares += squares + delta * delta * self.count * values.size / total
+        self.count = total
+        self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation."""
+        return math.sqrt(self.squares / self.count)
+
+
+class _RecipeFit:
+    """A recipe fitted from aligned bands given window by window (one window: the whole grid in memory).
+
+    :meth:`add` every window (cells valid in every band, each transform band's smallest positive value and
+    count of values ≤ 0, class counts of categorical bands; without a transform also each band's
+    :class:`_Moments`), then :meth:`fit_recipe`; when :attr:`needs_statistics_pass`, :meth:`add_outputs` every
+    transformed window; then :meth:`finish`. Counts, minima and maxima are exact whatever the windows.
+    """
+
+    def __init__(self, band_names: Sequence[str], categorical: Sequence[str], *, transform: str,
+                 transform_bands: Sequence[str] | None, normalise: str, min_class_share: float) -> None:
+        self.band_names = list(band_names)
+        if transform not in TRANSFORMS:
+            raise InputError(f"Unknown transform '{transform}'; choose one of {', '.join(TRANSFORMS)}.")
+        if normalise not in NORMALISATIONS:
+            raise InputError(f"Unknown normalisation '{normalise}'; choose one of {', '.join(NORMALISATIONS)}.")
+        unknown = [name for name in categorical if name not in self.band_names]
+        if unknown:
+            raise InputError(f"Categorical band(s) {', '.join(unknown)} are not in the stack.")
+        if not 0.0 <= min_class_share <= 1.0:
+            raise InputError(f"The minimum class share must be between 0 and 1 (e.g. 0.02 for 2 %); got "
+                             f"{min_class_share:g}.")
+        self.categorical = [name for name in self.band_names if name in categorical]
+        self.transform, self.requested, self.normalise = transform, transform_bands, normalise
+        self.min_class_share = min_class_share
+        self.parts = _transform_parts(self.band_names, self.categorical, transform, transform_bands) \
+            if transform != "none" else []
+        self.cells = self.valid_cells = 0
+        self._smallest_positive = dict.fromkeys(self.parts, math.inf)
+        self._not_positive = dict.fromkeys(self.parts, 0)
+        self._classes: dict[str, dict[float, int]] = {name: {} for name in self.categorical}
+        self._moments: dict[str, _Moments] = {}
+        self._not_scaled = set(self.categorical)
+        self.recipe: dict = {}
+        self.names: list[str] = []
+
+    @property
+    def needs_statistics_pass(self) -> bool:
+        """Whether the normalisation needs the transformed bands (a transform that is normalised)."""
+        return self.normalise != "none" and self.transform != "none"
+
+    def add(self, arrays: np.ndarray) -> np.ndarray:
+        """Gather a (bands, rows, cols) window of aligned bands (NaN = nodata); returns its valid cells."""
+        valid = ~np.isnan(arrays).any(axis=0)
+        self.cells += valid.size
+        self.valid_cells += int(valid.sum())
+        for name in self.parts:
+            values = arrays[self.band_names.index(name)][valid]
+            positive = values[values > 0]
+            if positive.size:
+                self._smallest_positive[name] = min(self._smallest_positive[name], float(positive.min()))
+            self._not_positive[name] += values.size - positive.size
+        for name, counts in self._classes.items():
+            classes, number = np.unique(arrays[self.band_names.index(name)][valid], return_counts=True)
+            for value, count in zip(classes.tolist(), number.tolist()):
+                counts[value] = counts.get(value, 0) + count
+        if self.normalise != "none" and self.transform == "none":
+            self.add_outputs(arrays, self.band_names, valid)
+        return valid
+
+    def fit_recipe(self, log: LogFn) -> None:
+        """The recipe's transform and class lists, and the output band names (checked unique)."""
+        if not self.valid_cells:
+            raise InputError("No cell has a value in every band (the inputs' valid areas do not overlap); "
+                             "check the inputs' extents and nodata.")
+        log_message(log, f"{self.valid_cells} of {self.cells} cells have a value in every band; the others are "
+                         "nodata in every band.")
+        self.recipe = {
+            "format": RECIPE_FORMAT,
+            "version": RECIPE_VERSION,
+            "input_bands": self.band_names,
+            "categorical_bands": self.categorical,
+            "transform": self._fit_transform(log),
+            "min_class_share": self.min_class_share,
+            "indicators": {name: _fit_classes(counts, self.valid_cells, name, self.min_class_share, log)
+                           for name, counts in self._classes.items()},
+        }
+        self.names = _output_names(self.band_names, self.recipe)
+        taken = sorted({name for name in self.names if self.names.count(name) > 1})
+        if taken:
+            raise InputError(f"Band name(s) {', '.join(taken)} would be given twice (an indicator band of a "
+                             "categorical raster has the name of another band); rename one of the bands.")
+        self._not_scaled |= set(indicator_meanings(self.recipe))
+
+    def add_outputs(self, stack: np.ndarray, names: Sequence[str], valid: np.ndarray) -> None:
+        """Gather the moments of the continuous bands of a transformed window over its ``valid`` cells."""
+        for band, name in zip(stack, names):
+            if name not in self._not_scaled:
+                self._moments.setdefault(name, _Moments()).add(band[valid])
+
+    def finish(self, log: LogFn) -> dict:
+        """The complete recipe: the normalisation statistics of the continuous bands and the output bands."""
+        statistics = {}
+        if self.normalise != "none":
+            for name in self.names:
+                if name in self._not_scaled:
+                    continue
+                moments = self._moments[name]
+                statistics[name] = ({"mean": moments.mean, "std": moments.std} if self.normalise == "z-score"
+                                    else {"min": moments.low, "max": moments.high})
+                if moments.low == moments.high:
+                    log_message(log, f"Band '{name}' is constant over the valid cells; it is only shifted, not "
+                                     "scaled.")
+        self.recipe["normalise"] = {"method": self.normalise, "statistics": statistics}
+        self.recipe["output_bands"] = self.names
+        return self.recipe
+
+    def _fit_transform(self, log: LogFn) -> dict:
+        """The transform part of the recipe: method, parts in order and zero-replacement values."""
+        if self.transform == "none":
+            if self.requested:
+                log_message(log, "No transform chosen: the transform bands are ignored.")
+            return {"method": "none"}
+        replacement = {}
+        for name in self.parts:
+            if self._smallest_positive[name] == math.inf:
+                raise InputError(f"Band '{name}' has no positive value, so it has no logarithm; remove it from "
+                                 "the transform bands.")
+            replacement[name] = float(ZERO_REPLACEMENT_FRACTION * self._smallest_positive[name])
+            if self._not_positive[name]:
+                log_message(log, f"Band '{name}': {self._not_positive[name]} value(s) ≤ 0 replaced by "
+                                 f"{replacement[name]:.6g} ({ZERO_REPLACEMENT_FRACTION} × its smallest positive "
+                                 "value) before the logarithm.")
+        transform = {"method": self.transform, "bands": self.parts, "zero_rule": ZERO_RULE,
+                     "replacement": replacement}
+        if self.transform == "ilr":
+            transform["basis"] = ILR_BASIS
+        return transform
 
 
 def _transform_parts(band_names: list[str], categorical: Sequence[str], method: str,
@@ -503,25 +849,60 @@ def _transform_parts(band_names: list[str], categorical: Sequence[str], method: 
     return parts
 
 
-def _apply_transform(arrays: np.ndarray, band_names: list[str], recipe: dict,
-                     log: LogFn = None) -> tuple[np.ndarray, list[str]]:
-    """Masked, transformed stack with indicator bands; a transformed group or a categorical band's indicators
-    take its position."""
+def _output_names(band_names: Sequence[str], recipe: dict) -> list[str]:
+    """The stack's band names under a recipe: a transformed group or a categorical band's indicators take its
+    position (the names :func:`_apply_transform` gives)."""
+    spec = recipe["transform"]
+    parts = spec.get("bands", [])
+    names = []
+    for name in band_names:
+        if parts and name == parts[0]:
+            names.extend(_log_ratio_names(parts, spec["method"]))
+        elif name in recipe.get("indicators", {}):
+            names.extend(indicator_meanings({"indicators": {name: recipe["indicators"][name]}}))
+        elif name not in parts:
+            names.append(name)
+    return names
+
+
+def _apply_transform(arrays: np.ndarray, band_names: list[str],
+                     recipe: dict) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
+    """Masked, transformed stack with indicator bands (see :func:`_output_names`), its names, and per
+    categorical band the class values the recipe has not seen (for :func:`_log_unseen`)."""
     spec = recipe["transform"]
     mask = np.isnan(arrays).any(axis=0)
     parts = spec.get("bands", [])
     indicators = recipe.get("indicators", {})
-    blocks = []
+    blocks, unseen = [], {}
     for index, name in enumerate(band_names):
         if parts and name == parts[0]:
             blocks.extend(_log_ratio(arrays[[band_names.index(part) for part in parts]], parts, spec))
         elif name in indicators:
-            blocks.extend(_indicator_bands(arrays[index][~mask], mask, name, indicators[name], log))
+            values = arrays[index][~mask]
+            known = indicators[name]["classes"] + indicators[name]["other_classes"]
+            unseen[name] = np.unique(values[~np.isin(values, known)])
+            blocks.extend(_indicator_bands(values, mask, name, indicators[name]))
         elif name not in parts:
             blocks.append((arrays[index], name))
     stack = np.stack([band for band, _ in blocks])
     stack[:, mask] = np.nan
-    return stack, [name for _, name in blocks]
+    return stack, [name for _, name in blocks], unseen
+
+
+def _log_unseen(unseen: Mapping[str, np.ndarray], recipe: dict, log: LogFn) -> None:
+    """Log the classes of each categorical band that did not occur where the recipe was made."""
+    for name, values in unseen.items():
+        if values.size:
+            goes = (f"go to {name}_{OTHER_CLASSES}" if recipe["indicators"][name]["other_classes"]
+                    else "are 0 in every indicator band")
+            log_message(log, f"'{name}': class(es) {', '.join(str(_class_value(v)) for v in values)} did not "
+                             f"occur where the recipe was made; they {goes}.")
+
+
+def _log_ratio_names(parts: Sequence[str], method: str) -> list[str]:
+    if method == "ilr":
+        return [f"ilr{i}" for i in range(1, len(parts))]
+    return [f"{method}_{name}" for name in parts]
 
 
 def _log_ratio(parts: np.ndarray, names: list[str], spec: dict) -> list[tuple[np.ndarray, str]]:
@@ -529,18 +910,19 @@ def _log_ratio(parts: np.ndarray, names: list[str], spec: dict) -> list[tuple[np
     replacement = np.array([spec["replacement"][name] for name in names])[:, None, None]
     positive = np.where(parts <= 0, replacement, parts)
     if spec["method"] == "log10":
-        return [(band, f"log10_{name}") for band, name in zip(np.log10(positive), names)]
-    logs = np.log(positive)
-    if spec["method"] == "clr":
-        return [(band, f"clr_{name}") for band, name in zip(logs - logs.mean(axis=0), names)]
-    coordinates = np.tensordot(pivot_basis(len(names)), logs, axes=1)
-    return [(band, f"ilr{i}") for i, band in enumerate(coordinates, start=1)]
+        bands = np.log10(positive)
+    else:
+        logs = np.log(positive)
+        bands = logs - logs.mean(axis=0) if spec["method"] == "clr" else np.tensordot(
+            pivot_basis(len(names)), logs, axes=1)
+    return list(zip(bands, _log_ratio_names(names, spec["method"])))
 
 
-def _fit_classes(values: np.ndarray, name: str, min_share: float, log: LogFn) -> dict:
-    """The classes of a categorical band's valid ``values`` that get their own indicator band; is there an other?"""
-    classes, counts = np.unique(values, return_counts=True)
-    shares = counts / values.size
+def _fit_classes(counts: Mapping[float, int], total: int, name: str, min_share: float, log: LogFn) -> dict:
+    """The classes of a categorical band (counts over its ``total`` valid cells) that get their own indicator
+    band; is there an other?"""
+    classes = np.array(sorted(counts), dtype=np.float64)
+    shares = np.array([counts[value] for value in classes.tolist()], dtype=np.float64) / total
     common = shares >= min_share
     labels, rare = [_class_value(value) for value in classes[common]], [_class_value(v) for v in classes[~common]]
     described = ", ".join(f"{label} ({share:.1%})" for label, share in zip(labels, shares[common]))
@@ -552,14 +934,8 @@ def _fit_classes(values: np.ndarray, name: str, min_share: float, log: LogFn) ->
     return {"classes": labels, "other_classes": rare}
 
 
-def _indicator_bands(values: np.ndarray, mask: np.ndarray, name: str, spec: dict,
-                     log: LogFn) -> list[tuple[np.ndarray, str]]:
+def _indicator_bands(values: np.ndarray, mask: np.ndarray, name: str, spec: dict) -> list[tuple[np.ndarray, str]]:
     """0/1 bands ``<name>_<class>`` (and ``<name>_other``) of a categorical band; ``values`` are its valid cells."""
-    unseen = np.unique(values[~np.isin(values, spec["classes"] + spec["other_classes"])])
-    if unseen.size:
-        goes = f"go to {name}_{OTHER_CLASSES}" if spec["other_classes"] else "are 0 in every indicator band"
-        log_message(log, f"'{name}': class(es) {', '.join(str(_class_value(v)) for v in unseen)} did not occur "
-                         f"where the recipe was made; they {goes}.")
     bands = []
     for band_name, meaning in indicator_meanings({"indicators": {name: spec}}).items():
         band = np.zeros(mask.shape)
@@ -571,24 +947,6 @@ def _indicator_bands(values: np.ndarray, mask: np.ndarray, name: str, spec: dict
 def _class_value(value: float) -> int | float:
     """A class value as JSON and band names write it: an int when it is whole (585, not 585.0)."""
     return int(value) if float(value).is_integer() else float(value)
-
-
-def _fit_normalisation(stack: np.ndarray, names: list[str], valid: np.ndarray, indicators: set[str],
-                       method: str, log: LogFn) -> dict:
-    """Per continuous band: mean/std (z-score) or min/max (min-max) over the common valid cells."""
-    statistics = {}
-    if method != "none":
-        for band, name in zip(stack, names):
-            if name in indicators:
-                continue
-            values = band[valid]
-            if method == "z-score":
-                statistics[name] = {"mean": float(values.mean()), "std": float(values.std())}
-            else:
-                statistics[name] = {"min": float(values.min()), "max": float(values.max())}
-            if values.min() == values.max():
-                log_message(log, f"Band '{name}' is constant over the valid cells; it is only shifted, not scaled.")
-    return {"method": method, "statistics": statistics}
 
 
 def _apply_normalisation(stack: np.ndarray, names: list[str], spec: dict) -> None:

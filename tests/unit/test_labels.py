@@ -4,10 +4,13 @@ import json
 
 import numpy as np
 import pytest
+from deepprospect.core import memory
 from deepprospect.core.augment import AugmentSettings, crop_offsets, dihedral, smote_pairs
-from deepprospect.core.errors import Cancelled, InputError
+from deepprospect.core.bands import RasterBands
+from deepprospect.core.errors import Cancelled, InputError, ResourceError
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.labels import (
+    ARRAYS,
     NO_WINDOW,
     SHARED,
     LabelSettings,
@@ -22,6 +25,7 @@ from deepprospect.core.labels import (
     study_area_mask,
     valid_windows,
 )
+from deepprospect.core.raster_io import write_geotiff
 from deepprospect.core.stored_arrays import StoredArray
 from deepprospect.core.windows import WINDOW_FILL
 
@@ -375,3 +379,28 @@ def test_a_split_without_negatives_is_refused_naming_the_parameter(stack):
     barren = np.array([[185.0, 185.0], [485.0, 335.0]])  # between the lattice deposits
     ts = build(stack, negative_ratio=0.0, barren=barren, validation_fraction=0, test_fraction=0)
     assert set(ts.split) == {"train"} and (ts.y == 0).sum() == 2  # barren points alone are enough
+
+
+def test_a_stack_file_read_around_the_samples_gives_the_training_set_of_the_whole_array(stack, tmp_path):
+    holed = stack.copy()
+    holed[:, 20:26, 0:33] = np.nan
+    path = str(tmp_path / "stack.tif")
+    write_geotiff(path, holed, GRID, ["a", "b", "c"])
+    augment = AugmentSettings(positive_crops=2, positive_shift_x=3, positive_shift_y=3, flips=True,
+                              noise_variance=0.01, smote=True)
+    settings = LabelSettings(patch_size=7, exclusion_buffer=25.0, negative_ratio=2.0)
+    barren = np.array([[55.0, 45.0], [405.0, 155.0]])
+    whole = build_training_set(holed, GRID, ["a", "b", "c"], lattice_deposits(), barren, None, settings, augment)
+    with RasterBands(path) as bands:
+        windowed = build_training_set(bands, GRID, ["a", "b", "c"], lattice_deposits(), barren, None, settings,
+                                      augment)
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(windowed, name), getattr(whole, name))
+    assert windowed.manifest == whole.manifest and (whole.kind == "smote").any()
+    assert (windowed.x_patch[:, :, 3, 3] != WINDOW_FILL).any() and (windowed.x_patch == WINDOW_FILL).any()
+
+
+def test_the_grid_sized_sampling_is_refused_up_front_when_memory_is_short(stack, monkeypatch):
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 1000)
+    with pytest.raises(ResourceError, match=r"Sampling on 60 × 60 cells would need about .*\(EXCLUSION_BUFFER 0\)"):
+        build(stack, exclusion_buffer=20.0)

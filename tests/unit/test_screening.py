@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import rasterio
+from deepprospect.core.bands import ArrayBands, RasterBands
 from deepprospect.core.errors import Cancelled, InputError
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.idw import idw_grid
-from deepprospect.core.raster_io import write_band_subset, write_geotiff
+from deepprospect.core.raster_io import read_raster, write_band_subset, write_geotiff
 from deepprospect.core.screening import (
     ScreeningSettings,
     auc_standard_error,
@@ -17,6 +18,7 @@ from deepprospect.core.screening import (
 )
 from deepprospect.core.synthetic import make_survey
 from deepprospect.core.transforms import log10_positive
+from scipy import ndimage
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
@@ -176,3 +178,66 @@ def test_chart_and_band_subset(tmp_path):
         assert dst.tags()["RECIPE"] == "r" and dst.tags()["EXTRA"] == "1"
         assert dst.tags(2)["K"] == "distance" and dst.tags(2)["Z"] == "1"
         np.testing.assert_array_equal(dst.read(2), src.read(3))
+
+
+class RecordingBands(ArrayBands):
+    """An array band source that records the windows read."""
+
+    def __init__(self, array):
+        super().__init__(array)
+        self.windows = []
+
+    def read(self, window):
+        self.windows.append(window)
+        return super().read(window)
+
+
+@pytest.mark.parametrize("exclusion", [0.0, 450.0])
+def test_a_stack_file_screened_window_by_window_gives_the_cells_and_scores_of_the_whole_array(tmp_path, exclusion):
+    stack, deposits, names = halo_stack(seed=3)
+    stack[:, 20:33, 14:41] = np.nan  # nodata across windows
+    stack[1, :4] = np.nan
+    barren = np.vstack([deposits[:2] + 250.0, [[2050.0, 3950.0], [99999.0, 0.0]]])
+    path = str(tmp_path / "stack.tif")
+    write_geotiff(path, stack, GRID, names)
+    settings = ScreeningSettings(exclusion_distance=exclusion, background_ratio=4.0, seed=11)
+    whole = screen_bands(read_raster(path)[0], GRID, deposits, names, barren, settings, workers=1)
+    recording = RecordingBands(read_raster(path)[0])
+    windowed = screen_bands(recording, GRID, deposits, names, barren, settings, workers=1, window=7)
+    with RasterBands(path) as bands:
+        from_file = screen_bands(bands, GRID, deposits, names, barren, settings, workers=1, window=16)
+    for result in (windowed, from_file):
+        np.testing.assert_array_equal(result.deposit_cells, whole.deposit_cells)
+        np.testing.assert_array_equal(result.background_cells, whole.background_cells)
+        assert result.notes == whole.notes and result.n_barren_cells == whole.n_barren_cells == 2
+        assert repr(result.scores) == repr(whole.scores)
+    assert max(window.width for window in recording.windows) <= 7
+    assert max(window.height for window in recording.windows) <= 7
+
+
+def test_the_background_drawn_window_by_window_is_the_old_whole_grid_draw():
+    stack, deposits, names = halo_stack(seed=4)
+    stack[:, 10:25, 5:50] = np.nan
+    settings = ScreeningSettings(exclusion_distance=350.0, background_ratio=3.0, seed=5)
+    result = screen_bands(stack, GRID, deposits, names, settings=settings, workers=1, window=9)
+    # the draw of the whole-grid implementation: a seeded choice among the flat indices of the candidate cells
+    away = np.ones(GRID.cell_count, dtype=bool)
+    away[result.deposit_cells] = False
+    distance = ndimage.distance_transform_edt(away.reshape(GRID.shape), sampling=(100.0, 100.0)).ravel()
+    pool = np.isfinite(stack).any(axis=0).ravel() & (distance > 350.0)
+    pool[result.deposit_cells] = False
+    expected = np.random.default_rng(5).choice(np.flatnonzero(pool), size=3 * len(result.deposit_cells),
+                                               replace=False)
+    np.testing.assert_array_equal(result.background_cells, np.sort(expected))
+
+
+def test_a_band_subset_of_a_tiled_stack_is_copied_block_by_block(tmp_path):
+    grid = GridSpec(0.0, 30000.0, 100.0, 100.0, 300, 270, "EPSG:32650")
+    bands = np.random.default_rng(6).normal(size=(3, 270, 300))
+    bands[1, 100:120] = np.nan
+    source, subset = str(tmp_path / "stack.tif"), str(tmp_path / "subset.tif")
+    write_geotiff(source, bands, grid, ["a", "b", "c"])
+    write_band_subset(source, subset, [2, 1])
+    with rasterio.open(source) as src, rasterio.open(subset) as dst:
+        assert dst.block_shapes == [(256, 256)] * 2 and dst.descriptions == ("c", "b")
+        np.testing.assert_array_equal(dst.read(), src.read([3, 2]))

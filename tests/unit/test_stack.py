@@ -1,6 +1,7 @@
 """Evidence stack core: alignment, common mask, log-ratio transforms, normalisation and the recipe."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from deepprospect.core.stack import (
     apply_stack_recipe,
     band_normalisation,
     build_evidence_stack,
+    build_evidence_stack_file,
     make_stack,
     normalisation_differences,
     pivot_basis,
@@ -23,7 +25,7 @@ from deepprospect.core.stack import (
     stack_band_names,
     write_evidence_stack,
 )
-from rasterio.warp import transform
+from rasterio.warp import Resampling, reproject, transform
 
 CRS = "EPSG:32650"
 COARSE = GridSpec(500000.0, 3300400.0, 100.0, 100.0, 4, 4, CRS)
@@ -428,6 +430,18 @@ def test_log_ratio_of_grids_already_in_log10_is_refused(tmp_path):
     assert names == ["Cu", "Pb", "Zn"] and np.isfinite(stack).all()
 
 
+def test_the_reach_of_each_input_is_recorded_under_its_own_band_names(tmp_path):
+    grid = GridSpec(500000.0, 3302000.0, 100.0, 100.0, 7, 6, CRS)
+    rng = np.random.default_rng(15)
+    paths = []
+    for name, tags in (("Cu", {"IDW_RADIUS": "5000"}), ("Pb", {}), ("faults", {"RADIUS": "800"})):
+        paths.append(str(tmp_path / f"{name}.tif"))
+        write_geotiff(paths[-1], composition(rng, 1, grid.shape), grid, [name], metadata=tags)
+    inputs = [StackInput(path, name) for path, name in zip(paths, ["Cu", "Pb", "faults"])]
+    _, names, recipe = build_evidence_stack(inputs, grid, transform="ilr", transform_bands=["Cu", "Pb", "faults"])
+    assert names == ["ilr1", "ilr2"] and recipe["evidence_reach"] == {"Cu": 5000.0, "faults": 800.0}
+
+
 def test_band_normalisation_keeps_only_what_the_listed_bands_depend_on():
     rng = np.random.default_rng(4)
     raw = rng.uniform(1, 50, size=(3, 6, 6))
@@ -476,3 +490,136 @@ def test_ilr_bands_depend_on_every_part():
     assert normalisation_differences(extract, band_normalisation(rebuilt, ["ilr2"])) == []
     _, _, reordered = make_stack(raw, ["Au", "Cu", "Zn"], transform="ilr", transform_bands=["Zn", "Cu", "Au"])
     assert normalisation_differences(extract, band_normalisation(reordered, ["ilr2"]))
+
+
+def inputs_across_windows(tmp_path):
+    """Inputs whose nodata and edges cross small windows: elements with a nodata block and zeros on the template
+    grid, a coarser continuous raster, a coarser categorical one with nodata, and a raster on the template's
+    lattice that covers only part of the grid (read without warping)."""
+    rng = np.random.default_rng(31)
+    grid = GridSpec(500000.0, 3302000.0, 100.0, 100.0, 23, 19, CRS)
+    elements = composition(rng, 3, grid.shape)
+    elements[:2, 4:10, 2:9] = np.nan
+    elements[0, 0, :4] = 0.0
+    coarse = GridSpec(499900.0, 3302100.0, 300.0, 300.0, 9, 8, CRS)
+    classes = rng.choice([1, 2, 3, 4], (1, 8, 9), p=[0.5, 0.3, 0.17, 0.03])
+    classes[0, 5, 2:4] = 0
+    part = GridSpec(grid.x_min + 300.0, grid.y_max + 200.0, 100.0, 100.0, 18, 19, CRS)
+    paths = [write(tmp_path, "elements", elements, grid, ["Cu", "Pb", "Zn"]),
+             write(tmp_path, "faults", rng.uniform(0, 5, (1, 8, 9)), coarse, ["faults"]),
+             write(tmp_path, "geology", classes, coarse, ["rock"], nodata=0, dtype="uint8"),
+             write(tmp_path, "part", np.where(np.arange(19 * 18).reshape(1, 19, 18) == 5 * 18 + 7, np.nan,
+                                              rng.uniform(1, 2, (1, 19, 18))), part, ["part"])]
+    inside = np.zeros(grid.shape, dtype=bool)
+    inside[1:17, 2:21] = True
+    inside[6:9, 10:14] = False
+    inputs = [StackInput(paths[0], "elements"), StackInput(paths[1], "faults"),
+              StackInput(paths[2], "geology", categorical=True), StackInput(paths[3], "part")]
+    return inputs, grid, inside
+
+
+@pytest.mark.parametrize(("transform", "normalise", "window"), [
+    ("none", "z-score", 3), ("none", "min-max", 7), ("ilr", "z-score", 4), ("log10", "min-max", 5),
+    ("clr", "none", 3), ("ilr", "z-score", 512)])
+def test_stack_written_window_by_window_equals_the_stack_built_in_memory(tmp_path, transform, normalise, window):
+    inputs, grid, inside = inputs_across_windows(tmp_path)
+    options = {"transform": transform, "normalise": normalise, "min_class_share": 0.05, "study_area": inside,
+               "transform_bands": ["Zn", "Cu", "Pb"] if transform != "none" else None}
+    in_memory, windowed = [], []
+    stack, names, recipe = build_evidence_stack(inputs, grid, log=in_memory.append, **options)
+    reference = str(tmp_path / "in_memory.tif")
+    write_evidence_stack(reference, stack, grid, names, recipe)
+    out = str(tmp_path / "windowed.tif")
+    progress = []
+    written_names, written_recipe = build_evidence_stack_file(out, inputs, grid, window=window,
+                                                              log=windowed.append, progress=progress.append,
+                                                              **options)
+    expected, _, _ = read_raster(reference)
+    written, written_grid, names_in_file = read_raster(out)
+    assert written_names == names_in_file == names and written_grid.geotransform == grid.geotransform
+    assert np.isnan(written).any() and (np.isnan(written) == np.isnan(expected)).all()
+    np.testing.assert_allclose(written, expected, rtol=2e-7, atol=1e-6, equal_nan=True)  # float32 rounding
+    assert read_stack_recipe(out) == written_recipe
+    assert {key: value for key, value in written_recipe.items() if key != "normalise"} == {
+        key: value for key, value in recipe.items() if key != "normalise"}
+    assert normalisation_differences(band_normalisation(recipe, names), band_normalisation(written_recipe, names),
+                                     rel_tol=1e-12) == []
+    assert windowed == in_memory  # the same notes: valid cells, study area, zero replacement, classes
+    assert progress == sorted(progress) and progress[-1] == 100.0
+
+
+def test_a_recipe_re_applied_window_by_window_equals_the_in_memory_one(tmp_path):
+    inputs, grid, inside = inputs_across_windows(tmp_path)
+    _, _, recipe = build_evidence_stack(inputs, grid, transform="ilr", transform_bands=["Cu", "Pb", "Zn"],
+                                        normalise="z-score", min_class_share=0.2)  # classes 3 and 4 go to other
+    new_classes = np.random.default_rng(32).choice([1, 2, 5], (1, 8, 9))  # 5 never seen, 3 and 4 absent
+    coarse = GridSpec(499900.0, 3302100.0, 300.0, 300.0, 9, 8, CRS)
+    new_inputs = [*inputs[:2], StackInput(write(tmp_path, "new_geology", new_classes, coarse, ["rock"], nodata=0,
+                                                dtype="uint8"), "geology", categorical=True), inputs[3]]
+    in_memory, windowed = [], []
+    stack, names, _ = build_evidence_stack(new_inputs, grid, recipe=recipe, study_area=inside, log=in_memory.append)
+    out = str(tmp_path / "reapplied.tif")
+    written_names, written_recipe = build_evidence_stack_file(out, new_inputs, grid, recipe=recipe, window=4,
+                                                              study_area=inside, log=windowed.append)
+    assert written_names == names and written_recipe == recipe == read_stack_recipe(out)
+    np.testing.assert_allclose(read_raster(out)[0], stack, rtol=2e-7, atol=1e-6, equal_nan=True)
+    assert sorted(windowed) == sorted(in_memory)
+    assert any("class(es) 5 did not occur where the recipe was made; they go to rock_other" in m for m in windowed)
+
+
+def test_a_raster_on_the_template_lattice_is_read_as_is_and_off_its_extent_is_nodata(tmp_path):
+    inputs, grid, _ = inputs_across_windows(tmp_path)
+    values = read_raster(inputs[3].path)[0][0]
+    assert np.isnan(values[5, 7])
+    aligned = align_raster(inputs[3].path, grid)[0]
+    expected = np.full(grid.shape, np.nan)
+    expected[:17, 3:21] = values[2:]  # the raster starts 3 columns right of and 2 rows above the grid
+    np.testing.assert_array_equal(aligned, expected)
+    warped = np.full(grid.shape, np.nan)  # what warping gives: the same values, to rounding
+    with rasterio.open(inputs[3].path) as src:
+        reproject(rasterio.band(src, 1), warped, src_nodata=src.nodata, dst_crs=CRS, dst_nodata=np.nan,
+                  dst_transform=rasterio.transform.Affine(100.0, 0.0, grid.x_min, 0.0, -100.0, grid.y_max),
+                  resampling=Resampling.bilinear)
+    np.testing.assert_allclose(aligned, warped, rtol=1e-12, equal_nan=True)
+
+
+def test_a_reprojected_raster_is_warped_window_by_window_as_on_the_whole_grid(tmp_path):
+    (x,), (y,) = transform(CRS, "EPSG:32651", [501200.0], [3302800.0])
+    utm51 = GridSpec(round(x) - 2000.0, round(y) + 2000.0, 150.0, 150.0, 27, 27, "EPSG:32651")
+    values = np.random.default_rng(33).uniform(0, 100, (27, 27))
+    path = write(tmp_path, "zone51", values[None], utm51)
+    out = str(tmp_path / "stack.tif")
+    finer = GridSpec(500400.0, 3303600.0, 100.0, 100.0, 16, 16, CRS)  # upsampled: plain bilinear, by hand
+    build_evidence_stack_file(out, [StackInput(path, "zone51")], finer, window=5)
+    written = read_raster(out)[0][0]
+    rows, cols = np.nonzero(~np.isnan(written))
+    assert len(rows) > 0.9 * written.size
+    source_x, source_y = transform(CRS, "EPSG:32651", finer.x_centres()[cols], finer.y_centres()[rows])
+    for r, c, sx, sy in zip(rows, cols, source_x, source_y):
+        assert written[r, c] == pytest.approx(bilinear(values, utm51, sx, sy), rel=1e-4)
+    # Coarser pixels: GDAL widens the bilinear kernel by one scale for the whole grid, not one per window.
+    coarser = GridSpec(499000.0, 3305000.0, 200.0, 200.0, 20, 20, CRS)  # the raster covers part of it
+    build_evidence_stack_file(out, [StackInput(path, "zone51")], coarser, window=3)
+    whole = align_raster(path, coarser)
+    assert 0.05 < np.isnan(whole).mean() < 0.5
+    np.testing.assert_allclose(read_raster(out)[0], whole, rtol=0, atol=0.02, equal_nan=True)  # values 0-100
+
+
+def test_a_windowed_stack_refuses_what_the_in_memory_one_refuses_and_leaves_no_file(tmp_path):
+    inputs, grid, inside = inputs_across_windows(tmp_path)
+    out = tmp_path / "out" / "stack.tif"
+    out.parent.mkdir()
+    empty = write(tmp_path, "empty", np.full((1, 4, 4), np.nan), GridSpec(500000.0, 3302000.0, 100.0, 100.0, 4, 4,
+                                                                             CRS), ["empty"])
+    cases = [({"inputs": [*inputs, StackInput(empty, "empty")]}, Cancelled, "Cancelled", True),
+             ({"inputs": [*inputs, StackInput(empty, "empty")]}, InputError, "'empty' has no valid cell", False),
+             ({"study_area": ~inside & np.isnan(align_raster(inputs[0].path, grid)[0])}, InputError,
+              "No cell inside the study area has a value", False),
+             ({"study_area": inside[1:]}, InputError, "does not match the grid", False),
+             ({"transform": "clr", "transform_bands": ["Cu", "rock"]}, InputError, "rock are categorical", False)]
+    for overrides, error, message, cancel in cases:
+        options = {"inputs": inputs, **overrides}
+        with pytest.raises(error, match=message):
+            build_evidence_stack_file(str(out), options.pop("inputs"), grid, window=4, **options,
+                                      is_cancelled=(lambda: True) if cancel else None)
+        assert os.listdir(out.parent) == []

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from deepprospect.core.errors import InputError, ResourceError
-from deepprospect.core.resources import available_memory_bytes, format_bytes, require_memory
+from deepprospect.core.memory import available_memory_bytes, check_memory, format_bytes
 from deepprospect.core.transforms import (
     DEFAULT_MISSING_CODES,
     half_below_detection,
@@ -21,10 +21,11 @@ def test_log10_skips_non_positive_values_and_counts_them():
     assert dropped.tolist() == [2, 0]
 
 
-def test_memory_check_names_the_size_needed():
-    with pytest.raises(ResourceError, match=r"need about 16.0 GiB of memory, but only 1.0 GiB"):
-        require_memory(16 * 2**30, "A 100000 × 40000 grid", available=2**30)
-    require_memory(2**20, "small", available=2**30)
+def test_memory_check_names_the_size_needed_what_is_free_and_the_parameter_that_lowers_it():
+    with pytest.raises(ResourceError, match=r"^A 100000 × 40000 grid would need about 16.0 GiB of memory, but only "
+                                            r"1.0 GiB is available. Use a larger pixel size \(PIXEL_SIZE\), or close"):
+        check_memory(16 * 2**30, "A 100000 × 40000 grid", "Use a larger pixel size (PIXEL_SIZE)", available=2**30)
+    check_memory(2**20, "small", "never said", available=2**30)
     assert available_memory_bytes() is None or available_memory_bytes() > 0
 
 
