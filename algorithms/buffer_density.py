@@ -140,6 +140,6 @@ class BufferDensity(DeepProspectAlgorithm):
             metadata["MISSING_VALUE_CODES"] = missing_values.codes_text(self, parameters, context)
         if kernel is not None:
             metadata.update({"RADIUS": f"{radius:g}", "KERNEL": kernel})
-        write_tiles(output, grid_profile(grid), f"{name}_{mode}", metadata, tiles)
+        write_tiles(output, grid_profile(grid), [f"{name}_{mode}"], metadata, tiles)
         StyleOnLoad.attach(context, output, "grid.qml", stretch=True, name=f"{name}_{mode}")
         return {self.OUTPUT: output}

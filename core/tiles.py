@@ -17,8 +17,9 @@ a cancel leaves no file.
 **Hooking a step in.** Write a module-level function ``compute(task) -> np.ndarray`` (importable on the workers:
 module-level, not a closure; bind shared settings with ``functools.partial``), a generator of tasks that carry
 their :class:`Tile` and only the inputs that tile needs (paths to read windows from, or the features near it),
-then ``write_tiles(path, grid_profile(grid), name, tags, ((task.tile, values) for task, values in
-map_tiles(compute, tasks, len(tiles), scheduler=...)))``. Dask itself is imported only when an address is given,
+then ``write_tiles(path, grid_profile(grid, len(names)), names, tags, ((task.tile, values) for task, values in
+map_tiles(compute, tasks, len(tiles), scheduler=...)))``; a tile's values are (height, width) or (bands,
+height, width). Dask itself is imported only when an address is given,
 so the plugin runs without it.
 
 **Workers** must import this plugin as the package ``deepprospect`` with the same version and Python packages
@@ -32,7 +33,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -49,8 +50,10 @@ from .raster_io import NODATA, atomic_path, crs_from_string, geotiff_profile
 
 SCHEDULER_ENV = "DEEPPROSPECT_DASK_SCHEDULER"
 IN_FLIGHT_PER_THREAD = 2
-"""Tasks submitted ahead per worker thread: keeps every thread busy while results are written, and bounds the
-results held in the cluster's and the client's memory."""
+"""Tasks submitted ahead per worker thread: keeps every thread busy while results are written."""
+MAX_IN_FLIGHT = 64
+"""At most this many tasks submitted ahead, whatever the cluster's size: bounds the results waiting here to be
+written (64 tiles of 512 × 512 float32: 64 MiB)."""
 CONNECT_TIMEOUT_S = 20
 POLL_S = 0.01  # how often the cancel flag is read while no tile is ready
 PACKAGE = __name__.split(".")[0]  # the plugin's package name, as the workers must import it
@@ -153,36 +156,41 @@ def map_tiles(
     return _on_dask(function, tasks, count, address, progress, is_cancelled, log)
 
 
-def grid_profile(grid: GridSpec, dtype: str = "float32", nodata: float = NODATA) -> dict:
-    """The creation profile of a one-band GeoTIFF on ``grid`` (256 × 256 blocks when large enough, compressed)."""
-    return geotiff_profile(grid.cols, grid.rows, 1, dtype, crs_from_string(grid.crs),
+def grid_profile(grid: GridSpec, count: int = 1, dtype: str = "float32", nodata: float = NODATA) -> dict:
+    """The creation profile of a GeoTIFF of ``count`` bands on ``grid`` (256 × 256 blocks when large enough,
+    compressed)."""
+    return geotiff_profile(grid.cols, grid.rows, count, dtype, crs_from_string(grid.crs),
                            Affine.from_gdal(*grid.geotransform), nodata)
 
 
-def write_tiles(path: str, profile: Mapping[str, Any], band_name: str, tags: Mapping[str, str],
+def write_tiles(path: str, profile: Mapping[str, Any], band_names: Sequence[str], tags: Mapping[str, str],
                 results: Iterable[tuple[Tile, np.ndarray]]) -> int:
-    """Write single-band ``results`` (tile, values with NaN = nodata) into a GeoTIFF as they come.
+    """Write ``results`` (tile, values with NaN = nodata) into a GeoTIFF as they come.
 
     Args:
         path: the output; written to a temporary name renamed into place only when every tile is written.
-        profile: the one-band creation profile (:func:`grid_profile`, :func:`.raster_io.geotiff_profile`).
-        band_name: the band description.
+        profile: the creation profile (:func:`grid_profile`, :func:`.raster_io.geotiff_profile`), one band per
+            name.
+        band_names: the band descriptions.
         tags: dataset tags.
-        results: the tiles and their values (any order).
+        results: the tiles and their values, (height, width) for one band or (bands, height, width), in any
+            order.
 
     Returns:
-        The number of cells with a value.
+        The number of values that are not nodata.
     """
     nodata, dtype, valid = profile["nodata"], profile["dtype"], 0
     with atomic_path(path) as temporary:
         try:
             with rasterio.open(temporary, "w", **profile) as dst:
-                dst.set_band_description(1, band_name)
+                for index, name in enumerate(band_names, start=1):
+                    dst.set_band_description(index, name)
                 dst.update_tags(**tags)
                 for tile, values in results:
+                    values = values.reshape(-1, tile.height, tile.width)
                     blank = np.isnan(values)
                     valid += int(values.size - np.count_nonzero(blank))
-                    dst.write(np.where(blank, nodata, values).astype(dtype), 1, window=tile.window)
+                    dst.write(np.where(blank, nodata, values).astype(dtype), window=tile.window)
         except RasterioIOError as error:
             raise ResourceError(f"Could not write {path}: {error}") from error
     return valid
@@ -223,7 +231,7 @@ def _on_dask(function, tasks, count, address, progress, is_cancelled, log) -> It
                 completed.add(future)
                 return
 
-        for _ in range(IN_FLIGHT_PER_THREAD * max(threads, 1)):
+        for _ in range(min(IN_FLIGHT_PER_THREAD * max(threads, 1), MAX_IN_FLIGHT)):
             submit()
         done = 0
         try:

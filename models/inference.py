@@ -28,9 +28,9 @@ or pixel size only warns: the model may still be meant for it.
 the output is written tile by tile to a temporary file renamed into place, so memory stays bounded for
 stacks larger than RAM and a cancel or an error leaves no file. Given a Dask scheduler address (argument
 ``scheduler`` or the environment variable ``DEEPPROSPECT_DASK_SCHEDULER``), the tiles are predicted by the
-cluster's workers (:mod:`core.tiles`): each reads its window of the stack and runs the model with a session
-it opens at its first tile and keeps (one intra-op thread per task), with the same code and options, so the map
-is the same bit for bit; the workers must read the model and the stack at the same paths. Models in the dense
+cluster's workers (:mod:`core.tiles`): each reads its windows from the stack and runs the model with a session,
+both opened at its first tile and kept (one intra-op thread per task), with the same code and options, so the
+map is the same bit for bit; the workers must read the model and the stack at the same paths. Models in the dense
 layout (fast scanning, :mod:`.dense`) compute a whole tile's windows in one pass; other patch models and vector
 models get batches of windows gathered from the tile.
 
@@ -50,6 +50,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -85,6 +86,7 @@ one LeNet window costs about 60 dense positions at p = 32 (measured, onnxruntime
 runs on gathered p×p windows."""
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+_WORKER_STACK = threading.local()  # on a Dask worker: ((path, stamp), dataset) of each thread's open stack
 _CUDA_PROBE: dict[str, str] = {}  # "problem": why this process cannot get the CUDA provider, once a session tried
 ALGORITHM_TAG = "DEEPPROSPECT_ALGORITHM"
 PREDICTION_TAG = "DEEPPROSPECT_PREDICTION"
@@ -181,10 +183,9 @@ def predict_map(
                                                                           is_cancelled), step)
         else:
             provider = f"the Dask workers at {address} (device {device})"
-            stamp = os.stat(model_path)
             compute = partial(_predict_tile_on_worker, _WorkerJob(
-                os.path.abspath(model_path), (stamp.st_size, stamp.st_mtime_ns), device, method, batch_size,
-                os.path.abspath(stack_path), tuple(indexes), step))
+                os.path.abspath(model_path), _stamp(model_path), device, method, batch_size,
+                os.path.abspath(stack_path), _stamp(stack_path), tuple(indexes), step))
         log_message(log, {"dense": "Fast scanning: each tile's windows in one pass of the dense graph.",
                           "patches": f"Windows gathered in batches of {batch_size}.",
                           "vectors": f"Cell vectors in batches of {batch_size}."}[method])
@@ -198,7 +199,7 @@ def predict_map(
         done = map_tiles(compute, tasks, len(tiles), scheduler=address, progress=progress, is_cancelled=is_cancelled,
                          log=log)
         tags = _tags(card, model_path, mode, step, study_area is not None)
-        valid = write_tiles(output_path, profile, BAND_NAME, tags, ((task.tile, values) for task, values in done))
+        valid = write_tiles(output_path, profile, [BAND_NAME], tags, ((task.tile, values) for task, values in done))
     seconds = time.perf_counter() - start
     if valid == 0:
         add_warning("No output cell lies on a stack cell with data in every model band"
@@ -298,6 +299,12 @@ def _session(model_path: str, options: ort.SessionOptions, providers: list) -> o
         raise ModelError(f"onnxruntime cannot load the model {model_path}: {error}") from error
 
 
+def _stamp(path: str) -> tuple[int, int]:
+    """Size and modification time of a file: a worker's cached copy is reopened when they change."""
+    status = os.stat(path)
+    return status.st_size, status.st_mtime_ns
+
+
 def _example(card: dict) -> np.ndarray:
     bands, patch = int(card["in_bands"]), int(card["patch_size"])
     shape = (1, bands) if card["input_kind"] == "vector" else (1, bands, patch, patch)
@@ -367,11 +374,12 @@ class _WorkerJob:
     """What a Dask worker needs to predict tiles: files (same paths as here), how, and which bands."""
 
     model_path: str
-    model_stamp: tuple[int, int]  # size and modification time: a rewritten model file is loaded again
+    model_stamp: tuple[int, int]  # size and modification time (see _stamp)
     device: str
     method: str
     batch_size: int
     stack_path: str
+    stack_stamp: tuple[int, int]
     indexes: tuple[int, ...]
     step: int
 
@@ -399,20 +407,29 @@ def _predict_tile(src, indexes: list[int], predictor: _TilePredictor, step: int,
 
 
 def _predict_tile_on_worker(job: _WorkerJob, task: _PredictionTask) -> np.ndarray:
-    """:func:`_predict_tile` on a Dask worker: the worker opens the stack and its cached model session itself."""
-    predictor = _worker_predictor(job.model_path, job.model_stamp, job.device, job.method, job.batch_size)
-    with _open(job.stack_path) as src:
-        return _predict_tile(src, list(job.indexes), predictor, job.step, task)
+    """:func:`_predict_tile` on a Dask worker, with the stack and the model session the worker keeps open."""
+    session, card = _worker_session(job.model_path, job.model_stamp, job.device)
+    predictor = _TilePredictor(session, card, job.method, job.batch_size, None)
+    return _predict_tile(_worker_stack(job.stack_path, job.stack_stamp), list(job.indexes), predictor, job.step, task)
+
+
+def _worker_stack(path: str, stamp: tuple[int, int]):
+    """The stack opened once per worker thread (a rasterio dataset is not shared between threads), so GDAL's
+    block cache serves the halo a tile shares with the previous one; another stack or a changed file replaces it."""
+    key, dataset = getattr(_WORKER_STACK, "open", (None, None))
+    if key != (path, stamp):
+        if dataset is not None:
+            dataset.close()
+        _WORKER_STACK.open = ((path, stamp), _open(path))
+    return _WORKER_STACK.open[1]
 
 
 @lru_cache(maxsize=4)
-def _worker_predictor(model_path: str, model_stamp: tuple[int, int], device: str, method: str, batch_size: int
-                      ) -> _TilePredictor:
-    """A model's predictor on this worker, opened at its first tile and kept for the next ones (an ensemble's
-    models each keep theirs). One intra-op thread: the worker's threads are the parallelism."""
+def _worker_session(model_path: str, model_stamp: tuple[int, int], device: str) -> tuple[ort.InferenceSession, dict]:
+    """A model's session and card on this worker, opened at its first tile and kept for the next ones (an
+    ensemble's models each keep theirs). One intra-op thread: the worker's threads are the parallelism."""
     card = read_card(model_path)
-    session, _ = open_session(model_path, card, device, threads=1)
-    return _TilePredictor(session, card, method, batch_size, None)
+    return open_session(model_path, card, device, threads=1)[0], card
 
 
 def _read_padded(src, indexes: list[int], top: int, left: int, height: int, width: int) -> np.ndarray:

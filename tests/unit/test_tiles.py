@@ -33,7 +33,7 @@ def bits(values: np.ndarray) -> np.ndarray:
 
 def read_file(path):
     with rasterio.open(path) as src:
-        return src.read(1), src.tags(), src.descriptions, src.profile["blockxsize"]
+        return src.read(1), src.tags(), src.descriptions
 
 
 @pytest.fixture(autouse=True)
@@ -92,23 +92,28 @@ def test_tiles_cover_the_grid_once_and_members_are_the_items_reaching_a_tile():
 
 
 def test_tiles_written_in_any_order_make_one_file_with_nodata_and_a_failure_leaves_none(tmp_path):
-    values = np.arange(23 * 30, dtype=np.float32).reshape(23, 30)
-    values[5:12, 3:9] = np.nan  # nodata across tiles
+    values = np.arange(2 * 23 * 30, dtype=np.float32).reshape(2, 23, 30)
+    values[0, 5:12, 3:9] = np.nan  # nodata across tiles
     grid = GridSpec(0.0, 230.0, 10.0, 10.0, 30, 23, "EPSG:32650")
-    pieces = [(tile, values[tile.slices]) for tile in grid_tiles(23, 30, 7)][::-1]
+    pieces = [(tile, values[(slice(None), *tile.slices)]) for tile in grid_tiles(23, 30, 7)][::-1]
     out = tmp_path / "map.tif"
-    assert write_tiles(str(out), grid_profile(grid), "band", {"A": "1"}, pieces) == np.count_nonzero(~np.isnan(values))
-    written, tags, names, _ = read_file(out)
-    np.testing.assert_array_equal(written, np.where(np.isnan(values), NODATA, values))
-    assert tags["A"] == "1" and names == ("band",)
+    valid = write_tiles(str(out), grid_profile(grid, 2), ["a", "b"], {"A": "1"}, pieces)
+    assert valid == np.count_nonzero(~np.isnan(values))
+    with rasterio.open(out) as src:
+        np.testing.assert_array_equal(src.read(), np.where(np.isnan(values), NODATA, values))
+        assert src.tags()["A"] == "1" and src.descriptions == ("a", "b")
+    one_band = [(tile, values[0][tile.slices]) for tile in grid_tiles(23, 30, 5)]
+    write_tiles(str(tmp_path / "one.tif"), grid_profile(grid), ["a"], {}, one_band)
+    np.testing.assert_array_equal(read_file(tmp_path / "one.tif")[0], np.where(np.isnan(values[0]), NODATA, values[0]))
+    pieces = one_band
 
     def failing():
         yield pieces[0]
         raise InputError("broken")
 
     with pytest.raises(InputError, match="broken"):
-        write_tiles(str(tmp_path / "failed.tif"), grid_profile(grid), "band", {}, failing())
-    assert sorted(os.listdir(tmp_path)) == ["map.tif"]
+        write_tiles(str(tmp_path / "failed.tif"), grid_profile(grid), ["a"], {}, failing())
+    assert sorted(os.listdir(tmp_path)) == ["map.tif", "one.tif"]
 
 
 def test_an_address_without_dask_says_what_to_do_and_runs_without_it(monkeypatch, features):
@@ -185,8 +190,8 @@ def test_prediction_on_dask_is_the_in_process_map(dask_scheduler, prediction_inp
     lines = []
     there = predict_map(models[name], stack, there_path, device="cpu", study_area=area, scheduler=dask_scheduler,
                         log=lines.append, **options)
-    a, a_tags, a_names, _ = read_file(here_path)
-    b, b_tags, b_names, _ = read_file(there_path)
+    a, a_tags, a_names = read_file(here_path)
+    b, b_tags, b_names = read_file(there_path)
     np.testing.assert_array_equal(bits(b), bits(a))
     assert (a_tags, a_names) == (b_tags, b_names) and there.valid_cells == here.valid_cells
     assert (a == NODATA).any() and (a != NODATA).any()
@@ -207,7 +212,7 @@ def test_cancel_on_dask_cancels_the_tiles_and_leaves_no_file(dask_scheduler, pre
         predict_map(models["vgg8"], stack, str(tmp_path / "map.tif"), device="cpu", tile_size=5,
                     scheduler=dask_scheduler, is_cancelled=cancel_on_fourth)
     with pytest.raises(Cancelled):
-        write_tiles(str(tmp_path / "density.tif"), grid_profile(FEATURE_GRID), "density", {},
+        write_tiles(str(tmp_path / "density.tif"), grid_profile(FEATURE_GRID), ["density"], {},
                     density_tiles(features, FEATURE_GRID, RADIUS, tile_size=4, scheduler=dask_scheduler,
                                   is_cancelled=lambda: True))
     assert os.listdir(tmp_path) == []
