@@ -64,6 +64,7 @@ bench: setup
 	$(PY) bench/bench_labels.py
 	$(PY) bench/bench_training.py
 	$(PY) bench/bench_inference.py
+	$(PY) bench/bench_dask.py
 	$(PY) bench/bench_science.py
 
 package:

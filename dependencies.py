@@ -27,6 +27,8 @@ PINS = {
     "torch": "torch==2.13.0",
     "onnx": "onnx==1.23.2",
     "onnxruntime": "onnxruntime-gpu==1.31.1",
+    "dask": "dask==2026.8.0",  # optional: only a run given a Dask scheduler address imports them
+    "distributed": "distributed==2026.8.0",
 }
 PACKAGES_FOLDER = "deepprospect-packages"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"

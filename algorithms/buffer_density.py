@@ -11,14 +11,15 @@ from qgis.core import (
 )
 
 from ..compat import FIELD_NUMERIC, NUMBER_DOUBLE, SOURCE_ANY_GEOMETRY
-from ..core.density import FeatureSet, distance_to_features, feature_density, memory_bytes
+from ..core.density import FeatureSet, density_tiles, distance_tiles, memory_bytes
 from ..core.errors import InputError
 from ..core.memory import check_memory
-from ..core.raster_io import check_writable, write_geotiff
+from ..core.raster_io import check_writable
+from ..core.tiles import grid_profile, write_tiles
 from . import missing_values
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs
-from .parameters import explained, name_list, named_enum
+from .parameters import add_scheduler_parameter, explained, name_list, named_enum, scheduler_parameter
 from .qgis_io import feedback_callbacks
 from .styles import StyleOnLoad
 from .vector_io import add_study_area_parameters, layer_name, read_geometries, read_study_area
@@ -70,7 +71,10 @@ class BufferDensity(DeepProspectAlgorithm):
         "CRS than the grid are reprojected.<br><b>Grid</b>: a template raster, or an extent and pixel size; "
         "without either, the extent is the study area's if one is given, else the features'.<br>"
         "<b>Study area</b> (optional polygons; holes and features whose hole field is TRUE are subtracted): pixels "
-        "whose centre lies outside are nodata; features outside still count for pixels inside."
+        "whose centre lies outside are nodata; features outside still count for pixels inside.<br>"
+        "<b>Tiles</b>: the grid is computed tile by tile (each with the features within the radius of it), so "
+        "memory does not grow with the grid; <i>Dask scheduler</i> (advanced) computes the tiles on the workers of "
+        "a Dask cluster, with the same result."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
@@ -89,6 +93,7 @@ class BufferDensity(DeepProspectAlgorithm):
         missing_values.add_missing_value_parameters(self, "weights")
         add_grid_parameters(self)
         add_study_area_parameters(self, "Study area (pixels outside are nodata; default extent; optional)")
+        add_scheduler_parameter(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Evidence raster"))
 
     def compute(self, parameters, context, feedback):
@@ -125,17 +130,17 @@ class BufferDensity(DeepProspectAlgorithm):
         feedback.pushInfo(f"Computing the {mode} of {len(geometries)} feature(s) of '{name}' on {grid.rows} × "
                           f"{grid.cols} pixels of {grid.pixel_width:g} × {grid.pixel_height:g} in {crs.authid()}.")
         progress, is_cancelled = feedback_callbacks(feedback)
-        if kernel is None:
-            band = distance_to_features(features, grid, progress=progress, is_cancelled=is_cancelled)
-        else:
-            band = feature_density(features, grid, radius, kernel, progress=progress, is_cancelled=is_cancelled)
+        options = {"scheduler": scheduler_parameter(self, parameters, context), "progress": progress,
+                   "is_cancelled": is_cancelled, "log": feedback.pushInfo}
+        tiles = (distance_tiles(features, grid, **options) if kernel is None
+                 else density_tiles(features, grid, radius, kernel, **options))
         if inside is not None:
-            band[~inside] = np.nan
+            tiles = ((tile, np.where(inside[tile.slices], values, np.nan)) for tile, values in tiles)
         metadata = {"DEEPPROSPECT_ALGORITHM": self.NAME, "MODE": mode, "WEIGHT_FIELD": weight_field or ""}
         if weight_field:
             metadata["MISSING_VALUE_CODES"] = missing_values.codes_text(self, parameters, context)
         if kernel is not None:
             metadata.update({"RADIUS": f"{radius:g}", "KERNEL": kernel})
-        write_geotiff(output, band, grid, [f"{name}_{mode}"], metadata=metadata)
+        write_tiles(output, grid_profile(grid), [f"{name}_{mode}"], metadata, tiles)
         StyleOnLoad.attach(context, output, "grid.qml", stretch=True, name=f"{name}_{mode}")
         return {self.OUTPUT: output}

@@ -13,7 +13,7 @@ from ..compat import FILE_BEHAVIOUR_FILE
 from ..core.errors import InputError
 from ..models.inference import DEVICES, MODES, predict_map
 from .base import DeepProspectAlgorithm
-from .parameters import DEVICE_HELP, explained, named_enum
+from .parameters import DEVICE_HELP, add_scheduler_parameter, explained, named_enum, scheduler_parameter
 from .qgis_io import feedback_callbacks
 from .study_area import add_study_area, study_area_cells
 from .styles import StyleOnLoad
@@ -56,7 +56,8 @@ class Predict(DeepProspectAlgorithm):
         "<b>Speed</b>: LeNet models scan whole tiles in one pass (fast scanning), about a microsecond per cell on "
         "a 2-core CPU; other models read each window separately, from about 0.1 ms (small nets) to several ms "
         "(ResNet) per cell: use a stride for a first look at large areas. <i>Device</i>: the GPU (CUDA) when "
-        "onnxruntime can really use it, else the CPU; the log says which ran and why.<br>"
+        "onnxruntime can really use it, else the CPU; the log says which ran and why. <i>Dask scheduler</i> "
+        "(advanced): the tiles are predicted by the workers of a Dask cluster, with the same map.<br>"
         "<b>Output</b>: a float32 GeoTIFF, band 'prospectivity', styled 0-1 on load; its metadata names the model "
         "(architecture, validation metrics, bands, seed, file, patch size) for the ensemble step, and records the "
         "window rule and padding (tag DEEPPROSPECT_PREDICTION)."
@@ -75,6 +76,7 @@ class Predict(DeepProspectAlgorithm):
             "Windows the model reads at once: larger is faster until memory runs short.", advanced=True))
         self.addParameter(explained(named_enum(self.DEVICE, "Device", DEVICES), DEVICE_HELP))
         add_study_area(self)
+        add_scheduler_parameter(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Prospectivity map"))
 
     def compute(self, parameters, context, feedback):
@@ -90,6 +92,7 @@ class Predict(DeepProspectAlgorithm):
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             study_area=study_area_cells(self, parameters, layer.source(), context, feedback),
-            progress=progress, is_cancelled=is_cancelled, log=feedback.pushInfo, warn=feedback.pushWarning)
+            scheduler=scheduler_parameter(self, parameters, context), progress=progress, is_cancelled=is_cancelled,
+            log=feedback.pushInfo, warn=feedback.pushWarning)
         StyleOnLoad.attach(context, output, "prospectivity.qml", name=f"Prospectivity ({report.architecture})")
         return {self.OUTPUT: report.output}

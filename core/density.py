@@ -6,7 +6,7 @@ Three evidence maps, all evaluated at pixel centres ``x`` of a :class:`GridSpec`
   of a polygon's outline or a point feature, and 0 inside a polygon (a pixel whose centre it holds, as
   ``gdal_rasterize`` decides). Exact, not to burnt pixels, and features outside the grid count: the
   distance to points spaced along the features bounds each cell's distance from above, so only the
-  segments that can come closer than that bound are measured (see :func:`distance_to_features`). At least
+  segments that can come closer than that bound are measured (see :func:`distance_tiles`). At least
   one feature must fall on the grid.
 * **density** within a radius ``r`` (``kernel="uniform"``) — as ``qgis:linedensity``:
   ``D(x) = Σ_i w_i · |F_i ∩ disk(x, r)| / (π r²)``, where ``|·|`` is the length of a line (per map unit²),
@@ -28,12 +28,18 @@ its arc length and ``∫ k`` over it has a closed form (``k`` is a polynomial in
 are sampled: their area in each pixel is measured on a 4 × 4 sub-pixel raster and convolved with the kernel
 averaged over the same sub-pixels (an FFT convolution), rescaled so that it sums to ``N_B`` exactly: a
 disk that lies inside a polygon gives exactly 1.
+
+**Tiles.** Every map is computed tile by tile (:func:`density_tiles`, :func:`distance_tiles`), in this process or
+on a Dask cluster (:mod:`.tiles`), so memory holds a few tiles and the features, never the grid. A density tile
+gets the features within the radius of it (a halo of the radius) and a distance tile the segments that can be
+nearest to one of its cells; polygons are rasterised on blocks fixed on the grid. Each cell sums the same terms in
+the same order whatever the tiles, so the map is the same bit for bit for any tile size and wherever tiles run.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,14 +50,23 @@ from scipy.spatial import cKDTree
 
 from .errors import InputError
 from .grid import GridSpec
-from .progress import CancelFn, ProgressFn, check_cancelled, report
+from .progress import CancelFn, LogFn, ProgressFn
+from .raster_io import TILE
+from .tiles import Tile, assemble, grid_tiles, map_tiles, tile_members
 
 # ∫_{R²} k divided by π B², per kernel.
 KERNEL_MASS = {"uniform": 1.0, "triangular": 1.0 / 3.0, "epanechnikov": 0.5, "quartic": 1.0 / 3.0}
 KERNELS = tuple(KERNEL_MASS)
 # Polygons: sub-pixels per pixel side used to measure their area and average the kernel.
 POLYGON_SUPERSAMPLING = 4
-# Distance: cells per side of the tiles whose candidate segments are found together.
+# Cells per side of the tiles computed at once (bounds memory; the values do not depend on it).
+TILE_SIZE = 2 * TILE  # measured a little faster than TILE (fewer features split between tiles)
+# Polygons are rasterised (and convolved) on blocks of this many cells per side, fixed on the grid's upper-left
+# corner, so that a tile of any size or position gets the same values.
+POLYGON_BLOCK = 256
+# Cells per side of the blocks rasterised to check that a feature falls on the grid.
+CHECK_BLOCK = 2048
+# Distance: cells per side of the blocks of a tile whose candidate segments are found together.
 DISTANCE_TILE = 16
 # Distance: most points spaced along the features (beyond it they are spaced wider; the result stays exact).
 MAX_SAMPLES = 1 << 21
@@ -143,93 +158,138 @@ def rasterize_features(features: FeatureSet, grid: GridSpec) -> np.ndarray:
     return mask.astype(bool)
 
 
-def distance_to_features(
-    features: FeatureSet, grid: GridSpec, *, progress: ProgressFn = None, is_cancelled: CancelFn = None
-) -> np.ndarray:
-    """Distance (map units, float32) from every pixel centre to the nearest point of the features (0 inside polygons).
+def distance_tiles(
+    features: FeatureSet,
+    grid: GridSpec,
+    *,
+    tile_size: int = TILE_SIZE,
+    scheduler: str | None = None,
+    progress: ProgressFn = None,
+    is_cancelled: CancelFn = None,
+    log: LogFn = None,
+) -> Iterator[tuple[Tile, np.ndarray]]:
+    """Distance (map units, float32) from every pixel centre to the nearest point of the features (0 inside
+    polygons), tile by tile: ``(tile, values)`` in the order tiles complete (see :func:`.tiles.map_tiles`).
 
     Points spaced at most ``spacing`` apart along every segment (points are zero-length segments, polygons
-    their outlines) bound the distances from above: for a tile of cells with centre ``c`` and half-diagonal
+    their outlines) bound the distances from above: for a block of cells with centre ``c`` and half-diagonal
     ``h``, no cell is farther than ``u + h`` from the features, ``u`` the distance from ``c`` to the nearest
-    spaced point. A segment can only be the nearest to one of the tile's cells if it has a point within
+    spaced point. A segment can only be the nearest to one of the block's cells if it has a point within
     ``u + 2h`` of ``c``, hence a spaced point within ``u + 2h + spacing / 2``: only those segments are
-    measured, exactly.
+    measured, exactly. The bound picks each tile's candidate segments from the spaced points of all features
+    (held here: :func:`memory_bytes` says how much), then the tile's :data:`DISTANCE_TILE` blocks pick theirs
+    among them. A cell's value is the smallest exact distance to a segment, whichever tile holds it, so any
+    tile size gives the same bits.
+
+    Args:
+        features: points, segments and polygons, in the grid's CRS; at least one must fall on the grid.
+        grid: the output grid.
+        tile_size: cells per tile side.
+        scheduler: a Dask scheduler address (or :data:`.tiles.SCHEDULER_ENV`); None: this process.
+        progress, is_cancelled, log: callbacks (0–100 by tiles, cancel flag between tiles, messages).
     """
-    if not rasterize_features(features, grid).any():
+    if not _any_feature_on(features, grid):
         raise InputError("No feature lies on the output grid; check the extent or the template.")
     segments = _outline_segments(features)
     samples, owner, spacing = _spaced_points(segments, grid)
     tree = cKDTree(samples)
-    out = np.empty(grid.shape, dtype=np.float32)
-    xs, ys = grid.x_centres(), grid.y_centres()
-    tiles = [(slice(r, min(r + DISTANCE_TILE, grid.rows)), slice(c, min(c + DISTANCE_TILE, grid.cols)))
-             for r in range(0, grid.rows, DISTANCE_TILE) for c in range(0, grid.cols, DISTANCE_TILE)]
-    corners = np.array([[xs[c.start], ys[r.start], xs[c.stop - 1], ys[r.stop - 1]] for r, c in tiles])
-    centres = (corners[:, :2] + corners[:, 2:]) / 2.0
-    halves = np.hypot(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]) / 2.0
-    upper, _ = tree.query(centres, workers=-1)
-    reaches = (upper + 2.0 * halves + spacing / 2.0) * (1.0 + 1e-9) + 1e-9
-    for i, ((rows, cols), centre, reach) in enumerate(zip(tiles, centres, reaches)):
-        if i % 64 == 0:
-            check_cancelled(is_cancelled)
-            report(progress, 95.0 * i / len(tiles))
-        xy = np.column_stack([np.tile(xs[cols], len(ys[rows])), np.repeat(ys[rows], len(xs[cols]))])
-        candidates = segments[np.unique(owner[tree.query_ball_point(centre, reach)])]
-        out[rows, cols] = _segment_distance(xy, candidates).reshape(len(ys[rows]), len(xs[cols]))
-    if features.polygons:
-        inside = rasterize(features.polygons, out_shape=grid.shape, transform=_affine(grid), fill=0,
-                           default_value=1, dtype="uint8", all_touched=False)
-        out[inside.astype(bool)] = 0.0
-    report(progress, 100)
-    return out
+    tiles = grid_tiles(grid.rows, grid.cols, tile_size)
+    polygons_near = _polygon_blocks(features, grid, 0.0)
+
+    def tasks() -> Iterator[_DistanceTask]:
+        for tile in tiles:
+            centre, half = _circle(grid, tile)
+            upper, _ = tree.query(centre)
+            reach = (upper + 2.0 * half + spacing / 2.0) * (1.0 + 1e-9) + 1e-9
+            candidates = segments[np.unique(owner[tree.query_ball_point(centre, reach)])]
+            yield _DistanceTask(tile, grid, candidates, polygons_near(tile))
+
+    done = map_tiles(_distance_tile, tasks(), len(tiles), scheduler=scheduler, progress=progress,
+                     is_cancelled=is_cancelled, log=log)
+    return ((task.tile, values) for task, values in done)
 
 
-def feature_density(
+def distance_to_features(features: FeatureSet, grid: GridSpec, **options) -> np.ndarray:
+    """The whole (rows, cols) float32 map of :func:`distance_tiles` (same options), for grids that fit in memory."""
+    return assemble(grid.shape, distance_tiles(features, grid, **options))
+
+
+def density_tiles(
     features: FeatureSet,
     grid: GridSpec,
     radius: float,
     kernel: str = "uniform",
     *,
+    tile_size: int = TILE_SIZE,
+    scheduler: str | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
-) -> np.ndarray:
-    """Kernel density of the features at every pixel centre (float32); see the module docstring.
+    log: LogFn = None,
+) -> Iterator[tuple[Tile, np.ndarray]]:
+    """Kernel density of the features at every pixel centre (float32; see the module docstring), tile by tile:
+    ``(tile, values)`` in the order tiles complete (see :func:`.tiles.map_tiles`).
+
+    A tile gets the features within ``radius`` of it (its halo) and adds their integrals cell by cell in the
+    features' order, as over the whole grid; polygons are measured on :data:`POLYGON_BLOCK` blocks fixed on
+    the grid. So any tile size, here or on Dask, gives the same bits.
 
     Args:
         features: points, segments and polygons with their weights, in the grid's CRS.
         grid: the output grid.
         radius: search radius (``uniform``) or buffer distance ``B`` (decaying kernels), map units.
         kernel: one of :data:`KERNELS`.
-        progress: called with 0–100.
-        is_cancelled: polled between blocks of features; a True answer raises :class:`Cancelled`.
+        tile_size: cells per tile side.
+        scheduler: a Dask scheduler address (or :data:`.tiles.SCHEDULER_ENV`); None: this process.
+        progress, is_cancelled, log: callbacks (0–100 by tiles, cancel flag between tiles, messages).
     """
     if not (radius > 0 and math.isfinite(radius)):
         raise InputError(f"The radius / buffer distance must be greater than zero (got {radius:g}).")
     if kernel not in KERNEL_MASS:
         raise InputError(f"Unknown kernel '{kernel}'; choose one of {', '.join(KERNELS)}.")
-    out = np.zeros(grid.shape, dtype=np.float64)
-    for done in _add_segments(out, features.segments, features.segment_weights, grid, radius, kernel):
-        check_cancelled(is_cancelled)
-        report(progress, 70.0 * done)
-    for done in _add_points(out, features.points, features.point_weights, grid, radius, kernel):
-        check_cancelled(is_cancelled)
-        report(progress, 70.0 + 10.0 * done)
-    if features.polygons:
-        out += _polygon_density(features, grid, radius, kernel)
-    report(progress, 100)
-    return (out / (KERNEL_MASS[kernel] * math.pi * radius * radius)).astype(np.float32)
+    segments, segment_weights = features.segments, features.segment_weights
+    keep = np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1]) > 0
+    segments, segment_weights = segments[keep], segment_weights[keep]
+    points = features.points
+    boxes = np.concatenate([np.column_stack([segments[:, [0, 2]].min(1), segments[:, [1, 3]].min(1),
+                                             segments[:, [0, 2]].max(1), segments[:, [1, 3]].max(1)]),
+                            np.hstack([points, points])])
+    tiles = grid_tiles(grid.rows, grid.cols, tile_size)
+    near = tile_members(_reach(grid, boxes, radius), grid.rows, grid.cols, tile_size)
+    polygons_near = _polygon_blocks(features, grid, radius)
+
+    def tasks() -> Iterator[_DensityTask]:
+        for index, tile in enumerate(tiles):
+            chosen = near(index)
+            lines, dots = chosen[chosen < len(segments)], chosen[chosen >= len(segments)] - len(segments)
+            yield _DensityTask(tile, grid, radius, kernel, segments[lines], segment_weights[lines], points[dots],
+                               features.point_weights[dots], polygons_near(tile))
+
+    done = map_tiles(_density_tile, tasks(), len(tiles), scheduler=scheduler, progress=progress,
+                     is_cancelled=is_cancelled, log=log)
+    return ((task.tile, values) for task, values in done)
 
 
-def memory_bytes(features: FeatureSet, grid: GridSpec, radius: float, kernel: str | None) -> int:
-    """Upper estimate of the memory a run needs (``kernel=None``: distance)."""
+def feature_density(features: FeatureSet, grid: GridSpec, radius: float, kernel: str = "uniform",
+                    **options) -> np.ndarray:
+    """The whole (rows, cols) float32 map of :func:`density_tiles` (same options), for grids that fit in memory."""
+    return assemble(grid.shape, density_tiles(features, grid, radius, kernel, **options))
+
+
+def memory_bytes(features: FeatureSet, grid: GridSpec, radius: float, kernel: str | None,
+                 tile_size: int = TILE_SIZE) -> int:
+    """Upper estimate of the memory a run needs in this process (``kernel=None``: distance): a tile's work plus
+    what depends on the features (the spaced points of distance, a polygon block), not the grid's size."""
+    side = min(tile_size, max(grid.rows, grid.cols))
+    items = len(features.segments) + len(features.points) + len(features.polygons)
+    total = 16 * side * side + 64 * items
     if kernel is None:
         segments = _outline_segments(features)
         samples = int(_spacing(segments, grid)[1].sum()) + len(segments)
-        return 8 * grid.cell_count + 80 * samples + 8 * 8 * PAIR_BLOCK
-    total = 12 * grid.cell_count + 12 * 8 * WINDOW_CELLS
+        return total + 80 * samples + 8 * 8 * PAIR_BLOCK
+    total += 12 * 8 * min(side * side, WINDOW_CELLS)
     if features.polygons:
-        padded = (grid.rows + 2 * math.ceil(radius / grid.pixel_height) + 1) * (
-            grid.cols + 2 * math.ceil(radius / grid.pixel_width) + 1)
+        padded = (POLYGON_BLOCK + 2 * math.ceil(radius / grid.pixel_height) + 1) * (
+            POLYGON_BLOCK + 2 * math.ceil(radius / grid.pixel_width) + 1)
         total += (8 * POLYGON_SUPERSAMPLING ** 2 + 64) * padded
     return total
 
@@ -269,17 +329,77 @@ def _kernel_integral(lo: np.ndarray, hi: np.ndarray, h2: np.ndarray, radius: flo
     return primitive(hi) - primitive(lo)
 
 
-def _add_segments(out: np.ndarray, segments: np.ndarray, weights: np.ndarray, grid: GridSpec,
-                  radius: float, kernel: str) -> Iterator[float]:
-    """Add w ∫_segment k(|x − s|) ds to ``out`` for every segment; yields the fraction done."""
+@dataclass(frozen=True)
+class _DistanceTask:
+    """One tile of a distance map with its candidate segments and the polygons of its blocks."""
+
+    tile: Tile
+    grid: GridSpec
+    segments: np.ndarray
+    polygon_blocks: tuple
+
+
+@dataclass(frozen=True)
+class _DensityTask:
+    """One tile of a density map with the features within the radius of it."""
+
+    tile: Tile
+    grid: GridSpec
+    radius: float
+    kernel: str
+    segments: np.ndarray
+    segment_weights: np.ndarray
+    points: np.ndarray
+    point_weights: np.ndarray
+    polygon_blocks: tuple
+
+
+def _distance_tile(task: _DistanceTask) -> np.ndarray:
+    """Exact distances of a tile's cells to its candidate segments, 0 inside polygons (see distance_tiles)."""
+    tile, grid = task.tile, task.grid
+    samples, owner, spacing = _spaced_points(task.segments, grid)
+    tree = cKDTree(samples)
+    xs, ys = grid.x_centres()[tile.slices[1]], grid.y_centres(tile.row, tile.row + tile.height)
+    out = np.empty((tile.height, tile.width), dtype=np.float32)
+    blocks = grid_tiles(tile.height, tile.width, DISTANCE_TILE)
+    corners = np.array([[xs[b.col], ys[b.row], xs[b.col + b.width - 1], ys[b.row + b.height - 1]] for b in blocks])
+    centres = (corners[:, :2] + corners[:, 2:]) / 2.0
+    halves = np.hypot(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]) / 2.0
+    upper, _ = tree.query(centres)
+    reaches = (upper + 2.0 * halves + spacing / 2.0) * (1.0 + 1e-9) + 1e-9
+    for block, centre, reach in zip(blocks, centres, reaches):
+        rows, cols = block.slices
+        xy = np.column_stack([np.tile(xs[cols], block.height), np.repeat(ys[rows], block.width)])
+        candidates = task.segments[np.unique(owner[tree.query_ball_point(centre, reach)])]
+        out[rows, cols] = _segment_distance(xy, candidates).reshape(block.height, block.width)
+    for block, polygons, _ in task.polygon_blocks:
+        inside = rasterize(polygons, out_shape=(block.height, block.width), transform=_affine(_sub_grid(grid, block)),
+                           fill=0, default_value=1, dtype="uint8", all_touched=False)
+        tile_part, block_part = _overlap(tile, block)
+        out[tile_part][inside[block_part].astype(bool)] = 0.0
+    return out
+
+
+def _density_tile(task: _DensityTask) -> np.ndarray:
+    """Density of a tile's cells: its segments, then points, then polygon blocks, added cell by cell in order."""
+    tile, grid, radius, kernel = task.tile, task.grid, task.radius, task.kernel
+    out = np.zeros((tile.height, tile.width), dtype=np.float64)
+    _add_segments(out, tile, task.segments, task.segment_weights, grid, radius, kernel)
+    _add_points(out, tile, task.points, task.point_weights, grid, radius, kernel)
+    for block, polygons, weights in task.polygon_blocks:
+        tile_part, block_part = _overlap(tile, block)
+        out[tile_part] += _polygon_density(block, polygons, weights, grid, radius, kernel)[block_part]
+    return (out / (KERNEL_MASS[kernel] * math.pi * radius * radius)).astype(np.float32)
+
+
+def _add_segments(out: np.ndarray, tile: Tile, segments: np.ndarray, weights: np.ndarray, grid: GridSpec,
+                  radius: float, kernel: str) -> None:
+    """Add w ∫_segment k(|x − s|) ds to the cells of ``tile`` (``out``) for every segment, in order."""
     lengths = np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1])
-    keep = lengths > 0
-    segments, weights, lengths = segments[keep], weights[keep], lengths[keep]
     xs, ys, r2 = grid.x_centres(), grid.y_centres(), radius * radius
-    step = max(1, len(segments) // 50)
-    for i, ((x0, y0, x1, y1), weight, length) in enumerate(zip(segments, weights, lengths)):
+    for (x0, y0, x1, y1), weight, length in zip(segments, weights, lengths):
         ux, uy = (x1 - x0) / length, (y1 - y0) / length
-        for rows, cols in _windows(grid, min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), radius):
+        for rows, cols in _windows(grid, tile, min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), radius):
             px, py = xs[cols] - x0, ys[rows] - y0
             along = px * ux + py[:, None] * uy  # arc length of the foot of the perpendicular
             across2 = np.square(py[:, None] * ux - px * uy)
@@ -288,24 +408,17 @@ def _add_segments(out: np.ndarray, segments: np.ndarray, weights: np.ndarray, gr
             hi = np.minimum(length - along, half)
             hit = hi > lo
             value = _kernel_integral(lo, hi, across2, radius, kernel)
-            out[rows, cols] += np.where(hit, weight * value, 0.0)
-        if i % step == 0:
-            yield i / len(segments)
-    yield 1.0
+            out[_local(tile, rows, cols)] += np.where(hit, weight * value, 0.0)
 
 
-def _add_points(out: np.ndarray, points: np.ndarray, weights: np.ndarray, grid: GridSpec,
-                radius: float, kernel: str) -> Iterator[float]:
-    """Add w k(|x − p|) to ``out`` for every point; yields the fraction done."""
+def _add_points(out: np.ndarray, tile: Tile, points: np.ndarray, weights: np.ndarray, grid: GridSpec,
+                radius: float, kernel: str) -> None:
+    """Add w k(|x − p|) to the cells of ``tile`` (``out``) for every point, in order."""
     xs, ys = grid.x_centres(), grid.y_centres()
-    step = max(1, len(points) // 20)
-    for i, ((x, y), weight) in enumerate(zip(points, weights)):
-        for rows, cols in _windows(grid, x, y, x, y, radius):
+    for (x, y), weight in zip(points, weights):
+        for rows, cols in _windows(grid, tile, x, y, x, y, radius):
             distance = np.hypot(xs[cols] - x, (ys[rows] - y)[:, None])
-            out[rows, cols] += weight * kernel_value(distance, radius, kernel)
-        if i % step == 0:
-            yield i / len(points)
-    yield 1.0
+            out[_local(tile, rows, cols)] += weight * kernel_value(distance, radius, kernel)
 
 
 def _outline_segments(features: FeatureSet) -> np.ndarray:
@@ -350,13 +463,14 @@ def _segment_distance(xy: np.ndarray, segments: np.ndarray) -> np.ndarray:
     return np.sqrt(best)
 
 
-def _windows(grid: GridSpec, x_min: float, y_min: float, x_max: float, y_max: float,
+def _windows(grid: GridSpec, tile: Tile, x_min: float, y_min: float, x_max: float, y_max: float,
              radius: float) -> Iterator[tuple[slice, slice]]:
-    """Row/column slices of the pixels within ``radius`` of a box, in blocks of at most WINDOW_CELLS."""
-    c0 = max(0, math.ceil((x_min - radius - grid.x_min) / grid.pixel_width - 0.5))
-    c1 = min(grid.cols, math.floor((x_max + radius - grid.x_min) / grid.pixel_width - 0.5) + 1)
-    r0 = max(0, math.ceil((grid.y_max - y_max - radius) / grid.pixel_height - 0.5))
-    r1 = min(grid.rows, math.floor((grid.y_max - y_min + radius) / grid.pixel_height - 0.5) + 1)
+    """Row/column slices (of the grid) of the cells of ``tile`` within ``radius`` of a box, in blocks of at most
+    WINDOW_CELLS."""
+    c0 = max(tile.col, math.ceil((x_min - radius - grid.x_min) / grid.pixel_width - 0.5))
+    c1 = min(tile.col + tile.width, math.floor((x_max + radius - grid.x_min) / grid.pixel_width - 0.5) + 1)
+    r0 = max(tile.row, math.ceil((grid.y_max - y_max - radius) / grid.pixel_height - 0.5))
+    r1 = min(tile.row + tile.height, math.floor((grid.y_max - y_min + radius) / grid.pixel_height - 0.5) + 1)
     if c1 <= c0 or r1 <= r0:
         return
     block = max(1, WINDOW_CELLS // (c1 - c0))
@@ -364,15 +478,57 @@ def _windows(grid: GridSpec, x_min: float, y_min: float, x_max: float, y_max: fl
         yield slice(start, min(start + block, r1)), slice(c0, c1)
 
 
-def _polygon_density(features: FeatureSet, grid: GridSpec, radius: float, kernel: str) -> np.ndarray:
-    """Σ w ∫_polygon k: sub-pixel area per pixel (padded by the radius) convolved with the pixel-mean kernel."""
+def _reach(grid: GridSpec, boxes: np.ndarray, radius: float) -> np.ndarray:
+    """(n, 4) cell ranges ``row_start, row_stop, col_start, col_stop`` holding the cells within ``radius`` of
+    each box ``x_min, y_min, x_max, y_max`` (one cell wider each way than :func:`_windows`; not clipped)."""
+    def cells(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.floor(low - 0.5) - 1, np.floor(high - 0.5) + 2]).clip(-1, 2**53)
+
+    rows = cells((grid.y_max - boxes[:, 3] - radius) / grid.pixel_height,
+                 (grid.y_max - boxes[:, 1] + radius) / grid.pixel_height)
+    cols = cells((boxes[:, 0] - radius - grid.x_min) / grid.pixel_width,
+                 (boxes[:, 2] + radius - grid.x_min) / grid.pixel_width)
+    return np.hstack([rows, cols]).astype(np.int64)
+
+
+def _polygon_blocks(features: FeatureSet, grid: GridSpec, radius: float
+                    ) -> Callable[[Tile], tuple[tuple[Tile, tuple, np.ndarray], ...]]:
+    """For a tile: the :data:`POLYGON_BLOCK` blocks of the grid it overlaps, each with the polygons (and their
+    weights) that can reach the block's cells within ``radius``; blocks no polygon reaches are left out."""
+    if not features.polygons:
+        return lambda tile: ()
+    side = POLYGON_BLOCK
+    blocks = grid_tiles(grid.rows, grid.cols, side)
+    boxes = np.array([(*np.min(ring, axis=0), *np.max(ring, axis=0))
+                      for ring in (np.asarray(p["coordinates"][0], dtype=np.float64) for p in features.polygons)])
+    margin = 2.0 * max(grid.pixel_width, grid.pixel_height)  # a pixel-mean kernel reaches past the radius
+    near = tile_members(_reach(grid, boxes, radius + margin), grid.rows, grid.cols, side)
+    per_row = math.ceil(grid.cols / side)
+
+    def around(tile: Tile) -> tuple[tuple[Tile, tuple, np.ndarray], ...]:
+        found = []
+        for block_row in range(tile.row // side, (tile.row + tile.height - 1) // side + 1):
+            for block_col in range(tile.col // side, (tile.col + tile.width - 1) // side + 1):
+                chosen = near(block_row * per_row + block_col)
+                if len(chosen):
+                    found.append((blocks[block_row * per_row + block_col],
+                                  tuple(features.polygons[i] for i in chosen), features.polygon_weights[chosen]))
+        return tuple(found)
+
+    return around
+
+
+def _polygon_density(block: Tile, polygons: Sequence[Mapping], weights: np.ndarray, grid: GridSpec, radius: float,
+                     kernel: str) -> np.ndarray:
+    """Σ w ∫_polygon k on a block: sub-pixel area per pixel (the block padded by the radius) convolved with the
+    pixel-mean kernel."""
     s = POLYGON_SUPERSAMPLING
     pad_x, pad_y = math.ceil(radius / grid.pixel_width), math.ceil(radius / grid.pixel_height)
-    work = _padded(grid, pad_y, pad_y, pad_x, pad_x)
+    work = _sub_grid(grid, block, pad_y, pad_x)
     fine = GridSpec(work.x_min, work.y_max, work.pixel_width / s, work.pixel_height / s,
                     work.cols * s, work.rows * s, work.crs)
-    burnt = rasterize(zip(features.polygons, features.polygon_weights), out_shape=fine.shape,
-                      transform=_affine(fine), fill=0.0, dtype="float64", merge_alg=MergeAlg.add)
+    burnt = rasterize(zip(polygons, weights), out_shape=fine.shape, transform=_affine(fine), fill=0.0,
+                      dtype="float64", merge_alg=MergeAlg.add)
     sub_area = fine.pixel_width * fine.pixel_height
     area = burnt.reshape(work.rows, s, work.cols, s).sum(axis=(1, 3)) * sub_area
     # kernel at sub-pixel offsets, averaged over each pixel's s × s sub-pixels
@@ -388,12 +544,39 @@ def _polygon_density(features: FeatureSet, grid: GridSpec, radius: float, kernel
     return result
 
 
-def _padded(grid: GridSpec, top: int, bottom: int, left: int, right: int) -> GridSpec:
-    if not (top or bottom or left or right):
-        return grid
-    return GridSpec(grid.x_min - left * grid.pixel_width, grid.y_max + top * grid.pixel_height,
-                    grid.pixel_width, grid.pixel_height, grid.cols + left + right, grid.rows + top + bottom,
-                    grid.crs)
+def _any_feature_on(features: FeatureSet, grid: GridSpec) -> bool:
+    """Whether :func:`rasterize_features` burns a cell of the grid, rasterising blocks of CHECK_BLOCK cells."""
+    return any(rasterize_features(features, _sub_grid(grid, block)).any()
+               for block in grid_tiles(grid.rows, grid.cols, CHECK_BLOCK))
+
+
+def _circle(grid: GridSpec, tile: Tile) -> tuple[np.ndarray, float]:
+    """Centre and half-diagonal of the pixel centres of a tile."""
+    x0 = grid.x_min + (tile.col + 0.5) * grid.pixel_width
+    x1 = grid.x_min + (tile.col + tile.width - 0.5) * grid.pixel_width
+    y0 = grid.y_max - (tile.row + 0.5) * grid.pixel_height
+    y1 = grid.y_max - (tile.row + tile.height - 0.5) * grid.pixel_height
+    return np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0]), math.hypot(x1 - x0, y1 - y0) / 2.0
+
+
+def _sub_grid(grid: GridSpec, tile: Tile, pad_rows: int = 0, pad_cols: int = 0) -> GridSpec:
+    """The grid of a tile's cells, padded by whole cells each way."""
+    return GridSpec(grid.x_min + (tile.col - pad_cols) * grid.pixel_width,
+                    grid.y_max - (tile.row - pad_rows) * grid.pixel_height, grid.pixel_width, grid.pixel_height,
+                    tile.width + 2 * pad_cols, tile.height + 2 * pad_rows, grid.crs)
+
+
+def _overlap(tile: Tile, block: Tile) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """The cells two windows share, as slices of an array of ``tile`` and of an array of ``block``."""
+    r0, r1 = max(tile.row, block.row), min(tile.row + tile.height, block.row + block.height)
+    c0, c1 = max(tile.col, block.col), min(tile.col + tile.width, block.col + block.width)
+    return ((slice(r0 - tile.row, r1 - tile.row), slice(c0 - tile.col, c1 - tile.col)),
+            (slice(r0 - block.row, r1 - block.row), slice(c0 - block.col, c1 - block.col)))
+
+
+def _local(tile: Tile, rows: slice, cols: slice) -> tuple[slice, slice]:
+    """Grid slices inside a tile as slices of the tile's array."""
+    return slice(rows.start - tile.row, rows.stop - tile.row), slice(cols.start - tile.col, cols.stop - tile.col)
 
 
 def _affine(grid: GridSpec) -> Affine:

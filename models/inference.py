@@ -25,10 +25,14 @@ a missing or duplicated band, or a stack transformed or normalised differently f
 or pixel size only warns: the model may still be meant for it.
 
 **Tiles.** The stack is read in windows of about ``tile_size`` × ``tile_size`` cells plus a halo of p − 1, and
-the output is written strip by strip to a temporary file renamed into place, so memory stays bounded for
-stacks larger than RAM and a cancel or an error leaves no file. Models in the dense layout (fast scanning,
-:mod:`.dense`) compute a whole tile's windows in one pass; other patch models and vector models get batches
-of windows gathered from the tile.
+the output is written tile by tile to a temporary file renamed into place, so memory stays bounded for
+stacks larger than RAM and a cancel or an error leaves no file. Given a Dask scheduler address (argument
+``scheduler`` or the environment variable ``DEEPPROSPECT_DASK_SCHEDULER``), the tiles are predicted by the
+cluster's workers (:mod:`core.tiles`): each reads its windows from the stack and runs the model with a session,
+both opened at its first tile and kept (one intra-op thread per task), with the same code and options, so the
+map is the same bit for bit; the workers must read the model and the stack at the same paths. Models in the dense
+layout (fast scanning, :mod:`.dense`) compute a whole tile's windows in one pass; other patch models and vector
+models get batches of windows gathered from the tile.
 
 **Device.** onnxruntime's CUDA provider is used when onnxruntime lists it, a session actually gets it and a
 tiny run works (``device="auto"``; ``"cuda"`` fails clearly otherwise), else the CPU provider with one
@@ -46,10 +50,12 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from typing import Callable
 
 import numpy as np
@@ -63,9 +69,10 @@ from scipy.special import softmax
 
 from ..core.errors import InputError, ModelError
 from ..core.evaluation import check_study_area
-from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
-from ..core.raster_io import MODEL_CARD_TAG, NODATA, atomic_path, band_labels, geotiff_profile, read_grid_spec
+from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message
+from ..core.raster_io import MODEL_CARD_TAG, NODATA, band_labels, geotiff_profile, read_grid_spec
 from ..core.stack import normalisation_differences, stack_normalisation
+from ..core.tiles import Tile, grid_tiles, map_tiles, scheduler_address, write_tiles
 from ..core.windows import WINDOW_FILL
 from .onnx_io import read_card
 
@@ -79,6 +86,7 @@ one LeNet window costs about 60 dense positions at p = 32 (measured, onnxruntime
 runs on gathered p×p windows."""
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+_WORKER_STACK = threading.local()  # on a Dask worker: ((path, stamp), dataset) of each thread's open stack
 _CUDA_PROBE: dict[str, str] = {}  # "problem": why this process cannot get the CUDA provider, once a session tried
 ALGORITHM_TAG = "DEEPPROSPECT_ALGORITHM"
 PREDICTION_TAG = "DEEPPROSPECT_PREDICTION"
@@ -111,6 +119,7 @@ def predict_map(
     device: str = "auto",
     tile_size: int = DEFAULT_TILE,
     study_area: np.ndarray | None = None,
+    scheduler: str | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
     log: LogFn = None,
@@ -129,6 +138,8 @@ def predict_map(
         tile_size: side in stack cells of the part of the stack predicted at once (bounds memory).
         study_area: optional (rows, cols) bool mask on the stack grid; output cells whose own cell is outside
             are nodata (and not computed). Windows still read the evidence around them.
+        scheduler: a Dask scheduler address: the tiles are predicted by its workers (module docstring); None
+            or empty: the environment variable ``DEEPPROSPECT_DASK_SCHEDULER``, else this process.
         progress, is_cancelled, log: callbacks (0-100 progress, cancel flag, messages).
         warn: callback for warnings (CRS or pixel size unlike the training stack's, an all-nodata map);
             without it they go to ``log``. The report lists them too.
@@ -164,23 +175,31 @@ def predict_map(
                              f"{patch} × {patch} window: every window would be mostly padding. Predict on a "
                              "larger stack, or train a model with a smaller patch size.")
         study_area = check_study_area(study_area, (src.height, src.width))
-        session, provider = open_session(model_path, card, device, log)
         method = _method(card, step)
+        address = scheduler_address(scheduler)
+        if address is None:
+            session, provider = open_session(model_path, card, device, log)
+            compute = partial(_predict_tile, src, indexes, _TilePredictor(session, card, method, batch_size,
+                                                                          is_cancelled), step)
+        else:
+            provider = f"the Dask workers at {address} (device {device})"
+            compute = partial(_predict_tile_on_worker, _WorkerJob(
+                os.path.abspath(model_path), _stamp(model_path), device, method, batch_size,
+                os.path.abspath(stack_path), _stamp(stack_path), tuple(indexes), step))
         log_message(log, {"dense": "Fast scanning: each tile's windows in one pass of the dense graph.",
                           "patches": f"Windows gathered in batches of {batch_size}.",
                           "vectors": f"Cell vectors in batches of {batch_size}."}[method])
-        predictor = _TilePredictor(session, card, method, batch_size, is_cancelled)
         rows, cols = math.ceil(src.height / step), math.ceil(src.width / step)
         pixel_size = (src.res[0] * step, src.res[1] * step)
         log_message(log, f"Output grid: {rows} × {cols} cells of {step} × {step} stack cells "
                          f"({'blocks of the patch size' if mode == 'blocks' else f'stride {step}'}).")
         profile = geotiff_profile(cols, rows, 1, "float32", src.crs, src.transform * Affine.scale(step, step), NODATA)
-        with atomic_path(output_path) as temporary:
-            with rasterio.open(temporary, "w", **profile) as dst:
-                dst.set_band_description(1, BAND_NAME)
-                dst.update_tags(**_tags(card, model_path, mode, step, study_area is not None))
-                valid = _predict_tiles(src, dst, indexes, predictor, step, tile_size, study_area, progress,
-                                       is_cancelled)
+        tiles = grid_tiles(rows, cols, max(1, tile_size // step))
+        tasks = (_PredictionTask(tile, _keep(study_area, tile, step)) for tile in tiles)
+        done = map_tiles(compute, tasks, len(tiles), scheduler=address, progress=progress, is_cancelled=is_cancelled,
+                         log=log)
+        tags = _tags(card, model_path, mode, step, study_area is not None)
+        valid = write_tiles(output_path, profile, [BAND_NAME], tags, ((task.tile, values) for task, values in done))
     seconds = time.perf_counter() - start
     if valid == 0:
         add_warning("No output cell lies on a stack cell with data in every model band"
@@ -190,16 +209,17 @@ def predict_map(
                             str(card["architecture"]))
 
 
-def open_session(model_path: str, card: dict, device: str = "auto", log: LogFn = None
-                 ) -> tuple[ort.InferenceSession, str]:
+def open_session(model_path: str, card: dict, device: str = "auto", log: LogFn = None,
+                 threads: int | None = None) -> tuple[ort.InferenceSession, str]:
     """An onnxruntime session on the CUDA provider when it really works (see the module docstring), else CPU.
 
-    Returns the session and the name of the provider it runs on; the log says which and why.
+    ``threads``: intra-op threads on the CPU (default: one per CPU). Returns the session and the name of the
+    provider it runs on; the log says which and why.
     """
     if device not in DEVICES:
         raise InputError(f"Unknown device {device!r}; choose one of {', '.join(DEVICES)}.")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.use_deterministic_compute = True
@@ -279,6 +299,12 @@ def _session(model_path: str, options: ort.SessionOptions, providers: list) -> o
         raise ModelError(f"onnxruntime cannot load the model {model_path}: {error}") from error
 
 
+def _stamp(path: str) -> tuple[int, int]:
+    """Size and modification time of a file: a worker's cached copy is reopened when they change."""
+    status = os.stat(path)
+    return status.st_size, status.st_mtime_ns
+
+
 def _example(card: dict) -> np.ndarray:
     bands, patch = int(card["in_bands"]), int(card["patch_size"])
     shape = (1, bands) if card["input_kind"] == "vector" else (1, bands, patch, patch)
@@ -335,31 +361,75 @@ class _TilePredictor:
         return softmax(logits.astype(np.float64), axis=1)[:, self.positive].astype(np.float32)
 
 
-def _predict_tiles(src, dst, indexes: list[int], predictor: _TilePredictor, step: int, tile_size: int,
-                   study_area: np.ndarray | None, progress: ProgressFn, is_cancelled: CancelFn) -> int:
-    """Predict and write the output strip by strip; returns the number of output cells with a value."""
-    p = predictor.patch
-    side = max(1, tile_size // step)  # output cells per tile side
-    rows, cols = dst.height, dst.width
+@dataclass(frozen=True)
+class _PredictionTask:
+    """One tile of the output grid and which of its cells are in the study area (True: all)."""
+
+    tile: Tile
+    keep: np.ndarray | bool
+
+
+@dataclass(frozen=True)
+class _WorkerJob:
+    """What a Dask worker needs to predict tiles: files (same paths as here), how, and which bands."""
+
+    model_path: str
+    model_stamp: tuple[int, int]  # size and modification time (see _stamp)
+    device: str
+    method: str
+    batch_size: int
+    stack_path: str
+    stack_stamp: tuple[int, int]
+    indexes: tuple[int, ...]
+    step: int
+
+
+def _keep(study_area: np.ndarray | None, tile: Tile, step: int) -> np.ndarray | bool:
+    """Cells of an output tile whose own stack cell is in the study area (those beyond the stack: any value)."""
+    if study_area is None:
+        return True
+    own_r = (np.arange(tile.row, tile.row + tile.height) * step + step // 2).clip(max=study_area.shape[0] - 1)
+    own_c = (np.arange(tile.col, tile.col + tile.width) * step + step // 2).clip(max=study_area.shape[1] - 1)
+    return study_area[np.ix_(own_r, own_c)]
+
+
+def _predict_tile(src, indexes: list[int], predictor: _TilePredictor, step: int, task: _PredictionTask
+                  ) -> np.ndarray:
+    """(height, width) float32 prospectivity of an output tile, NaN where blank: its stack cells are read with
+    the windows' halo, padded beyond the stack."""
+    p, tile = predictor.patch, task.tile
     # each output cell's own stack cell; its window starts p//2 rows and columns before
-    own_r, own_c = np.arange(rows) * step + step // 2, np.arange(cols) * step + step // 2
-    own_r_on, own_c_on = own_r.clip(max=src.height - 1), own_c.clip(max=src.width - 1)  # beyond: blank anyway
-    total = math.ceil(rows / side) * math.ceil(cols / side)
-    done = valid = 0
-    for r0 in range(0, rows, side):
-        strip = np.empty((min(side, rows - r0), cols), dtype=np.float32)
-        for c0 in range(0, cols, side):
-            check_cancelled(is_cancelled)
-            tile_r, tile_c = own_r[r0:r0 + side] - p // 2, own_c[c0:c0 + side] - p // 2
-            top, left = int(tile_r[0]), int(tile_c[0])
-            tile = _read_padded(src, indexes, top, left, int(tile_r[-1]) + p - top, int(tile_c[-1]) + p - left)
-            keep = True if study_area is None else study_area[np.ix_(own_r_on[r0:r0 + side], own_c_on[c0:c0 + side])]
-            strip[:, c0:c0 + side] = predictor(tile, tile_r - top, tile_c - left, keep)
-            done += 1
-            report(progress, 100.0 * done / total)
-        valid += int(np.count_nonzero(~np.isnan(strip)))
-        dst.write(np.where(np.isnan(strip), NODATA, strip), 1, window=Window(0, r0, cols, strip.shape[0]))
-    return valid
+    tile_r = np.arange(tile.row, tile.row + tile.height) * step + step // 2 - p // 2
+    tile_c = np.arange(tile.col, tile.col + tile.width) * step + step // 2 - p // 2
+    top, left = int(tile_r[0]), int(tile_c[0])
+    values = _read_padded(src, indexes, top, left, int(tile_r[-1]) + p - top, int(tile_c[-1]) + p - left)
+    return predictor(values, tile_r - top, tile_c - left, task.keep)
+
+
+def _predict_tile_on_worker(job: _WorkerJob, task: _PredictionTask) -> np.ndarray:
+    """:func:`_predict_tile` on a Dask worker, with the stack and the model session the worker keeps open."""
+    session, card = _worker_session(job.model_path, job.model_stamp, job.device)
+    predictor = _TilePredictor(session, card, job.method, job.batch_size, None)
+    return _predict_tile(_worker_stack(job.stack_path, job.stack_stamp), list(job.indexes), predictor, job.step, task)
+
+
+def _worker_stack(path: str, stamp: tuple[int, int]):
+    """The stack opened once per worker thread (a rasterio dataset is not shared between threads), so GDAL's
+    block cache serves the halo a tile shares with the previous one; another stack or a changed file replaces it."""
+    key, dataset = getattr(_WORKER_STACK, "open", (None, None))
+    if key != (path, stamp):
+        if dataset is not None:
+            dataset.close()
+        _WORKER_STACK.open = ((path, stamp), _open(path))
+    return _WORKER_STACK.open[1]
+
+
+@lru_cache(maxsize=4)
+def _worker_session(model_path: str, model_stamp: tuple[int, int], device: str) -> tuple[ort.InferenceSession, dict]:
+    """A model's session and card on this worker, opened at its first tile and kept for the next ones (an
+    ensemble's models each keep theirs). One intra-op thread: the worker's threads are the parallelism."""
+    card = read_card(model_path)
+    return open_session(model_path, card, device, threads=1)[0], card
 
 
 def _read_padded(src, indexes: list[int], top: int, left: int, height: int, width: int) -> np.ndarray:

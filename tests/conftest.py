@@ -38,6 +38,15 @@ def data_dir(tmp_path_factory) -> Path:
     return copy
 
 
+@pytest.fixture(scope="module")
+def dask_scheduler():
+    """The address of a dask.distributed LocalCluster of 2 worker processes with 1 thread each (the test is skipped
+    where dask is not installed). The workers import ``deepprospect`` from this sys.path."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
 _EXIT_STATUS = {"code": 0}
 
 

@@ -221,6 +221,23 @@ def test_pixels_outside_the_study_area_are_nodata_and_it_sets_the_extent(run_alg
     np.testing.assert_array_equal(values[inside], full[inside])
 
 
+@pytest.mark.parametrize("mode", [BUFFER_DENSITY, DISTANCE])
+def test_a_dask_scheduler_writes_the_same_file(run_alg, faults, tmp_path, dask_scheduler, mode):
+    """DASK_SCHEDULER (a LocalCluster of 2 worker processes) computes the tiles on the cluster: same bits, study area
+    nodata included."""
+    area = wkt_layer(["POLYGON((420000 6830000, 580000 6860000, 560000 6990000, 440000 6960000, 420000 6830000))"],
+                     crs="EPSG:20350")
+    params = {"INPUT": faults, "MODE": mode, "RADIUS": 15000, "PIXEL_SIZE": 1000, "STUDY_AREA": area}
+    here, there = str(tmp_path / "here.tif"), str(tmp_path / "dask.tif")
+    run_alg(ALG, {**params, "OUTPUT": here})
+    feedback = RecordingFeedback()
+    run_alg(ALG, {**params, "DASK_SCHEDULER": dask_scheduler, "OUTPUT": there}, feedback=feedback)
+    with rasterio.open(here) as a, rasterio.open(there) as b:
+        assert a.read(1).tobytes() == b.read(1).tobytes() and a.tags() == b.tags() and a.profile == b.profile
+        assert (a.read_masks(1) == 0).any() and (a.read_masks(1) > 0).any()
+    assert f"Tiles run on the Dask cluster at {dask_scheduler}" in feedback.text
+
+
 def test_output_snaps_exactly_to_a_template(run_alg, sub_faults, tmp_path):
     template_grid = GridSpec(460013.3, 6940021.7, 1234.5, 1234.5, 31, 27, "EPSG:20350")
     template = str(tmp_path / "template.tif")

@@ -94,6 +94,19 @@ def test_cells_outside_the_study_area_are_nodata(run_alg, inputs, tmp_path):
     assert "725 of 2000 cells have their centre in the study area" in feedback.text
 
 
+def test_a_dask_scheduler_writes_the_same_map(run_alg, inputs, tmp_path, dask_scheduler):
+    """DASK_SCHEDULER (a LocalCluster of 2 worker processes): the tiles are predicted by the workers, same bits."""
+    stack, model = inputs
+    here = run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": "cpu", "OUTPUT": str(tmp_path / "here.tif")})
+    feedback = RecordingFeedback()
+    there = run_alg(ALG, {"MODEL": model, "STACK": stack, "DEVICE": "cpu", "DASK_SCHEDULER": dask_scheduler,
+                          "OUTPUT": str(tmp_path / "dask.tif")}, feedback)
+    a, _, a_tags = read(here["OUTPUT"])
+    b, _, b_tags = read(there["OUTPUT"])
+    assert a.tobytes() == b.tobytes() and a_tags == b_tags
+    assert f"Tiles run on the Dask cluster at {dask_scheduler}" in feedback.text
+
+
 def test_errors_reach_the_user_as_messages_and_leave_no_file(run_alg, inputs, tmp_path):
     stack, model = inputs
     other = str(tmp_path / "other.tif")
