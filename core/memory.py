@@ -2,12 +2,14 @@
 
 :func:`check_memory` compares an estimate with the memory the OS can give now and raises a
 :class:`~.errors.ResourceError` saying what needs how much, what is free, and which parameter lowers it,
-instead of letting the operating system kill QGIS half-way.
+instead of letting the operating system kill QGIS half-way. :func:`check_disk` does the same for an output
+written block by block, whose size no longer shows in memory.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 
 from .errors import ResourceError
 
@@ -52,6 +54,24 @@ def check_memory(needed_bytes: int, what: str, lower_with: str, available: int |
         raise ResourceError(
             f"{what} would need about {format_bytes(needed_bytes)} of memory, but only {format_bytes(available)} "
             f"is available. {lower_with}, or close other programs.")
+
+
+def check_disk(needed_bytes: int, path: str, what: str, lower_with: str, free: int | None = None) -> None:
+    """Raise :class:`ResourceError` when writing ``needed_bytes`` beside ``path`` would not fit on its disk.
+
+    Args:
+        needed_bytes: the size of the output, uncompressed (an upper estimate of the compressed file).
+        path: the output path (its folder must exist).
+        what: the output and its size, e.g. "A 20000 × 20000 grid of 40 field(s)".
+        lower_with: what the user can change, as an instruction naming the parameter.
+        free: the free disk space in bytes (default: asked from the OS now).
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    free = shutil.disk_usage(folder).free if free is None else free
+    if needed_bytes > free:
+        raise ResourceError(
+            f"{what} would need about {format_bytes(needed_bytes)} of disk space (uncompressed), but only "
+            f"{format_bytes(free)} is free in {folder}. {lower_with}, or write to another disk.")
 
 
 def format_bytes(count: int) -> str:

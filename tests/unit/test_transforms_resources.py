@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from deepprospect.core.errors import InputError, ResourceError
-from deepprospect.core.memory import available_memory_bytes, check_memory, format_bytes
+from deepprospect.core.memory import available_memory_bytes, check_disk, check_memory, format_bytes
 from deepprospect.core.transforms import (
     DEFAULT_MISSING_CODES,
     half_below_detection,
@@ -27,6 +27,15 @@ def test_memory_check_names_the_size_needed_what_is_free_and_the_parameter_that_
         check_memory(16 * 2**30, "A 100000 × 40000 grid", "Use a larger pixel size (PIXEL_SIZE)", available=2**30)
     check_memory(2**20, "small", "never said", available=2**30)
     assert available_memory_bytes() is None or available_memory_bytes() > 0
+
+
+def test_disk_check_names_the_size_needed_the_folder_and_the_parameter_that_lowers_it(tmp_path):
+    path = str(tmp_path / "grid.tif")
+    with pytest.raises(ResourceError, match=r"^A 2000000 × 2000000 grid would need about 29.1 TiB of disk space "
+                                            r"\(uncompressed\), but only 1.0 GiB is free in .*\. Use a larger pixel"):
+        check_disk(32 * 10**12, path, "A 2000000 × 2000000 grid", "Use a larger pixel size (PIXEL_SIZE)", free=2**30)
+    check_disk(2**20, path, "small", "never said", free=2**30)
+    check_disk(2**20, path, "small", "never said")  # this disk has a MiB
 
 
 def test_format_bytes():
