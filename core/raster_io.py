@@ -11,7 +11,7 @@ import glob
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -220,6 +220,26 @@ def geotiff_writer(
             if metadata:
                 dataset.update_tags(**metadata)
             yield GeoTiffWriter(dataset, path, nodata)
+
+
+def write_geotiff_blocks(
+    path: str,
+    blocks: Iterable[tuple[int, int, np.ndarray]],
+    grid: GridSpec,
+    band_names: Sequence[str],
+    *,
+    metadata: Mapping[str, str] | None = None,
+    band_metadata: Sequence[Mapping[str, str]] | None = None,
+    nodata: float = NODATA,
+    dtype: str = "float32",
+) -> None:
+    """Write blocks (first row, first column, (bands, rows, cols) values) of ``grid`` as they come into a new
+    GeoTIFF (:func:`geotiff_writer`): one block is held at a time, so ``blocks`` may be a generator computing a
+    raster larger than memory, and the file appears only once every block is written."""
+    with geotiff_writer(path, grid, band_names, metadata=metadata, band_metadata=band_metadata, nodata=nodata,
+                        dtype=dtype) as writer:
+        for row, col, block in blocks:
+            writer.write(block, window=Window(col, row, block.shape[2], block.shape[1]))
 
 
 def read_grid_spec(path: str) -> GridSpec:
