@@ -23,6 +23,7 @@ PINS = {
     "affine": "affine==2.4.0",
     "rasterio": "rasterio==1.4.4",
     "sklearn": "scikit-learn==1.9.1",
+    "threadpoolctl": "threadpoolctl==3.8.0",
     "matplotlib": "matplotlib>=3.6",
     "torch": "torch==2.13.0",
     "onnx": "onnx==1.23.2",

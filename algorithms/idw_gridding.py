@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from qgis.core import (
     QgsProcessingParameterBoolean,
@@ -13,9 +15,9 @@ from qgis.core import (
 
 from ..compat import FIELD_NUMERIC, NUMBER_DOUBLE, SOURCE_POINT
 from ..core.errors import InputError
-from ..core.idw import IdwSettings, idw_grid, idw_memory_bytes
-from ..core.memory import check_memory
-from ..core.raster_io import check_writable, write_geotiff
+from ..core.idw import IdwSettings, idw_blocks, idw_memory_bytes
+from ..core.memory import check_disk, check_memory
+from ..core.raster_io import check_writable, write_geotiff_blocks
 from ..core.transforms import log10_floored, log10_positive
 from . import missing_values
 from .base import DeepProspectAlgorithm
@@ -125,19 +127,22 @@ class IdwGridding(DeepProspectAlgorithm):
         values = missing_values.clean_values(self, parameters, context, feedback, values, fields)
         if self.parameterAsBool(parameters, self.LOG10, context):
             values = self._log10(values, fields, self._non_positive(parameters, context), feedback)
-        check_memory(idw_memory_bytes(len(points), len(fields), grid), f"A {grid.rows} × {grid.cols} grid "
-                     f"of {len(fields)} field(s)", "Use a larger pixel size (PIXEL_SIZE), a smaller extent (EXTENT) "
-                     "or fewer fields (FIELDS)")
+        mask_bytes = 2 * grid.cell_count if area is not None else 0  # the study area is rasterised whole
+        check_memory(idw_memory_bytes(values, settings) + mask_bytes,
+                     f"IDW of {len(fields)} field(s) from {len(points)} samples", "Use fewer fields (FIELDS)"
+                     + (", a larger pixel size (PIXEL_SIZE) or a smaller extent (EXTENT)" if area is not None else ""))
+        check_disk(4 * len(fields) * grid.cell_count, output, f"A {grid.rows} × {grid.cols} grid of {len(fields)} "
+                   "field(s)", "Use a larger pixel size (PIXEL_SIZE), a smaller extent (EXTENT) or fewer fields "
+                   "(FIELDS)")
         inside = area.mask(grid) if area is not None else None
         feedback.pushInfo(f"Gridding {len(fields)} field(s) from {len(points)} samples onto {grid.rows} × "
                           f"{grid.cols} pixels of {grid.pixel_width:g} × {grid.pixel_height:g} in {crs.authid()}.")
         progress, is_cancelled = feedback_callbacks(feedback)
-        bands = idw_grid(points, values, grid, settings, field_names=fields,
-                         progress=lambda p: progress(10 + 0.85 * p), is_cancelled=is_cancelled)
-        if inside is not None:
-            bands[:, ~inside] = np.nan
-        write_geotiff(output, bands, grid, fields, metadata=self._metadata(settings, parameters, context),
-                      band_metadata=[{"FIELD": name} for name in fields])
+        blocks = idw_blocks(points, values, grid, settings, field_names=fields,
+                            progress=lambda p: progress(10 + 0.85 * p), is_cancelled=is_cancelled)
+        write_geotiff_blocks(output, blocks if inside is None else _blanked_outside(blocks, inside), grid, fields,
+                             metadata=self._metadata(settings, parameters, context),
+                             band_metadata=[{"FIELD": name} for name in fields])
         StyleOnLoad.attach(context, output, "grid.qml", stretch=True, name=f"IDW {', '.join(fields)}")
         return {self.OUTPUT: output}
 
@@ -182,3 +187,11 @@ class IdwGridding(DeepProspectAlgorithm):
             "LOG10_NON_POSITIVE": self._non_positive(parameters, context) if logged else "",
             "MISSING_VALUE_CODES": missing_values.codes_text(self, parameters, context),
         }
+
+
+def _blanked_outside(blocks: Iterator[tuple[int, int, np.ndarray]], inside: np.ndarray,
+                     ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """The blocks with NaN in cells outside the study area (``inside`` is the grid's mask)."""
+    for row, col, block in blocks:
+        block[:, ~inside[row:row + block.shape[1], col:col + block.shape[2]]] = np.nan
+        yield row, col, block

@@ -35,10 +35,11 @@ def params(layer, output, **extra):
     return base
 
 
-def test_bands_are_named_and_equal_the_core_result(run_alg, survey, tmp_path):
+@pytest.mark.parametrize("max_points, radius", [(8, 600), (0, 0)])
+def test_bands_are_named_and_equal_the_core_result(run_alg, survey, tmp_path, max_points, radius):
     points, fields = survey
     out = tmp_path / "grid.tif"
-    result = run_alg(ALG, params(point_layer(points, fields), out, MAX_POINTS=8, RADIUS=600))
+    result = run_alg(ALG, params(point_layer(points, fields), out, MAX_POINTS=max_points, RADIUS=radius))
     assert result["OUTPUT"] == str(out)
     with rasterio.open(out) as src:
         assert src.descriptions == ("Cu", "Au")
@@ -47,7 +48,7 @@ def test_bands_are_named_and_equal_the_core_result(run_alg, survey, tmp_path):
         data = src.read(masked=True).astype(np.float64).filled(np.nan)
     grid = GridSpec.from_extent(400000, 3300000, 402000, 3302000, 50, "EPSG:32650")
     expected = idw_grid(points, np.column_stack([fields["Cu"], fields["Au"]]), grid,
-                        IdwSettings(max_points=8, radius=600))
+                        IdwSettings(max_points=max_points, radius=radius))
     np.testing.assert_allclose(data, expected, rtol=1e-6, equal_nan=True)
 
 

@@ -1,10 +1,17 @@
-"""IDW core: brute-force equality, exact samples, nulls, search limits, threads, cancel, and gdal_grid."""
+"""IDW core: brute-force equality, the fast all-points path against the float64 reference, exact samples, nulls,
+search limits, threads, blocks and the windowed writer, memory, cancel."""
+
+import os
+import tracemalloc
 
 import numpy as np
 import pytest
+import rasterio
+from deepprospect.core import idw
 from deepprospect.core.errors import Cancelled, InputError
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.idw import IdwSettings, idw_grid
+from deepprospect.core.idw import IdwSettings, idw_blocks, idw_grid, idw_memory_bytes
+from deepprospect.core.raster_io import write_geotiff_blocks
 
 GRID = GridSpec.from_extent(0, 0, 100, 80, 7, "EPSG:32650")
 
@@ -50,7 +57,7 @@ def samples():
 ])
 def test_equals_brute_force(samples, settings):
     points, values = samples
-    result = idw_grid(points, values, GRID, settings, dtype=np.float64)
+    result = idw_grid(points, values, GRID, settings, dtype=np.float64, reference=True)
     for field in range(values.shape[1]):
         expected = brute_force(points, values[:, field], GRID, settings)
         np.testing.assert_array_equal(np.isnan(result[field]), np.isnan(expected))
@@ -83,12 +90,12 @@ def test_coincident_samples_act_as_one_sample_with_the_mean_in_any_order(samples
     values[:3] = [[1.0, 6.0], [2.0, np.nan], [4.0, 9.0]]
     merged_points = points[2:]
     merged_values = np.vstack([[7.0 / 3.0, 7.5], values[3:]])
-    expected = idw_grid(merged_points, merged_values, grid, settings, dtype=np.float64)
+    expected = idw_grid(merged_points, merged_values, grid, settings, dtype=np.float64, reference=True)
     rng = np.random.default_rng(11)
     results = []
     for _ in range(4):
         order = rng.permutation(len(points))
-        results.append(idw_grid(points[order], values[order], grid, settings, dtype=np.float64))
+        results.append(idw_grid(points[order], values[order], grid, settings, dtype=np.float64, reference=True))
         np.testing.assert_array_equal(results[-1], results[0])
     np.testing.assert_allclose(results[0], expected, rtol=1e-12)
     assert results[0][0, 5, 3] == pytest.approx(7.0 / 3.0, abs=1e-15) and results[0][1, 5, 3] == 7.5
@@ -134,11 +141,12 @@ def test_values_stay_within_the_sample_range(samples):
     assert values[:, 0].min() - 1e-4 <= result.min() and result.max() <= values[:, 0].max() + 1e-4
 
 
-def test_thread_count_does_not_change_the_result(samples):
+@pytest.mark.parametrize("settings", [IdwSettings(), IdwSettings(max_points=0)])
+def test_thread_count_does_not_change_the_result(samples, settings):
     points, values = samples
     big = GridSpec.from_extent(0, 0, 100, 100, 0.5, "EPSG:32650")
-    one = idw_grid(points, values, big, workers=1)
-    two = idw_grid(points, values, big, workers=2)
+    one = idw_grid(points, values, big, settings, workers=1)
+    two = idw_grid(points, values, big, settings, workers=2)
     np.testing.assert_array_equal(one, two)
 
 
@@ -179,3 +187,155 @@ def test_bad_coordinates_are_refused():
         idw_grid(np.array([[0.0, np.inf]]), np.array([1.0]), GRID)
     with pytest.raises(InputError, match="no samples"):
         idw_grid(np.zeros((0, 2)), np.zeros(0), GRID)
+
+
+# ---------------------------------------------------------------------------------------------- all points, fast
+
+
+def survey(n=400, fields=3, seed=5, side=1000.0):
+    """Samples over a square, some outside it, some exactly on pixel centres (10 m pixels), fields with gaps."""
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(-50, side + 50, (n, 2))
+    points[:20] = (np.floor(rng.uniform(0, side, (20, 2)) / 10) + 0.5) * 10  # on a centre
+    values = rng.lognormal(2.0, 0.8, (n, fields))
+    values[rng.random((n, fields)) < 0.15] = np.nan
+    values[:, 0] = rng.lognormal(2.0, 0.8, n)  # complete
+    values[3, 1] = np.nan  # a sample on a centre with a gap
+    return points, values
+
+
+SURVEY_GRID = GridSpec.from_extent(0, 0, 1000, 1000, 10, "EPSG:32650")
+
+
+@pytest.fixture
+def small_pieces(monkeypatch):
+    """Split pieces down to the smallest size on small grids, so every level of the fast path runs."""
+    monkeypatch.setattr(idw, "LEAF_SAMPLES", 2)
+
+
+@pytest.mark.parametrize("power", [2.0, 1.5, 3.0, 6.0])
+def test_fast_all_points_is_within_a_1e4th_of_the_float64_reference(small_pieces, power):
+    points, values = survey()
+    settings = IdwSettings(power=power, max_points=0)
+    fast = idw_grid(points, values, SURVEY_GRID, settings, dtype=np.float64)
+    reference = idw_grid(points, values, SURVEY_GRID, settings, dtype=np.float64, reference=True)
+    assert np.isfinite(fast).all()
+    np.testing.assert_allclose(fast, reference, rtol=1e-4)
+
+
+@pytest.mark.parametrize("power", [2.0, 8.0])
+def test_fast_all_points_with_clustered_samples_and_empty_ground(power):
+    """Cells far from every sample get their value from far samples only: their weights must stay accurate
+    there even when a high power makes them vary steeply across a piece."""
+    rng = np.random.default_rng(1)
+    centres = rng.uniform(0, 1, (5, 2))
+    cluster = rng.integers(0, 5, 600)
+    points = np.column_stack([(centres[cluster, 0] + rng.normal(0, 0.02, 600)) * 200,
+                              (centres[cluster, 1] + rng.normal(0, 0.02, 600)) * 90])
+    values = rng.lognormal(1, 1, 600)
+    grid = GridSpec(0.0, 90.0, 1.0, 1.0, 200, 90, "EPSG:32650")
+    settings = IdwSettings(power=power, max_points=0)
+    fast = idw_grid(points, values, grid, settings, dtype=np.float64)
+    reference = idw_grid(points, values, grid, settings, dtype=np.float64, reference=True)
+    np.testing.assert_allclose(fast, reference, rtol=1e-4)
+
+
+def test_fast_all_points_with_the_default_pieces_on_a_larger_grid():
+    points, values = survey(n=3000, fields=2, side=3000.0)
+    grid = GridSpec.from_extent(0, 0, 3000, 2900, 10, "EPSG:32650")  # 300 × 290: two blocks across, edges
+    settings = IdwSettings(max_points=0)
+    fast = idw_grid(points, values, grid, settings, dtype=np.float64)
+    reference = idw_grid(points, values, grid, settings, dtype=np.float64, reference=True)
+    np.testing.assert_allclose(fast, reference, rtol=1e-4)
+
+
+def test_fast_all_points_is_exact_at_samples_and_skips_missing_values(small_pieces):
+    points, values = survey()
+    settings = IdwSettings(max_points=0)
+    fast = idw_grid(points, values, SURVEY_GRID, settings, dtype=np.float64)
+    rows = ((SURVEY_GRID.y_max - points[:20, 1]) / 10 - 0.5).round().astype(int)
+    cols = ((points[:20, 0] - SURVEY_GRID.x_min) / 10 - 0.5).round().astype(int)
+    for field in range(values.shape[1]):
+        known = ~np.isnan(values[:20, field])
+        assert np.array_equal(fast[field, rows, cols][known], values[:20, field][known])  # exactly
+        valid = ~np.isnan(values[:, field])
+        alone = idw_grid(points[valid], values[valid, field], SURVEY_GRID, settings, dtype=np.float64,
+                         reference=True)[0]
+        np.testing.assert_allclose(fast[field], alone, rtol=1e-4)  # gaps: only the field's own samples
+    assert np.isnan(values[3, 1]) and np.isfinite(fast[1, rows[3], cols[3]])
+
+
+def test_fast_all_points_with_a_huge_power_falls_back_to_float64():
+    points, values = survey(n=50, fields=2)
+    grid = GridSpec.from_extent(0, 0, 1000, 1000, 50, "EPSG:32650")
+    settings = IdwSettings(power=30, max_points=0)  # weights span far more than float32's range
+    fast = idw_grid(points, values, grid, settings, dtype=np.float64)
+    reference = idw_grid(points, values, grid, settings, dtype=np.float64, reference=True)
+    assert np.isfinite(fast).all()
+    np.testing.assert_allclose(fast, reference, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------- blocks
+
+
+@pytest.mark.parametrize("settings", [IdwSettings(), IdwSettings(max_points=0, radius=120),
+                                      IdwSettings(max_points=0)])
+def test_tiny_blocks_equal_the_whole_grid(samples, settings):
+    points, values = samples
+    grid = GridSpec.from_extent(0, 0, 100, 80, 2.5, "EPSG:32650")  # 40 × 32
+    whole = idw_grid(points, values, grid, settings, dtype=np.float64, reference=True)
+    seen = np.zeros(grid.shape, dtype=int)
+    for row, col, block in idw_blocks(points, values, grid, settings, block_side=7, dtype=np.float64):
+        assert block.shape[1:] == (min(7, grid.rows - row), min(7, grid.cols - col))
+        seen[row:row + block.shape[1], col:col + block.shape[2]] += 1
+        expected = whole[:, row:row + block.shape[1], col:col + block.shape[2]]
+        np.testing.assert_allclose(block, expected, rtol=1e-4 if settings.all_points else 1e-12)
+    assert (seen == 1).all()
+
+
+@pytest.mark.parametrize("settings", [IdwSettings(max_points=5, radius=10, min_points=2), IdwSettings(max_points=0)])
+def test_the_windowed_writer_writes_what_the_array_holds(samples, settings, tmp_path):
+    points, values = samples
+    grid = GridSpec.from_extent(0, 0, 100, 80, 2.5, "EPSG:32650")
+    blocks = idw_blocks(points, values, grid, settings, block_side=7)
+    path = str(tmp_path / "idw.tif")
+    write_geotiff_blocks(path, blocks, grid, ["a", "b", "c"], metadata={"WHAT": "test"})
+    expected = np.zeros((3, *grid.shape), dtype=np.float32)
+    for row, col, block in idw_blocks(points, values, grid, settings, block_side=7):
+        expected[:, row:row + block.shape[1], col:col + block.shape[2]] = block
+    with rasterio.open(path) as src:
+        written = src.read(masked=True).filled(np.nan)
+        assert src.descriptions == ("a", "b", "c") and src.tags()["WHAT"] == "test"
+    np.testing.assert_array_equal(written, expected)
+    assert np.isnan(written).any() == (not settings.all_points)
+
+
+def test_cancel_between_blocks_leaves_no_file(samples, tmp_path):
+    points, values = samples
+    polls = []
+
+    def cancel_after_a_few_blocks():
+        polls.append(1)
+        return len(polls) > 5
+
+    blocks = idw_blocks(points, values, GRID, IdwSettings(max_points=0), block_side=4, workers=1,
+                        is_cancelled=cancel_after_a_few_blocks)
+    with pytest.raises(Cancelled):
+        write_geotiff_blocks(str(tmp_path / "idw.tif"), blocks, GRID, ["a", "b", "c"])
+    assert len(polls) == 6 and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("settings", [IdwSettings(), IdwSettings(max_points=0)])
+def test_peak_memory_does_not_grow_with_the_grid(samples, settings, tmp_path):
+    points, values = samples
+    peaks = []
+    for pixel in (1.0, 0.25):  # 16 times the cells
+        grid = GridSpec.from_extent(0, 0, 100, 80, pixel, "EPSG:32650")
+        tracemalloc.start()
+        write_geotiff_blocks(str(tmp_path / f"{pixel}.tif"), idw_blocks(points, values, grid, settings,
+                             block_side=16, workers=1), grid, ["a", "b", "c"])
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.5 * peaks[0]
+    assert peaks[1] < 4 * 3 * 400 * 320 / 2  # less than half the float32 array of the larger grid
+    assert peaks[1] < idw_memory_bytes(values, settings, workers=1, block_side=16)
