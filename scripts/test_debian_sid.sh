@@ -18,7 +18,8 @@ mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=${DEBIAN_SUITE:-sid}
 packages=(qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-venv python3-pip git make ca-certificates
           python3-numpy python3-scipy python3-matplotlib python3-sklearn python3-rasterio python3-torch
-          python3-onnx python3-onnxruntime python3-pytest python3-dask python3-distributed)
+          python3-onnx python3-onnxruntime python3-pytest python3-dask python3-distributed
+          libopenblas0-pthread)  # without it torch and numpy fall back to the unoptimised reference BLAS
 pytest_qgis="pytest-qgis==5.0.2"
 
 unavailable() { echo "Debian $suite test run not possible here: $*" >&2; exit 75; }
