@@ -33,10 +33,11 @@ def centre(row, col, grid=GRID):
 def test_distinct_values_give_exactly_5_10_15_percent():
     values = distinct_map()
     result = classify(values, GRID)
-    counts = np.bincount(result.classes.ravel(), minlength=4)
+    classes = result.classes_of(values)
+    counts = np.bincount(classes.ravel(), minlength=4)
     assert counts[1:4].tolist() == [500, 1000, 1500] and counts[BACKGROUND_CLASS] == 7000
     assert result.thresholds == [0.95, 0.85, 0.70]
-    assert values[result.classes == 1].min() == 0.95 and values[result.classes == 2].max() == 0.9499
+    assert values[classes == 1].min() == 0.95 and values[classes == 2].max() == 0.9499
     table = {row.cls: row for row in result.table}
     assert [table[k].area_pct for k in (1, 2, 3, 0)] == [5.0, 10.0, 15.0, 70.0]
     assert table[1].area_km2 == pytest.approx(0.05) and table[0].area_km2 == pytest.approx(0.7)
@@ -48,8 +49,9 @@ def test_other_limits_and_nodata_cells_do_not_count():
     values = distinct_map()
     values[:10] = np.nan  # 1000 nodata cells, 9000 valid
     result = classify(values, GRID, parse_class_limits("10; 50"))
-    assert (result.classes[:10] == CLASS_NODATA).all() and result.valid_cells == 9000
-    assert np.bincount(result.classes[10:].ravel()).tolist() == [4500, 900, 3600]
+    classes = result.classes_of(values)
+    assert (classes[:10] == CLASS_NODATA).all() and result.valid_cells == 9000
+    assert np.bincount(classes[10:].ravel()).tolist() == [4500, 900, 3600]
     assert class_names((10.0, 50.0)) == {1: "top 10 %", 2: "10–50 %", 0: "background (50–100 %)"}
 
 
@@ -61,8 +63,9 @@ def test_thresholds_and_shares_come_from_the_study_area_only():
     result = classify(values, GRID, (5, 15, 30), np.array(deposits), study_area=inside)
     ordered = np.sort(values[inside])[::-1]
     assert result.thresholds == [ordered[149], ordered[449], ordered[899]]  # 5, 15 and 30 % of 3000 cells
-    assert (result.classes[~inside] == CLASS_NODATA).all() and (result.classes[inside] != CLASS_NODATA).all()
-    assert result.valid_cells == 3000 and np.bincount(result.classes[inside]).tolist() == [2100, 150, 300, 450]
+    classes = result.classes_of(np.where(inside, values, np.nan))
+    assert (classes[~inside] == CLASS_NODATA).all() and (classes[inside] != CLASS_NODATA).all()
+    assert result.valid_cells == 3000 and np.bincount(classes[inside]).tolist() == [2100, 150, 300, 450]
     table = {row.cls: row for row in result.table}
     assert table[1].area_pct == 5.0 and table[0].threshold == values[inside].min()
     assert result.deposits_on_map == 2 and sum(row.deposits for row in result.table) == 2
@@ -75,17 +78,18 @@ def test_ties_at_a_threshold_all_go_to_the_higher_class():
     values = np.arange(100, dtype=float).reshape(10, 10)
     values[values >= 93] = 93.0  # 7 cells share the top value; the top 5 % is 5 cells
     result = classify(values, SMALL, (5, 10, 20))
-    assert (result.classes[values == 93] == 1).all()
-    assert np.bincount(result.classes.ravel(), minlength=4)[1:4].tolist() == [7, 3, 10]
+    classes = result.classes_of(values)
+    assert (classes[values == 93] == 1).all()
+    assert np.bincount(classes.ravel(), minlength=4)[1:4].tolist() == [7, 3, 10]
     assert any("Class 1 (top 5 %) holds 7 cell(s) instead of 5" in note for note in result.notes)
     for value in np.unique(values):  # equal values never split between classes
-        assert len(np.unique(result.classes[values == value])) == 1
+        assert len(np.unique(classes[values == value])) == 1
 
 
 def test_a_class_emptied_by_ties_is_reported_not_an_error():
     values = np.where(np.arange(100).reshape(10, 10) < 85, 0.0, 1.0)  # 15 cells at 1, the rest at 0
     result = classify(values, SMALL, (5, 10, 30))
-    assert np.bincount(result.classes.ravel(), minlength=4).tolist() == [0, 15, 0, 85]
+    assert np.bincount(result.classes_of(values).ravel(), minlength=4).tolist() == [0, 15, 0, 85]
     rows = {row.cls: row for row in result.table}
     assert rows[2].cells == 0 and math.isnan(rows[2].min_value) and rows[BACKGROUND_CLASS].cells == 0
 
@@ -117,9 +121,10 @@ def two_blobs():
 
 def test_two_blobs_become_two_ranked_polygons_with_their_deposits():
     values = two_blobs()
-    classes = np.where(values >= 0.8, 1, 0).astype(np.uint8)
+    classes = classify(values, SMALL, (26,))  # the 26 cells ≥ 0.8
+    assert classes.thresholds == [0.8]
     deposits = np.array([centre(2, 2, SMALL), centre(6, 6, SMALL), centre(7, 7, SMALL), centre(0, 0, SMALL)])
-    targets, notes = find_targets(values, classes, SMALL, min_area_km2=0.0005, deposit_xy=deposits)
+    targets, notes = find_targets(values, SMALL, classes, min_area_km2=0.0005, deposit_xy=deposits)
     assert [t.rank for t in targets] == [1, 2] and any("1 of 3 zone(s) smaller" in n for n in notes)
     first, second = targets
     assert (first.mean_value, first.cells, first.deposits) == (pytest.approx(0.9), 9, 1)
@@ -132,15 +137,15 @@ def test_two_blobs_become_two_ranked_polygons_with_their_deposits():
         expected = np.zeros((10, 10), bool)
         expected[rows, cols] = True
         np.testing.assert_array_equal(burnt, expected)
-    assert len(find_targets(values, classes, SMALL)[0]) == 3
+    assert len(find_targets(values, SMALL, classes)[0]) == 3
 
 
 def test_corner_neighbours_are_one_zone_as_a_multipolygon_and_ties_rank_by_area():
     values = np.full((10, 10), 0.1)
     values[0, 0] = values[1, 1] = 0.9  # touch at a corner: one zone of 2 cells
     values[5, 5] = 0.9  # same mean, 1 cell
-    classes = np.where(values > 0.5, 1, 0).astype(np.uint8)
-    targets, _ = find_targets(values, classes, SMALL)
+    values[9, 9] = 0.05
+    targets, _ = find_targets(values, SMALL, classify(values, SMALL, (3,)))
     assert [t.cells for t in targets] == [2, 1]
     assert targets[0].geometry["type"] == "MultiPolygon" and len(targets[0].geometry["coordinates"]) == 2
 
@@ -148,12 +153,14 @@ def test_corner_neighbours_are_one_zone_as_a_multipolygon_and_ties_rank_by_area(
 def test_targets_from_classes_up_to_k():
     values = distinct_map()
     result = classify(values, GRID)
-    top_only, _ = find_targets(values, result.classes, GRID, 1)
-    up_to_two, _ = find_targets(values, result.classes, GRID, 2)
+    top_only, _ = find_targets(values, GRID, result, 1)
+    up_to_two, _ = find_targets(values, GRID, result, 2)
     assert sum(t.cells for t in top_only) == 500 and sum(t.cells for t in up_to_two) == 1500
-    means = [t.mean_value for t in up_to_two]
+    means = [round(t.mean_value, 12) for t in up_to_two]  # means equal to 12 decimals are ties (larger first)
     assert means == sorted(means, reverse=True)
-    assert find_targets(values, np.zeros((100, 100), np.uint8), GRID)[0] == []
+    for before, after in zip(up_to_two, up_to_two[1:]):
+        assert round(before.mean_value, 12) > round(after.mean_value, 12) or before.cells >= after.cells
+    assert find_targets(values, GRID, classify(values, GRID, (0.001,)))[0] == []  # round(0.1 cell) = 0 cells
 
 
 @pytest.mark.parametrize("values, message", [
@@ -178,8 +185,12 @@ def test_geographic_map_and_bad_target_options_are_refused():
     lonlat = GridSpec(100.0, 30.0, 0.01, 0.01, 10, 10, "EPSG:4326")
     with pytest.raises(InputError, match="geographic"):
         classify(two_blobs(), lonlat)
-    with pytest.raises(InputError, match="k ≥ 1"):
-        find_targets(two_blobs(), np.zeros((10, 10), np.uint8), SMALL, 0)
+    classes = classify(two_blobs(), SMALL)
+    for k in (0, 4):
+        with pytest.raises(InputError, match="k ≥ 1 and at most the 3"):
+            find_targets(two_blobs(), SMALL, classes, k)
+    with pytest.raises(InputError, match="minimum target area"):
+        find_targets(two_blobs(), SMALL, classes, 1, -1.0)
 
 
 def test_read_map_masks_nodata_and_checks_the_band(tmp_path):
