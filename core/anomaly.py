@@ -58,7 +58,18 @@ from .grid import GridSpec
 from .labels import point_cells
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import atomic_path, crs_from_string, geotiff_profile
-from .streaming import MapSource, Summary, as_map_source, label_zones, order_statistics, tile_labels, valid_values
+from .streaming import (
+    MapSource,
+    Summary,
+    ZoneFn,
+    Zones,
+    as_map_source,
+    label_zones,
+    order_statistics,
+    require_memory,
+    tile_labels,
+    valid_values,
+)
 
 DEFAULT_CLASS_LIMITS = (5.0, 15.0, 30.0)
 BACKGROUND_CLASS = 0
@@ -67,6 +78,7 @@ MAX_CLASSES = 254
 CLASS_TAG = "DEEPPROSPECT_ANOMALY_CLASSES"
 TARGET_CONNECTIVITY = 8  # cells touching at a corner belong to one target zone
 _MEAN_DECIMALS = 12  # target means equal to this many decimals are ties (sums over tiles differ in the last bits)
+_BYTES_PER_VERTEX = 120  # a polygon vertex as GeoJSON-like Python (a tuple of two floats in a list), with margin
 
 
 @dataclass(frozen=True)
@@ -270,33 +282,53 @@ def find_targets(values: np.ndarray | MapSource, grid: GridSpec, classes: Anomal
     if zones.count == 0:
         notes.append(f"No cell is in classes 1 … {target_classes}; there is no target.")
         return [], notes
-    cells, total, maxima, row_sum, col_sum, deposits = totals.per_zone(zones)
+    stats = totals.per_zone(zones)
+    cells = stats.cells
     area = cells * cell_km2
-    means = total / cells
+    means = stats.total / cells
     keep = area >= min_area_km2
     if (~keep).any():
         notes.append(f"{int((~keep).sum())} of {zones.count} zone(s) smaller than {min_area_km2:g} km² were "
                      "dropped.")
+    require_memory(int(_BYTES_PER_VERTEX * stats.sides[keep].sum()), f"Outlining {int(keep.sum())} target zone(s)",
+                   "Raise the minimum target area or take fewer target classes, so fewer and smaller zones are "
+                   "outlined.")
     index = np.arange(zones.count)
     order = [i for i in np.lexsort((index, -area, -np.round(means, _MEAN_DECIMALS))) if keep[i]]
     rank_of_zone = np.zeros(zones.count + 1, dtype=np.int32)
     rank_of_zone[np.asarray(order, dtype=np.int64) + 1] = np.arange(1, len(order) + 1)
     geometries = _polygons(source, in_zone, zones, rank_of_zone, is_cancelled, _part(progress, 45, 100))
-    targets = [Target(rank=rank, mean_value=float(means[i]), max_value=float(maxima[i]), cells=int(cells[i]),
-                      area_km2=float(area[i]), deposits=int(deposits[i]),
-                      centroid=(float(grid.x_min + (col_sum[i] / cells[i] + 0.5) * grid.pixel_width),
-                                float(grid.y_max - (row_sum[i] / cells[i] + 0.5) * grid.pixel_height)),
+    targets = [Target(rank=rank, mean_value=float(means[i]), max_value=float(stats.maximum[i]), cells=int(cells[i]),
+                      area_km2=float(area[i]), deposits=int(stats.deposits[i]),
+                      centroid=(float(grid.x_min + (stats.col_sum[i] / cells[i] + 0.5) * grid.pixel_width),
+                                float(grid.y_max - (stats.row_sum[i] / cells[i] + 0.5) * grid.pixel_height)),
                       geometry=geometries[rank])
                for rank, i in enumerate(order, start=1)]
     return targets, notes
 
 
+@dataclass(frozen=True)
+class _ZoneStats:
+    """Per zone 1 … count (index 0 = zone 1): cells, value sum and maximum, sums of row and column indices,
+    deposits inside, and cell sides on its outline (an upper bound of its polygons' vertices)."""
+
+    cells: np.ndarray
+    total: np.ndarray
+    maximum: np.ndarray
+    row_sum: np.ndarray
+    col_sum: np.ndarray
+    deposits: np.ndarray
+    sides: np.ndarray
+
+
 class _ZoneTotals:
     """Statistics of every tile label of :func:`.streaming.label_zones`, added up per zone at the end."""
 
+    _SUMMED = ("cells", "total", "row_sum", "col_sum", "deposits", "sides")
+
     def __init__(self, grid: GridSpec, source: MapSource, deposit_xy: np.ndarray | None) -> None:
         self.grid = grid
-        self.parts: list[np.ndarray] = []  # per tile: (6, labels) cells, sum, max, row sum, column sum, deposits
+        self.parts: list[np.ndarray] = []  # per tile: a row per _SUMMED statistic then the maximum, a column per label
         self.deposits: dict[tuple[int, int], np.ndarray] = {}  # (rows, cols) of the deposits by tile origin
         if deposit_xy is not None and len(deposit_xy):
             rows, cols, inside = point_cells(deposit_xy, grid)
@@ -314,28 +346,29 @@ class _ZoneTotals:
         local = ids - low
         size = int(ids.max()) - low + 1
         rows, cols = np.nonzero(present)
-        part = np.zeros((6, size))
-        part[0] = np.bincount(local, minlength=size)
-        part[1] = np.bincount(local, weights=block[present], minlength=size)
-        part[2] = -np.inf
-        np.maximum.at(part[2], local, block[present])
-        part[3] = np.bincount(local, weights=rows + window.row_off, minlength=size)
-        part[4] = np.bincount(local, weights=cols + window.col_off, minlength=size)
+        padded = np.pad(present, 1)
+        neighbours = (padded[:-2, 1:-1].astype(np.int8) + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:])
+        deposits = np.zeros(size)
         deposit_rc = self.deposits.get((window.row_off, window.col_off))
         if deposit_rc is not None:
             found = labels[deposit_rc[0] - window.row_off, deposit_rc[1] - window.col_off]
-            part[5] = np.bincount(found[found > 0] - low, minlength=size)
-        self.parts.append(part)
+            deposits = np.bincount(found[found > 0] - low, minlength=size)
+        maximum = np.full(size, -np.inf)
+        np.maximum.at(maximum, local, block[present])
+        self.parts.append(np.stack([
+            np.bincount(local, minlength=size), np.bincount(local, weights=block[present], minlength=size),
+            np.bincount(local, weights=rows + window.row_off, minlength=size),
+            np.bincount(local, weights=cols + window.col_off, minlength=size), deposits,
+            np.bincount(local, weights=4 - neighbours[present], minlength=size), maximum]))
 
-    def per_zone(self, zones) -> tuple[np.ndarray, ...]:
-        """Cells, sum, maximum, row and column sums and deposits of each zone 1 … count (index 0 = zone 1)."""
+    def per_zone(self, zones: Zones) -> _ZoneStats:
+        """The statistics of each zone, from those of its pieces."""
         parts = np.concatenate(self.parts, axis=1)
         zone = zones.zone_of_label[1:] - 1
-        sums = [np.bincount(zone, weights=parts[k], minlength=zones.count) for k in (0, 1, 3, 4, 5)]
-        maxima = np.full(zones.count, -np.inf)
-        np.maximum.at(maxima, zone, parts[2])
-        cells, total, row_sum, col_sum, deposits = sums
-        return cells, total, maxima, row_sum, col_sum, deposits
+        sums = {name: np.bincount(zone, weights=parts[k], minlength=zones.count) for k, name in enumerate(self._SUMMED)}
+        maximum = np.full(zones.count, -np.inf)
+        np.maximum.at(maximum, zone, parts[-1])
+        return _ZoneStats(maximum=maximum, **sums)
 
 
 def _deposit_classes(deposit_xy: np.ndarray | None, grid: GridSpec, source: MapSource, result: AnomalyClasses,
@@ -403,7 +436,7 @@ def _part(progress: ProgressFn, start: float, end: float) -> ProgressFn:
     return lambda percent: report(progress, start + (end - start) * percent / 100.0)
 
 
-def _polygons(source: MapSource, in_zone, zones, rank_of_zone: np.ndarray, is_cancelled: CancelFn,
+def _polygons(source: MapSource, in_zone: ZoneFn, zones: Zones, rank_of_zone: np.ndarray, is_cancelled: CancelFn,
               progress: ProgressFn) -> dict[int, dict]:
     """GeoJSON-like (Multi)Polygon per target rank.
 

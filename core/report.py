@@ -174,11 +174,11 @@ def _common_cells(paths: Sequence[str], output: str, is_cancelled: CancelFn,
     return valid.tolist(), shared
 
 
-def _preview(path: str, max_side: int = PREVIEW_SIDE) -> np.ndarray:
-    """Band 1 of a map for a figure, at most ``max_side`` cells a side: a decimated read (GDAL takes it from the
-    overviews when the file has some), every cell of a small map; float64, NaN at nodata."""
+def _preview(path: str) -> np.ndarray:
+    """Band 1 of a map for a figure, at most :data:`PREVIEW_SIDE` cells a side: a decimated read (GDAL takes it
+    from the overviews when the file has some), every cell of a small map; float64, NaN at nodata."""
     with open_map(path) as src:
-        step = max(1.0, max(src.height, src.width) / max_side)
+        step = max(1.0, max(src.height, src.width) / PREVIEW_SIDE)
         shape = (max(1, round(src.height / step)), max(1, round(src.width / step)))
         values = src.read(1, out_shape=shape, resampling=Resampling.nearest, masked=True)
     values = values.astype(np.float64).filled(np.nan)

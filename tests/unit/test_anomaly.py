@@ -1,9 +1,11 @@
 """core.anomaly: classes by cumulative area (exact shares, ties, deposits) and ranked target zones."""
 
+import json
 import math
 
 import numpy as np
 import pytest
+import rasterio
 from deepprospect.core.anomaly import (
     BACKGROUND_CLASS,
     CLASS_NODATA,
@@ -11,12 +13,16 @@ from deepprospect.core.anomaly import (
     classify,
     find_targets,
     parse_class_limits,
+    write_class_raster,
 )
-from deepprospect.core.errors import InputError
+from deepprospect.core.errors import InputError, ResourceError
 from deepprospect.core.grid import GridSpec
+from deepprospect.core.labels import point_cells
 from deepprospect.core.raster_io import read_map, write_geotiff
-from rasterio.features import rasterize
+from deepprospect.core.streaming import MapSource, array_map
+from rasterio.features import rasterize, shapes
 from rasterio.transform import Affine
+from scipy import ndimage
 
 GRID = GridSpec(0.0, 1000.0, 10.0, 10.0, 100, 100, "EPSG:32650")  # 100 m² cells = 1e-4 km²
 SMALL = GridSpec(0.0, 100.0, 10.0, 10.0, 10, 10, "EPSG:32650")
@@ -203,3 +209,104 @@ def test_read_map_masks_nodata_and_checks_the_band(tmp_path):
     assert grid.shape == (10, 10) and np.isnan(read[0, 0]) and read[1, 1] == pytest.approx(0.9)
     with pytest.raises(InputError, match="band 2 does not exist"):
         read_map(path, 2)
+
+
+def whole_map_targets(values, threshold, grid, deposit_xy, min_area_km2):
+    """Reference: zones of the whole map at once (scipy.ndimage.label, then rasterio shapes on the rank array)."""
+    zones, count = ndimage.label(values >= threshold, structure=np.ones((3, 3), bool))
+    index = np.arange(1, count + 1)
+    cells = np.bincount(zones.ravel(), minlength=count + 1)[1:]
+    means = np.asarray(ndimage.mean(values, zones, index))
+    maxima = np.asarray(ndimage.maximum(values, zones, index))
+    centres = np.asarray(ndimage.center_of_mass(zones > 0, zones, index)).reshape(-1, 2)
+    rows, cols, inside = point_cells(deposit_xy, grid)
+    deposits = np.bincount(zones[rows[inside], cols[inside]], minlength=count + 1)[1:]
+    area = cells * 1e-4
+    order = [i for i in np.lexsort((index, -area, -np.round(means, 12))) if area[i] >= min_area_km2]
+    ranks = np.zeros(count + 1, np.int32)
+    ranks[np.asarray(order, int) + 1] = np.arange(1, len(order) + 1)
+    rank_map = ranks[zones]
+    transform = Affine(grid.pixel_width, 0, grid.x_min, 0, -grid.pixel_height, grid.y_max)
+    rings = {}
+    for geometry, rank in shapes(rank_map, mask=rank_map > 0, connectivity=4, transform=transform):
+        rings.setdefault(int(rank), []).append(geometry["coordinates"])
+    return [(rank, means[i], maxima[i], cells[i], deposits[i],
+             (grid.x_min + (centres[i, 1] + 0.5) * grid.pixel_width, grid.y_max - (centres[i, 0] + 0.5) * 10.0),
+             rings[rank]) for rank, i in enumerate(order, start=1)]
+
+
+def smooth_map(seed, shape=(23, 31)):
+    """A smooth map with nodata, ties (rounded values) and zones that cross tile edges and corners."""
+    rng = np.random.default_rng(seed)
+    values = ndimage.gaussian_filter(rng.uniform(0, 1, shape), 1.2)
+    values = (values - values.min()) / (values.max() - values.min())
+    if seed % 2:
+        values = np.round(values, 2)
+    values[np.arange(min(shape)), np.arange(min(shape))] = 0.99  # a diagonal chain across tile corners
+    values[rng.uniform(size=shape) < 0.05] = np.nan
+    return values
+
+
+@pytest.mark.parametrize("tile", [(1, 1), (2, 3), (4, 4), (7, 5)])
+@pytest.mark.parametrize("seed", range(3))
+def test_classes_and_targets_from_tiny_windows_equal_the_whole_map(tile, seed):
+    values = smooth_map(seed)
+    grid = GridSpec(0.0, 10.0 * values.shape[0], 10.0, 10.0, values.shape[1], values.shape[0], "EPSG:32650")
+    inside = np.random.default_rng(seed).uniform(size=values.shape) < 0.9 if seed == 2 else None
+    rng = np.random.default_rng(seed + 10)
+    deposits = np.column_stack([rng.uniform(0, grid.x_max, 12), rng.uniform(0, grid.y_max, 12)])
+    source = array_map(values, grid, inside, tile_shape=tile)
+    result = classify(source, grid, (5, 15, 30), deposits)
+    masked = values if inside is None else np.where(inside, values, np.nan)
+    whole = classify(values, grid, (5, 15, 30), deposits, study_area=inside)
+    assert result.thresholds == whole.thresholds and result.table == whole.table and result.notes == whole.notes
+    ordered = np.sort(masked[~np.isnan(masked)])[::-1]
+    counts = [math.floor(limit * ordered.size / 100 + 0.5) for limit in (5, 15, 30)]
+    assert result.thresholds == [ordered[count - 1] for count in counts]
+    for k, min_area in ((1, 0.0), (2, 0.0003)):
+        targets, _ = find_targets(source, grid, result, k, min_area, deposits)
+        expected = whole_map_targets(masked, result.thresholds[k - 1], grid, deposits, min_area)
+        assert len(targets) == len(expected) > 0
+        for target, (rank, mean, maximum, cells, captured, centroid, rings) in zip(targets, expected):
+            assert (target.rank, target.max_value, target.cells, target.deposits) == (rank, maximum, cells, captured)
+            assert target.mean_value == pytest.approx(mean, rel=1e-12)
+            assert target.area_km2 == pytest.approx(cells * 1e-4)
+            assert target.centroid == pytest.approx(centroid, rel=1e-12)
+            assert target.geometry["coordinates"] == (rings[0] if len(rings) == 1 else rings)
+
+
+def test_class_raster_is_written_window_by_window(tmp_path):
+    values = smooth_map(1)
+    grid = GridSpec(0.0, 230.0, 10.0, 10.0, 31, 23, "EPSG:32650")
+    source = array_map(values, grid, tile_shape=(4, 6))
+    result = classify(source, grid)
+    write_class_raster(str(tmp_path / "classes.tif"), source, grid, result)
+    with rasterio.open(tmp_path / "classes.tif") as src:
+        np.testing.assert_array_equal(src.read(1), result.classes_of(values))
+        assert (src.nodata, src.dtypes[0], src.descriptions[0]) == (CLASS_NODATA, "uint8", "anomaly_class")
+        assert json.loads(src.tags()["DEEPPROSPECT_ANOMALY_CLASSES"])["limits_pct"] == [5.0, 15.0, 30.0]
+
+
+def test_classes_and_targets_never_read_more_than_a_window():
+    values = smooth_map(0, (40, 50))
+    grid = GridSpec(0.0, 400.0, 10.0, 10.0, 50, 40, "EPSG:32650")
+    sizes = []
+
+    def read(window):
+        sizes.append(window.width * window.height)
+        return values[window.toslices()].astype(float)
+
+    source = MapSource(grid, (8, 8), read)
+    result = classify(source, grid, deposit_xy=np.array([centre(3, 3, grid)]))
+    targets, _ = find_targets(source, grid, result, 2)
+    assert targets and max(sizes) == 64 and len(sizes) > 5 * len(source.windows())
+
+
+def test_outlining_more_targets_than_memory_allows_is_refused(monkeypatch):
+    values = two_blobs()
+    classes = classify(values, SMALL, (26,))
+    monkeypatch.setattr("deepprospect.core.streaming.available_memory_bytes", lambda: 2000)  # joining 3 pieces fits
+    with pytest.raises(ResourceError, match=r"Outlining 3 target zone\(s\) would need about 3\.8 KiB of memory, but "
+                                            r"only 2\.0 KiB is available\. Raise the minimum target area"):
+        find_targets(values, SMALL, classes)  # 32 cell sides on the outlines
+    assert [t.cells for t in find_targets(values, SMALL, classes, min_area_km2=0.001)[0]] == [16]  # 16 sides fit
