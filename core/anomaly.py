@@ -237,10 +237,12 @@ def classify(values: np.ndarray | MapSource, grid: GridSpec, limits: Sequence[fl
 
 
 def write_class_raster(path: str, values: np.ndarray | MapSource, grid: GridSpec, result: AnomalyClasses, *,
-                       is_cancelled: CancelFn = None, progress: ProgressFn = None) -> None:
-    """Write the classes of the map (uint8, nodata :data:`CLASS_NODATA`, tagged) one window at a time."""
-    source = as_map_source(values, grid)
-    transform = Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max)
+                       study_area: np.ndarray | None = None, is_cancelled: CancelFn = None,
+                       progress: ProgressFn = None) -> None:
+    """Write the classes of the map (uint8, nodata :data:`CLASS_NODATA` also outside the study area, tagged) one
+    window at a time."""
+    source = as_map_source(values, grid, study_area)
+    transform = Affine.from_gdal(*grid.geotransform)
     profile = geotiff_profile(grid.cols, grid.rows, 1, "uint8", crs_from_string(grid.crs), transform, CLASS_NODATA)
     with atomic_path(path) as temporary:
         try:
@@ -254,13 +256,14 @@ def write_class_raster(path: str, values: np.ndarray | MapSource, grid: GridSpec
 
 
 def find_targets(values: np.ndarray | MapSource, grid: GridSpec, classes: AnomalyClasses, target_classes: int = 1,
-                 min_area_km2: float = 0.0, deposit_xy: np.ndarray | None = None, *, is_cancelled: CancelFn = None,
+                 min_area_km2: float = 0.0, deposit_xy: np.ndarray | None = None, *,
+                 study_area: np.ndarray | None = None, is_cancelled: CancelFn = None,
                  progress: ProgressFn = None) -> tuple[list[Target], list[str]]:
     """Ranked connected zones of classes 1 … ``target_classes`` at least ``min_area_km2`` large, and notes.
 
-    ``values`` is the map ``classes`` were computed on (array or map source, with the same study area). It is
-    read three times in windows: to label the zones and total their statistics, to write their ranks to a
-    temporary raster, and (that raster) to outline them.
+    ``values`` and ``study_area`` are those ``classes`` were computed from. The map is read twice in windows:
+    to label the zones and total their statistics, then to write their ranks to a temporary raster that GDAL's
+    polygonizer outlines them from.
 
     Raises:
         InputError: ``target_classes`` outside 1 … K, or a negative minimum area.
@@ -269,7 +272,7 @@ def find_targets(values: np.ndarray | MapSource, grid: GridSpec, classes: Anomal
     if min_area_km2 < 0:
         raise InputError(f"The minimum target area must be 0 or more (got {min_area_km2:g} km²).")
     cell_km2 = cell_area_km2(grid)
-    source = as_map_source(values, grid)
+    source = as_map_source(values, grid, study_area)
     notes: list[str] = []
 
     def in_zone(block: np.ndarray) -> np.ndarray:
@@ -327,7 +330,6 @@ class _ZoneTotals:
     _SUMMED = ("cells", "total", "row_sum", "col_sum", "deposits", "sides")
 
     def __init__(self, grid: GridSpec, source: MapSource, deposit_xy: np.ndarray | None) -> None:
-        self.grid = grid
         self.parts: list[np.ndarray] = []  # per tile: a row per _SUMMED statistic then the maximum, a column per label
         self.deposits: dict[tuple[int, int], np.ndarray] = {}  # (rows, cols) of the deposits by tile origin
         if deposit_xy is not None and len(deposit_xy):
@@ -445,7 +447,7 @@ def _polygons(source: MapSource, in_zone: ZoneFn, zones: Zones, rank_of_zone: np
     whole raster of ranks in memory, without holding it.
     """
     grid = source.grid
-    transform = Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max)
+    transform = Affine.from_gdal(*grid.geotransform)
     parts: dict[int, list] = {}
     with tempfile.TemporaryDirectory(prefix="deepprospect-targets-") as folder:
         paths = {kind: os.path.join(folder, f"{kind}.tif") for kind in ("ranks", "mask")}

@@ -156,13 +156,11 @@ def _common_cells(paths: Sequence[str], output: str, is_cancelled: CancelFn,
     window; return each map's count of cells with a value and the count they share."""
     with ExitStack() as stack:
         sources = [stack.enter_context(raster_map(path)) for path in paths]
-        first = sources[0]
-        transform = Affine(first.grid.pixel_width, 0.0, first.grid.x_min, 0.0, -first.grid.pixel_height,
-                           first.grid.y_max)
+        grid = sources[0].grid
         sink = stack.enter_context(rasterio.open(output, "w", **geotiff_profile(
-            first.grid.cols, first.grid.rows, 1, "uint8", None, transform, 0)))
+            grid.cols, grid.rows, 1, "uint8", None, Affine.from_gdal(*grid.geotransform), 0)))
         valid, shared = np.zeros(len(paths), dtype=np.int64), 0
-        windows = first.windows()
+        windows = sources[0].windows()
         for done, window in enumerate(windows, start=1):
             check_cancelled(is_cancelled)
             has_value = np.stack([~np.isnan(source.read(window)) for source in sources])

@@ -295,8 +295,9 @@ def order_statistics(source: MapSource, ranks: np.ndarray, summary: Summary, *, 
                 room -= bracket.count
             else:
                 split.append(bracket)
-        edges = [np.unique(np.clip(np.linspace(b.low, b.high, max(2, bins // len(split)) + 1), b.low, b.high))
-                 for b in split]
+        # the bin [low, next float) always splits off the smallest value, so every pass narrows every bracket
+        edges = [np.unique(np.r_[np.clip(np.linspace(b.low, b.high, max(2, bins // len(split)) + 1), b.low, b.high),
+                                 np.nextafter(b.low, math.inf)]) for b in split]
         counts, lows, highs, pieces = _histogram_pass(source, edges, gather, is_cancelled,
                                                       None if passes else progress)
         passes += 1

@@ -273,6 +273,8 @@ def test_classes_and_targets_from_tiny_windows_equal_the_whole_map(tile, seed):
             assert target.area_km2 == pytest.approx(cells * 1e-4)
             assert target.centroid == pytest.approx(centroid, rel=1e-12)
             assert target.geometry["coordinates"] == (rings[0] if len(rings) == 1 else rings)
+    from_array, _ = find_targets(values, grid, whole, 2, 0.0003, deposits, study_area=inside)
+    assert [(t.rank, t.cells, t.geometry) for t in from_array] == [(t.rank, t.cells, t.geometry) for t in targets]
 
 
 def test_class_raster_is_written_window_by_window(tmp_path):

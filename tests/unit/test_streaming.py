@@ -63,6 +63,18 @@ def test_order_statistics_are_exact_whatever_the_bins_budget_and_ties(seed, bins
     np.testing.assert_array_equal(less, np.searchsorted(ordered, ordered[ranks], "left"))
 
 
+def test_order_statistics_split_crowded_bins_down_to_adjacent_floats():
+    a = 0.3
+    b, c = np.nextafter(a, 1), np.nextafter(np.nextafter(a, 1), 1)
+    values = np.array([[a] * 50 + [b] * 50 + [c] * 30 + [0.1]])  # three neighbouring floats, each too many to collect
+    source = array_map(values, grid_of(*values.shape), tile_shape=(1, 7))
+    ranks = np.arange(values.size)
+    found, less = order_statistics(source, ranks, summary_of(source), bins=2, collect=3)
+    ordered = np.sort(values.ravel())
+    np.testing.assert_array_equal(found, ordered)
+    np.testing.assert_array_equal(less, np.searchsorted(ordered, ordered, "left"))
+
+
 def test_order_statistics_read_the_map_twice_when_the_bracketing_bins_fit():
     values = np.random.default_rng(0).permutation(2000).reshape(40, 50) / 2000.0
     reads = []
