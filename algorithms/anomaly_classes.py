@@ -32,11 +32,12 @@ from ..compat import (
     WKB_MULTIPOLYGON,
     WKB_NO_GEOMETRY,
 )
-from ..core.anomaly import CLASS_NODATA, class_names, classify, find_targets, parse_class_limits
+from ..core.anomaly import class_names, classify, find_targets, parse_class_limits, write_class_raster
 from ..core.errors import InputError
 from ..core.maps import check_probability_map
 from ..core.progress import check_cancelled
-from ..core.raster_io import check_writable, read_map, write_geotiff
+from ..core.raster_io import check_writable
+from ..core.streaming import raster_map
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks, point_parameter
 from .study_area import add_study_area, study_area_cells
@@ -117,28 +118,26 @@ class AnomalyClasses(DeepProspectAlgorithm):
         band = self.parameterAsInt(parameters, self.BAND, context) or 1
         check_probability_map(layer.source(), band=band)
         deposits = point_parameter(self, parameters, self.DEPOSITS, "deposit", layer.crs(), context, feedback)
-        raster = read_map(layer.source(), band)
-        values, grid = raster.values, raster.grid
         study_area = study_area_cells(self, parameters, layer.source(), context, feedback)
-        _, is_cancelled = feedback_callbacks(feedback)
+        progress, is_cancelled = feedback_callbacks(feedback)
         feedback.setProgress(20)
         check_cancelled(is_cancelled)
-        result = classify(values, grid, limits, deposits, study_area)
-        feedback.setProgress(50)
-        targets, target_notes = find_targets(values, result.classes, grid, target_classes,
-                                             self.parameterAsDouble(parameters, self.MIN_TARGET_AREA, context),
-                                             deposits, is_cancelled)
-        for note in result.notes + target_notes:
-            feedback.pushWarning(note)
-        for row in result.table:
-            captured = f", {row.deposits} deposit(s) ({row.deposit_pct:.1f} %)" if deposits is not None else ""
-            feedback.pushInfo(f"{row.name}: values ≥ {row.threshold:.6g}, {row.area_km2:.4g} km² "
-                              f"({row.area_pct:.2f} %){captured}")
-        feedback.pushInfo(f"{len(targets)} target zone(s).")
-        feedback.setProgress(80)
-        check_cancelled(is_cancelled)
-        write_geotiff(classes_path, result.classes, grid, ["anomaly_class"], metadata=result.tags(),
-                      nodata=CLASS_NODATA, dtype="uint8")
+        with raster_map(layer.source(), band, study_area=study_area) as source:  # read window by window
+            grid = source.grid
+            result = classify(source, grid, limits, deposits, is_cancelled=is_cancelled,
+                              progress=lambda p: progress(20 + 0.3 * p))
+            targets, target_notes = find_targets(
+                source, grid, result, target_classes, self.parameterAsDouble(parameters, self.MIN_TARGET_AREA, context),
+                deposits, is_cancelled=is_cancelled, progress=lambda p: progress(50 + 0.3 * p))
+            for note in result.notes + target_notes:
+                feedback.pushWarning(note)
+            for row in result.table:
+                captured = f", {row.deposits} deposit(s) ({row.deposit_pct:.1f} %)" if deposits is not None else ""
+                feedback.pushInfo(f"{row.name}: values ≥ {row.threshold:.6g}, {row.area_km2:.4g} km² "
+                                  f"({row.area_pct:.2f} %){captured}")
+            feedback.pushInfo(f"{len(targets)} target zone(s).")
+            write_class_raster(classes_path, source, grid, result, is_cancelled=is_cancelled,
+                               progress=lambda p: progress(80 + 0.15 * p))
         table_id = self._write(parameters, self.CLASS_TABLE, context, TABLE_FIELDS, result.table,
                                WKB_NO_GEOMETRY, QgsCoordinateReferenceSystem())
         target_id = self._write(parameters, self.TARGETS, context, TARGET_FIELDS, targets,

@@ -25,17 +25,14 @@ from ..core.evaluation import (
     write_outputs,
 )
 from ..core.maps import check_probability_map
-from ..core.memory import check_memory
 from ..core.progress import check_cancelled
-from ..core.raster_io import check_writable, read_map
+from ..core.raster_io import check_writable
+from ..core.streaming import raster_map
 from .base import DeepProspectAlgorithm
 from .deposit_sets import DepositSets
 from .qgis_io import crs_from_string, feedback_callbacks
 from .study_area import add_study_area, study_area_cells
 from .threshold import ProbabilityThreshold
-
-# bytes per map cell while evaluating: the map, its sorted valid values and sorted negatives (measured ~44)
-_BYTES_PER_CELL = 48
 
 
 class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
@@ -101,26 +98,24 @@ class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
         for path in filter(None, [report, *plots.values()]):
             check_writable(path)
         check_probability_map(layer.source(), band=None)
-        check_memory(_BYTES_PER_CELL * layer.width() * layer.height(),
-                     f"Evaluating a map of {layer.height()} × {layer.width()} cells",
-                     "Evaluate a map with larger cells or a smaller extent")
-        raster = read_map(layer.source())
-        crs = crs_from_string(raster.grid.crs)
-        training, held_out, labels = self._deposits(parameters, context, crs, feedback)
-        barren = self._points(parameters, self.BARREN, context, crs, feedback)
-        study_area = study_area_cells(self, parameters, layer.source(), context, feedback)
-        threshold = self.parameterAsDouble(parameters, self.THRESHOLD, context)
-        progress, is_cancelled = feedback_callbacks(feedback)
-        evaluation = evaluate_map(raster.values, raster.grid, training, held_out, None if barren is None else barren[0],
-                                  threshold, study_area=study_area, progress=lambda p: progress(10 + 0.7 * p),
-                                  is_cancelled=is_cancelled)
+        with raster_map(layer.source()) as source:  # read window by window, never whole
+            grid = source.grid
+            crs = crs_from_string(grid.crs)
+            training, held_out, labels = self._deposits(parameters, context, crs, feedback)
+            barren = self._points(parameters, self.BARREN, context, crs, feedback)
+            study_area = study_area_cells(self, parameters, layer.source(), context, feedback)
+            threshold = self.parameterAsDouble(parameters, self.THRESHOLD, context)
+            progress, is_cancelled = feedback_callbacks(feedback)
+            evaluation = evaluate_map(source, grid, training, held_out, None if barren is None else barren[0],
+                                      threshold, study_area=study_area, progress=lambda p: progress(10 + 0.7 * p),
+                                      is_cancelled=is_cancelled)
         for note in evaluation.notes:
             feedback.pushWarning(note)
-        inputs = [("map", layer.source()), ("band", raster.band_name),
-                  ("grid", f"{raster.grid.rows} × {raster.grid.cols} cells of {raster.grid.pixel_width:g} × "
-                           f"{raster.grid.pixel_height:g} ({layer.crs().authid() or layer.crs().description()}); "
-                           f"{evaluation.valid_cells} with data"),
-                  *map_description(raster.tags), *labels,
+        inputs = [("map", layer.source()), ("band", source.band_name),
+                  ("grid", f"{grid.rows} × {grid.cols} cells of {grid.pixel_width:g} × {grid.pixel_height:g} "
+                           f"({layer.crs().authid() or layer.crs().description()}); {evaluation.valid_cells} with "
+                           "data"),
+                  *map_description(source.tags), *labels,
                   ("barren points", "none" if barren is None else f"{barren[1]}: {len(barren[0])} point(s)"),
                   ("study area", "none" if study_area is None else f"{int(study_area.sum())} cells inside"),
                   ("threshold", f"{threshold:g}")]

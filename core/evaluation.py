@@ -20,10 +20,14 @@ count nowhere, neither in the area nor as negatives; a deposit counts where its 
   P(t) = 100 − A(t): there, P % of the deposits lie in the A = (100 − P) % of the area with probability ≥ t.
   Between map values the curves are joined by straight lines; the crossing is found on those lines. Maps with
   more than :data:`MAX_PA_THRESHOLDS` distinct values are read at that many thresholds (evenly spaced ranks of
-  the distinct values), so the crossing is then exact to one such step.
+  the distinct values; past :data:`EXACT_PA_DISTINCT` distinct values, evenly spaced ranks of the cells, found
+  exactly by :func:`~.streaming.order_statistics`: the same thresholds when no two cells tie), so the crossing
+  is then exact to one such step.
 
 ROC and rate curves are sklearn's ``roc_curve`` on the deposits and the negatives binned between the deposits'
-values (see :func:`_roc`): the same curve as on every cell, in a fraction of the time and memory.
+values (see :func:`_roc`): the same curve as on every cell. The map is read window by window, never whole: one
+pass counts the cells below and at each deposit's value (exact), and the deposits' and barren points' cells are
+read by point, so memory stays a few windows whatever the map's size.
 """
 
 from __future__ import annotations
@@ -44,11 +48,23 @@ from .labels import point_cells
 from .maps import check_threshold
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path
+from .streaming import (
+    DistinctValues,
+    LevelCounts,
+    MapSource,
+    Summary,
+    as_map_source,
+    order_statistics,
+    valid_values,
+)
+from .streaming import check_study_area as check_study_area  # where the map steps have always imported it
 
 TRAINING, HELD_OUT, ALL = "training", "held-out", "all"
 PLOTS = ("roc", "rate", "prediction_area")
 # P-A curves are drawn through at most this many thresholds (evenly spaced ranks of the distinct map values).
 MAX_PA_THRESHOLDS = 4096
+# Up to this many distinct values, the P-A thresholds are ranks of the distinct values; beyond, ranks of the cells.
+EXACT_PA_DISTINCT = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -107,7 +123,7 @@ class Evaluation:
 
 
 def evaluate_map(
-    values: np.ndarray,
+    values: np.ndarray | MapSource,
     grid: GridSpec,
     training_xy: np.ndarray,
     held_out_xy: np.ndarray | None = None,
@@ -118,93 +134,74 @@ def evaluate_map(
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
 ) -> Evaluation:
-    """Score a (rows, cols) map (NaN = nodata) against deposits given as (n, 2) points in the grid's CRS.
+    """Score a map on ``grid`` (a (rows, cols) array, NaN = nodata, or a :class:`~.streaming.MapSource` read
+    window by window) against deposits given as (n, 2) points in the grid's CRS.
 
     With ``study_area`` (a (rows, cols) bool mask), cells outside it are treated as nodata. Deposits and
     barren points outside the map, on nodata or outside the study area are left out and noted; an InputError
     is raised when no deposit is left, when there is no negative cell, or when the map is constant (it cannot
-    rank cells).
+    rank cells). The map is read once (more when the P-A plot needs exact quantiles, see the module docstring);
+    the cells of the deposits and barren points are read by point.
     """
-    values = np.asarray(values, dtype=np.float64)
-    if values.shape != grid.shape:
-        raise InputError(f"The map has shape {values.shape}; expected {grid.shape}.")
-    inside = check_study_area(study_area, grid.shape)
-    if inside is not None:
-        values = np.where(inside, values, np.nan)
+    source = as_map_source(values, grid, study_area)
     check_threshold(threshold)
-    flat = values.ravel()
-    valid = np.isfinite(flat)
-    area_values = np.sort(flat[valid])
-    if area_values.size == 0:
-        if inside is not None:
+    notes: list[str] = []
+    blank = "nodata cells" if source.study_area is None else "nodata cells or outside the study area"
+    training = _points_on_data(training_xy, grid, source, "training deposit", blank, notes)
+    held_out = _points_on_data(held_out_xy, grid, source, "held-out deposit", blank, notes)
+    summary = Summary()
+    area = LevelCounts(np.r_[training.values, held_out.values, threshold])
+    distinct = DistinctValues(EXACT_PA_DISTINCT)
+    for _, block in source.scan(is_cancelled, lambda percent: report(progress, 10 + 0.6 * percent)):
+        valid = valid_values(block)
+        summary.add(valid)
+        area.add(valid)
+        distinct.add(valid)
+    if summary.count == 0:
+        if source.study_area is not None:
             raise InputError("The map has no cell with data inside the study area; check that the study area "
                              "overlaps the map's data.")
         raise InputError("The map has no cell with data; check its nodata value.")
-    if area_values[0] == area_values[-1]:
-        raise InputError(f"Every cell of the map has the value {area_values[0]:g}: a constant map cannot rank "
+    if summary.low == summary.high:
+        raise InputError(f"Every cell of the map has the value {summary.low:g}: a constant map cannot rank "
                          "cells, so it cannot be evaluated. Check that prediction produced a real map.")
-    notes: list[str] = []
-    blank = "nodata cells" if inside is None else "nodata cells or outside the study area"
-    training = _deposit_cells(training_xy, grid, valid, "training deposit", blank, notes)
-    held_out = _deposit_cells(held_out_xy, grid, valid, "held-out deposit", blank, notes)
-    if training.size + held_out.size == 0:
+    if training.cells.size + held_out.cells.size == 0:
         raise InputError(f"No deposit lies on a map cell with data. {' '.join(notes)} Check that the deposits "
                          "cover the map's extent and that their layer has the right CRS.")
-    shared = np.intersect1d(training, held_out).size
+    shared = np.intersect1d(training.cells, held_out.cells).size
     if shared:
         notes.append(f"{shared} cell(s) hold both a training and a held-out deposit: the held-out scores there "
                      "are not independent of training.")
-    deposit_cells = np.union1d(training, held_out)
-    negative_values, negatives_kind = _negative_values(flat, barren_xy, grid, valid, deposit_cells, blank, notes)
-    report(progress, 10)
+    everywhere = _Tally.of(area)
+    negatives, negatives_kind = _negatives(barren_xy, grid, source, training.joined(held_out), everywhere, blank,
+                                           notes)
+    report(progress, 70)
     sets = []
-    for name, cells in ((TRAINING, training), (HELD_OUT, held_out)):
-        if cells.size:
+    for name, points in ((TRAINING, training), (HELD_OUT, held_out)):
+        if points.cells.size:
             check_cancelled(is_cancelled)
-            sets.append(_score_set(name, cells, flat, negative_values, area_values, threshold))
-    if training.size and held_out.size:
-        sets.append(_score_set(ALL, np.concatenate([training, held_out]), flat, negative_values, area_values,
-                               threshold))
-    report(progress, 80)
+            sets.append(_score_set(name, points, negatives, everywhere, threshold))
+    if training.cells.size and held_out.cells.size:
+        sets.append(_score_set(ALL, training.joined(held_out), negatives, everywhere, threshold))
+    report(progress, 75)
     check_cancelled(is_cancelled)
-    pa = prediction_area(area_values, flat[np.concatenate([training, held_out])])
+    if distinct.overflow:
+        thresholds, area_percent = _quantile_thresholds(source, summary, is_cancelled,
+                                                        lambda percent: report(progress, 75 + 0.2 * percent))
+    else:
+        thresholds, area_percent = _distinct_thresholds(distinct.values, distinct.counts)
+    pa = _prediction_area(thresholds, area_percent, np.r_[training.values, held_out.values])
     if not pa.crossed:
         notes.append(f"The P-A curves do not cross below the highest map value: at {pa.threshold:g}, "
                      f"{pa.deposit_percent_at:.1f} % of the deposits lie in {pa.area_percent_at:.1f} % of the area.")
     report(progress, 100)
-    return Evaluation(sets, pa, float(threshold), negatives_kind, int(area_values.size), notes)
-
-
-def check_study_area(study_area: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
-    """An optional study area as a (rows, cols) bool mask (True = inside), checked against the map's ``shape``."""
-    if study_area is None:
-        return None
-    inside = np.asarray(study_area, dtype=bool)
-    if inside.shape != tuple(shape):
-        raise InputError(f"The study area mask {inside.shape} does not match the grid ({shape[0]} × {shape[1]} "
-                         "cells).")
-    return inside
+    return Evaluation(sets, pa, float(threshold), negatives_kind, summary.count, notes)
 
 
 def prediction_area(area_values: np.ndarray, deposit_values: np.ndarray) -> PredictionArea:
     """P-A curves of deposits on a map, as % of deposits and % of area with probability ≥ each threshold."""
-    area_sorted = np.sort(np.asarray(area_values, dtype=np.float64))
-    deposit_sorted = np.sort(np.asarray(deposit_values, dtype=np.float64))
-    thresholds = np.unique(area_sorted)
-    if thresholds.size > MAX_PA_THRESHOLDS:
-        thresholds = thresholds[np.unique(np.linspace(0, thresholds.size - 1, MAX_PA_THRESHOLDS).round().astype(int))]
-    area = 100.0 * (area_sorted.size - np.searchsorted(area_sorted, thresholds, "left")) / area_sorted.size
-    deposits = 100.0 * (deposit_sorted.size - np.searchsorted(deposit_sorted, thresholds, "left")) / deposit_sorted.size
-    gap = deposits + area - 100.0  # falls with the threshold; 100 at the lowest value
-    below = np.flatnonzero(gap <= 0)
-    if below.size == 0:
-        return PredictionArea(thresholds, deposits, area, float(thresholds[-1]), float(deposits[-1]),
-                              float(area[-1]), False)
-    k = below[0]
-    fraction = gap[k - 1] / (gap[k - 1] - gap[k])
-    at = float(thresholds[k - 1] + fraction * (thresholds[k] - thresholds[k - 1]))
-    deposit_at = float(deposits[k - 1] + fraction * (deposits[k] - deposits[k - 1]))
-    return PredictionArea(thresholds, deposits, area, at, deposit_at, 100.0 - deposit_at, True)
+    values, counts = np.unique(np.asarray(area_values, dtype=np.float64), return_counts=True)
+    return _prediction_area(*_distinct_thresholds(values, counts), deposit_values)
 
 
 def metrics_rows(evaluation: Evaluation) -> list[tuple[str, str, float]]:
@@ -312,75 +309,117 @@ def write_outputs(evaluation: Evaluation, inputs: Sequence[tuple[str, str]], rep
                 handle.write(data)
 
 
-def _deposit_cells(xy: np.ndarray | None, grid: GridSpec, valid: np.ndarray, what: str, blank: str,
-                   notes: list[str]) -> np.ndarray:
-    """Flat cell index of every point on a cell with data (one entry per point); the others are noted."""
+@dataclass(frozen=True)
+class _Points:
+    """Points on cells with data: the flat index of each one's cell and the map's value there."""
+
+    cells: np.ndarray
+    values: np.ndarray
+
+    def joined(self, other: _Points) -> _Points:
+        return _Points(np.r_[self.cells, other.cells], np.r_[self.values, other.values])
+
+    def distinct_cells(self) -> _Points:
+        """One entry per cell (a cell holding two points counts once)."""
+        cells, first = np.unique(self.cells, return_index=True)
+        return _Points(cells, self.values[first])
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """How many cells of a population lie below and at each of the counted levels, out of ``total``."""
+
+    levels: np.ndarray
+    below: np.ndarray
+    equal: np.ndarray
+    total: int
+
+    @classmethod
+    def of(cls, counts: LevelCounts) -> _Tally:
+        return cls(counts.levels, *counts.at(counts.levels), counts.total)
+
+    def at(self, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(cells below, cells equal to) each of ``levels``, which must be counted levels."""
+        index = np.searchsorted(self.levels, levels)
+        return self.below[index], self.equal[index]
+
+    def minus(self, values: np.ndarray) -> _Tally:
+        """This population less the cells holding ``values`` (cells of it)."""
+        removed = LevelCounts(self.levels)
+        removed.add(values)
+        below, equal = removed.at(self.levels)
+        return _Tally(self.levels, self.below - below, self.equal - equal, self.total - removed.total)
+
+
+def _points_on_data(xy: np.ndarray | None, grid: GridSpec, source: MapSource, what: str, blank: str,
+                    notes: list[str]) -> _Points:
+    """Cell and value of every point on a cell with data (one entry per point), read by point; the others are
+    noted."""
     if xy is None or len(xy) == 0:
-        return np.empty(0, dtype=np.int64)
+        return _Points(np.empty(0, dtype=np.int64), np.empty(0))
     rows, cols, inside = point_cells(xy, grid)
-    cells = rows * grid.cols + cols
-    on_data = inside & valid[cells]
+    values = source.sample(rows[inside], cols[inside])
+    on_data = inside.copy()
+    on_data[inside] = ~np.isnan(values)
     outside, nodata = int((~inside).sum()), int((inside & ~on_data).sum())
     if outside or nodata:
         notes.append(f"{outside} {what}(s) outside the map and {nodata} on {blank} were left out "
-                     f"({int(on_data.sum())} of {len(cells)} used).")
-    return cells[on_data]
+                     f"({int(on_data.sum())} of {len(rows)} used).")
+    return _Points((rows * grid.cols + cols)[on_data], values[~np.isnan(values)])
 
 
-def _negative_values(flat: np.ndarray, barren_xy: np.ndarray | None, grid: GridSpec, valid: np.ndarray,
-                     deposit_cells: np.ndarray, blank: str, notes: list[str]) -> tuple[np.ndarray, str]:
-    """Sorted values of the barren cells (if barren points are given) or of every other valid cell.
-
-    Cells holding a deposit are never negatives.
-    """
+def _negatives(barren_xy: np.ndarray | None, grid: GridSpec, source: MapSource, deposits: _Points,
+               everywhere: _Tally, blank: str, notes: list[str]) -> tuple[_Tally, str]:
+    """The negatives, counted at the levels: the barren cells (if barren points are given) or every other valid
+    cell. Cells holding a deposit are never negatives."""
+    deposit_cells = deposits.distinct_cells()
     if barren_xy is not None and len(barren_xy):
-        barren = np.unique(_deposit_cells(barren_xy, grid, valid, "barren point", blank, notes))
-        clash = np.isin(barren, deposit_cells)
+        barren = _points_on_data(barren_xy, grid, source, "barren point", blank, notes).distinct_cells()
+        clash = np.isin(barren.cells, deposit_cells.cells)
         if clash.any():
             notes.append(f"{int(clash.sum())} barren cell(s) also hold a deposit and count as deposit cells only.")
-        negatives = barren[~clash]
-        if negatives.size == 0:
+        if clash.all():
             raise InputError("No barren point lies on a map cell with data and without a deposit. Check the "
                              "barren layer, or leave it empty to use every other cell as negatives.")
-        return np.sort(flat[negatives]), f"{negatives.size} barren cells"
-    others = valid.copy()
-    others[deposit_cells] = False
-    negatives = np.sort(flat[others])
-    if negatives.size == 0:
+        counts = LevelCounts(everywhere.levels)
+        counts.add(barren.values[~clash])
+        return _Tally.of(counts), f"{counts.total} barren cells"
+    negatives = everywhere.minus(deposit_cells.values)
+    if negatives.total == 0:
         raise InputError("Every cell with data holds a deposit, so there is no negative cell to compare with.")
-    return negatives, f"all {negatives.size} other cells with data (no barren points given)"
+    return negatives, f"all {negatives.total} other cells with data (no barren points given)"
 
 
-def _score_set(name: str, cells: np.ndarray, flat: np.ndarray, negative_sorted: np.ndarray,
-               area_sorted: np.ndarray, threshold: float) -> SetResult:
+def _score_set(name: str, points: _Points, negatives: _Tally, everywhere: _Tally, threshold: float) -> SetResult:
     """ROC and metrics of a set's deposit cells against the negatives; its rate curve against the whole area."""
-    positive_values = flat[np.unique(cells)]
-    rate = None if name == ALL else _roc(flat[cells], area_sorted)  # x: share of the area, y: of the deposits
+    positive_values = points.distinct_cells().values
+    rate = None if name == ALL else _roc(points.values, everywhere)  # x: share of the area, y: of the deposits
     # metrics at the threshold on the positives and the negatives summed into 2 weighted samples (same values)
-    false_positives = negative_sorted.size - np.searchsorted(negative_sorted, threshold, "left")
+    false_positives = negatives.total - int(negatives.at(np.array([threshold]))[0][0])
     labels = np.r_[np.ones(positive_values.size, bool), False, False]
     predicted = np.r_[positive_values >= threshold, True, False]
-    weights = np.r_[np.ones(positive_values.size), false_positives, negative_sorted.size - false_positives]
+    weights = np.r_[np.ones(positive_values.size), false_positives, negatives.total - false_positives]
     scores = [float(score(labels, predicted, sample_weight=weights, **extra)) for score, extra in (
         (accuracy_score, {}), (recall_score, {"zero_division": 0}), (precision_score, {"zero_division": 0}),
         (f1_score, {"zero_division": 0}))]
-    return SetResult(name, int(cells.size), int(positive_values.size), int(negative_sorted.size),
-                     _roc(positive_values, negative_sorted), rate, *scores)
+    return SetResult(name, int(points.cells.size), int(positive_values.size), int(negatives.total),
+                     _roc(positive_values, negatives), rate, *scores)
 
 
-def _roc(positive_values: np.ndarray, negative_sorted: np.ndarray) -> Curve:
+def _roc(positive_values: np.ndarray, negatives: _Tally) -> Curve:
     """sklearn's ROC curve and its area, with the negatives binned by the positives' distinct values.
 
     Only the order of a negative relative to the positives shapes the curve, so each distinct positive value
     v_i gets rank 2i + 1, the negatives equal to it that rank too, and the negatives below, between and above
     the positive values the even ranks between: at most 2k + 1 weighted negatives stand for millions of cells
-    and the curve and its area are exactly those of the full data.
+    and the curve and its area are exactly those of the full data. So the negatives are needed only as counts
+    below and at the positive values, which the map's windows give without ever being held together.
     """
     levels = np.unique(positive_values)
-    below = np.searchsorted(negative_sorted, levels, "left")
-    up_to = np.searchsorted(negative_sorted, levels, "right")
+    below, equal = negatives.at(levels)
+    up_to = below + equal
     gaps = below - np.r_[0, up_to[:-1]]  # negatives strictly between level i − 1 and level i
-    counts = np.r_[gaps, negative_sorted.size - up_to[-1], up_to - below]
+    counts = np.r_[gaps, negatives.total - up_to[-1], equal]
     ranks = np.r_[2 * np.arange(levels.size + 1), 2 * np.arange(levels.size) + 1]
     keep = counts > 0
     labels = np.r_[np.ones(positive_values.size, bool), np.zeros(int(keep.sum()), bool)]
@@ -388,6 +427,43 @@ def _roc(positive_values: np.ndarray, negative_sorted: np.ndarray) -> Curve:
     weights = np.r_[np.ones(positive_values.size), counts[keep]]
     false_rate, true_rate, _ = roc_curve(labels, scores, sample_weight=weights)
     return Curve(false_rate, true_rate, float(auc(false_rate, true_rate)))
+
+
+def _distinct_thresholds(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P-A thresholds (the distinct values, or :data:`MAX_PA_THRESHOLDS` evenly spaced ranks of them) and the %
+    of the area at or above each, from the map's distinct values and their counts."""
+    total = int(counts.sum())
+    below = np.r_[0, np.cumsum(counts)[:-1]]
+    pick = np.arange(values.size)
+    if values.size > MAX_PA_THRESHOLDS:
+        pick = np.unique(np.linspace(0, values.size - 1, MAX_PA_THRESHOLDS).round().astype(int))
+    return values[pick], 100.0 * (total - below[pick]) / total
+
+
+def _quantile_thresholds(source: MapSource, summary: Summary, is_cancelled: CancelFn,
+                         progress: ProgressFn) -> tuple[np.ndarray, np.ndarray]:
+    """P-A thresholds at :data:`MAX_PA_THRESHOLDS` evenly spaced ranks of the cells (exact quantiles) and the % of
+    the area at or above each; the same as :func:`_distinct_thresholds` on a map without ties."""
+    ranks = np.unique(np.linspace(0, summary.count - 1, MAX_PA_THRESHOLDS).round().astype(np.int64))
+    values, less = order_statistics(source, ranks, summary, is_cancelled=is_cancelled, progress=progress)
+    thresholds, first = np.unique(values, return_index=True)
+    return thresholds, 100.0 * (summary.count - less[first]) / summary.count
+
+
+def _prediction_area(thresholds: np.ndarray, area: np.ndarray, deposit_values: np.ndarray) -> PredictionArea:
+    """The P-A curves at ``thresholds`` (``area``: % of the area at or above each) and where they cross."""
+    deposit_sorted = np.sort(np.asarray(deposit_values, dtype=np.float64))
+    deposits = 100.0 * (deposit_sorted.size - np.searchsorted(deposit_sorted, thresholds, "left")) / deposit_sorted.size
+    gap = deposits + area - 100.0  # falls with the threshold; 100 at the lowest value
+    below = np.flatnonzero(gap <= 0)
+    if below.size == 0:
+        return PredictionArea(thresholds, deposits, area, float(thresholds[-1]), float(deposits[-1]),
+                              float(area[-1]), False)
+    k = below[0]
+    fraction = gap[k - 1] / (gap[k - 1] - gap[k])
+    at = float(thresholds[k - 1] + fraction * (thresholds[k] - thresholds[k - 1]))
+    deposit_at = float(deposits[k - 1] + fraction * (deposits[k] - deposits[k - 1]))
+    return PredictionArea(thresholds, deposits, area, at, deposit_at, 100.0 - deposit_at, True)
 
 
 def _format(value: float | None) -> str:

@@ -5,6 +5,12 @@ their model-card tags, the model cards and the training-set manifest) and the de
 against the same deposits with :func:`core.evaluation.evaluate_map` so deep and classical members, and the
 ensemble, are compared on one footing, and recomputes anomaly classes and targets of the ensemble with
 :mod:`core.anomaly`. Images are PNGs embedded as base64, so the file can be mailed or archived alone.
+
+No map is ever held whole: the scores, classes and targets come from the windowed computations of
+:mod:`core.streaming` (the cells where every map has a value go to a temporary mask raster first), and the map
+figures are drawn from decimated reads of at most :data:`PREVIEW_SIDE` cells a side (GDAL reads them from the
+file's overviews when it has some), so a report on a national map needs little more memory than one on a
+district.
 """
 
 from __future__ import annotations
@@ -14,10 +20,15 @@ import html
 import json
 import math
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.transform import Affine
 
 from . import anomaly
 from .charts import html_figure, new_figure, png_bytes
@@ -25,12 +36,13 @@ from .ensemble import check_same_grid
 from .errors import InputError
 from .evaluation import HELD_OUT, TRAINING, Evaluation, evaluate_map, plot_pngs
 from .grid import GridSpec
-from .maps import check_probability_map, check_threshold
-from .memory import check_memory
+from .maps import check_probability_map, check_threshold, open_map
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path, read_map
+from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path, geotiff_profile, read_grid_spec
+from .streaming import raster_map
 
 MAX_TARGET_ROWS = 20
+PREVIEW_SIDE = 1000  # map figures show at most this many cells a side (decimated reads), whatever the map's size
 CLASS_COLOURS = ["#d7191c", "#ffd92f", "#2b83ba", "#abd9e9", "#d9d9d9", "#f0f0f0"]
 _esc = html.escape
 
@@ -80,44 +92,42 @@ def write_report(path: str, inputs: ReportInputs, *, progress: ProgressFn = None
     maps = [inputs.ensemble_path, *inputs.member_paths, *filter(None, [inputs.uncertainty_path])]
     if len(maps) > 1:
         check_same_grid(maps)
-    ensemble = read_map(inputs.ensemble_path)
-    grid = ensemble.grid
-    check_memory(8 * (2 + len(inputs.member_paths)) * grid.cell_count,
-                 f"A report on {1 + len(inputs.member_paths)} maps of {grid.rows} × {grid.cols} cells",
-                 "Report on fewer ensemble members or on maps with larger cells")
-    loaded = []
-    for member_path in inputs.member_paths:
-        check_cancelled(is_cancelled)
-        member = read_map(member_path)
-        loaded.append((_map_label(member.tags, os.path.splitext(os.path.basename(member_path))[0]), member))
+    grid = read_grid_spec(inputs.ensemble_path)
+    scored = [inputs.ensemble_path, *inputs.member_paths]
     notes: list[str] = []
-    common = np.isfinite(ensemble.values)
-    for _, member in loaded:
-        common &= np.isfinite(member.values)
-    if any(common.sum() < np.isfinite(raster.values).sum() for raster in [ensemble, *(m for _, m in loaded)]):
-        notes.append(f"Every map is scored on the {int(common.sum())} cells where all of them have a value (windows "
-                     "of patch models leave an empty margin), so all face the same deposits and negatives.")
-    rows, evaluations = [], []
-    for index, (label, raster) in enumerate([(_map_label(ensemble.tags, "ensemble"), ensemble), *loaded]):
-        check_cancelled(is_cancelled)
-        evaluations.append(evaluate_map(np.where(common, raster.values, np.nan), grid, inputs.training_xy,
-                                        inputs.held_out_xy, inputs.barren_xy, inputs.threshold))
-        rows.append(_comparison_row(label, evaluations[-1], raster.tags))
-        report(progress, 60 * (index + 1) / (len(loaded) + 1))
+    rows, evaluations, members, tags = [], [], [], []
+    with tempfile.TemporaryDirectory(prefix="deepprospect-report-") as folder:
+        common = os.path.join(folder, "common.tif") if len(scored) > 1 else None
+        if common:
+            valid, shared = _common_cells(scored, common, is_cancelled, lambda p: report(progress, 0.1 * p))
+            if any(shared < count for count in valid):
+                notes.append(f"Every map is scored on the {shared} cells where all of them have a value (windows "
+                             "of patch models leave an empty margin), so all face the same deposits and negatives.")
+        for index, map_path in enumerate(scored):
+            with raster_map(map_path, valid_in=[common] if common else ()) as source:
+                evaluations.append(evaluate_map(
+                    source, grid, inputs.training_xy, inputs.held_out_xy, inputs.barren_xy, inputs.threshold,
+                    is_cancelled=is_cancelled,
+                    progress=lambda p, index=index: report(progress, 10 + 50 * (index + p / 100) / len(scored))))
+                tags.append(source.tags)
+            label = _map_label(tags[-1], os.path.splitext(os.path.basename(map_path))[0] if index else "ensemble")
+            rows.append(_comparison_row(label, evaluations[-1], tags[-1]))
+            if index:
+                members.append((label, _preview(map_path)))
     evaluation = evaluations[0]  # the final map's: its curves and the headline
     notes += [f"Scoring: {note}" for note in evaluation.notes]
-    members = [(label, member.values) for label, member in loaded]
     check_cancelled(is_cancelled)
     deposits = _all_deposits(inputs)
-    classes = anomaly.classify(ensemble.values, grid, inputs.class_limits, deposit_xy=deposits)
-    targets, target_notes = anomaly.find_targets(ensemble.values, classes.classes, grid, inputs.target_classes,
-                                                 inputs.min_target_area_km2, deposit_xy=deposits,
-                                                 is_cancelled=is_cancelled)
+    with raster_map(inputs.ensemble_path) as source:
+        classes = anomaly.classify(source, grid, inputs.class_limits, deposit_xy=deposits, is_cancelled=is_cancelled)
+        targets, target_notes = anomaly.find_targets(source, grid, classes, inputs.target_classes,
+                                                     inputs.min_target_area_km2, deposit_xy=deposits,
+                                                     is_cancelled=is_cancelled)
     notes += classes.notes + target_notes
     report(progress, 75)
-    uncertainty = read_map(inputs.uncertainty_path).values if inputs.uncertainty_path else None
+    uncertainty = _preview(inputs.uncertainty_path) if inputs.uncertainty_path else None
     figures = {
-        "maps": png_bytes(_map_figure(ensemble.values, uncertainty, classes, grid, inputs, targets)),
+        "maps": png_bytes(_map_figure(_preview(inputs.ensemble_path), uncertainty, classes, grid, inputs, targets)),
         **plot_pngs(evaluation),
     }
     if members:
@@ -133,11 +143,45 @@ def write_report(path: str, inputs: ReportInputs, *, progress: ProgressFn = None
         prediction_rate_auc=held_out.rate.auc if held_out and held_out.rate else None,
         top_class_deposit_pct=_finite(classes.table[0].deposit_pct) if classes.table else None,
         targets=len(targets), notes=notes)
-    document = _html(inputs, ensemble.tags, evaluation, rows, classes, targets, figures, summary)
+    document = _html(inputs, tags[0], evaluation, rows, classes, targets, figures, summary)
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
         handle.write(document)
     report(progress, 100)
     return summary
+
+
+def _common_cells(paths: Sequence[str], output: str, is_cancelled: CancelFn,
+                  progress: ProgressFn) -> tuple[list[int], int]:
+    """Write a mask raster (uint8, nodata 0) of the cells where every map of ``paths`` has a value, window by
+    window; return each map's count of cells with a value and the count they share."""
+    with ExitStack() as stack:
+        sources = [stack.enter_context(raster_map(path)) for path in paths]
+        grid = sources[0].grid
+        sink = stack.enter_context(rasterio.open(output, "w", **geotiff_profile(
+            grid.cols, grid.rows, 1, "uint8", None, Affine.from_gdal(*grid.geotransform), 0)))
+        valid, shared = np.zeros(len(paths), dtype=np.int64), 0
+        windows = sources[0].windows()
+        for done, window in enumerate(windows, start=1):
+            check_cancelled(is_cancelled)
+            has_value = np.stack([~np.isnan(source.read(window)) for source in sources])
+            everywhere = has_value.all(axis=0)
+            valid += has_value.sum(axis=(1, 2))
+            shared += int(everywhere.sum())
+            sink.write(everywhere.astype(np.uint8), 1, window=window)
+            report(progress, 100.0 * done / len(windows))
+    return valid.tolist(), shared
+
+
+def _preview(path: str) -> np.ndarray:
+    """Band 1 of a map for a figure, at most :data:`PREVIEW_SIDE` cells a side: a decimated read (GDAL takes it
+    from the overviews when the file has some), every cell of a small map; float64, NaN at nodata."""
+    with open_map(path) as src:
+        step = max(1.0, max(src.height, src.width) / PREVIEW_SIDE)
+        shape = (max(1, round(src.height / step)), max(1, round(src.width / step)))
+        values = src.read(1, out_shape=shape, resampling=Resampling.nearest, masked=True)
+    values = values.astype(np.float64).filled(np.nan)
+    values[~np.isfinite(values)] = np.nan
+    return values
 
 
 def training_curves_png(history: Mapping, best_epoch: int, title: str) -> bytes:
@@ -244,8 +288,9 @@ def _map_figure(values, uncertainty, classes, grid: GridSpec, inputs: ReportInpu
         axes[0].annotate(str(target.rank), target.centroid, color="#c00000", fontsize=8, ha="center", weight="bold")
     k = len(classes.limits)
     palette = (CLASS_COLOURS * (1 + k // len(CLASS_COLOURS)))[:k]  # as resources/styles/anomaly_classes.qml
-    coded = np.where(classes.classes == anomaly.CLASS_NODATA, np.nan,
-                     np.where(classes.classes == anomaly.BACKGROUND_CLASS, k + 1, classes.classes)).astype(float)
+    codes = classes.classes_of(values)
+    coded = np.where(codes == anomaly.CLASS_NODATA, np.nan,
+                     np.where(codes == anomaly.BACKGROUND_CLASS, k + 1, codes)).astype(float)
     axes[1].imshow(coded, extent=extent, cmap=ListedColormap([*palette, "#ffffff"]), vmin=0.5, vmax=k + 1.5,
                    interpolation="nearest")
     names = anomaly.class_names(classes.limits)

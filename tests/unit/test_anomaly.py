@@ -1,9 +1,11 @@
 """core.anomaly: classes by cumulative area (exact shares, ties, deposits) and ranked target zones."""
 
+import json
 import math
 
 import numpy as np
 import pytest
+import rasterio
 from deepprospect.core.anomaly import (
     BACKGROUND_CLASS,
     CLASS_NODATA,
@@ -11,12 +13,16 @@ from deepprospect.core.anomaly import (
     classify,
     find_targets,
     parse_class_limits,
+    write_class_raster,
 )
-from deepprospect.core.errors import InputError
+from deepprospect.core.errors import InputError, ResourceError
 from deepprospect.core.grid import GridSpec
+from deepprospect.core.labels import point_cells
 from deepprospect.core.raster_io import read_map, write_geotiff
-from rasterio.features import rasterize
+from deepprospect.core.streaming import MapSource, array_map
+from rasterio.features import rasterize, shapes
 from rasterio.transform import Affine
+from scipy import ndimage
 
 GRID = GridSpec(0.0, 1000.0, 10.0, 10.0, 100, 100, "EPSG:32650")  # 100 m² cells = 1e-4 km²
 SMALL = GridSpec(0.0, 100.0, 10.0, 10.0, 10, 10, "EPSG:32650")
@@ -33,10 +39,11 @@ def centre(row, col, grid=GRID):
 def test_distinct_values_give_exactly_5_10_15_percent():
     values = distinct_map()
     result = classify(values, GRID)
-    counts = np.bincount(result.classes.ravel(), minlength=4)
+    classes = result.classes_of(values)
+    counts = np.bincount(classes.ravel(), minlength=4)
     assert counts[1:4].tolist() == [500, 1000, 1500] and counts[BACKGROUND_CLASS] == 7000
     assert result.thresholds == [0.95, 0.85, 0.70]
-    assert values[result.classes == 1].min() == 0.95 and values[result.classes == 2].max() == 0.9499
+    assert values[classes == 1].min() == 0.95 and values[classes == 2].max() == 0.9499
     table = {row.cls: row for row in result.table}
     assert [table[k].area_pct for k in (1, 2, 3, 0)] == [5.0, 10.0, 15.0, 70.0]
     assert table[1].area_km2 == pytest.approx(0.05) and table[0].area_km2 == pytest.approx(0.7)
@@ -48,8 +55,9 @@ def test_other_limits_and_nodata_cells_do_not_count():
     values = distinct_map()
     values[:10] = np.nan  # 1000 nodata cells, 9000 valid
     result = classify(values, GRID, parse_class_limits("10; 50"))
-    assert (result.classes[:10] == CLASS_NODATA).all() and result.valid_cells == 9000
-    assert np.bincount(result.classes[10:].ravel()).tolist() == [4500, 900, 3600]
+    classes = result.classes_of(values)
+    assert (classes[:10] == CLASS_NODATA).all() and result.valid_cells == 9000
+    assert np.bincount(classes[10:].ravel()).tolist() == [4500, 900, 3600]
     assert class_names((10.0, 50.0)) == {1: "top 10 %", 2: "10–50 %", 0: "background (50–100 %)"}
 
 
@@ -61,8 +69,9 @@ def test_thresholds_and_shares_come_from_the_study_area_only():
     result = classify(values, GRID, (5, 15, 30), np.array(deposits), study_area=inside)
     ordered = np.sort(values[inside])[::-1]
     assert result.thresholds == [ordered[149], ordered[449], ordered[899]]  # 5, 15 and 30 % of 3000 cells
-    assert (result.classes[~inside] == CLASS_NODATA).all() and (result.classes[inside] != CLASS_NODATA).all()
-    assert result.valid_cells == 3000 and np.bincount(result.classes[inside]).tolist() == [2100, 150, 300, 450]
+    classes = result.classes_of(np.where(inside, values, np.nan))
+    assert (classes[~inside] == CLASS_NODATA).all() and (classes[inside] != CLASS_NODATA).all()
+    assert result.valid_cells == 3000 and np.bincount(classes[inside]).tolist() == [2100, 150, 300, 450]
     table = {row.cls: row for row in result.table}
     assert table[1].area_pct == 5.0 and table[0].threshold == values[inside].min()
     assert result.deposits_on_map == 2 and sum(row.deposits for row in result.table) == 2
@@ -75,17 +84,18 @@ def test_ties_at_a_threshold_all_go_to_the_higher_class():
     values = np.arange(100, dtype=float).reshape(10, 10)
     values[values >= 93] = 93.0  # 7 cells share the top value; the top 5 % is 5 cells
     result = classify(values, SMALL, (5, 10, 20))
-    assert (result.classes[values == 93] == 1).all()
-    assert np.bincount(result.classes.ravel(), minlength=4)[1:4].tolist() == [7, 3, 10]
+    classes = result.classes_of(values)
+    assert (classes[values == 93] == 1).all()
+    assert np.bincount(classes.ravel(), minlength=4)[1:4].tolist() == [7, 3, 10]
     assert any("Class 1 (top 5 %) holds 7 cell(s) instead of 5" in note for note in result.notes)
     for value in np.unique(values):  # equal values never split between classes
-        assert len(np.unique(result.classes[values == value])) == 1
+        assert len(np.unique(classes[values == value])) == 1
 
 
 def test_a_class_emptied_by_ties_is_reported_not_an_error():
     values = np.where(np.arange(100).reshape(10, 10) < 85, 0.0, 1.0)  # 15 cells at 1, the rest at 0
     result = classify(values, SMALL, (5, 10, 30))
-    assert np.bincount(result.classes.ravel(), minlength=4).tolist() == [0, 15, 0, 85]
+    assert np.bincount(result.classes_of(values).ravel(), minlength=4).tolist() == [0, 15, 0, 85]
     rows = {row.cls: row for row in result.table}
     assert rows[2].cells == 0 and math.isnan(rows[2].min_value) and rows[BACKGROUND_CLASS].cells == 0
 
@@ -117,9 +127,10 @@ def two_blobs():
 
 def test_two_blobs_become_two_ranked_polygons_with_their_deposits():
     values = two_blobs()
-    classes = np.where(values >= 0.8, 1, 0).astype(np.uint8)
+    classes = classify(values, SMALL, (26,))  # the 26 cells ≥ 0.8
+    assert classes.thresholds == [0.8]
     deposits = np.array([centre(2, 2, SMALL), centre(6, 6, SMALL), centre(7, 7, SMALL), centre(0, 0, SMALL)])
-    targets, notes = find_targets(values, classes, SMALL, min_area_km2=0.0005, deposit_xy=deposits)
+    targets, notes = find_targets(values, SMALL, classes, min_area_km2=0.0005, deposit_xy=deposits)
     assert [t.rank for t in targets] == [1, 2] and any("1 of 3 zone(s) smaller" in n for n in notes)
     first, second = targets
     assert (first.mean_value, first.cells, first.deposits) == (pytest.approx(0.9), 9, 1)
@@ -132,15 +143,15 @@ def test_two_blobs_become_two_ranked_polygons_with_their_deposits():
         expected = np.zeros((10, 10), bool)
         expected[rows, cols] = True
         np.testing.assert_array_equal(burnt, expected)
-    assert len(find_targets(values, classes, SMALL)[0]) == 3
+    assert len(find_targets(values, SMALL, classes)[0]) == 3
 
 
 def test_corner_neighbours_are_one_zone_as_a_multipolygon_and_ties_rank_by_area():
     values = np.full((10, 10), 0.1)
     values[0, 0] = values[1, 1] = 0.9  # touch at a corner: one zone of 2 cells
     values[5, 5] = 0.9  # same mean, 1 cell
-    classes = np.where(values > 0.5, 1, 0).astype(np.uint8)
-    targets, _ = find_targets(values, classes, SMALL)
+    values[9, 9] = 0.05
+    targets, _ = find_targets(values, SMALL, classify(values, SMALL, (3,)))
     assert [t.cells for t in targets] == [2, 1]
     assert targets[0].geometry["type"] == "MultiPolygon" and len(targets[0].geometry["coordinates"]) == 2
 
@@ -148,12 +159,14 @@ def test_corner_neighbours_are_one_zone_as_a_multipolygon_and_ties_rank_by_area(
 def test_targets_from_classes_up_to_k():
     values = distinct_map()
     result = classify(values, GRID)
-    top_only, _ = find_targets(values, result.classes, GRID, 1)
-    up_to_two, _ = find_targets(values, result.classes, GRID, 2)
+    top_only, _ = find_targets(values, GRID, result, 1)
+    up_to_two, _ = find_targets(values, GRID, result, 2)
     assert sum(t.cells for t in top_only) == 500 and sum(t.cells for t in up_to_two) == 1500
-    means = [t.mean_value for t in up_to_two]
+    means = [round(t.mean_value, 12) for t in up_to_two]  # means equal to 12 decimals are ties (larger first)
     assert means == sorted(means, reverse=True)
-    assert find_targets(values, np.zeros((100, 100), np.uint8), GRID)[0] == []
+    for before, after in zip(up_to_two, up_to_two[1:]):
+        assert round(before.mean_value, 12) > round(after.mean_value, 12) or before.cells >= after.cells
+    assert find_targets(values, GRID, classify(values, GRID, (0.001,)))[0] == []  # round(0.1 cell) = 0 cells
 
 
 @pytest.mark.parametrize("values, message", [
@@ -178,8 +191,12 @@ def test_geographic_map_and_bad_target_options_are_refused():
     lonlat = GridSpec(100.0, 30.0, 0.01, 0.01, 10, 10, "EPSG:4326")
     with pytest.raises(InputError, match="geographic"):
         classify(two_blobs(), lonlat)
-    with pytest.raises(InputError, match="k ≥ 1"):
-        find_targets(two_blobs(), np.zeros((10, 10), np.uint8), SMALL, 0)
+    classes = classify(two_blobs(), SMALL)
+    for k in (0, 4):
+        with pytest.raises(InputError, match="k ≥ 1 and at most the 3"):
+            find_targets(two_blobs(), SMALL, classes, k)
+    with pytest.raises(InputError, match="minimum target area"):
+        find_targets(two_blobs(), SMALL, classes, 1, -1.0)
 
 
 def test_read_map_masks_nodata_and_checks_the_band(tmp_path):
@@ -192,3 +209,106 @@ def test_read_map_masks_nodata_and_checks_the_band(tmp_path):
     assert grid.shape == (10, 10) and np.isnan(read[0, 0]) and read[1, 1] == pytest.approx(0.9)
     with pytest.raises(InputError, match="band 2 does not exist"):
         read_map(path, 2)
+
+
+def whole_map_targets(values, threshold, grid, deposit_xy, min_area_km2):
+    """Reference: zones of the whole map at once (scipy.ndimage.label, then rasterio shapes on the rank array)."""
+    zones, count = ndimage.label(values >= threshold, structure=np.ones((3, 3), bool))
+    index = np.arange(1, count + 1)
+    cells = np.bincount(zones.ravel(), minlength=count + 1)[1:]
+    means = np.asarray(ndimage.mean(values, zones, index))
+    maxima = np.asarray(ndimage.maximum(values, zones, index))
+    centres = np.asarray(ndimage.center_of_mass(zones > 0, zones, index)).reshape(-1, 2)
+    rows, cols, inside = point_cells(deposit_xy, grid)
+    deposits = np.bincount(zones[rows[inside], cols[inside]], minlength=count + 1)[1:]
+    area = cells * 1e-4
+    order = [i for i in np.lexsort((index, -area, -np.round(means, 12))) if area[i] >= min_area_km2]
+    ranks = np.zeros(count + 1, np.int32)
+    ranks[np.asarray(order, int) + 1] = np.arange(1, len(order) + 1)
+    rank_map = ranks[zones]
+    transform = Affine(grid.pixel_width, 0, grid.x_min, 0, -grid.pixel_height, grid.y_max)
+    rings = {}
+    for geometry, rank in shapes(rank_map, mask=rank_map > 0, connectivity=4, transform=transform):
+        rings.setdefault(int(rank), []).append(geometry["coordinates"])
+    return [(rank, means[i], maxima[i], cells[i], deposits[i],
+             (grid.x_min + (centres[i, 1] + 0.5) * grid.pixel_width, grid.y_max - (centres[i, 0] + 0.5) * 10.0),
+             rings[rank]) for rank, i in enumerate(order, start=1)]
+
+
+def smooth_map(seed, shape=(23, 31)):
+    """A smooth map with nodata, ties (rounded values) and zones that cross tile edges and corners."""
+    rng = np.random.default_rng(seed)
+    values = ndimage.gaussian_filter(rng.uniform(0, 1, shape), 1.2)
+    values = (values - values.min()) / (values.max() - values.min())
+    if seed % 2:
+        values = np.round(values, 2)
+    values[np.arange(min(shape)), np.arange(min(shape))] = 0.99  # a diagonal chain across tile corners
+    values[rng.uniform(size=shape) < 0.05] = np.nan
+    return values
+
+
+@pytest.mark.parametrize("tile", [(1, 1), (2, 3), (4, 4), (7, 5)])
+@pytest.mark.parametrize("seed", range(3))
+def test_classes_and_targets_from_tiny_windows_equal_the_whole_map(tile, seed):
+    values = smooth_map(seed)
+    grid = GridSpec(0.0, 10.0 * values.shape[0], 10.0, 10.0, values.shape[1], values.shape[0], "EPSG:32650")
+    inside = np.random.default_rng(seed).uniform(size=values.shape) < 0.9 if seed == 2 else None
+    rng = np.random.default_rng(seed + 10)
+    deposits = np.column_stack([rng.uniform(0, grid.x_max, 12), rng.uniform(0, grid.y_max, 12)])
+    source = array_map(values, grid, inside, tile_shape=tile)
+    result = classify(source, grid, (5, 15, 30), deposits)
+    masked = values if inside is None else np.where(inside, values, np.nan)
+    whole = classify(values, grid, (5, 15, 30), deposits, study_area=inside)
+    assert result.thresholds == whole.thresholds and result.table == whole.table and result.notes == whole.notes
+    ordered = np.sort(masked[~np.isnan(masked)])[::-1]
+    counts = [math.floor(limit * ordered.size / 100 + 0.5) for limit in (5, 15, 30)]
+    assert result.thresholds == [ordered[count - 1] for count in counts]
+    for k, min_area in ((1, 0.0), (2, 0.0003)):
+        targets, _ = find_targets(source, grid, result, k, min_area, deposits)
+        expected = whole_map_targets(masked, result.thresholds[k - 1], grid, deposits, min_area)
+        assert len(targets) == len(expected) > 0
+        for target, (rank, mean, maximum, cells, captured, centroid, rings) in zip(targets, expected):
+            assert (target.rank, target.max_value, target.cells, target.deposits) == (rank, maximum, cells, captured)
+            assert target.mean_value == pytest.approx(mean, rel=1e-12)
+            assert target.area_km2 == pytest.approx(cells * 1e-4)
+            assert target.centroid == pytest.approx(centroid, rel=1e-12)
+            assert target.geometry["coordinates"] == (rings[0] if len(rings) == 1 else rings)
+    from_array, _ = find_targets(values, grid, whole, 2, 0.0003, deposits, study_area=inside)
+    assert [(t.rank, t.cells, t.geometry) for t in from_array] == [(t.rank, t.cells, t.geometry) for t in targets]
+
+
+def test_class_raster_is_written_window_by_window(tmp_path):
+    values = smooth_map(1)
+    grid = GridSpec(0.0, 230.0, 10.0, 10.0, 31, 23, "EPSG:32650")
+    source = array_map(values, grid, tile_shape=(4, 6))
+    result = classify(source, grid)
+    write_class_raster(str(tmp_path / "classes.tif"), source, grid, result)
+    with rasterio.open(tmp_path / "classes.tif") as src:
+        np.testing.assert_array_equal(src.read(1), result.classes_of(values))
+        assert (src.nodata, src.dtypes[0], src.descriptions[0]) == (CLASS_NODATA, "uint8", "anomaly_class")
+        assert json.loads(src.tags()["DEEPPROSPECT_ANOMALY_CLASSES"])["limits_pct"] == [5.0, 15.0, 30.0]
+
+
+def test_classes_and_targets_never_read_more_than_a_window():
+    values = smooth_map(0, (40, 50))
+    grid = GridSpec(0.0, 400.0, 10.0, 10.0, 50, 40, "EPSG:32650")
+    sizes = []
+
+    def read(window):
+        sizes.append(window.width * window.height)
+        return values[window.toslices()].astype(float)
+
+    source = MapSource(grid, (8, 8), read)
+    result = classify(source, grid, deposit_xy=np.array([centre(3, 3, grid)]))
+    targets, _ = find_targets(source, grid, result, 2)
+    assert targets and max(sizes) == 64 and len(sizes) > 5 * len(source.windows())
+
+
+def test_outlining_more_targets_than_memory_allows_is_refused(monkeypatch):
+    values = two_blobs()
+    classes = classify(values, SMALL, (26,))
+    monkeypatch.setattr("deepprospect.core.memory.available_memory_bytes", lambda: 2000)  # joining 3 pieces fits
+    with pytest.raises(ResourceError, match=r"Outlining 3 target zone\(s\) would need about 3\.8 KiB of memory, but "
+                                            r"only 2\.0 KiB is available\. Raise the minimum target area"):
+        find_targets(values, SMALL, classes)  # 32 cell sides on the outlines
+    assert [t.cells for t in find_targets(values, SMALL, classes, min_area_km2=0.001)[0]] == [16]  # 16 sides fit

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from deepprospect.core import evaluation
 from deepprospect.core.errors import InputError
 from deepprospect.core.evaluation import (
     evaluate_map,
@@ -16,6 +17,7 @@ from deepprospect.core.evaluation import (
 )
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import read_map, write_geotiff
+from deepprospect.core.streaming import array_map, raster_map
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score, roc_curve
 
 SMALL = GridSpec(0.0, 200.0, 100.0, 100.0, 3, 2, "EPSG:32750")  # 2 rows × 3 columns of 100 m
@@ -240,3 +242,74 @@ def test_read_map_and_describe_its_tags(tmp_path):
     ensemble = {"method": "weighted_vote", "members": ["a.tif", "b.tif"]}
     assert map_description({"DEEPPROSPECT_ENSEMBLE": json.dumps(ensemble)}) == [
         ("ensemble", "weighted_vote of a.tif, b.tif")]
+
+
+def results_of(evaluation):
+    """Every number of an evaluation, for exact comparisons."""
+    pa = evaluation.prediction_area
+    sets = [(s.name, s.n_deposits, s.n_positive, s.n_negative, s.roc.x, s.roc.y, s.roc.auc,
+             None if s.rate is None else (s.rate.x, s.rate.y, s.rate.auc), s.accuracy, s.recall, s.precision, s.f1)
+            for s in evaluation.sets]
+    return (sets, pa.thresholds, pa.deposits_percent, pa.area_percent, pa.threshold, pa.deposit_percent_at,
+            pa.crossed, evaluation.negatives, evaluation.valid_cells, evaluation.notes)
+
+
+def assert_same(a, b):
+    if isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    elif isinstance(a, np.ndarray):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-12, abs=1e-15)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize("tile", [(1, 100), (2, 3), (16, 33)])
+@pytest.mark.parametrize("seed", range(4))
+def test_map_read_in_tiny_windows_scores_as_the_whole_map_and_as_sklearn_on_every_cell(tile, seed):
+    values, cells = random_map(seed)
+    if seed % 2:
+        values = np.round(values, 2)  # the deposits tie with many cells
+    inside = np.random.default_rng(seed).uniform(size=GRID.shape) < 0.9 if seed >= 2 else None
+    barren = xy(GRID, [(5, 50), (6, 60), (70, 7), cells[0]]) if seed == 3 else None
+    points = xy(GRID, cells[:25]), xy(GRID, cells[25:]), barren, 0.6
+    whole = evaluate_map(values, GRID, *points, study_area=inside)
+    windowed = evaluate_map(array_map(values, GRID, inside, tile_shape=tile), GRID, *points)
+    assert_same(results_of(windowed), results_of(whole))
+    area = values[np.isfinite(values) & (True if inside is None else inside)]
+    training = [values[cell] for cell in cells[:25] if np.isfinite(values[cell]) and (inside is None or inside[cell])]
+    labels = np.r_[np.ones(len(training)), np.zeros(area.size)]
+    assert windowed.sets[0].rate.auc == pytest.approx(roc_auc_score(labels, np.r_[training, area]), abs=1e-12)
+    used = [cell for cell in cells if np.isfinite(values[cell]) and (inside is None or inside[cell])]
+    pa = prediction_area(area, [values[cell] for cell in used])
+    np.testing.assert_array_equal(windowed.prediction_area.thresholds, pa.thresholds)
+    assert windowed.prediction_area.threshold == pytest.approx(pa.threshold, abs=1e-12)
+
+
+def test_pa_thresholds_of_a_map_with_very_many_values_are_exact_quantiles_of_the_cells(monkeypatch):
+    rng = np.random.default_rng(7)
+    values = rng.uniform(0, 1, GRID.shape)  # 10,000 distinct values: read at 4096 thresholds
+    cells = list(zip(rng.integers(0, 100, 30), rng.integers(0, 100, 30)))
+    exact = evaluate_map(values, GRID, xy(GRID, cells))
+    monkeypatch.setattr(evaluation, "EXACT_PA_DISTINCT", 100)  # as if the map had millions of distinct values
+    quantiles = evaluate_map(array_map(values, GRID, tile_shape=(7, 9)), GRID, xy(GRID, cells))
+    assert_same(results_of(quantiles), results_of(exact))  # without ties, ranks of cells = ranks of values
+    tied = np.where(values < 0.3, 0.0, values)  # 3,000 cells tie at 0
+    pa = evaluate_map(array_map(tied, GRID, tile_shape=(7, 9)), GRID, xy(GRID, cells)).prediction_area
+    ordered = np.sort(tied.ravel())
+    expected = np.unique(ordered[np.linspace(0, ordered.size - 1, evaluation.MAX_PA_THRESHOLDS).round().astype(int)])
+    np.testing.assert_array_equal(pa.thresholds, expected)
+    np.testing.assert_array_equal(pa.area_percent, 100 * (10000 - np.searchsorted(ordered, expected)) / 10000)
+
+
+def test_a_map_file_is_scored_window_by_window(tmp_path):
+    values, cells = random_map(4)
+    path = str(tmp_path / "map.tif")
+    write_geotiff(path, values, GRID, ["prospectivity"])
+    with raster_map(path, tile_shape=(8, 16)) as source:
+        windowed = evaluate_map(source, GRID, xy(GRID, cells[:30]), xy(GRID, cells[30:]), threshold=0.4)
+    whole = evaluate_map(read_map(path).values, GRID, xy(GRID, cells[:30]), xy(GRID, cells[30:]), threshold=0.4)
+    assert_same(results_of(windowed), results_of(whole))

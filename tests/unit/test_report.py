@@ -143,3 +143,20 @@ def test_spatial_cross_validation_leads_the_report(study, tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(InputError, match="not a score table"):
         read_cv_summary(str(tmp_path / "bad.csv"))
+
+
+def test_map_figures_are_drawn_from_decimated_reads_and_the_numbers_do_not_change(study, tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    inputs, values = study
+    full = write_report(str(tmp_path / "full.html"), inputs)
+    drawn = []
+    imshow = Axes.imshow
+    monkeypatch.setattr(Axes, "imshow", lambda axes, image, **kw: drawn.append(np.asarray(image)) or imshow(
+        axes, image, **kw))
+    monkeypatch.setattr("deepprospect.core.report.PREVIEW_SIDE", 12)
+    small = write_report(str(tmp_path / "small.html"), inputs)
+    assert [image.shape for image in drawn] == [(10, 12)] * 5  # ensemble, classes, uncertainty, two members
+    assert np.isin(drawn[0][np.isfinite(drawn[0])], values.astype(np.float32)).all()  # cells' own values
+    assert (small.held_out_auc, small.prediction_rate_auc, small.top_class_deposit_pct, small.targets) == (
+        full.held_out_auc, full.prediction_rate_auc, full.top_class_deposit_pct, full.targets)
