@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import rasterio
-from deepprospect.core import streaming
 from deepprospect.core.errors import InputError, ResourceError
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import write_geotiff
