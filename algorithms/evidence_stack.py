@@ -22,7 +22,7 @@ from ..core.stack import (
     read_stack_recipe,
 )
 from .base import DeepProspectAlgorithm
-from .parameters import explained, named_enum
+from .parameters import add_scheduler_parameter, explained, named_enum, scheduler_parameter
 from .qgis_io import feedback_callbacks, grid_from_raster_layer, require_projected
 from .styles import StyleOnLoad
 from .vector_io import add_study_area_parameters, read_study_area
@@ -101,6 +101,7 @@ class EvidenceStack(DeepProspectAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.RECIPE_FROM, "Re-apply the recipe of this stack (e.g. the training stack; optional)",
             optional=True))
+        add_scheduler_parameter(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Evidence stack"))
 
     def compute(self, parameters, context, feedback):
@@ -125,7 +126,8 @@ class EvidenceStack(DeepProspectAlgorithm):
         names, _ = build_evidence_stack_file(
             output, [item for _, item in inputs], grid, transform=transform, transform_bands=[b for b in bands if b],
             normalise=normalise, min_class_share=self.parameterAsDouble(parameters, self.MIN_CLASS_SHARE, context),
-            study_area=area.mask(grid) if area is not None else None, recipe=recipe, log=feedback.pushInfo,
+            study_area=area.mask(grid) if area is not None else None, recipe=recipe,
+            scheduler=scheduler_parameter(self, parameters, context), log=feedback.pushInfo,
             progress=progress, is_cancelled=is_cancelled)
         feedback.pushInfo(f"Bands: {', '.join(names)}.")
         StyleOnLoad.attach(context, output, "grid.qml", stretch=True)

@@ -22,7 +22,7 @@ from ..core.transforms import log10_floored, log10_positive
 from . import missing_values
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs
-from .parameters import explained, name_list, named_enum
+from .parameters import add_scheduler_parameter, explained, name_list, named_enum, scheduler_parameter
 from .qgis_io import feedback_callbacks, read_points
 from .styles import StyleOnLoad
 from .vector_io import add_study_area_parameters, read_study_area
@@ -94,6 +94,7 @@ class IdwGridding(DeepProspectAlgorithm):
             named_enum(self.NON_POSITIVE, "Values ≤ 0 with log10", [name for name, _ in NON_POSITIVE_OPTIONS]),
             name_list(NON_POSITIVE_OPTIONS)))
         missing_values.add_missing_value_parameters(self, "field values")
+        add_scheduler_parameter(self)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Gridded fields"))
 
     def compute(self, parameters, context, feedback):
@@ -139,7 +140,9 @@ class IdwGridding(DeepProspectAlgorithm):
                           f"{grid.cols} pixels of {grid.pixel_width:g} × {grid.pixel_height:g} in {crs.authid()}.")
         progress, is_cancelled = feedback_callbacks(feedback)
         blocks = idw_blocks(points, values, grid, settings, field_names=fields,
-                            progress=lambda p: progress(10 + 0.85 * p), is_cancelled=is_cancelled)
+                            scheduler=scheduler_parameter(self, parameters, context),
+                            progress=lambda p: progress(10 + 0.85 * p), is_cancelled=is_cancelled,
+                            log=feedback.pushInfo)
         write_geotiff_blocks(output, blocks if inside is None else _blanked_outside(blocks, inside), grid, fields,
                              metadata=self._metadata(settings, parameters, context),
                              band_metadata=[{"FIELD": name} for name in fields])

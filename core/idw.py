@@ -12,7 +12,9 @@ with fewer than ``min_points`` neighbours within the radius is NaN.
 Fields with missing values (NaN) are interpolated from their own valid samples only.
 
 The grid is produced in square blocks (:func:`idw_blocks`), so a caller can write each block and drop it:
-the memory needed depends on the samples and the block size, not on the size of the grid.
+the memory needed depends on the samples and the block size, not on the size of the grid. Given a Dask
+scheduler address (or :data:`.tiles.SCHEDULER_ENV`) the blocks are computed by its workers through
+:func:`.tiles.map_tiles`, each block's pieces one after the other on one thread, which gives the same bits.
 
 Two evaluations:
 
@@ -39,7 +41,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -48,7 +50,8 @@ from threadpoolctl import threadpool_limits
 
 from .errors import InputError
 from .grid import GridSpec
-from .progress import CancelFn, ProgressFn, check_cancelled, report
+from .progress import CancelFn, LogFn, ProgressFn, check_cancelled, report
+from .tiles import map_tiles, scheduler_address
 
 # A sample closer than this fraction of a pixel to a pixel centre is "on" the centre.
 COINCIDENCE_FRACTION = 1e-6
@@ -131,13 +134,16 @@ def idw_blocks(
     workers: int | None = None,
     dtype: type = np.float32,
     reference: bool = False,
+    scheduler: str | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
+    log: LogFn = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Grid sample values onto ``grid`` by IDW, one square block of cells at a time.
 
     Inputs are checked before this returns; the blocks are computed as the iterator is consumed, on
-    ``workers`` threads, and come in row-major order, so a writer can store each and let it go.
+    ``workers`` threads, and come in row-major order, so a writer can store each and let it go. On Dask they
+    come in the order they complete.
 
     Args:
         points: (n, 2) sample x, y in the grid's CRS.
@@ -149,8 +155,12 @@ def idw_blocks(
         workers: threads (default: every CPU).
         dtype: type of the blocks.
         reference: with all samples, sum every pixel-sample pair in float64 (slow; for checking).
+        scheduler: a Dask scheduler address (or :data:`.tiles.SCHEDULER_ENV`): its workers compute the blocks;
+            None: this process, on ``workers`` threads.
         progress: called with 0–100.
-        is_cancelled: polled between pieces of a block; a True answer raises :class:`Cancelled`.
+        is_cancelled: polled between pieces of a block (between blocks on Dask); a True answer raises
+            :class:`Cancelled`.
+        log: messages (which cluster computes the blocks).
 
     Returns:
         An iterator of (first row, first column, (f, rows, cols) block), NaN where a pixel has fewer than
@@ -168,6 +178,11 @@ def idw_blocks(
                    for valid, fields in groups]
     blocks = [_Window(r, c, min(block_side, grid.rows - r), min(block_side, grid.cols - c))
               for r in range(0, grid.rows, block_side) for c in range(0, grid.cols, block_side)]
+    if scheduler_address(scheduler) is not None:
+        compute = partial(_block_values, tuple(kernels), values.shape[1], dtype)
+        done = map_tiles(compute, blocks, len(blocks), scheduler=scheduler, progress=progress,
+                         is_cancelled=is_cancelled, log=log)
+        return ((block.row, block.col, values) for block, values in done)
     return _evaluated_blocks(kernels, blocks, values.shape[1], workers or os.cpu_count() or 1, dtype,
                              progress, is_cancelled)
 
@@ -182,12 +197,15 @@ def idw_grid(
     workers: int | None = None,
     dtype: type = np.float32,
     reference: bool = False,
+    scheduler: str | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
+    log: LogFn = None,
 ) -> np.ndarray:
     """The whole grid of :func:`idw_blocks` as one (f, rows, cols) array of ``dtype`` (for small grids)."""
     blocks = idw_blocks(points, values, grid, settings, field_names=field_names, workers=workers, dtype=dtype,
-                        reference=reference, progress=progress, is_cancelled=is_cancelled)
+                        reference=reference, scheduler=scheduler, progress=progress, is_cancelled=is_cancelled,
+                        log=log)
     out = np.empty((np.shape(values)[1] if np.ndim(values) == 2 else 1, grid.rows, grid.cols), dtype=dtype)
     for row, col, block in blocks:
         out[:, row:row + block.shape[1], col:col + block.shape[2]] = block
@@ -344,6 +362,18 @@ def _evaluated_blocks(kernels: list[_Kernel], blocks: list[_Window], n_fields: i
         finally:
             for *_, future in pending:
                 future.cancel()
+
+
+def _block_values(kernels: tuple[_Kernel, ...], n_fields: int, dtype: type, block: _Window) -> np.ndarray:
+    """(fields, rows, cols) values of one block, its pieces one after the other on this thread (a Dask task)."""
+    out = np.empty((n_fields, block.height, block.width), dtype=dtype)
+    with threadpool_limits(limits=1, user_api="blas"):  # as on the in-process threads: the same products
+        for kernel in kernels:
+            for piece in kernel.pieces(block):
+                rows, cols = piece.row - block.row, piece.col - block.col
+                out[kernel.fields, rows:rows + piece.height, cols:cols + piece.width] = (
+                    kernel.evaluate(piece).reshape(-1, piece.height, piece.width))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- nearest samples

@@ -37,6 +37,8 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 import rasterio
@@ -52,6 +54,7 @@ from .grid import GridSpec
 from .memory import check_memory
 from .progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
 from .raster_io import crs_from_string, geotiff_writer, write_geotiff
+from .tiles import map_tiles, scheduler_address
 
 STACK_TAG = "DEEPPROSPECT_STACK"
 RECIPE_FORMAT = "deepprospect-evidence-stack"
@@ -229,6 +232,10 @@ class _AlignedInputs:
         self._has_values |= [not np.isnan(part).all() for part in parts]
         return np.concatenate(parts)
 
+    def add_values(self, has_values: np.ndarray) -> None:
+        """Count the inputs that had a valid cell in windows read elsewhere (on Dask workers)."""
+        self._has_values |= has_values
+
     def check_values(self) -> None:
         """Refuse an input that had no valid cell in any window read so far (call after reading every window)."""
         for raster, has_values in zip(self._rasters, self._has_values):
@@ -360,6 +367,7 @@ def build_evidence_stack_file(
     study_area: np.ndarray | None = None,
     recipe: dict | None = None,
     window: int = WINDOW,
+    scheduler: str | None = None,
     log: LogFn = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
@@ -373,7 +381,10 @@ def build_evidence_stack_file(
     and the last pass aligns, transforms and normalises each window again and writes it. The statistics are
     exact: counts, minima and maxima merge exactly, means and standard deviations merge by Chan's pairwise
     update of float64 sums of squared deviations, so they match the in-memory stack's to rounding. With
-    ``recipe`` only the last pass runs. Returns the band names and the recipe written to the file's
+    ``recipe`` only the last pass runs. Given a Dask scheduler address ``scheduler`` (or
+    :data:`.tiles.SCHEDULER_ENV`), the windows of the last pass are aligned, transformed and normalised by its
+    workers (:func:`.tiles.map_tiles`; they read the inputs at the same paths), the same bits as here; the
+    statistics passes run here. Returns the band names and the recipe written to the file's
     ``DEEPPROSPECT_STACK`` tag.
     """
     described = _read_inputs(inputs, transform=transform, transform_bands=transform_bands, recipe=recipe, log=log)
@@ -420,19 +431,70 @@ def build_evidence_stack_file(
                              f"({names}).")
         unseen: dict[str, set] = {}
         valid_cells = 0
+        job = _WindowJob(tuple(inputs), grid, tuple(chosen), tuple(wanted), tuple(names), recipe)
+        compute = (partial(_stacked_window, job, source=source) if scheduler_address(scheduler) is None
+                   else partial(_stacked_window, job))
+        tasks = (_WindowTask(part, None if study_area is None else study_area[part.toslices()]) for part in windows)
+        start = (passes - 1) * 100.0 / passes
+        done = map_tiles(compute, tasks, len(windows), scheduler=scheduler, is_cancelled=is_cancelled, log=log,
+                         progress=lambda percent: report(progress, start + percent / passes))
         with geotiff_writer(path, grid, names, metadata=_stack_tags(recipe)) as writer:
-            for part, arrays in read_all():
-                valid_cells += int((~np.isnan(arrays).any(axis=0)).sum())
-                stack, _, new = _apply_transform(arrays[chosen], wanted, recipe)
-                for band, values in new.items():
+            for task, result in done:
+                valid_cells += result.valid_cells
+                for band, values in result.unseen.items():
                     unseen.setdefault(band, set()).update(values.tolist())
-                _apply_normalisation(stack, names, recipe["normalise"])
-                writer.write(stack, part)
+                source.add_values(result.has_values)
+                writer.write(result.stack, task.window)
             source.check_values()
             if study_area is not None and fit is None:
                 _check_study_area(study_area, valid_cells, log)
     _log_unseen({band: np.array(sorted(values)) for band, values in unseen.items()}, recipe, log)
     return names, recipe
+
+
+@dataclass(frozen=True)
+class _WindowJob:
+    """What every window of the last pass needs; picklable, for Dask workers."""
+
+    inputs: tuple[StackInput, ...]
+    grid: GridSpec
+    chosen: tuple[int, ...]  # the input bands the recipe uses, in its order
+    wanted: tuple[str, ...]  # their names
+    names: tuple[str, ...]  # the output bands
+    recipe: dict
+
+
+@dataclass(frozen=True)
+class _WindowTask:
+    """A window of the last pass and the study area's cells in it (None: no study area)."""
+
+    window: Window
+    inside: np.ndarray | None
+
+
+class _StackedWindow(NamedTuple):
+    """A written window: float32 (bands, rows, cols) values (NaN = nodata), its cells valid in every input band,
+    the class values per categorical band the recipe has not seen, and which inputs had a valid cell."""
+
+    stack: np.ndarray
+    valid_cells: int
+    unseen: dict[str, np.ndarray]
+    has_values: np.ndarray
+
+
+def _stacked_window(job: _WindowJob, task: _WindowTask, source: _AlignedInputs | None = None) -> _StackedWindow:
+    """Align, transform and normalise one window of the last pass, from ``source`` (here) or from inputs
+    opened for it (on a Dask worker)."""
+    if source is None:
+        with _AlignedInputs(job.inputs, job.grid, None) as own:
+            return _stacked_window(job, task, own)
+    arrays = source.read(task.window)
+    if task.inside is not None:
+        arrays[:, ~task.inside] = np.nan
+    valid_cells = int((~np.isnan(arrays).any(axis=0)).sum())
+    stack, _, unseen = _apply_transform(arrays[list(job.chosen)], list(job.wanted), job.recipe)
+    _apply_normalisation(stack, list(job.names), job.recipe["normalise"])
+    return _StackedWindow(stack.astype(np.float32), valid_cells, unseen, source._has_values.copy())
 
 
 def _keep_study_area(arrays: np.ndarray, study_area: np.ndarray, log: LogFn) -> None:

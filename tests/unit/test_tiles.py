@@ -1,6 +1,6 @@
-"""Tiled steps in this process and on a Dask cluster (2 worker processes): the same prediction, density and
-distance maps bit for bit, tiny tiles so that tile edges, halos and nodata cross tiles, cancel without a file,
-and clear messages when dask is missing or the scheduler cannot be reached."""
+"""Tiled steps in this process and on a Dask cluster (2 worker processes): the same prediction, density,
+distance and IDW maps and evidence stacks bit for bit, tiny tiles so that tile edges, halos and nodata cross
+tiles, cancel without a file, and clear messages when dask is missing or the scheduler cannot be reached."""
 
 import functools
 import json
@@ -15,8 +15,10 @@ from deepprospect.core import density, tiles
 from deepprospect.core.density import FeatureSet, density_tiles, distance_to_features, feature_density
 from deepprospect.core.errors import Cancelled, InputError
 from deepprospect.core.grid import GridSpec
+from deepprospect.core.idw import IdwSettings, idw_blocks
 from deepprospect.core.progress import check_cancelled
-from deepprospect.core.raster_io import NODATA, write_geotiff
+from deepprospect.core.raster_io import NODATA, write_geotiff, write_geotiff_blocks
+from deepprospect.core.stack import StackInput, build_evidence_stack_file
 from deepprospect.core.tiles import SCHEDULER_ENV, Tile, grid_profile, grid_tiles, map_tiles, tile_members, write_tiles
 from deepprospect.models.inference import predict_map
 from model_factory import GRID, evidence, write_model, write_stack
@@ -34,6 +36,11 @@ def bits(values: np.ndarray) -> np.ndarray:
 def read_file(path):
     with rasterio.open(path) as src:
         return src.read(1), src.tags(), src.descriptions
+
+
+def read_all_bands(path):
+    with rasterio.open(path) as src:
+        return src.read(), src.tags(), src.descriptions
 
 
 @pytest.fixture(autouse=True)
@@ -221,3 +228,60 @@ def test_cancel_on_dask_cancels_the_tiles_and_leaves_no_file(dask_scheduler, pre
         while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0  # nothing left
+
+
+@pytest.mark.parametrize("settings", [IdwSettings(max_points=6, radius=60.0, min_points=2),
+                                      IdwSettings(power=2.5, max_points=0)])  # nearest samples; all samples
+def test_idw_on_dask_is_the_in_process_map(dask_scheduler, tmp_path, settings):
+    rng = np.random.default_rng(21)
+    points = rng.uniform([-20.0, -10.0], [420.0, 350.0], (60, 2))
+    points[:3] = [[5.0, 325.0], [105.0, 205.0], [105.0, 205.0]]  # on pixel centres, two coincident
+    values = rng.lognormal(0.0, 1.0, (60, 3))
+    values[::4, 1] = np.nan  # a field with missing values: its own search
+    lines, paths = [], []
+    for scheduler in (None, dask_scheduler):
+        paths.append(str(tmp_path / f"idw_{len(paths)}.tif"))
+        blocks = idw_blocks(points, values, FEATURE_GRID, settings, block_side=6, scheduler=scheduler,
+                            log=lines.append)
+        write_geotiff_blocks(paths[-1], blocks, FEATURE_GRID, NAMES)
+    (here, here_tags, here_names), (there, there_tags, there_names) = map(read_all_bands, paths)
+    np.testing.assert_array_equal(bits(there), bits(here))
+    assert (here_tags, here_names) == (there_tags, there_names) and any("2 worker(s)" in line for line in lines)
+    assert (here[0] != NODATA).any() and (here[0] == NODATA).any() == bool(settings.radius)
+
+
+def stack_inputs(folder):
+    """Three element bands on the grid (a zero and a nodata cell), a coarser shifted raster and a categorical one
+    with nodata, written to ``folder``."""
+    rng = np.random.default_rng(22)
+    coarse = GridSpec(FEATURE_GRID.x_min - 15.0, FEATURE_GRID.y_max + 15.0, 30.0, 30.0, 13, 16, FEATURE_GRID.crs)
+    elements = rng.lognormal(0.0, 0.5, (3, *FEATURE_GRID.shape))
+    elements[0, 0, :4] = 0.0
+    elements[1, 9:11, 5:8] = np.nan
+    geology = rng.choice([1.0, 2.0, 3.0, 4.0], (1, *coarse.shape), p=[0.5, 0.3, 0.18, 0.02])
+    geology[0, 4, 4] = np.nan
+    paths = [str(folder / f"{name}.tif") for name in ("elements", "faults", "geology")]
+    write_geotiff(paths[0], elements, FEATURE_GRID, NAMES)
+    write_geotiff(paths[1], rng.uniform(0, 5, (1, *coarse.shape)), coarse, ["faults"])
+    write_geotiff(paths[2], geology, coarse, ["rock"])
+    return [StackInput(paths[0], "elements"), StackInput(paths[1], "faults"),
+            StackInput(paths[2], "geology", categorical=True)]
+
+
+def test_the_evidence_stack_on_dask_is_the_in_process_file(dask_scheduler, tmp_path):
+    inputs = stack_inputs(tmp_path)
+    area = np.ones(FEATURE_GRID.shape, bool)
+    area[30:, 20:] = False
+    options = {"transform": "ilr", "normalise": "z-score", "study_area": area, "window": 5}
+    lines, paths = [], []
+    for scheduler in (None, dask_scheduler, None, dask_scheduler):
+        paths.append(str(tmp_path / f"stack_{len(paths)}.tif"))
+        build_evidence_stack_file(paths[-1], inputs, FEATURE_GRID, scheduler=scheduler, log=lines.append, **options)
+        if len(paths) == 2:  # then the recipe of the first re-applied: the last pass only
+            options = {"recipe": json.loads(read_all_bands(paths[0])[1]["DEEPPROSPECT_STACK"]), "window": 4}
+    here, there, again_here, again_there = map(read_all_bands, paths)
+    np.testing.assert_array_equal(bits(there[0]), bits(here[0]))
+    np.testing.assert_array_equal(bits(again_there[0]), bits(again_here[0]))
+    assert here[1:] == there[1:] and again_here[1:] == again_there[1:]
+    assert (here[0] == NODATA).any() and (here[0] != NODATA).any() and len(here[2]) == 7
+    assert sum("2 worker(s)" in line for line in lines) == 2
