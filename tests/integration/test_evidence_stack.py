@@ -142,6 +142,21 @@ def test_a_study_area_leaves_outside_cells_nodata_and_out_of_the_statistics(run_
     assert f"{inside.sum()} of {inside.size} cells lie inside the study area" in feedback.text
 
 
+def test_a_dask_scheduler_writes_the_same_file(run_alg, evidence, units, tmp_path, dask_scheduler):
+    """DASK_SCHEDULER (a LocalCluster of 2 worker processes) writes the windows on the cluster: same bits."""
+    units_path, _, area, _, _ = units
+    base = {"INPUTS": list(evidence[:2]), "CATEGORICAL": [units_path], "TRANSFORM": ILR,
+            "TRANSFORM_BANDS": "Cu,Au,As", "NORMALISE": ZSCORE, "STUDY_AREA": area}
+    here, there = str(tmp_path / "here.tif"), str(tmp_path / "dask.tif")
+    run_alg(ALG, {**base, "OUTPUT": here})
+    feedback = RecordingFeedback()
+    run_alg(ALG, {**base, "DASK_SCHEDULER": dask_scheduler, "OUTPUT": there}, feedback)
+    with rasterio.open(here) as a, rasterio.open(there) as b:
+        assert a.read().tobytes() == b.read().tobytes() and a.tags() == b.tags() and a.profile == b.profile
+        assert (a.read_masks(1) == 0).any() and (a.read_masks(1) > 0).any()
+    assert f"Tiles run on the Dask cluster at {dask_scheduler}" in feedback.text
+
+
 def test_recipe_reproduces_the_stack_from_the_raw_inputs(run_alg, evidence, tmp_path):
     idw, faults, _ = evidence
     raw = str(tmp_path / "raw.tif")

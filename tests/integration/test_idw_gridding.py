@@ -81,6 +81,20 @@ def test_pixels_outside_the_study_area_are_nodata(run_alg, survey, tmp_path):
         np.testing.assert_array_equal(band[inside], full[inside])
 
 
+def test_a_dask_scheduler_writes_the_same_file(run_alg, survey, tmp_path, dask_scheduler):
+    """DASK_SCHEDULER (a LocalCluster of 2 worker processes) computes the blocks on the cluster: same bits, study
+    area nodata included."""
+    points, fields = survey
+    base = params(point_layer(points, fields), tmp_path / "here.tif", STUDY_AREA=wkt_layer([STUDY_AREA]))
+    run_alg(ALG, base)
+    feedback = RecordingFeedback()
+    run_alg(ALG, {**base, "DASK_SCHEDULER": dask_scheduler, "OUTPUT": str(tmp_path / "dask.tif")}, feedback)
+    with rasterio.open(tmp_path / "here.tif") as a, rasterio.open(tmp_path / "dask.tif") as b:
+        assert a.read().tobytes() == b.read().tobytes() and a.tags() == b.tags() and a.profile == b.profile
+        assert (a.read_masks(1) == 0).any() and (a.read_masks(1) > 0).any()
+    assert f"Tiles run on the Dask cluster at {dask_scheduler}" in feedback.text
+
+
 def test_the_study_area_sets_the_default_extent(run_alg, survey, tmp_path):
     points, fields = survey
     out = tmp_path / "grid.tif"
