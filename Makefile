@@ -20,7 +20,7 @@ help:
 	@echo "make test     run every test (installs what is missing)"
 	@echo "make test-sid run every test against QGIS from Debian unstable in a throwaway root file system (root)"
 	@echo "make lint     ruff"
-	@echo "make bench    benchmarks against gdal_grid, gdal_proximity and QGIS built-ins (SLOW=1 adds the slow QGIS anchors)"
+	@echo "make bench    benchmarks against gdal_grid, gdal_proximity and QGIS built-ins (SLOW=1 adds the slow QGIS anchors, SCALE=1 the national-size run)"
 	@echo "make package  dist/deepprospect.zip for QGIS 'Install from ZIP'"
 
 setup: qgis $(STAMP)
@@ -66,6 +66,7 @@ bench: setup
 	$(PY) bench/bench_inference.py
 	$(PY) bench/bench_dask.py
 	$(PY) bench/bench_science.py
+	$(if $(SCALE),$(PY) bench/bench_scale.py)
 
 package:
 	@rm -rf build/package dist/deepprospect.zip && mkdir -p build/package/deepprospect dist
