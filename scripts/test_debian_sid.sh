@@ -62,6 +62,7 @@ fi
 { mount -t proc proc "$fs/proc" && mount --bind /dev "$fs/dev" && mount --bind /dev/pts "$fs/dev/pts"; } \
   || unavailable "mounting /proc and /dev in the root was refused."
 cp /etc/resolv.conf "$fs/etc/resolv.conf"
+cp /etc/hosts "$fs/etc/hosts"  # torchrun resolves this machine's host name
 
 in_root() { chroot "$fs" env -i HOME=/root LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   DEBIAN_FRONTEND=noninteractive QT_QPA_PLATFORM=offscreen "$@"; }

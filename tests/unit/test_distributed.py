@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,14 +29,45 @@ def training_set_path(tmp_path_factory):
     return path
 
 
+def torch_has_libuv() -> bool:
+    """Whether this torch build has libuv, which torchrun's launcher needs (Debian's own build has not)."""
+    from torch.distributed import TCPStore
+    try:
+        TCPStore("127.0.0.1", 0, 1, True, wait_for_workers=False, use_libuv=True)
+    except RuntimeError:
+        return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def torchrun(*args, processes=2):
-    """Run the command line under torchrun (a free port is chosen by --standalone); the finished process."""
+    """Run the command line under torchrun on this machine; the finished process (rank 0's output first).
+
+    A torch without libuv cannot run torchrun's launcher, so there the processes are started with the environment
+    torchrun gives them (``USE_LIBUV=0``, as the README says for such builds).
+    """
     package_parent = Path(deepprospect.__file__).parent.parent  # the folder that makes ``import deepprospect`` work
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(package_parent),
                                                                      os.environ.get("PYTHONPATH"))))}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "deepprospect.models.distributed", *map(str, args)]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    module = ["-m", "deepprospect.models.distributed", *map(str, args)]
+    if torch_has_libuv():
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+                   *module]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    env.update(USE_LIBUV="0", WORLD_SIZE=str(processes), LOCAL_WORLD_SIZE=str(processes), MASTER_ADDR="127.0.0.1",
+               MASTER_PORT=str(free_port()))
+    started = [subprocess.Popen([sys.executable, *module], env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for rank in range(processes)]
+    outputs = [process.communicate(timeout=120) for process in started]
+    return subprocess.CompletedProcess(started[0].args, next((process.returncode for process in started if process.returncode), 0),
+                                       "".join(out for out, _ in outputs), "".join(err for _, err in outputs))
 
 
 def test_two_gloo_processes_train_like_one(training_set_path, tmp_path):
