@@ -25,7 +25,8 @@ epoch; every choice it makes is recorded in the model card:
   epoch qualifies, or early stopping is off, or there is no validation split (e.g. the training set's split
   fell back), the last epoch is kept. The card records the monitor actually used (``early_stopping_used``) and
   the choice (``epoch_selection``).
-- **Metrics** per split: accuracy, recall, F1 (prospective = argmax class) and ROC AUC (scikit-learn).
+- **Metrics** per split: accuracy, precision, recall, F1, their macro averages and the confusion matrix
+  (prospective = argmax class) and ROC AUC (scikit-learn).
 - **Determinism**: a seeded generator shuffles the batches, and the global torch RNG (dropout) is seeded
   inside a forked RNG state, so the same set, settings and seed give the same weights on CPU; the caller's
   RNG state is left untouched.
@@ -53,6 +54,7 @@ from torch import nn
 
 from ..core.errors import InputError, ResourceError
 from ..core.labels import SHARED, TrainingSet
+from ..core.metrics import threshold_metrics
 from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
 from ..core.raster_io import atomic_path
 from ..core.report import training_curves_png
@@ -542,7 +544,8 @@ def _logits(model: nn.Module, batches: Iterable[torch.Tensor], device: torch.dev
 
 
 def evaluate(model: nn.Module, part: SplitData) -> dict:
-    """Accuracy, recall, F1 (prospective = argmax) and ROC AUC of ``model`` on one split, per sample; and the AUC
+    """Accuracy, precision, recall, F1, their macro averages and the confusion matrix (:mod:`..core.metrics`;
+    prospective = argmax) and ROC AUC of ``model`` on one split, per sample; and the AUC
     per deposit (each deposit's own cell once, against the unaugmented negatives), since the 3 × 3 cells of one
     deposit are nine correlated samples and a per-cell score counts each deposit about nine times."""
     device = next(model.parameters()).device
@@ -550,9 +553,7 @@ def evaluate(model: nn.Module, part: SplitData) -> dict:
     truth, predicted = part.y.numpy(), (probability >= 0.5).astype(np.int64)
     once = part.per_deposit
     return {
-        "accuracy": float(skm.accuracy_score(truth, predicted)),
-        "recall": float(skm.recall_score(truth, predicted, zero_division=0)),
-        "f1": float(skm.f1_score(truth, predicted, zero_division=0)),
+        **threshold_metrics(truth, predicted),
         "auc": _auc(truth, probability),
         "auc_per_deposit": math.nan if once is None else _auc(truth[once], probability[once]),
     }
@@ -628,7 +629,9 @@ def _auc(truth: np.ndarray, score: np.ndarray) -> float:
     return float(skm.roc_auc_score(truth, score)) if len(np.unique(truth)) == 2 else math.nan
 
 
-def _fmt(value: float | None) -> str:
+def _fmt(value: float | list | None) -> str:
+    if isinstance(value, list):  # the confusion matrix
+        return str(value)
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
