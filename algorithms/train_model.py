@@ -206,7 +206,7 @@ class TrainModel(DeepProspectAlgorithm):
         preset = enum(self.PRESET)
         if preset != "none":
             changed = apply_preset(settings, preset)
-            values = ", ".join(f"{key} {value}" for key, value in PRESETS[preset].items())
+            values = ", ".join(f"{key} {getattr(changed, key)}" for key in PRESETS[preset])
             feedback.pushInfo(f"Preset {preset}: {values} (the values given for these settings are not used).")
             settings = changed
         accepted = ", ".join(f"{key}={value}" for key, value in architecture_options(settings.architecture).items())

@@ -61,8 +61,7 @@ from .zoo import _REGISTRY, ResNet, SeedAverage, ShuffleNetV2, ZooModel, _entry,
 DEFAULT_RATES = (1, 6, 12, 18, 24)
 TABLE6_RATES = ((1, 2, 4, 8, 10), (1, 4, 8, 12, 16), (1, 6, 12, 18, 24), (1, 8, 16, 24, 32))
 FUSIONS = ("mean", "vote")
-BACKBONES = {"resnet18": lambda bands, patch, classes: ResNet(bands, patch, classes, depth=18),
-             "shufflenet_v2": ShuffleNetV2}
+BACKBONES = {"resnet18": partial(ResNet, depth=18), "shufflenet_v2": ShuffleNetV2}
 MIN_ATTENTION_HIDDEN = 4
 BAND_INFLUENCE_HELP = (
     "the sigmoid weight MFAF's channel attention gives each evidence band, averaged over its dilation scales and "

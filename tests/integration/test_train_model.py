@@ -92,7 +92,9 @@ def test_architecture_options_reach_the_card_and_wrong_ones_are_named(run_alg, t
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_mfaf_writes_band_influence_to_card_and_csv(run_alg, training_set_path, tmp_path):
+def test_mfaf_writes_band_influence_to_card_and_csv(run_alg, tmp_path):
+    training_set_path = str(tmp_path / "small.npz")
+    save_training_set(training_set_path, easy_set(n=40))
     feedback = RecordingFeedback()
     result = run_alg(ALG, params(training_set_path, tmp_path, ARCHITECTURE="mfaf_shufflenet_v2", EPOCHS=2,
                                  OPTIONS="rates=1,4; beta=0.2; fusion=vote", CURVES=None,
