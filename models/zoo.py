@@ -754,3 +754,6 @@ def build_model(name: str, in_bands: int, patch_size: int, n_classes: int = 2, *
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return info.builder(int(in_bands), int(patch_size), int(n_classes), **options)
+
+
+from . import mfaf  # noqa: E402, F401 - registers gao2023's MFAF networks, built on the classes above
