@@ -207,7 +207,8 @@ class TrainModel(DeepProspectAlgorithm):
         if preset != "none":
             changed = apply_preset(settings, preset)
             values = ", ".join(f"{key} {getattr(changed, key)}" for key in PRESETS[preset])
-            feedback.pushInfo(f"Preset {preset}: {values} (the values given for these settings are not used).")
+            feedback.pushInfo(f"Preset {preset}: {values} (the values given for these settings are not used, "
+                              "except architecture options typed in OPTIONS, which are laid over the preset's).")
             settings = changed
         accepted = ", ".join(f"{key}={value}" for key, value in architecture_options(settings.architecture).items())
         feedback.pushInfo(f"Options of {settings.architecture}: {accepted or 'none'}; given: "
