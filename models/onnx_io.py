@@ -9,7 +9,8 @@ Card schema, version :data:`CARD_VERSION` (stored as JSON under the metadata key
 ``format``          always ``"deepprospect-model"``
 ``card_version``    integer schema version (this module writes :data:`CARD_VERSION`; newer cards are refused)
 ``architecture``    zoo name (``models.zoo.available_models()``), e.g. ``"resnet18"``
-``input_kind``      ``"patch"`` (input ``(batch, bands, patch, patch)``) or ``"vector"`` (``(batch, bands)``)
+``input_kind``      ``"patch"`` (input ``(batch, bands, patch, patch)``), ``"vector"`` (``(batch, bands)``) or
+                    ``"pair"`` (two cells' vectors ``(batch, 2, bands)``, logits similar / dissimilar)
 ``options``         architecture options passed to ``build_model`` (``{}`` usually; ``{"pair": true}``)
 ``band_names``      evidence band names in the model's input channel order
 ``in_bands``        ``len(band_names)``
@@ -75,6 +76,7 @@ METRIC_SPLITS = ("train", "validation", "test")
 METRIC_NAMES = ("accuracy", "recall", "f1", "auc", "auc_per_deposit")
 _REQUIRED = ("architecture", "input_kind", "band_names", "in_bands", "normalisation", "patch_size", "classes")
 LAYOUTS = ("patch", "dense")
+INPUT_KINDS = ("patch", "vector", "pair")
 
 
 def make_card(
@@ -100,8 +102,8 @@ def make_card(
     ``metrics`` maps a split (train, validation, test) to ``{metric: value}`` with metrics among accuracy,
     recall, f1, auc; missing metrics are stored as null so every card has the same shape.
     """
-    if input_kind not in ("patch", "vector"):
-        raise ModelError(f"input_kind must be 'patch' or 'vector', not {input_kind!r}.")
+    if input_kind not in INPUT_KINDS:
+        raise ModelError(f"input_kind must be one of {', '.join(INPUT_KINDS)}, not {input_kind!r}.")
     if not 0 <= positive_class < len(classes):
         raise ModelError(f"positive_class {positive_class} is not an index of the classes {list(classes)}.")
     card = {
