@@ -72,6 +72,7 @@ OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 DEFAULT_CLASSES = ("non-prospective", "prospective")
+PAIR_CLASSES = ("similar", "dissimilar")  # pixel-pair models (zhang2021): label 0 same class, 1 different
 METRIC_SPLITS = ("train", "validation", "test")
 METRIC_NAMES = ("accuracy", "recall", "f1", "auc", "auc_per_deposit")
 _REQUIRED = ("architecture", "input_kind", "band_names", "in_bands", "normalisation", "patch_size", "classes")
@@ -89,7 +90,7 @@ def make_card(
     *,
     input_kind: str = "patch",
     options: Mapping[str, Any] | None = None,
-    classes: Sequence[str] = DEFAULT_CLASSES,
+    classes: Sequence[str] | None = None,
     positive_class: int = 1,
     metrics: Mapping[str, Mapping[str, float | None]] | None = None,
     history: Mapping[str, Any] | Sequence[Any] | None = None,
@@ -100,8 +101,10 @@ def make_card(
     """Assemble a card (schema in the module docstring); :class:`ModelError` if a part is inconsistent.
 
     ``metrics`` maps a split (train, validation, test) to ``{metric: value}`` with metrics among accuracy,
-    recall, f1, auc; missing metrics are stored as null so every card has the same shape.
+    recall, f1, auc; missing metrics are stored as null so every card has the same shape. ``classes`` default:
+    :data:`PAIR_CLASSES` for pair models, else :data:`DEFAULT_CLASSES`.
     """
+    classes = classes or (PAIR_CLASSES if input_kind == "pair" else DEFAULT_CLASSES)
     if input_kind not in INPUT_KINDS:
         raise ModelError(f"input_kind must be one of {', '.join(INPUT_KINDS)}, not {input_kind!r}.")
     if not 0 <= positive_class < len(classes):
