@@ -28,6 +28,7 @@ ALGORITHMS = [
     ("baseline", "Baseline"),
     ("spatial_cv", "SpatialCrossValidation"),
     ("predict", "Predict"),
+    ("dual_window", "DualWindow"),
     ("ensemble", "Ensemble"),
     ("evaluate", "Evaluate"),
     ("anomaly_classes", "AnomalyClasses"),

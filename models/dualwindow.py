@@ -23,16 +23,16 @@ stride divides this by about k².
 
 **Window sweep** (zhang2021, Figs. 8-9): :func:`sweep_windows` computes the map for several (inner, outer)
 pairs and scores each against deposit points with the ROC AUC of :func:`core.evaluation.evaluate_map` (the
-deposits' cells against every other cell with data).
+deposits' cells against every other cell with data); each map is held in memory while it is scored.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -43,9 +43,8 @@ from ..core.errors import InputError
 from ..core.evaluation import evaluate_map
 from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message
 from ..core.raster_io import MODEL_CARD_TAG, NODATA, geotiff_profile, read_grid_spec
-from ..core.streaming import raster_map
 from ..core.tables import write_csv
-from ..core.tiles import Tile, grid_tiles, map_tiles, write_tiles
+from ..core.tiles import Tile, assemble, grid_tiles, map_tiles, write_tiles
 from .inference import (
     ALGORITHM_TAG,
     DEFAULT_TILE,
@@ -151,6 +150,41 @@ def check_pair_card(card: dict, model_path: str) -> None:
                          "(architecture ppf_cnn1d, preset zhang2021) for the dual-window detector.")
 
 
+@dataclass
+class _Scan:
+    """An open run: the stack, the model card, the provider, the ring, and the scored tiles (lazy)."""
+
+    src: object
+    card: dict
+    provider: str
+    offsets: np.ndarray
+    tiles: Iterator[tuple[Tile, np.ndarray]]
+
+
+@contextmanager
+def _scan(model_path: str, stack_path: str, inner: int, outer: int, ring_stride: int, batch_size: int, device: str,
+          tile_size: int, progress: ProgressFn, is_cancelled: CancelFn, log: LogFn, warn: LogFn) -> Iterator[_Scan]:
+    """Check the model, the stack and the windows, open a session, and give the tiles to score."""
+    offsets = ring_offsets(inner, outer, ring_stride)
+    for name, value in (("batch size", batch_size), ("tile size", tile_size)):
+        if int(value) < 1:
+            raise InputError(f"The {name} must be at least 1, not {value}.")
+    card = read_card(model_path)
+    check_pair_card(card, model_path)
+    with _open(stack_path) as src:
+        indexes = _band_indexes(card["band_names"], src, stack_path)
+        _check_normalisation(card, stack_path)
+        _compare_grid(card, src, warn)
+        session, provider = open_session(model_path, card, device, log)
+        log_message(log, f"Ring between the {inner} × {inner} and {outer} × {outer} windows"
+                         f"{f', stride {ring_stride}' if ring_stride > 1 else ''}: {len(offsets)} pairs per cell.")
+        compute = partial(_tile_values, src, indexes, offsets, OnnxPairScorer(session, card), batch_size,
+                          is_cancelled)
+        tiles = grid_tiles(src.height, src.width, tile_size)
+        yield _Scan(src, card, provider, offsets,
+                    map_tiles(compute, tiles, len(tiles), progress=progress, is_cancelled=is_cancelled))
+
+
 def dual_window_map(model_path: str, stack_path: str, output_path: str, *, inner: int = 13, outer: int = 35,
                     ring_stride: int = 1, batch_size: int = DEFAULT_BATCH, device: str = "auto",
                     tile_size: int = DEFAULT_TILE, progress: ProgressFn = None, is_cancelled: CancelFn = None,
@@ -166,12 +200,6 @@ def dual_window_map(model_path: str, stack_path: str, output_path: str, *, inner
         Cancelled: the run was cancelled (no output is left).
     """
     start = time.perf_counter()
-    offsets = ring_offsets(inner, outer, ring_stride)
-    for name, value in (("batch size", batch_size), ("tile size", tile_size)):
-        if int(value) < 1:
-            raise InputError(f"The {name} must be at least 1, not {value}.")
-    card = read_card(model_path)
-    check_pair_card(card, model_path)
     if os.path.abspath(output_path) == os.path.abspath(stack_path):
         raise InputError("The output would overwrite the evidence stack; choose another output file.")
     warnings: list[str] = []
@@ -180,27 +208,19 @@ def dual_window_map(model_path: str, stack_path: str, output_path: str, *, inner
         warnings.append(message)
         log_message(warn or log, message)
 
-    with _open(stack_path) as src:
-        indexes = _band_indexes(card["band_names"], src, stack_path)
-        _check_normalisation(card, stack_path)
-        _compare_grid(card, src, add_warning)
-        session, provider = open_session(model_path, card, device, log)
-        log_message(log, f"Ring between the {inner} × {inner} and {outer} × {outer} windows"
-                         f"{f', stride {ring_stride}' if ring_stride > 1 else ''}: {len(offsets)} pairs per cell.")
-        compute = partial(_tile_values, src, indexes, offsets, OnnxPairScorer(session, card), batch_size,
-                          is_cancelled)
-        tiles = grid_tiles(src.height, src.width, tile_size)
+    with _scan(model_path, stack_path, inner, outer, ring_stride, batch_size, device, tile_size, progress,
+               is_cancelled, log, add_warning) as scan:
+        src = scan.src
         profile = geotiff_profile(src.width, src.height, 1, "float32", src.crs, src.transform, NODATA)
-        tags = _tags(card, model_path, inner, outer, ring_stride, len(offsets))
-        done = map_tiles(compute, tiles, len(tiles), progress=progress, is_cancelled=is_cancelled)
-        valid = write_tiles(output_path, profile, [BAND_NAME], tags, done)
+        tags = _tags(scan.card, model_path, inner, outer, ring_stride, len(scan.offsets))
+        valid = write_tiles(output_path, profile, [BAND_NAME], tags, scan.tiles)
     seconds = time.perf_counter() - start
     if valid == 0:
         add_warning("No cell has data in every model band with a ring cell that has data too: the map is all "
                     "nodata.")
-    log_message(log, f"{valid} cells scored in {seconds:.1f} s on {provider} "
+    log_message(log, f"{valid} cells scored in {seconds:.1f} s on {scan.provider} "
                      f"({seconds / max(valid, 1) * 1e6:.0f} s per megacell).")
-    return DualWindowReport(output_path, provider, len(offsets), valid, seconds, warnings)
+    return DualWindowReport(output_path, scan.provider, len(scan.offsets), valid, seconds, warnings)
 
 
 def sweep_windows(model_path: str, stack_path: str, deposits_xy: np.ndarray, table_path: str,
@@ -208,28 +228,29 @@ def sweep_windows(model_path: str, stack_path: str, deposits_xy: np.ndarray, tab
                   batch_size: int = DEFAULT_BATCH, device: str = "auto", tile_size: int = DEFAULT_TILE,
                   progress: ProgressFn = None, is_cancelled: CancelFn = None, log: LogFn = None) -> list[dict]:
     """The map of each (inner, outer) window pair scored by its ROC AUC against ``deposits_xy`` (n, 2, the
-    stack's CRS): rows of :data:`SWEEP_COLUMNS`, also written to the CSV ``table_path`` (zhang2021, Fig. 9)."""
+    stack's CRS): rows of :data:`SWEEP_COLUMNS`, also written to the CSV ``table_path`` (zhang2021, Fig. 9).
+
+    Each map is held in memory (4 bytes per cell) while it is scored, and none is written.
+    """
     if not len(windows):
         raise InputError("Give at least one (inner, outer) window pair to sweep.")
     for inner, outer in windows:
         ring_offsets(inner, outer, ring_stride)  # bad pairs fail before any map is computed
     grid = read_grid_spec(stack_path)
     rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        for index, (inner, outer) in enumerate(windows):
-            share = None if progress is None else (
-                lambda p, i=index: progress((i + p / 100.0) * 100.0 / len(windows)))
-            path = os.path.join(folder, f"dual_window_{inner}_{outer}.tif")
-            report = dual_window_map(model_path, stack_path, path, inner=inner, outer=outer, ring_stride=ring_stride,
-                                     batch_size=batch_size, device=device, tile_size=tile_size, progress=share,
-                                     is_cancelled=is_cancelled, log=log)
-            with raster_map(path) as source:
-                evaluation = evaluate_map(source, grid, deposits_xy, is_cancelled=is_cancelled)
-            scored = evaluation.sets[0]
-            rows.append({"inner": inner, "outer": outer, "ring_stride": ring_stride, "ring_cells": report.ring_cells,
-                         "auc": scored.roc.auc, "deposits": scored.n_positive, "cells": evaluation.valid_cells,
-                         "seconds": round(report.seconds, 3)})
-            log_message(log, f"Windows {inner} / {outer}: AUC {scored.roc.auc:.4f}.")
+    for index, (inner, outer) in enumerate(windows):
+        share = None if progress is None else (lambda p, i=index: progress((i + p / 100.0) * 100.0 / len(windows)))
+        start = time.perf_counter()
+        with _scan(model_path, stack_path, inner, outer, ring_stride, batch_size, device, tile_size, share,
+                   is_cancelled, None, lambda message: None) as scan:
+            values = assemble(grid.shape, scan.tiles)
+        evaluation = evaluate_map(values, grid, deposits_xy, is_cancelled=is_cancelled)
+        scored = evaluation.sets[0]
+        rows.append({"inner": inner, "outer": outer, "ring_stride": ring_stride, "ring_cells": len(scan.offsets),
+                     "auc": scored.roc.auc, "deposits": scored.n_positive, "cells": evaluation.valid_cells,
+                     "seconds": round(time.perf_counter() - start, 3)})
+        log_message(log, f"Windows {inner} / {outer} ({len(scan.offsets)} pairs per cell): AUC "
+                         f"{scored.roc.auc:.4f}.")
     write_csv(table_path, SWEEP_COLUMNS, ([row[c] for c in SWEEP_COLUMNS] for row in rows))
     return rows
 
