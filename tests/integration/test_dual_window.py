@@ -34,7 +34,7 @@ def read(path):
 
 
 def test_map_is_the_library_map_and_the_sweep_table_is_written(run_alg, inputs, tmp_path):
-    folder, stack, model = inputs
+    _, stack, model = inputs
     out, table = str(tmp_path / "d.tif"), str(tmp_path / "sweep.csv")
     x = GRID.x_min + 100.0 * np.array([10.5, 30.5, 44.5])
     y = GRID.y_max - 100.0 * np.array([5.5, 20.5, 33.5])
