@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterString,
 )
 
 from ..core.errors import InputError
@@ -28,7 +29,7 @@ from ..models.training import (
     save_model,
     train_model,
 )
-from ..models.zoo import available_models, model_info
+from ..models.zoo import architecture_options, available_models, model_info, parse_options
 from .base import DOUBLE, INT, DeepProspectAlgorithm
 from .parameters import DEVICE_HELP, explain, explained, name_list, named_enum
 from .qgis_io import feedback_callbacks
@@ -65,8 +66,8 @@ _NUMBERS = [
 class TrainModel(DeepProspectAlgorithm):
     """Train one architecture of the zoo; the model file carries everything prediction needs to check."""
 
-    TRAINING_SET, ARCHITECTURE, PRESET, OPTIMISER, SCHEDULE = (
-        "TRAINING_SET", "ARCHITECTURE", "PRESET", "OPTIMISER", "SCHEDULE")
+    TRAINING_SET, ARCHITECTURE, OPTIONS, PRESET, OPTIMISER, SCHEDULE = (
+        "TRAINING_SET", "ARCHITECTURE", "OPTIONS", "PRESET", "OPTIMISER", "SCHEDULE")
     CLASS_WEIGHTING, EARLY_STOPPING, DEVICE, OUTPUT, CURVES = (
         "CLASS_WEIGHTING", "EARLY_STOPPING", "DEVICE", "OUTPUT", "CURVES")
     VALIDATION_AUC, TEST_AUC, DEVICE_USED = "VALIDATION_AUC", "TEST_AUC", "DEVICE_USED"
@@ -126,6 +127,11 @@ class TrainModel(DeepProspectAlgorithm):
         self.addParameter(explained(
             named_enum(self.ARCHITECTURE, "Architecture", available_models()),
             name_list([(name, model_info(name).title) for name in available_models()])))
+        self.addParameter(explained(QgsProcessingParameterString(
+            self.OPTIONS, "Architecture options (name=value; …)", "", optional=True),
+            "Options of the chosen architecture, e.g. 'width=32; dropout=0.2' for the MLP; the log lists what "
+            "each architecture accepts, an unknown name is refused with the list, and the card records them.",
+            advanced=True))
         self.addParameter(explained(named_enum(self.PRESET, "Paper preset", _PRESETS), _PRESET_HELP))
         self.add_numbers(_NUMBERS[:3])
         self.addParameter(explained(named_enum(self.OPTIMISER, "Optimiser", OPTIMISERS),
@@ -199,6 +205,7 @@ class TrainModel(DeepProspectAlgorithm):
         enum = lambda key: self.parameterAsEnumString(parameters, key, context)  # noqa: E731
         settings = TrainSettings(
             architecture=enum(self.ARCHITECTURE),
+            options=parse_options(self.parameterAsString(parameters, self.OPTIONS, context)),
             optimiser=enum(self.OPTIMISER),
             schedule=enum(self.SCHEDULE),
             early_stopping=enum(self.EARLY_STOPPING),
@@ -212,6 +219,9 @@ class TrainModel(DeepProspectAlgorithm):
             values = ", ".join(f"{key} {value}" for key, value in PRESETS[preset].items())
             feedback.pushInfo(f"Preset {preset}: {values} (the values given for these settings are not used).")
             settings = changed
+        accepted = ", ".join(f"{key}={value}" for key, value in architecture_options(settings.architecture).items())
+        feedback.pushInfo(f"Options of {settings.architecture}: {accepted or 'none'}; given: "
+                          f"{'; '.join(f'{k}={v}' for k, v in settings.options.items()) or 'none'}.")
         feedback.pushInfo(f"Architecture {model_info(settings.architecture).title}, {settings.epochs} epochs, batch "
                           f"{settings.batch_size}, {settings.optimiser} lr {settings.learning_rate:g} "
                           f"({settings.schedule}), seed {settings.seed}.")

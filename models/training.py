@@ -59,7 +59,7 @@ from ..core.report import training_curves_png
 from ..core.stack import STACK_TAG, band_normalisation
 from ..core.stored_arrays import StoredArray
 from .onnx_io import METRIC_SPLITS, Chunked, export_onnx, hash_arrays, make_card
-from .zoo import SeedAverage, ZooModel, build_model, model_info
+from .zoo import SeedAverage, ZooModel, build_model, check_options, model_info
 
 OPTIMISERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
@@ -75,6 +75,7 @@ class TrainSettings:
     """Hyper-parameters of one training run (defaults: he2024's Adam / cosine settings)."""
 
     architecture: str = "lenet"
+    options: dict = field(default_factory=dict)  # architecture options (zoo.architecture_options), in the card
     epochs: int = 50
     batch_size: int = 16
     optimiser: str = "adam"
@@ -99,6 +100,7 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         model_info(self.architecture)  # unknown names fail here, with the list of valid ones
+        check_options(self.architecture, self.options)
         for name, value, allowed in (("optimiser", self.optimiser, OPTIMISERS), ("schedule", self.schedule, SCHEDULES),
                                      ("early stopping", self.early_stopping, EARLY_STOPPING),
                                      ("device", self.device, DEVICES)):
@@ -334,7 +336,8 @@ def train_model(
             log_message(log, f"Member {member + 1} of {settings.members} (seed {seeded.seed}).")
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seeded.seed)
-            model = build_model(settings.architecture, in_bands, patch, seed=seeded.seed).to(device)
+            model = build_model(settings.architecture, in_bands, patch, seed=seeded.seed,
+                                **settings.options).to(device)
             loop = _Loop(model, seeded, device, train, data["validation"], _member_progress(progress, member,
                                                                                            settings.members),
                          is_cancelled, log, processes)
@@ -471,7 +474,7 @@ class _Loop:
                 x = x + self.settings.input_noise * torch.randn(x.shape, generator=self.generator)
             x = x.to(self.device)
             self.optimiser.zero_grad(set_to_none=True)
-            loss = self.loss(self.network(x), y)
+            loss = self.model.training_loss(self.network(x), y, self.loss)
             loss.backward()
             self.optimiser.step()
             total += loss.item() * len(chosen)
@@ -587,8 +590,8 @@ def save_model(result: TrainResult, training_set: TrainingSet, path: str, curves
         settings.architecture, band_names, band_normalisation(recipe if isinstance(recipe, Mapping) else None,
                                                               band_names),
         model.patch_size, manifest.get("pixel_size", [0.0, 0.0]), manifest.get("crs", ""),
-        input_kind=model.input_kind, metrics=result.metrics, history=result.history, seed=settings.seed,
-        data_hash=result.data_hash,
+        input_kind=model.input_kind, options=settings.options, metrics=result.metrics, history=result.history,
+        seed=settings.seed, data_hash=result.data_hash,
         extra={"settings": settings.as_dict(), "device": result.device, "distributed": result.distributed,
                "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
                "early_stopping_used": result.early_stopping_used,

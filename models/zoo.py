@@ -26,9 +26,11 @@ arguments give bit-identical weights, and the caller's global torch RNG is left 
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import torch
@@ -69,6 +71,14 @@ class ZooModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+    def training_loss(self, output, y: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
+        """The loss of one training batch from ``output`` (what ``forward`` returned in training mode).
+
+        Plain cross-entropy here; networks with several heads (branches, auxiliary classifiers) override it to
+        combine their heads' losses, and return ``(batch, n_classes)`` logits from ``forward`` in eval mode.
+        """
+        return criterion(output, y)
 
     def input_shape(self, batch: int = 1) -> tuple[int, ...]:
         """Shape of an input batch, e.g. for ONNX export or a smoke test."""
@@ -652,12 +662,12 @@ _REGISTRY = {
         _entry("lenet", "LeNet-5", "LeCun et al. 1998, Proc. IEEE 86(11)", "he2024", LeNet, dense_exact=True),
         _entry("alexnet", "AlexNet", "Krizhevsky et al. 2012, NeurIPS", "he2024", AlexNet),
         _entry("vgg8", "VGG8", "Simonyan & Zisserman 2015, ICLR", "he2024",
-               lambda *a, **k: VGG(*a, depth="vgg8", **k)),
+               partial(VGG, depth="vgg8")),
         _entry("vgg16", "VGG16", "Simonyan & Zisserman 2015, ICLR", "he2024",
-               lambda *a, **k: VGG(*a, depth="vgg16", **k)),
-        _entry("resnet18", "ResNet18", "He et al. 2016, CVPR", "gao2023", lambda *a, **k: ResNet(*a, depth=18, **k)),
+               partial(VGG, depth="vgg16")),
+        _entry("resnet18", "ResNet18", "He et al. 2016, CVPR", "gao2023", partial(ResNet, depth=18)),
         _entry("resnet50", "ResNet50", "He et al. 2016, CVPR", "gao2022, he2024",
-               lambda *a, **k: ResNet(*a, depth=50, **k)),
+               partial(ResNet, depth=50)),
         _entry("mobilenet_v2", "MobileNetV2", "Sandler et al. 2018, CVPR", "he2024", MobileNetV2),
         _entry("shufflenet_v2", "ShuffleNetV2 1.0x", "Ma et al. 2018, ECCV", "gao2023", ShuffleNetV2),
         _entry("vit", "ViT (small)", "Dosovitskiy et al. 2021, ICLR", "he2024", ViT),
@@ -684,6 +694,51 @@ def model_info(name: str) -> ModelInfo:
         raise InputError(f"Unknown model architecture {name!r}; choose one of: {', '.join(_REGISTRY)}.") from None
 
 
+def architecture_options(name: str) -> dict[str, object]:
+    """The options architecture ``name`` accepts (keyword arguments of its builder) with their defaults."""
+    builder = model_info(name).builder
+    fixed = set(getattr(builder, "keywords", {})) | {"in_bands", "patch_size", "n_classes"}  # partial(...) binds some
+    return {key: parameter.default for key, parameter in inspect.signature(builder).parameters.items()
+            if key not in fixed and parameter.default is not inspect.Parameter.empty}
+
+
+def check_options(name: str, options: Mapping[str, object]) -> None:
+    """:class:`InputError` naming the accepted options if ``options`` has a name architecture ``name`` lacks."""
+    accepted = architecture_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        offered = ", ".join(f"{key} (default {value!r})" for key, value in accepted.items()) or "none"
+        raise InputError(f"{model_info(name).title} has no option {', '.join(unknown)}; its options: {offered}.")
+
+
+def parse_options(text: str) -> dict[str, object]:
+    """Architecture options written as ``name=value; name=value`` (values: numbers, true/false, or
+    comma-separated lists of numbers), as a geologist types them in a dialog; ``""`` gives ``{}``."""
+    options: dict[str, object] = {}
+    for item in filter(None, (part.strip() for part in text.replace("\n", ";").split(";"))):
+        key, equals, value = (part.strip() for part in item.partition("="))
+        if not equals or not key.isidentifier() or not value:
+            raise InputError(f"Cannot read the architecture option {item!r}: write name=value, e.g. beta=0.4; "
+                             "rates=1,6,12; channel_attention=false.")
+        options[key] = _option_value(value)
+    return options
+
+
+def _option_value(text: str) -> object:
+    """One option value: a bool, an int, a float, a list of them (comma-separated) or the text itself."""
+    if "," in text:
+        return [_option_value(part.strip()) for part in text.split(",") if part.strip()]
+    lowered = text.lower()
+    if lowered in ("true", "yes", "on", "false", "no", "off"):
+        return lowered in ("true", "yes", "on")
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def build_model(name: str, in_bands: int, patch_size: int, n_classes: int = 2, *, seed: int = 0,
                 **options) -> ZooModel:  # fmt: skip
     """Build architecture ``name`` for ``in_bands`` bands and square patches of ``patch_size`` pixels.
@@ -694,7 +749,8 @@ def build_model(name: str, in_bands: int, patch_size: int, n_classes: int = 2, *
         patch_size: patch side in pixels, within the entry's ``min_patch``..``max_patch`` (1 for vector models).
         n_classes: number of output logits (2 for prospective / non-prospective).
         seed: seed of the weight initialisation (the global torch RNG is not touched).
-        **options: architecture options (``pair=True`` for ``cnn1d``).
+        **options: architecture options (:func:`architecture_options`; e.g. ``pair=True`` for ``cnn1d``);
+            an unknown name is an :class:`InputError` listing the accepted ones.
 
     Returns:
         The model in training mode; its output is ``(batch, n_classes)`` logits.
@@ -711,6 +767,7 @@ def build_model(name: str, in_bands: int, patch_size: int, n_classes: int = 2, *
         )
     if int(n_classes) < 2:
         raise InputError(f"The model needs at least 2 classes, got {n_classes}.")
+    check_options(name, options)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return info.builder(int(in_bands), int(patch_size), int(n_classes), **options)

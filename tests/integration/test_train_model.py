@@ -79,3 +79,14 @@ def test_bad_input_gives_clear_errors(run_alg, training_set_path, tmp_path):
         save_training_set(str(small), easy_set(n=40, patch=8))
         run_alg(ALG, params(str(small), tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.npz", "small.npz"]
+
+
+def test_architecture_options_reach_the_card_and_wrong_ones_are_named(run_alg, training_set_path, tmp_path):
+    feedback = RecordingFeedback()
+    result = run_alg(ALG, params(training_set_path, tmp_path, ARCHITECTURE="mlp", OPTIONS="width=16; dropout=0.1",
+                                 EPOCHS=2, CURVES=None), feedback)
+    assert read_card(result["OUTPUT"])["options"] == {"width": 16, "dropout": 0.1}
+    assert "Options of mlp: width=64, dropout=0.3; given: width=16; dropout=0.1." in feedback.text
+    with pytest.raises(QgsProcessingException, match=r"LeNet-5 has no option width; its options: none"):
+        run_alg(ALG, params(training_set_path, tmp_path, OPTIONS="width=16", OUTPUT=str(tmp_path / "x.onnx")))
+    assert not (tmp_path / "x.onnx").exists()

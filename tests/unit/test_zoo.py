@@ -3,7 +3,14 @@
 import pytest
 import torch
 from deepprospect.core.errors import InputError
-from deepprospect.models.zoo import ZooModel, available_models, build_model, model_info
+from deepprospect.models.zoo import (
+    ZooModel,
+    architecture_options,
+    available_models,
+    build_model,
+    model_info,
+    parse_options,
+)
 
 PATCH_MODELS = [name for name in available_models() if model_info(name).input_kind == "patch"]
 # (bands, patch): one and many bands, the smallest patch, the small stem (32) and the ImageNet stem (64).
@@ -134,6 +141,28 @@ def test_small_and_large_stems_report_their_stride():
 def test_bad_arguments_give_clear_errors(call, message):
     with pytest.raises(InputError, match=message):
         call()
+
+
+def test_architecture_options_are_the_builders_keywords():
+    assert architecture_options("mlp") == {"width": 64, "dropout": 0.3}
+    assert architecture_options("vgg8") == {}  # the depth is fixed by the name
+    assert architecture_options("vit")["depth"] == 4
+    mlp = build_model("mlp", 5, 1, width=8)
+    assert mlp.features[0].out_features == 8
+    with pytest.raises(InputError, match=r"LeNet-5 has no option beta; its options: none"):
+        build_model("lenet", 3, 16, beta=0.4)
+    with pytest.raises(InputError, match=r"no option widht; its options: width \(default 64\), dropout"):
+        build_model("mlp", 3, 1, widht=8)
+
+
+def test_options_are_read_as_a_geologist_types_them():
+    assert parse_options("") == {}
+    assert parse_options(" beta = 0.4; rates=1,6,12 ;attention=false; mode=vote;") == {
+        "beta": 0.4, "rates": [1, 6, 12], "attention": False, "mode": "vote"}
+    assert parse_options("width=32\ndropout=0.25") == {"width": 32, "dropout": 0.25}
+    for bad in ("beta", "=3", "two words=1", "beta="):
+        with pytest.raises(InputError, match="write name=value"):
+            parse_options(bad)
 
 
 def test_pixel_pair_cnn_is_the_pair_form_of_the_1d_cnn():
