@@ -13,7 +13,8 @@ are nodata or off the stack are skipped (the mean is over the ring cells with da
 cell gets no value.
 
 **Tiles.** The stack is read in windows of ``tile_size`` × ``tile_size`` cells plus a halo of ``outer // 2``
-(rasterio windows, NaN beyond the stack), and the map is written tile by tile to a temporary file renamed into
+(rasterio windows, NaN beyond the stack; by default sized to about :data:`PAIRS_PER_TILE` pairs, so progress
+and cancel stay responsive with large rings), and the map is written tile by tile to a temporary file renamed into
 place, so a cancel or an error leaves no file. Each onnxruntime call scores ``batch_size`` pairs or more (whole
 rings); the provider is chosen as for prospectivity maps (:func:`.inference.open_session`: CUDA when it works).
 
@@ -47,7 +48,6 @@ from ..core.tables import write_csv
 from ..core.tiles import Tile, assemble, grid_tiles, map_tiles, write_tiles
 from .inference import (
     ALGORITHM_TAG,
-    DEFAULT_TILE,
     _band_indexes,
     _check_normalisation,
     _compare_grid,
@@ -60,6 +60,8 @@ from .onnx_io import read_card
 BAND_NAME = "dissimilarity"
 DUAL_WINDOW_TAG = "DEEPPROSPECT_DUAL_WINDOW"
 DEFAULT_BATCH = 16384
+PAIRS_PER_TILE = 2_000_000
+"""Default tile: about this many pairs (some 3 minutes on a 2-core CPU), between 16 and 256 cells a side."""
 PAPER_WINDOWS = ((5, 7), (5, 9), (5, 11), (5, 13), (7, 35), (9, 35), (11, 35), (13, 35))
 """The (inner, outer) window pairs of zhang2021's Figs. 8 and 9."""
 SWEEP_COLUMNS = ("inner", "outer", "ring_stride", "ring_cells", "auc", "deposits", "cells", "seconds")
@@ -163,9 +165,12 @@ class _Scan:
 
 @contextmanager
 def _scan(model_path: str, stack_path: str, inner: int, outer: int, ring_stride: int, batch_size: int, device: str,
-          tile_size: int, progress: ProgressFn, is_cancelled: CancelFn, log: LogFn, warn: LogFn) -> Iterator[_Scan]:
+          tile_size: int | None, progress: ProgressFn, is_cancelled: CancelFn, log: LogFn,
+          warn: LogFn) -> Iterator[_Scan]:
     """Check the model, the stack and the windows, open a session, and give the tiles to score."""
     offsets = ring_offsets(inner, outer, ring_stride)
+    if tile_size is None:
+        tile_size = int(np.clip(np.sqrt(PAIRS_PER_TILE / len(offsets)), 16, 256))
     for name, value in (("batch size", batch_size), ("tile size", tile_size)):
         if int(value) < 1:
             raise InputError(f"The {name} must be at least 1, not {value}.")
@@ -187,7 +192,7 @@ def _scan(model_path: str, stack_path: str, inner: int, outer: int, ring_stride:
 
 def dual_window_map(model_path: str, stack_path: str, output_path: str, *, inner: int = 13, outer: int = 35,
                     ring_stride: int = 1, batch_size: int = DEFAULT_BATCH, device: str = "auto",
-                    tile_size: int = DEFAULT_TILE, progress: ProgressFn = None, is_cancelled: CancelFn = None,
+                    tile_size: int | None = None, progress: ProgressFn = None, is_cancelled: CancelFn = None,
                     log: LogFn = None, warn: LogFn = None) -> DualWindowReport:
     """Write the dual-window dissimilarity map D(T) of a pair model over an evidence stack (module docstring).
 
@@ -225,7 +230,7 @@ def dual_window_map(model_path: str, stack_path: str, output_path: str, *, inner
 
 def sweep_windows(model_path: str, stack_path: str, deposits_xy: np.ndarray, table_path: str,
                   windows: Sequence[tuple[int, int]] = PAPER_WINDOWS, *, ring_stride: int = 1,
-                  batch_size: int = DEFAULT_BATCH, device: str = "auto", tile_size: int = DEFAULT_TILE,
+                  batch_size: int = DEFAULT_BATCH, device: str = "auto", tile_size: int | None = None,
                   progress: ProgressFn = None, is_cancelled: CancelFn = None, log: LogFn = None) -> list[dict]:
     """The map of each (inner, outer) window pair scored by its ROC AUC against ``deposits_xy`` (n, 2, the
     stack's CRS): rows of :data:`SWEEP_COLUMNS`, also written to the CSV ``table_path`` (zhang2021, Fig. 9).
