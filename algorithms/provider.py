@@ -28,6 +28,7 @@ ALGORITHMS = [
     ("baseline", "Baseline"),
     ("spatial_cv", "SpatialCrossValidation"),
     ("predict", "Predict"),
+    ("dual_window", "DualWindow"),
     ("ensemble", "Ensemble"),
     ("ensemble_compare", "EnsembleCompare"),
     ("evaluate", "Evaluate"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 
 from qgis.core import (
     QgsProcessingOutputNumber,
@@ -16,6 +17,7 @@ from qgis.core import (
 from ..core.errors import InputError
 from ..core.labels import load_training_set
 from ..core.raster_io import check_writable
+from ..models.draws import train_per_draw
 from ..models.mfaf import BAND_INFLUENCE_HELP, gives_band_influence, write_band_influence
 from ..models.training import (
     DEVICES,
@@ -40,6 +42,8 @@ _PRESET_HELP = name_list([
     ("gao2022", "ResNet50, SGD momentum 0.1, weight decay 1e-4, lr 0.01 halved every 30 epochs, batch 32, 120 epochs"),
     ("gao2023", "MFAF on ResNet18 (rates 1,6,12,18,24, β 0.4; options given add to these), SGD momentum 0.2, weight "
                 "decay 1e-4, lr 0.02 × 0.6 every 30 epochs, batch 32, 220 epochs"),
+    ("zhang2021", "ppf_cnn1d, lr 0.01, batch 128 (the paper's); SGD momentum 0.9, constant lr, 30 epochs, no class "
+                  "weighting (the paper does not say: our choice)"),
 ])
 # key (lower case = TrainSettings field), label, type, default, minimum, advanced
 _NUMBERS = [
@@ -58,6 +62,7 @@ _NUMBERS = [
     ("INPUT_NOISE", "Gaussian noise added to training inputs (standard deviation; 0 = none)", DOUBLE, 0.0, 0.0, True),
     ("MEMBERS", "Seed-ensemble members (seeds SEED … SEED+N−1, probabilities averaged)", INT, 1, 1, False),
     ("SEED", "Random seed", INT, 42, 0, False),
+    ("MAX_PAIRS", "Pixel-pair models: at most this many pairs per split (0 = every pair)", INT, 0, 0, True),
 ]
 
 
@@ -69,6 +74,7 @@ class TrainModel(DeepProspectAlgorithm):
     CLASS_WEIGHTING, EARLY_STOPPING, DEVICE, OUTPUT, CURVES, BAND_INFLUENCE = (
         "CLASS_WEIGHTING", "EARLY_STOPPING", "DEVICE", "OUTPUT", "CURVES", "BAND_INFLUENCE")
     VALIDATION_AUC, TEST_AUC, DEVICE_USED = "VALIDATION_AUC", "TEST_AUC", "DEVICE_USED"
+    EACH_NEGATIVE_SET, DRAWS_TABLE = "EACH_NEGATIVE_SET", "DRAWS_TABLE"
 
     NAME = "trainmodel"
     DISPLAY_NAME = "Train prospectivity model"
@@ -86,7 +92,21 @@ class TrainModel(DeepProspectAlgorithm):
         "<b>Architectures</b>: LeNet, AlexNet, VGG8, VGG16, MobileNetV2, ResNet50, ViT (he2024's six and more), "
         "ResNet18 and ShuffleNetV2 (gao2023 backbones), gao2023's MFAF on either (dilated branches, channel and "
         "spatial attention, self-distillation), the 1D CNN over each cell's element vector (zhang2021), "
-        "and an MLP over the element vector.<br>"
+        "an MLP over the element vector, and zhang2021's pixel-pair 1D CNN (ppf_cnn1d).<br>"
+        "<b>Pixel pairs</b> (ppf_cnn1d; Zhang et al. 2021 after Li et al. 2016): in each split apart, the "
+        "unaugmented cells (deposit cells and neighbours, barren and random negatives; never crops, flips, noise "
+        "or SMOTE copies) are paired: two cells of one class make a similar pair (0), one of each a dissimilar "
+        "pair (1); K deposit and N negative cells give K(K−1) + N(N−1) similar and K·N dissimilar pairs (136 + "
+        "136 cells: 36,720 and 18,496, the paper's Table 2). The model scores pairs (metrics are on pairs, "
+        "dissimilar = positive) and the card records the pair counts; apply it with 'Dual-window anomaly (pixel "
+        "pairs)', not 'Prospectivity map'. A pair cap draws at most that many pairs per split, seeded. Preset "
+        "zhang2021: the paper gives lr 0.01 and batch 128 only; it leaves the optimiser, epochs, schedule, "
+        "weight decay and loss weighting open, and the preset chooses SGD momentum 0.9, a constant lr, 30 "
+        "epochs, none and unweighted.<br>"
+        "<b>One model per negative set</b> (option; zhang2021's Table 3, ten draws of random negatives): one "
+        "model is trained on each of the training set's negative sets with the same settings, and the one with "
+        "the highest validation AUC (then accuracy, then lowest training loss) is written; the optional draws "
+        "table lists each draw's samples or pairs, training loss and validation and test accuracy and AUC.<br>"
         "<b>Seed ensemble</b>: members &gt; 1 trains that many copies with seeds SEED, SEED+1, … and writes their "
         "probability average as one model file (one map, one card). With tens of deposits the MLP seed ensemble "
         "with weight decay, input noise and several negatives per deposit is what scores best on spatially "
@@ -136,6 +156,10 @@ class TrainModel(DeepProspectAlgorithm):
             self.CLASS_WEIGHTING, "Weight the loss by inverse class frequency", True))
         self.addParameter(explained(named_enum(self.DEVICE, "Device", DEVICES), DEVICE_HELP))
         self.add_numbers(_NUMBERS[3:])
+        self.addParameter(explained(QgsProcessingParameterBoolean(
+            self.EACH_NEGATIVE_SET, "Train one model per negative set and keep the best on validation", False),
+            "zhang2021 Table 3: every negative draw gets its model; the best validation AUC is written.",
+            advanced=True))
         explain(self, {
             "MIN_LEARNING_RATE": "The cosine schedule ends at this learning rate in the last epoch.",
             "MOMENTUM": "Momentum of SGD (used with the sgd optimiser only).",
@@ -148,6 +172,7 @@ class TrainModel(DeepProspectAlgorithm):
             "PATIENCE": "Epochs without a better averaged validation score before training stops.",
             "NEGATIVE_SET": "Which of the training set's negative sets (repeats) to train on.",
             "INPUT_NOISE": "Each training batch gets Gaussian noise of this standard deviation (z-scored bands).",
+            "MAX_PAIRS": "Pair models: each split keeps at most this many pairs, drawn at random with the seed.",
         })
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Model file", "ONNX model (*.onnx)"))
@@ -157,6 +182,9 @@ class TrainModel(DeepProspectAlgorithm):
             self.BAND_INFLUENCE, "Band influence (MFAF)", "CSV (*.csv)", optional=True, createByDefault=False),
             f"MFAF with channel attention only: one row per band with its weight, {BAND_INFLUENCE_HELP}; the card "
             "holds the same weights (extra.band_influence)."))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.DRAWS_TABLE, "Negative draws table (one model per negative set)", "CSV files (*.csv)", optional=True,
+            createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber(self.VALIDATION_AUC, "Validation AUC"))
         self.addOutput(QgsProcessingOutputNumber(self.TEST_AUC, "Test AUC"))
         self.addOutput(QgsProcessingOutputString(self.DEVICE_USED, "Device used"))
@@ -165,7 +193,12 @@ class TrainModel(DeepProspectAlgorithm):
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         curves = self.parameterAsFileOutput(parameters, self.CURVES, context) or None
         influence_csv = self.parameterAsFileOutput(parameters, self.BAND_INFLUENCE, context) or None
-        for path in filter(None, (output, curves, influence_csv)):
+        draws = self.parameterAsFileOutput(parameters, self.DRAWS_TABLE, context) or None
+        each = self.parameterAsBool(parameters, self.EACH_NEGATIVE_SET, context)
+        if draws and not each:
+            raise InputError("The negative draws table comes from training one model per negative set: tick that "
+                             "option, or leave the table unset.")
+        for path in filter(None, (output, curves, influence_csv, draws)):
             check_writable(path)
         settings = self._settings(parameters, context, feedback)
         if influence_csv and not gives_band_influence(settings.architecture, settings.options):
@@ -177,8 +210,8 @@ class TrainModel(DeepProspectAlgorithm):
         feedback.pushInfo(f"Training set {os.path.basename(path)}: {len(training_set)} samples, bands "
                           f"{', '.join(training_set.manifest.get('band_names', []))}.")
         progress, is_cancelled = feedback_callbacks(feedback)
-        result = train_model(training_set, settings, progress=progress, is_cancelled=is_cancelled,
-                             log=feedback.pushInfo)
+        train = partial(train_per_draw, table_path=draws) if each else train_model
+        result = train(training_set, settings, progress=progress, is_cancelled=is_cancelled, log=feedback.pushInfo)
         save_model(result, training_set, output, curves)
         if influence_csv:
             write_band_influence(result.band_influence, influence_csv)
@@ -188,7 +221,7 @@ class TrainModel(DeepProspectAlgorithm):
             self.OUTPUT: output, self.CURVES: curves, self.BAND_INFLUENCE: influence_csv,
             self.DEVICE_USED: result.device,
             self.VALIDATION_AUC: result.metrics.get("validation", {}).get("auc"),
-            self.TEST_AUC: result.metrics.get("test", {}).get("auc"),
+            self.TEST_AUC: result.metrics.get("test", {}).get("auc"), self.DRAWS_TABLE: draws,
         }
 
     def _settings(self, parameters, context, feedback) -> TrainSettings:

@@ -9,7 +9,8 @@ Card schema, version :data:`CARD_VERSION` (stored as JSON under the metadata key
 ``format``          always ``"deepprospect-model"``
 ``card_version``    integer schema version (this module writes :data:`CARD_VERSION`; newer cards are refused)
 ``architecture``    zoo name (``models.zoo.available_models()``), e.g. ``"resnet18"``
-``input_kind``      ``"patch"`` (input ``(batch, bands, patch, patch)``) or ``"vector"`` (``(batch, bands)``)
+``input_kind``      ``"patch"`` (input ``(batch, bands, patch, patch)``), ``"vector"`` (``(batch, bands)``) or
+                    ``"pair"`` (two cells' vectors ``(batch, 2, bands)``, logits similar / dissimilar)
 ``options``         architecture options passed to ``build_model`` (``{}`` usually; ``{"pair": true}``)
 ``band_names``      evidence band names in the model's input channel order
 ``in_bands``        ``len(band_names)``
@@ -77,11 +78,13 @@ OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 DEFAULT_CLASSES = ("non-prospective", "prospective")
+PAIR_CLASSES = ("similar", "dissimilar")  # pixel-pair models (zhang2021): label 0 same class, 1 different
 METRIC_SPLITS = ("train", "validation", "test")
 METRIC_NAMES = ("accuracy", "recall", "f1", "auc", "auc_per_deposit", "precision", "macro_precision", "macro_recall",
                 "macro_f1")
 _REQUIRED = ("architecture", "input_kind", "band_names", "in_bands", "normalisation", "patch_size", "classes")
 LAYOUTS = ("patch", "dense")
+INPUT_KINDS = ("patch", "vector", "pair")
 
 
 def make_card(
@@ -94,7 +97,7 @@ def make_card(
     *,
     input_kind: str = "patch",
     options: Mapping[str, Any] | None = None,
-    classes: Sequence[str] = DEFAULT_CLASSES,
+    classes: Sequence[str] | None = None,
     positive_class: int = 1,
     metrics: Mapping[str, Mapping[str, float | None]] | None = None,
     history: Mapping[str, Any] | Sequence[Any] | None = None,
@@ -106,10 +109,12 @@ def make_card(
 
     ``metrics`` maps a split (train, validation, test) to ``{metric: value}`` with metrics among
     :data:`METRIC_NAMES` and ``confusion_matrix`` (2 × 2 counts); missing metrics are stored as null so every
-    card has the same shape.
+    card has the same shape. ``classes`` default:
+    :data:`PAIR_CLASSES` for pair models, else :data:`DEFAULT_CLASSES`.
     """
-    if input_kind not in ("patch", "vector"):
-        raise ModelError(f"input_kind must be 'patch' or 'vector', not {input_kind!r}.")
+    classes = classes or (PAIR_CLASSES if input_kind == "pair" else DEFAULT_CLASSES)
+    if input_kind not in INPUT_KINDS:
+        raise ModelError(f"input_kind must be one of {', '.join(INPUT_KINDS)}, not {input_kind!r}.")
     if not 0 <= positive_class < len(classes):
         raise ModelError(f"positive_class {positive_class} is not an index of the classes {list(classes)}.")
     card = {

@@ -97,6 +97,7 @@ class TrainSettings:
     input_noise: float = 0.0
     members: int = 1
     negative_set: int = 0
+    max_pairs: int = 0  # pair models: at most this many pairs per split, drawn with the seed (0 = every pair)
     seed: int = 42
     device: str = "auto"
 
@@ -116,6 +117,8 @@ class TrainSettings:
             raise InputError("The learning rate must be positive.")
         if self.schedule == "cosine" and not 0 <= self.min_learning_rate <= self.learning_rate:
             raise InputError("The final learning rate of the cosine schedule must be between 0 and the learning rate.")
+        if self.max_pairs < 0:
+            raise InputError("The pair cap must be 0 (every pair) or positive.")
         if not 0 < self.step_factor <= 1 or self.momentum < 0 or self.weight_decay < 0 or self.input_noise < 0:
             raise InputError("The step factor must be in (0, 1]; momentum, weight decay and input noise must not be "
                              "negative.")
@@ -139,6 +142,11 @@ PRESETS: dict[str, dict] = {
                 "optimiser": "sgd", "momentum": 0.2, "weight_decay": 1e-4, "learning_rate": 0.02,
                 "schedule": "step", "step_epochs": 30, "step_factor": 0.6, "batch_size": 32, "epochs": 220,
                 "early_stopping": "off"},
+    # zhang2021 (pixel-pair 1D CNN): lr 0.01 and batch 128 are the paper's; it does not state the optimiser, epochs,
+    # schedule, weight decay or loss weighting: SGD momentum 0.9, constant lr, 30 epochs, none, unweighted are ours.
+    "zhang2021": {"architecture": "ppf_cnn1d", "optimiser": "sgd", "momentum": 0.9, "weight_decay": 0.0,
+                  "learning_rate": 0.01, "schedule": "constant", "batch_size": 128, "epochs": 30,
+                  "class_weighting": False, "early_stopping": "off"},
 }
 
 
@@ -204,6 +212,10 @@ class SplitData:
         """The inputs as :func:`.onnx_io.hash_arrays` hashes them, block by block."""
         return Chunked(np.dtype(np.float32), (len(self), *self.sample_shape), (b.numpy() for b in self.blocks()))
 
+    def count(self) -> dict:
+        """What the model card records about the split's samples."""
+        return {"samples": len(self), "positive": int(self.y.sum())}
+
 
 @dataclass
 class TrainResult:
@@ -223,6 +235,7 @@ class TrainResult:
     counts: dict = field(default_factory=dict)
     distributed: dict | None = None  # world size, backend and batches of a torchrun run
     band_influence: dict | None = None  # MFAF: {band: mean channel-attention weight} (mfaf.band_influence)
+    extra: dict = field(default_factory=dict)  # more for the card's "extra" (e.g. the negative draws' table)
 
 
 class SingleProcess:
@@ -267,9 +280,15 @@ class SingleProcess:
         return None
 
 
-def split_data(training_set: TrainingSet, input_kind: str, negative_set: int) -> dict[str, SplitData]:
+def split_data(training_set: TrainingSet, input_kind: str, negative_set: int, max_pairs: int = 0,
+               seed: int = 0) -> dict[str, SplitData]:
     """Per split, the samples of negative set ``negative_set`` (shared samples included); inputs stay in the
-    training set's arrays (which may be left in the file) until a batch reads them."""
+    training set's arrays (which may be left in the file) until a batch reads them. Pair models get the pixel
+    pairs of those samples instead (:func:`.pairs.pair_split_data`, at most ``max_pairs`` per split)."""
+    if input_kind == "pair":
+        from .pairs import pair_split_data  # models.pairs builds on this module's SplitData
+
+        return pair_split_data(training_set, negative_set, max_pairs, seed)
     repeats = sorted(set(training_set.repeat.tolist()) - {SHARED})
     if repeats and negative_set not in repeats:
         raise InputError(f"The training set has negative sets {repeats}; negative set {negative_set} does not exist.")
@@ -306,19 +325,19 @@ def train_model(
         Cancelled: ``is_cancelled()`` became true (checked between batches); nothing is returned.
     """
     info = model_info(settings.architecture)
-    data = split_data(training_set, info.input_kind, settings.negative_set)
+    data = split_data(training_set, info.input_kind, settings.negative_set, settings.max_pairs, settings.seed)
     train = data["train"]
     _check_splits(data)
     processes = processes or SingleProcess()
     device, reason = processes.device(settings.device)
     log_message(log, f"Device: {reason}.")
-    in_bands = train.sample_shape[0]
+    in_bands = train.sample_shape[-1 if info.input_kind == "pair" else 0]
     names = training_set.manifest.get("band_names", [])
     if len(names) != in_bands:
         raise InputError(f"The training set's manifest names {len(names)} band(s) but its samples have {in_bands}; "
                          "rebuild it with 'Training samples from deposits'.")
     patch = train.sample_shape[-1] if info.input_kind == "patch" else 1
-    counts = {split: {"samples": len(part), "positive": int(part.y.sum())} for split, part in data.items()}
+    counts = {split: part.count() for split, part in data.items()}
     log_message(log, "Samples: " + ", ".join(f"{s} {c['samples']} ({c['positive']} positive)"
                                              for s, c in counts.items()))
     fallback = (training_set.manifest.get("split") or {}).get("fallback")
@@ -593,7 +612,7 @@ def save_model(result: TrainResult, training_set: TrainingSet, path: str, curves
         extra={"settings": settings.as_dict(), "device": result.device, "distributed": result.distributed,
                "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
                "early_stopping_used": result.early_stopping_used,
-               "epoch_selection": result.selection, "samples": result.counts,
+               "epoch_selection": result.selection, "samples": result.counts, **result.extra,
                "training_set": {key: manifest.get(key) for key in ("seed", "split", "augmentation", "positive_radius",
                                                                     "negative_ratio", "patch_size", "window_fill")},
                **({"band_influence": result.band_influence} if result.band_influence else {})},

@@ -17,7 +17,8 @@ Adaptations common to every patch model (the papers' nets were built for 224×22
   classifier, so any patch size works (noted per model where the original head was different).
 
 Only the 1D CNN (``cnn1d``) is a ``"vector"`` model: it reads one cell's element vector, shape
-``(batch, in_bands)``, not a patch.
+``(batch, in_bands)``, not a patch; its pixel-pair form (``ppf_cnn1d``) is the one ``"pair"`` model, reading two
+cells' vectors ``(batch, 2, in_bands)``.
 
 Initialisation is deterministic: :func:`build_model` seeds a private RNG (``seed``, default 0), so the same
 arguments give bit-identical weights, and the caller's global torch RNG is left untouched.
@@ -553,6 +554,20 @@ class CNN1D(ZooModel):
         return (batch, 2, self.in_bands) if self.pair else (batch, self.in_bands)
 
 
+class PairCNN1D(CNN1D):
+    """zhang2021's pixel-pair CNN: :class:`CNN1D` with ``pair=True``, a ``"pair"`` model.
+
+    Input ``(batch, 2, in_bands)``: two cells' element vectors; output: logits of similar (0) / dissimilar (1).
+    It is trained on pixel pairs (:mod:`.pairs`) and applied by the dual-window detector (:mod:`.dualwindow`),
+    not as a per-cell prospectivity model.
+    """
+
+    input_kind = "pair"
+
+    def __init__(self, in_bands: int, patch_size: int = 1, n_classes: int = 2) -> None:
+        super().__init__(in_bands, patch_size, n_classes, pair=True)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Multilayer perceptron over the element vector
 
@@ -619,7 +634,7 @@ class ModelInfo:
         title: display name, e.g. for a Processing enum.
         paper: the source paper of the architecture.
         used_by: the project papers (in ``papers/``) that use it.
-        input_kind: ``"patch"`` or ``"vector"``.
+        input_kind: ``"patch"``, ``"vector"`` or ``"pair"`` (two cells' vectors, ``(batch, 2, in_bands)``).
         min_patch, max_patch: accepted patch sizes (1 and 1 for vector models).
         dense_exact: whether dense evaluation of ``features`` over a tile is exact.
         builder: ``builder(in_bands, patch_size, n_classes, **options) -> ZooModel``.
@@ -637,7 +652,7 @@ class ModelInfo:
 
 
 def _entry(name, title, paper, used_by, builder, kind="patch", dense_exact=False) -> ModelInfo:
-    low, high = (1, 1) if kind == "vector" else (MIN_PATCH, MAX_PATCH)
+    low, high = (1, 1) if kind in ("vector", "pair") else (MIN_PATCH, MAX_PATCH)
     return ModelInfo(name, title, paper, used_by, kind, low, high, dense_exact, builder)
 
 
@@ -660,6 +675,8 @@ _REGISTRY = {
                CNN1D, kind="vector", dense_exact=True),
         _entry("mlp", "MLP (element vector)", "Porwal, Carranza & Hale 2003, Nat. Resour. Res. 12(1)", "—", MLP,
                kind="vector", dense_exact=True),
+        _entry("ppf_cnn1d", "Pixel-pair 1D CNN (dual-window anomaly)", "Zhang et al. 2021 (pixel-pair features + CNN)",
+               "zhang2021", PairCNN1D, kind="pair", dense_exact=True),
     )
 }  # fmt: skip
 
@@ -742,7 +759,7 @@ def build_model(name: str, in_bands: int, patch_size: int, n_classes: int = 2, *
     if int(in_bands) < 1:
         raise InputError(f"The model needs at least one input band, got {in_bands}.")
     if not info.min_patch <= int(patch_size) <= info.max_patch:
-        if info.input_kind == "vector":
+        if info.input_kind in ("vector", "pair"):
             raise InputError(f"{info.title} reads one cell's element vector: use patch size 1, not {patch_size}.")
         raise InputError(
             f"{info.title} takes patches of {info.min_patch} to {info.max_patch} pixels, not {patch_size}; "

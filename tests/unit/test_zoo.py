@@ -28,12 +28,12 @@ def _one_thread():
 def test_registry_lists_every_paper_architecture():
     assert available_models() == [
         "lenet", "alexnet", "vgg8", "vgg16", "resnet18", "resnet50", "mobilenet_v2", "shufflenet_v2", "vit", "cnn1d",
-        "mlp", "mfaf_resnet18", "mfaf_shufflenet_v2",
+        "mlp", "mfaf_resnet18", "mfaf_shufflenet_v2", "ppf_cnn1d",
     ]  # fmt: skip
     for name in available_models():
         info = model_info(name)
         assert info.paper and info.used_by and info.title
-        assert (info.min_patch, info.max_patch) == ((1, 1) if info.input_kind == "vector" else (16, 256))
+        assert (info.min_patch, info.max_patch) == ((16, 256) if info.input_kind == "patch" else (1, 1))
     assert model_info("ResNet18").name == "resnet18"  # case-insensitive
 
 
@@ -164,3 +164,12 @@ def test_options_are_read_as_a_geologist_types_them():
     for bad in ("beta", "=3", "two words=1", "beta="):
         with pytest.raises(InputError, match="write name=value"):
             parse_options(bad)
+
+
+def test_pixel_pair_cnn_is_the_pair_form_of_the_1d_cnn():
+    model = build_model("ppf_cnn1d", 39, 1, seed=2)
+    twin = build_model("cnn1d", 39, 1, seed=2, pair=True)
+    assert model.input_kind == model_info("ppf_cnn1d").input_kind == "pair" and model.input_shape(4) == (4, 2, 39)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), twin.state_dict().values()))
+    with pytest.raises(InputError, match="patch size 1"):
+        build_model("ppf_cnn1d", 39, 16)
