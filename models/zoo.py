@@ -16,8 +16,9 @@ Adaptations common to every patch model (the papers' nets were built for 224×22
 - fully connected heads on a flattened fixed-size map are replaced by global average pooling followed by the
   classifier, so any patch size works (noted per model where the original head was different).
 
-Only the 1D CNN (``cnn1d``) is a ``"vector"`` model: it reads one cell's element vector, shape
-``(batch, in_bands)``, not a patch.
+The 1D CNN (``cnn1d``) and the MLP are ``"vector"`` models: they read one cell's element vector, shape
+``(batch, in_bands)``, not a patch. The AFFCNN (``affcnn``, :mod:`.affcnn`) is a ``"patch+vector"`` model: it
+reads the tuple (window, centre cell's vector).
 
 Initialisation is deterministic: :func:`build_model` seeds a private RNG (``seed``, default 0), so the same
 arguments give bit-identical weights, and the caller's global torch RNG is left untouched.
@@ -51,7 +52,7 @@ class ZooModel(nn.Module):
         in_bands: number of input bands (channels).
         patch_size: side of the square input patch in pixels (1 for vector models).
         n_classes: number of output logits.
-        input_kind: ``"patch"`` (input ``(batch, in_bands, patch, patch)``) or ``"vector"``.
+        input_kind: ``"patch"`` (input ``(batch, in_bands, patch, patch)``), ``"vector"`` or ``"patch+vector"``.
         feature_stride: input pixels per feature cell of ``features`` (patch models), 1 for vector models.
         dense_exact: whether dense evaluation of ``features`` over a tile is exact (see the module docstring).
     """
@@ -82,6 +83,12 @@ class ZooModel(nn.Module):
     def input_shape(self, batch: int = 1) -> tuple[int, ...]:
         """Shape of an input batch, e.g. for ONNX export or a smoke test."""
         return (batch, self.in_bands, self.patch_size, self.patch_size)
+
+    def training_stages(self, epochs: int) -> list[dict]:
+        """The stages of a training run of ``epochs`` epochs, in order, as ``{"name", "first_epoch",
+        "last_epoch", "trains"}``; the loop calls ``enter_stage(name)`` at each stage's first epoch and keeps no
+        epoch before the last stage's first. ``[]`` (here): one stage, every parameter trained throughout."""
+        return []
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -609,6 +616,8 @@ class SeedAverage(ZooModel):
 # --------------------------------------------------------------------------------------------------------------
 # Registry
 
+from .affcnn import AFFCNN  # noqa: E402 - affcnn builds on the classes above
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -619,7 +628,7 @@ class ModelInfo:
         title: display name, e.g. for a Processing enum.
         paper: the source paper of the architecture.
         used_by: the project papers (in ``papers/``) that use it.
-        input_kind: ``"patch"`` or ``"vector"``.
+        input_kind: ``"patch"``, ``"vector"`` or ``"patch+vector"`` (the window and its centre cell's vector).
         min_patch, max_patch: accepted patch sizes (1 and 1 for vector models).
         dense_exact: whether dense evaluation of ``features`` over a tile is exact.
         builder: ``builder(in_bands, patch_size, n_classes, **options) -> ZooModel``.
@@ -660,6 +669,8 @@ _REGISTRY = {
                CNN1D, kind="vector", dense_exact=True),
         _entry("mlp", "MLP (element vector)", "Porwal, Carranza & Hale 2003, Nat. Resour. Res. 12(1)", "—", MLP,
                kind="vector", dense_exact=True),
+        _entry("affcnn", "1-2D AFFCNN (window + element vector)", "He et al. 2025, Computers & Geosciences 205",
+               "he2025", AFFCNN, kind="patch+vector"),
     )
 }  # fmt: skip
 

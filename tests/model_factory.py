@@ -32,8 +32,17 @@ def randomised(model):
                 module.momentum = None  # cumulative average: after one batch, the statistics of that batch
                 module.weight.uniform_(0.5, 1.5, generator=generator)
                 module.bias.normal_(0.0, 0.1, generator=generator)
-        model.train()(torch.randn(model.input_shape(4), generator=generator))
+        model.train()(example_inputs(model, torch.randn(model.input_shape(4), generator=generator)))
     return model
+
+
+def example_inputs(model, windows: torch.Tensor):
+    """What ``model`` reads for a batch of windows (or vectors): the windows, or for a two-input model the
+    windows and their centre cells' vectors, as training and prediction give them."""
+    if model.input_kind != "patch+vector":
+        return windows
+    p = windows.shape[-1]
+    return windows, windows[:, :, p // 2, p // 2].contiguous()
 
 
 def window_logits(model, tile: torch.Tensor) -> torch.Tensor:

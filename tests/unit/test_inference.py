@@ -171,9 +171,9 @@ def test_nodata_and_nan_cells_blank_every_window_over_them(files, tmp_path, monk
     fed = []
     real_run = inference._TilePredictor._run
 
-    def spy(self, batch):
-        fed.append(bool(np.isnan(batch).any()))
-        return real_run(self, batch)
+    def spy(self, feed):
+        fed.append(any(bool(np.isnan(values).any()) for values in feed.values()))
+        return real_run(self, feed)
 
     monkeypatch.setattr(inference._TilePredictor, "_run", spy)
     for name in ("lenet", "vgg8", "cnn1d"):
