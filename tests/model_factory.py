@@ -82,3 +82,22 @@ def write_model(path: str, name: str, band_names: list[str], patch: int, recipe:
                      metrics={"validation": {"auc": 0.75}}, seed=seed, **card_options)
     export_onnx(model, path, card, len(band_names), patch)
     return model.eval()
+
+
+def per_window_reference(model, stack: np.ndarray, stride: int = 1) -> np.ndarray:
+    """Prediction's rule, window by window in torch: output cell (R, C) is the p×p window of its own cell
+    (R·s + s//2, C·s + s//2) padded with 0.0 off the stack and at nodata, with that cell's vector; NaN where the
+    own cell is nodata."""
+    p = model.patch_size
+    _, rows, cols = stack.shape
+    padded = np.nan_to_num(np.pad(stack, ((0, 0), (p // 2, p - 1 - p // 2), (p // 2, p - 1 - p // 2)),
+                                  constant_values=np.nan))
+    own_r, own_c = np.arange(0, rows, stride) + stride // 2, np.arange(0, cols, stride) + stride // 2
+    out = np.full((len(own_r), len(own_c)), np.nan)
+    valid = ~np.isnan(stack).any(axis=0)
+    where = [(i, j) for i, r in enumerate(own_r) for j, c in enumerate(own_c) if r < rows and c < cols and valid[r, c]]
+    windows = torch.from_numpy(np.stack([padded[:, own_r[i]:own_r[i] + p, own_c[j]:own_c[j] + p] for i, j in where]))
+    with torch.no_grad():
+        logits = model.eval()(example_inputs(model, windows))
+    out[tuple(np.array(where).T)] = torch.softmax(logits.double(), 1)[:, 1].numpy()
+    return out

@@ -17,7 +17,7 @@ from deepprospect.models.inference import predict_map
 from deepprospect.models.onnx_io import CARD_KEY, export_onnx, make_card, read_card
 from deepprospect.models.training import TrainSettings, save_model, split_data, train_model
 from deepprospect.models.zoo import architecture_options, build_model, model_info, parse_options
-from model_factory import evidence, example_inputs, randomised, write_model, write_stack
+from model_factory import evidence, per_window_reference, randomised, write_model, write_stack
 from training_factory import BANDS, easy_set
 
 NAMES = ["Au", "As", "Cu"]
@@ -243,25 +243,6 @@ def mapped(tmp_path_factory):
     model = write_model(str(folder / "affcnn.onnx"), "affcnn", NAMES, 16, recipe)
     return {"stack": stack.astype(np.float32), "stack_path": str(folder / "stack.tif"),
             "model_path": str(folder / "affcnn.onnx"), "model": model}
-
-
-def per_window_reference(model, stack: np.ndarray, stride: int = 1) -> np.ndarray:
-    """Prediction's rule, window by window in torch: output cell (R, C) is the p×p window of its own cell
-    (R·s + s//2, C·s + s//2) padded with 0.0 off the stack and at nodata, with that cell's vector; NaN where the
-    own cell is nodata."""
-    p = model.patch_size
-    _, rows, cols = stack.shape
-    padded = np.nan_to_num(np.pad(stack, ((0, 0), (p // 2, p - 1 - p // 2), (p // 2, p - 1 - p // 2)),
-                                  constant_values=np.nan))
-    own_r, own_c = np.arange(0, rows, stride) + stride // 2, np.arange(0, cols, stride) + stride // 2
-    out = np.full((len(own_r), len(own_c)), np.nan)
-    valid = ~np.isnan(stack).any(axis=0)
-    where = [(i, j) for i, r in enumerate(own_r) for j, c in enumerate(own_c) if r < rows and c < cols and valid[r, c]]
-    windows = torch.from_numpy(np.stack([padded[:, own_r[i]:own_r[i] + p, own_c[j]:own_c[j] + p] for i, j in where]))
-    with torch.no_grad():
-        logits = model.eval()(example_inputs(model, windows))
-    out[tuple(np.array(where).T)] = torch.softmax(logits.double(), 1)[:, 1].numpy()
-    return out
 
 
 def read_map(path):
