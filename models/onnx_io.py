@@ -173,7 +173,10 @@ def export_onnx(model: nn.Module, path: str, card: Mapping[str, Any], in_bands: 
     if dense:
         dynamic_axes[names[0]].update({2: "height", 3: "width"})
         dynamic_axes[OUTPUT_NAME].update({2: "rows", 3: "cols"})
-    graph = DenseScanner(model).to(device) if dense else model if len(names) == 1 else _SeveralInputs(model)
+    if dense:
+        graph: nn.Module = DenseScanner(model).to(device)
+    else:
+        graph = _SeveralInputs(model) if len(names) > 1 else model
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
