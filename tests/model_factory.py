@@ -1,5 +1,5 @@
-"""Tiny random-weight models, model files and evidence stacks for model and prediction tests, with a per-patch
-torch reference of a prospectivity map."""
+"""Tiny random-weight models, model files and evidence stacks for model and prediction tests, with per-patch
+torch references of a prospectivity map."""
 
 from __future__ import annotations
 
@@ -84,20 +84,29 @@ def write_model(path: str, name: str, band_names: list[str], patch: int, recipe:
     return model.eval()
 
 
-def per_window_reference(model, stack: np.ndarray, stride: int = 1) -> np.ndarray:
-    """Prediction's rule, window by window in torch: output cell (R, C) is the p×p window of its own cell
-    (R·s + s//2, C·s + s//2) padded with 0.0 off the stack and at nodata, with that cell's vector; NaN where the
-    own cell is nodata."""
+def window_probability(model, windows: np.ndarray) -> np.ndarray:
+    """Per-window torch prospectivity (softmax class 1) of (n, bands, p, p) windows, fed as prediction feeds the
+    model: the windows, the 1×1 windows' vectors (vector models), or the windows with their centre vectors."""
+    x = torch.from_numpy(np.asarray(windows, dtype=np.float32))
+    x = x.reshape(len(x), -1) if model.input_kind == "vector" else example_inputs(model, x)
+    with torch.no_grad():
+        return torch.softmax(model.eval()(x).double(), dim=1)[:, 1].numpy()
+
+
+def padded_reference(model, stack: np.ndarray, stride: int = 1) -> np.ndarray:
+    """The prediction's rule computed window by window: output cell (R, C) is the window of its own cell
+    (R·s + s//2, C·s + s//2), rows r − p//2 … r − p//2 + p − 1, with values off the stack or NaN read as 0.0;
+    NaN where the own cell is beyond the stack or NaN in any band."""
     p = model.patch_size
     _, rows, cols = stack.shape
-    padded = np.nan_to_num(np.pad(stack, ((0, 0), (p // 2, p - 1 - p // 2), (p // 2, p - 1 - p // 2)),
-                                  constant_values=np.nan))
-    own_r, own_c = np.arange(0, rows, stride) + stride // 2, np.arange(0, cols, stride) + stride // 2
+    before, after = p // 2, p - 1 - p // 2
+    padded = np.nan_to_num(np.pad(stack, ((0, 0), (before, after), (before, after)), constant_values=np.nan))
+    own_r = np.arange(-(-rows // stride)) * stride + stride // 2
+    own_c = np.arange(-(-cols // stride)) * stride + stride // 2
     out = np.full((len(own_r), len(own_c)), np.nan)
     valid = ~np.isnan(stack).any(axis=0)
     where = [(i, j) for i, r in enumerate(own_r) for j, c in enumerate(own_c) if r < rows and c < cols and valid[r, c]]
-    windows = torch.from_numpy(np.stack([padded[:, own_r[i]:own_r[i] + p, own_c[j]:own_c[j] + p] for i, j in where]))
-    with torch.no_grad():
-        logits = model.eval()(example_inputs(model, windows))
-    out[tuple(np.array(where).T)] = torch.softmax(logits.double(), 1)[:, 1].numpy()
+    # padded row r is stack row r − p//2: the own cell's window starts there
+    windows = [padded[:, own_r[i]:own_r[i] + p, own_c[j]:own_c[j] + p] for i, j in where]
+    out[tuple(np.array(where).T)] = window_probability(model, np.stack(windows))
     return out

@@ -11,7 +11,7 @@ from deepprospect.core.labels import save_training_set
 from deepprospect.models.inference import predict_map
 from deepprospect.models.onnx_io import read_card
 from layer_factory import RecordingFeedback
-from model_factory import evidence, per_window_reference, write_model, write_stack
+from model_factory import evidence, padded_reference, write_model, write_stack
 from training_factory import BANDS, easy_set
 
 NAMES = ["Au", "As", "Cu"]
@@ -67,7 +67,7 @@ def test_predict_maps_both_inputs_like_per_window_torch(run_alg, maps, tmp_path)
     result = run_alg("deepprospect:predict", {"MODEL": model_path, "STACK": maps["stack_path"], "BATCH_SIZE": 29,
                                               "DEVICE": "cpu", "OUTPUT": str(tmp_path / "map.tif")})
     values, tags = read(result["OUTPUT"])
-    expected = per_window_reference(maps["models"]["affcnn"], maps["stack"])
+    expected = padded_reference(maps["models"]["affcnn"], maps["stack"])
     np.testing.assert_array_equal(np.isnan(values), np.isnan(expected))
     np.testing.assert_allclose(values, expected, rtol=0, atol=1e-5)
     assert np.isnan(values[7, 9]) and np.count_nonzero(np.isnan(values)) == 1

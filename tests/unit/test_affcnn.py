@@ -17,7 +17,7 @@ from deepprospect.models.inference import predict_map
 from deepprospect.models.onnx_io import CARD_KEY, export_onnx, make_card, read_card
 from deepprospect.models.training import TrainSettings, save_model, split_data, train_model
 from deepprospect.models.zoo import architecture_options, build_model, model_info, parse_options
-from model_factory import evidence, per_window_reference, randomised, write_model, write_stack
+from model_factory import evidence, padded_reference, randomised, write_model, write_stack
 from training_factory import BANDS, easy_set
 
 NAMES = ["Au", "As", "Cu"]
@@ -256,7 +256,7 @@ def test_map_feeds_both_inputs_like_per_window_torch(mapped, tmp_path, stride, t
     report = predict_map(mapped["model_path"], mapped["stack_path"], out, stride=stride, tile_size=tile_size,
                          batch_size=37, device="cpu")
     values, tags = read_map(out)
-    expected = per_window_reference(mapped["model"], mapped["stack"], stride)
+    expected = padded_reference(mapped["model"], mapped["stack"], stride)
     assert report.method == "patches" and report.architecture == "affcnn"
     np.testing.assert_array_equal(np.isnan(values), np.isnan(expected))
     np.testing.assert_allclose(values, expected, rtol=0, atol=1e-5)
