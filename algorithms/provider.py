@@ -29,6 +29,7 @@ ALGORITHMS = [
     ("spatial_cv", "SpatialCrossValidation"),
     ("predict", "Predict"),
     ("ensemble", "Ensemble"),
+    ("ensemble_compare", "EnsembleCompare"),
     ("evaluate", "Evaluate"),
     ("anomaly_classes", "AnomalyClasses"),
     ("report", "Report"),

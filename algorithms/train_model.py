@@ -13,8 +13,10 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.errors import InputError
 from ..core.labels import load_training_set
 from ..core.raster_io import check_writable
+from ..models.mfaf import BAND_INFLUENCE_HELP, gives_band_influence, write_band_influence
 from ..models.training import (
     DEVICES,
     EARLY_STOPPING,
@@ -36,6 +38,8 @@ _PRESET_HELP = name_list([
     ("none", "the settings below"),
     ("he2024", "Adam, batch 16, cosine lr 1e-4 → 1e-5, 50 epochs, keeps the architecture"),
     ("gao2022", "ResNet50, SGD momentum 0.1, weight decay 1e-4, lr 0.01 halved every 30 epochs, batch 32, 120 epochs"),
+    ("gao2023", "MFAF on ResNet18 (rates 1,6,12,18,24, β 0.4; options given add to these), SGD momentum 0.2, weight "
+                "decay 1e-4, lr 0.02 × 0.6 every 30 epochs, batch 32, 220 epochs"),
 ])
 # key (lower case = TrainSettings field), label, type, default, minimum, advanced
 _NUMBERS = [
@@ -62,8 +66,8 @@ class TrainModel(DeepProspectAlgorithm):
 
     TRAINING_SET, ARCHITECTURE, OPTIONS, PRESET, OPTIMISER, SCHEDULE = (
         "TRAINING_SET", "ARCHITECTURE", "OPTIONS", "PRESET", "OPTIMISER", "SCHEDULE")
-    CLASS_WEIGHTING, EARLY_STOPPING, DEVICE, OUTPUT, CURVES = (
-        "CLASS_WEIGHTING", "EARLY_STOPPING", "DEVICE", "OUTPUT", "CURVES")
+    CLASS_WEIGHTING, EARLY_STOPPING, DEVICE, OUTPUT, CURVES, BAND_INFLUENCE = (
+        "CLASS_WEIGHTING", "EARLY_STOPPING", "DEVICE", "OUTPUT", "CURVES", "BAND_INFLUENCE")
     VALIDATION_AUC, TEST_AUC, DEVICE_USED = "VALIDATION_AUC", "TEST_AUC", "DEVICE_USED"
 
     NAME = "trainmodel"
@@ -80,7 +84,8 @@ class TrainModel(DeepProspectAlgorithm):
         "validation and test splits, the training history, seed, a hash of the data and library versions; "
         "'Prospectivity map' checks a stack against it.<br>"
         "<b>Architectures</b>: LeNet, AlexNet, VGG8, VGG16, MobileNetV2, ResNet50, ViT (he2024's six and more), "
-        "ResNet18 and ShuffleNetV2 (gao2023 backbones), the 1D CNN over each cell's element vector (zhang2021), "
+        "ResNet18 and ShuffleNetV2 (gao2023 backbones), gao2023's MFAF on either (dilated branches, channel and "
+        "spatial attention, self-distillation), the 1D CNN over each cell's element vector (zhang2021), "
         "and an MLP over the element vector.<br>"
         "<b>AFFCNN</b> (he2025, Computers &amp; Geosciences 205:106011; built from the paper's abstract): a 1D "
         "branch over the window's centre-cell element vector and a 2D branch over the window, merged by an "
@@ -120,7 +125,14 @@ class TrainModel(DeepProspectAlgorithm):
         self.addParameter(explained(QgsProcessingParameterString(
             self.OPTIONS, "Architecture options (name=value; …)", "", optional=True),
             "Options of the chosen architecture, e.g. 'width=32; dropout=0.2' for the MLP; the log lists what "
-            "each architecture accepts, an unknown name is refused with the list, and the card records them.",
+            "each architecture accepts, an unknown name is refused with the list, and the card records them. "
+            "MFAF (gao2023): rates = dilation rates, one branch each (default 1,6,12,18,24; the paper's Table 6 also "
+            "tried 1,2,4,8,10, 1,4,8,12,16 and 1,8,16,24,32); beta = self-distillation weight (0.4; Table 5 swept "
+            "0-0.8: one run per value); channel_attention, spatial_attention = true/false (the Table 4 ablations); "
+            "fusion = mean (averaged branch probabilities) or vote (share of the branches' votes). Loss: every "
+            "branch's cross-entropy summed, plus beta × the KL divergence of each branch from the branches' mean "
+            "probability (held fixed, temperature 1): the paper gives no formula for this term, so this is a "
+            "reading of it.",
             advanced=True))
         self.addParameter(explained(named_enum(self.PRESET, "Paper preset", _PRESETS), _PRESET_HELP))
         self.add_numbers(_NUMBERS[:3])
@@ -152,6 +164,10 @@ class TrainModel(DeepProspectAlgorithm):
             self.OUTPUT, "Model file", "ONNX model (*.onnx)"))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.CURVES, "Training curves", "PNG image (*.png)", optional=True, createByDefault=True))
+        self.addParameter(explained(QgsProcessingParameterFileDestination(
+            self.BAND_INFLUENCE, "Band influence (MFAF)", "CSV (*.csv)", optional=True, createByDefault=False),
+            f"MFAF with channel attention only: one row per band with its weight, {BAND_INFLUENCE_HELP}; the card "
+            "holds the same weights (extra.band_influence)."))
         self.addOutput(QgsProcessingOutputNumber(self.VALIDATION_AUC, "Validation AUC"))
         self.addOutput(QgsProcessingOutputNumber(self.TEST_AUC, "Test AUC"))
         self.addOutput(QgsProcessingOutputString(self.DEVICE_USED, "Device used"))
@@ -159,9 +175,14 @@ class TrainModel(DeepProspectAlgorithm):
     def compute(self, parameters, context, feedback):
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         curves = self.parameterAsFileOutput(parameters, self.CURVES, context) or None
-        for path in filter(None, (output, curves)):
+        influence_csv = self.parameterAsFileOutput(parameters, self.BAND_INFLUENCE, context) or None
+        for path in filter(None, (output, curves, influence_csv)):
             check_writable(path)
         settings = self._settings(parameters, context, feedback)
+        if influence_csv and not gives_band_influence(settings.architecture, settings.options):
+            raise InputError("The band-influence CSV holds MFAF's channel-attention weights; "
+                             f"{settings.architecture} with options {settings.options or '{}'} has none. Choose "
+                             "mfaf_resnet18 or mfaf_shufflenet_v2 with channel attention, or leave the CSV empty.")
         path = self.parameterAsFile(parameters, self.TRAINING_SET, context)
         training_set = load_training_set(path, on_disk=True)
         feedback.pushInfo(f"Training set {os.path.basename(path)}: {len(training_set)} samples, bands "
@@ -170,10 +191,13 @@ class TrainModel(DeepProspectAlgorithm):
         result = train_model(training_set, settings, progress=progress, is_cancelled=is_cancelled,
                              log=feedback.pushInfo)
         save_model(result, training_set, output, curves)
+        if influence_csv:
+            write_band_influence(result.band_influence, influence_csv)
         feedback.pushInfo(f"Model file: {output} (epoch {result.best_epoch} kept; early stopping "
                           f"{result.early_stopping_used}).")
         return {
-            self.OUTPUT: output, self.CURVES: curves, self.DEVICE_USED: result.device,
+            self.OUTPUT: output, self.CURVES: curves, self.BAND_INFLUENCE: influence_csv,
+            self.DEVICE_USED: result.device,
             self.VALIDATION_AUC: result.metrics.get("validation", {}).get("auc"),
             self.TEST_AUC: result.metrics.get("test", {}).get("auc"),
         }
@@ -193,8 +217,9 @@ class TrainModel(DeepProspectAlgorithm):
         preset = enum(self.PRESET)
         if preset != "none":
             changed = apply_preset(settings, preset)
-            values = ", ".join(f"{key} {value}" for key, value in PRESETS[preset].items())
-            feedback.pushInfo(f"Preset {preset}: {values} (the values given for these settings are not used).")
+            values = ", ".join(f"{key} {getattr(changed, key)}" for key in PRESETS[preset])
+            feedback.pushInfo(f"Preset {preset}: {values} (the values given for these settings are not used, "
+                              "except architecture options typed in OPTIONS, which are laid over the preset's).")
             settings = changed
         accepted = ", ".join(f"{key}={value}" for key, value in architecture_options(settings.architecture).items())
         feedback.pushInfo(f"Options of {settings.architecture}: {accepted or 'none'}; given: "

@@ -25,7 +25,8 @@ epoch; every choice it makes is recorded in the model card:
   epoch qualifies, or early stopping is off, or there is no validation split (e.g. the training set's split
   fell back), the last epoch is kept. The card records the monitor actually used (``early_stopping_used``) and
   the choice (``epoch_selection``).
-- **Metrics** per split: accuracy, recall, F1 (prospective = argmax class) and ROC AUC (scikit-learn).
+- **Metrics** per split: accuracy, precision, recall, F1, their macro averages and the confusion matrix
+  (prospective = argmax class) and ROC AUC (scikit-learn).
 - **Stages** (models that have them, :meth:`.zoo.ZooModel.training_stages`): at each stage's first epoch the
   model freezes and unfreezes its parts and picks its loss; no epoch before the last stage is kept.
 - **Determinism**: a seeded generator shuffles the batches, and the global torch RNG (dropout) is seeded
@@ -55,11 +56,13 @@ from torch import nn
 
 from ..core.errors import InputError, ResourceError
 from ..core.labels import SHARED, TrainingSet
+from ..core.metrics import threshold_metrics
 from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
 from ..core.raster_io import atomic_path
 from ..core.report import training_curves_png
 from ..core.stack import STACK_TAG, band_normalisation
 from ..core.stored_arrays import StoredArray
+from .mfaf import band_influence
 from .onnx_io import METRIC_SPLITS, Chunked, export_onnx, hash_arrays, make_card
 from .zoo import SeedAverage, ZooModel, build_model, check_options, model_info
 
@@ -132,16 +135,26 @@ PRESETS: dict[str, dict] = {
     "gao2022": {"architecture": "resnet50", "optimiser": "sgd", "momentum": 0.1, "weight_decay": 1e-4,
                 "learning_rate": 0.01, "schedule": "step", "step_epochs": 30, "step_factor": 0.5,
                 "batch_size": 32, "epochs": 120, "early_stopping": "off"},
+    # gao2023 (MFAF on ResNet18): SGD momentum 0.2, weight decay 1e-4, lr 0.02 × 0.6 every 30 epochs, batch 32,
+    # 220 epochs, dilation rates {1, 6, 12, 18, 24}, self-distillation β = 0.4.
+    "gao2023": {"architecture": "mfaf_resnet18", "options": {"rates": [1, 6, 12, 18, 24], "beta": 0.4},
+                "optimiser": "sgd", "momentum": 0.2, "weight_decay": 1e-4, "learning_rate": 0.02,
+                "schedule": "step", "step_epochs": 30, "step_factor": 0.6, "batch_size": 32, "epochs": 220,
+                "early_stopping": "off"},
 }
 
 
 def apply_preset(settings: TrainSettings, preset: str) -> TrainSettings:
-    """``settings`` with a paper's hyper-parameters (``"none"`` leaves them as they are)."""
+    """``settings`` with a paper's hyper-parameters (``"none"`` leaves them as they are); architecture options
+    given in ``settings`` override the preset's (e.g. a β sweep on the gao2023 preset)."""
     if preset == "none":
         return settings
     if preset not in PRESETS:
         raise InputError(f"Unknown preset {preset!r}; choose none or one of {', '.join(PRESETS)}.")
-    return dataclasses.replace(settings, **PRESETS[preset])
+    values = PRESETS[preset]
+    if "options" in values:
+        values = {**values, "options": {**values["options"], **settings.options}}
+    return dataclasses.replace(settings, **values)
 
 
 def select_device(requested: str) -> tuple[torch.device, str]:
@@ -232,6 +245,7 @@ class TrainResult:
     data_hash: str
     counts: dict = field(default_factory=dict)
     distributed: dict | None = None  # world size, backend and batches of a torchrun run
+    band_influence: dict | None = None  # MFAF: {band: mean channel-attention weight} (mfaf.band_influence)
 
 
 class SingleProcess:
@@ -358,9 +372,13 @@ def train_model(
     used = [data[s] for s in METRIC_SPLITS]
     data_hash = hash_arrays(*(a for part in used for a in (*part.chunked(), part.y.numpy()))) \
         if processes.primary else ""
+    influence = band_influence(model, train.blocks(), names) if processes.primary else None
+    if influence:
+        log_message(log, "Band influence (mean channel attention): " + ", ".join(f"{band} {weight:.3f}"
+                                                                                for band, weight in influence.items()))
     return TrainResult(model, settings, metrics, history, selection["kept_epoch"], stopped_early,
                        selection["monitor"], selection, device.type, reason, data_hash, counts,
-                       processes.card(settings.batch_size))
+                       processes.card(settings.batch_size), influence)
 
 
 def _member_progress(progress: ProgressFn, member: int, members: int) -> ProgressFn:
@@ -583,7 +601,8 @@ def _logits(model: nn.Module, batches: Iterable[Inputs], device: torch.device | 
 
 
 def evaluate(model: nn.Module, part: SplitData) -> dict:
-    """Accuracy, recall, F1 (prospective = argmax) and ROC AUC of ``model`` on one split, per sample; and the AUC
+    """Accuracy, precision, recall, F1, their macro averages and the confusion matrix (:mod:`..core.metrics`;
+    prospective = argmax) and ROC AUC of ``model`` on one split, per sample; and the AUC
     per deposit (each deposit's own cell once, against the unaugmented negatives), since the 3 × 3 cells of one
     deposit are nine correlated samples and a per-cell score counts each deposit about nine times."""
     device = next(model.parameters()).device
@@ -591,9 +610,7 @@ def evaluate(model: nn.Module, part: SplitData) -> dict:
     truth, predicted = part.y.numpy(), (probability >= 0.5).astype(np.int64)
     once = part.per_deposit
     return {
-        "accuracy": float(skm.accuracy_score(truth, predicted)),
-        "recall": float(skm.recall_score(truth, predicted, zero_division=0)),
-        "f1": float(skm.f1_score(truth, predicted, zero_division=0)),
+        **threshold_metrics(truth, predicted),
         "auc": _auc(truth, probability),
         "auc_per_deposit": math.nan if once is None else _auc(truth[once], probability[once]),
     }
@@ -616,7 +633,8 @@ def save_model(result: TrainResult, training_set: TrainingSet, path: str, curves
                "early_stopping_used": result.early_stopping_used,
                "epoch_selection": result.selection, "samples": result.counts,
                "training_set": {key: manifest.get(key) for key in ("seed", "split", "augmentation", "positive_radius",
-                                                                    "negative_ratio", "patch_size", "window_fill")}},
+                                                                    "negative_ratio", "patch_size", "window_fill")},
+               **({"band_influence": result.band_influence} if result.band_influence else {})},
     )
     export_onnx(model, path, card, model.in_bands, model.patch_size)
     if curves_path:
@@ -669,7 +687,9 @@ def _auc(truth: np.ndarray, score: np.ndarray) -> float:
     return float(skm.roc_auc_score(truth, score)) if len(np.unique(truth)) == 2 else math.nan
 
 
-def _fmt(value: float | None) -> str:
+def _fmt(value: float | list | None) -> str:
+    if isinstance(value, list):  # the confusion matrix
+        return str(value)
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 

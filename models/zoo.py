@@ -616,8 +616,6 @@ class SeedAverage(ZooModel):
 # --------------------------------------------------------------------------------------------------------------
 # Registry
 
-from .affcnn import AFFCNN  # noqa: E402 - affcnn builds on the classes above
-
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -669,8 +667,6 @@ _REGISTRY = {
                CNN1D, kind="vector", dense_exact=True),
         _entry("mlp", "MLP (element vector)", "Porwal, Carranza & Hale 2003, Nat. Resour. Res. 12(1)", "—", MLP,
                kind="vector", dense_exact=True),
-        _entry("affcnn", "1-2D AFFCNN (window + element vector)", "He et al. 2025, Computers & Geosciences 205",
-               "he2025", AFFCNN, kind="patch+vector"),
     )
 }  # fmt: skip
 
@@ -765,3 +761,10 @@ def build_model(name: str, in_bands: int, patch_size: int, n_classes: int = 2, *
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return info.builder(int(in_bands), int(patch_size), int(n_classes), **options)
+
+
+from . import mfaf  # noqa: E402, F401 - registers gao2023's MFAF networks, built on the classes above
+
+# The registry (and the Processing enum built from it) keeps the order the networks were added in.
+# isort: split
+from . import affcnn  # noqa: E402, F401 - registers he2025's AFFCNN, built on the classes above

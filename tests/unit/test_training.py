@@ -176,7 +176,7 @@ def test_presets():
     assert (gao.batch_size, gao.epochs) == (32, 120)
     assert he.early_stopping == gao.early_stopping == "off"  # the papers trained every epoch
     assert apply_preset(gao, "none") is gao
-    assert set(PRESETS) == {"he2024", "gao2022"}
+    assert set(PRESETS) == {"he2024", "gao2022", "gao2023"}
     with pytest.raises(InputError, match="preset"):
         apply_preset(gao, "zhang")
 
