@@ -104,6 +104,8 @@ class SelectiveFusion(nn.Module):
 
 
 class _Concat(nn.Module):
+    """Plain fusion: the branch features side by side (one branch: its features)."""
+
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         return torch.cat(tuple(features), 1)
 
@@ -122,7 +124,7 @@ class AFFCNN(ZooModel):
                  width: int = 64) -> None:  # fmt: skip
         super().__init__(in_bands, patch_size, n_classes)
         _check_options(fusion, branches, stage_split, aux_weight, width)
-        self.fusion_kind, self.branch_kinds = fusion, ("1d", "2d") if branches == "both" else (branches,)
+        self.branch_kinds = ("1d", "2d") if branches == "both" else (branches,)
         self.stage_split = tuple(float(share) for share in stage_split)
         self.aux_weight = float(aux_weight)
         self.stage = "joint"  # what a run without stages trains; the loop's enter_stage changes it

@@ -187,6 +187,7 @@ def _each(inputs, change: Callable):
 
 
 def _float32(picked) -> torch.Tensor:
+    """Picked rows of a source (array, stored array or tensor) as a float32 tensor."""
     if isinstance(picked, torch.Tensor):
         return picked.float()
     return torch.from_numpy(np.ascontiguousarray(picked, dtype=np.float32))
@@ -225,7 +226,6 @@ class SplitData:
         if isinstance(self.source, tuple):
             return [chunk for source in self.source for chunk in dataclasses.replace(self, source=source).chunked()]
         return [Chunked(np.dtype(np.float32), (len(self), *self.sample_shape), (b.numpy() for b in self.blocks()))]
-
 
 
 @dataclass
