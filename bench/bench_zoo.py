@@ -39,6 +39,20 @@ def best_time(function, repeats: int) -> float:
     return min(times)
 
 
+def model_inputs(model, windows):
+    """What ``model`` reads for a batch of windows (or vectors): the windows, or for a two-input model (the
+    AFFCNN) the windows and their centre cells' vectors."""
+    if model.input_kind != "patch+vector":
+        return windows
+    p = windows.shape[-1]
+    return windows, windows[:, :, p // 2, p // 2].contiguous()
+
+
+def model_parts(inputs) -> tuple:
+    """The tensors of a model's inputs, in the order of its card's inputs."""
+    return inputs if isinstance(inputs, tuple) else (inputs,)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bands", type=int, default=14)
@@ -75,19 +89,20 @@ def main() -> None:
             params = sum(p.numel() for p in model.parameters())
 
             optimiser = torch.optim.SGD(model.parameters(), lr=1e-3)
-            batch16 = torch.from_numpy(rng.standard_normal(model.input_shape(16)).astype("float32"))
+            x16 = rng.standard_normal(model.input_shape(16)).astype("float32")
+            batch16 = model_inputs(model, torch.from_numpy(x16))
             labels = torch.zeros(16, dtype=torch.long)
 
             def train_step(model=model, optimiser=optimiser, batch16=batch16, labels=labels):
                 optimiser.zero_grad()
-                torch.nn.functional.cross_entropy(model(batch16), labels).backward()
+                model.training_loss(model(batch16), labels, torch.nn.CrossEntropyLoss()).backward()
                 optimiser.step()
 
             train = best_time(train_step, args.repeats) / 16
 
             model.eval()
             x = rng.standard_normal(model.input_shape(args.batch)).astype("float32")
-            tensor = torch.from_numpy(x)
+            tensor = model_inputs(model, torch.from_numpy(x))
             with torch.no_grad():
                 expected = model(tensor).numpy()
                 anchor = best_time(lambda model=model, tensor=tensor: model(tensor), args.repeats) / args.batch
@@ -103,8 +118,9 @@ def main() -> None:
             )
             export_onnx(model, path, card, args.bands, patch)
             session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-            (actual,) = session.run(None, {"input": x})
-            ours = best_time(lambda session=session, x=x: session.run(None, {"input": x}), args.repeats) / args.batch
+            feed = {entry["name"]: part.numpy() for entry, part in zip(card["inputs"], model_parts(tensor))}
+            (actual,) = session.run(None, feed)
+            ours = best_time(lambda session=session, feed=feed: session.run(None, feed), args.repeats) / args.batch
             diff = float(np.abs(actual - expected).max())
             print(
                 f"{name:<14}{params:>12,}{anchor * 1e3:>16.3f}{ours * 1e3:>15.3f}{anchor / ours:>7.2f}"

@@ -87,7 +87,11 @@ class TorchrunProcesses(SingleProcess):
         return self._device, self._reason
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        return DistributedDataParallel(model, device_ids=[self._device] if self._device.type == "cuda" else None)
+        # A model trained in stages (the AFFCNN; any run of it has one) leaves its frozen parts without gradients:
+        # DDP must not wait for them.
+        staged = bool(model.training_stages(1))
+        return DistributedDataParallel(model, device_ids=[self._device] if self._device.type == "cuda" else None,
+                                       find_unused_parameters=staged)
 
     def batch_size(self, batch_size: int) -> int:
         share = batch_size // self.world_size

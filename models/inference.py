@@ -32,7 +32,8 @@ cluster's workers (:mod:`core.tiles`): each reads its windows from the stack and
 both opened at its first tile and kept (one intra-op thread per task), with the same code and options, so the
 map is the same bit for bit; the workers must read the model and the stack at the same paths. Models in the dense
 layout (fast scanning, :mod:`.dense`) compute a whole tile's windows in one pass; other patch models and vector
-models get batches of windows gathered from the tile.
+models get batches of windows gathered from the tile. Models of two inputs (the card's ``inputs``, e.g. window
+and vector) get each gathered window and its centre cell's vector, which is the window's own cell.
 
 **Device.** onnxruntime's CUDA provider is used when onnxruntime lists it, a session actually gets it and a
 tiny run works (``device="auto"``; ``"cuda"`` fails clearly otherwise), else the CPU provider with one
@@ -74,7 +75,7 @@ from ..core.raster_io import MODEL_CARD_TAG, NODATA, band_labels, geotiff_profil
 from ..core.stack import normalisation_differences, stack_normalisation
 from ..core.tiles import Tile, grid_tiles, map_tiles, scheduler_address, write_tiles
 from ..core.windows import WINDOW_FILL
-from .onnx_io import read_card
+from .onnx_io import input_shapes, read_card
 
 MODES = ("cells", "blocks")
 DEVICES = ("auto", "cpu", "cuda")
@@ -259,7 +260,7 @@ def _cuda_session(model_path: str, card: dict, options: ort.SessionOptions):
         return None, _CUDA_PROBE["problem"]
     sys.stderr.write(captured[0])  # the GPU works: whatever was printed is not about a failure, so pass it on
     try:
-        session.run(None, {card["input_name"]: _example(card)})
+        session.run(None, _examples(card))
     except Exception as error:  # onnxruntime raises its own classes for CUDA failures (out of memory, kernels)
         return None, f"a test run on the GPU failed ({error})"
     return session, ""
@@ -315,10 +316,10 @@ def refuse_pair_model(card: dict, model_path: str) -> None:
             "'Dual-window anomaly (pixel pairs)' (deepprospect:dualwindow).")
 
 
-def _example(card: dict) -> np.ndarray:
-    bands, patch = int(card["in_bands"]), int(card["patch_size"])
-    shape = {"vector": (1, bands), "pair": (1, 2, bands)}.get(card["input_kind"], (1, bands, patch, patch))
-    return np.zeros(shape, dtype=np.float32)
+def _examples(card: dict) -> dict[str, np.ndarray]:
+    """A one-sample feed of zeros for every input of the model."""
+    return {entry["name"]: np.zeros(shape, dtype=np.float32)
+            for entry, shape in zip(card["inputs"], input_shapes(card))}
 
 
 class _TilePredictor:
@@ -327,7 +328,9 @@ class _TilePredictor:
     def __init__(self, session: ort.InferenceSession, card: dict, method: str, batch_size: int,
                  is_cancelled: CancelFn) -> None:
         self.session = session
-        self.input_name = card["input_name"]
+        # per input: name, kind and its bands' positions among the card's bands (the tile's band order)
+        self.inputs = [(entry["name"], entry["kind"], [card["band_names"].index(band) for band in entry["band_names"]])
+                       for entry in card["inputs"]]
         self.positive = int(card["positive_class"])
         self.patch = int(card["patch_size"])
         self.method = method
@@ -348,24 +351,30 @@ class _TilePredictor:
         tile[blank] = WINDOW_FILL
         at_r, at_c = np.nonzero(own)
         if self.method == "dense":
-            logits = self._run(tile[None])[0]  # (classes, h - p + 1, w - p + 1)
+            logits = self._run({self.inputs[0][0]: tile[None]})[0]  # (classes, h - p + 1, w - p + 1)
             out[at_r, at_c] = self._probability(logits[:, rows[at_r], cols[at_c]].T)
             return out
         windows = np.lib.stride_tricks.sliding_window_view(tile, (p, p), axis=(1, 2))
         for start in range(0, len(at_r), self.batch_size):
             check_cancelled(self.is_cancelled)
             r, c = at_r[start:start + self.batch_size], at_c[start:start + self.batch_size]
-            batch = np.ascontiguousarray(windows[:, rows[r], cols[c]].transpose(1, 0, 2, 3))
-            if self.method == "vectors":
-                batch = batch.reshape(len(r), -1)
-            out[r, c] = self._probability(self._run(batch).reshape(len(r), -1))
+            batch = windows[:, rows[r], cols[c]].transpose(1, 0, 2, 3)  # (n, bands, p, p)
+            out[r, c] = self._probability(self._run(self._feed(batch)).reshape(len(r), -1))
         return out
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _feed(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Each model input from a batch of windows: the windows, or their centre cells (the windows' own cells;
+        the whole 1×1 window of a vector model), over the input's bands."""
+        p = self.patch
+        return {name: np.ascontiguousarray(batch[:, bands] if kind == "patch" else batch[:, bands, p // 2, p // 2])
+                for name, kind, bands in self.inputs}
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         try:
-            return self.session.run(None, {self.input_name: batch})[0]
+            return self.session.run(None, feed)[0]
         except Exception as error:  # onnxruntime's own classes (shape mismatch, out of memory, ...)
-            raise ModelError(f"The model failed on a tile of shape {batch.shape}: {error}") from error
+            shapes = ", ".join(str(value.shape) for value in feed.values())
+            raise ModelError(f"The model failed on a tile of shape {shapes}: {error}") from error
 
     def _probability(self, logits: np.ndarray) -> np.ndarray:
         return softmax(logits.astype(np.float64), axis=1)[:, self.positive].astype(np.float32)

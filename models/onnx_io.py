@@ -11,6 +11,12 @@ Card schema, version :data:`CARD_VERSION` (stored as JSON under the metadata key
 ``architecture``    zoo name (``models.zoo.available_models()``), e.g. ``"resnet18"``
 ``input_kind``      ``"patch"`` (input ``(batch, bands, patch, patch)``), ``"vector"`` (``(batch, bands)``) or
                     ``"pair"`` (two cells' vectors ``(batch, 2, bands)``, logits similar / dissimilar)
+                    ``"patch+vector"`` (two inputs: the window and its centre cell's vector, e.g. ``affcnn``)
+``inputs``          the ONNX inputs, in the order the model takes them: ``[{"name", "kind" ("patch" or
+                    "vector"), "band_names"}]``; one input ``"input"`` for ``"patch"`` and ``"vector"``
+                    models, ``"patch"`` and ``"vector"`` for ``"patch+vector"`` models (a vector input reads the
+                    window's centre cell, the window's own cell). Version-1 cards, written before it existed,
+                    read as their one input.
 ``options``         architecture options passed to ``build_model`` (``{}`` usually; ``{"pair": true}``)
 ``band_names``      evidence band names in the model's input channel order
 ``in_bands``        ``len(band_names)``
@@ -20,7 +26,8 @@ Card schema, version :data:`CARD_VERSION` (stored as JSON under the metadata key
 ``crs``             CRS of the training stack (e.g. ``"EPSG:20350"`` or WKT)
 ``classes``         class names in logit order; default ``["non-prospective", "prospective"]``
 ``positive_class``  index of the prospective class in ``classes`` (its softmax is the prospectivity)
-``input_name``      ONNX input name (``"input"``); ``output_name``: ONNX output name (``"logits"``, raw logits)
+``input_name``      ONNX input name of one-input models (``"input"``, also in ``inputs``); ``output_name``: ONNX
+                    output name (``"logits"``, raw logits)
 ``output_layout``   set by :func:`export_onnx`: ``"patch"``: output ``(batch, n_classes)``, one row per input patch
                     (or vector); ``"dense"``: the graph is fully convolutional (:mod:`.dense`): input
                     ``(batch, bands, H, W)`` with any H, W ≥ patch size, output ``(batch, n_classes, H−p+1,
@@ -73,9 +80,10 @@ from .dense import DenseScanner, dense_supported
 
 CARD_KEY = "deepprospect_card"
 CARD_FORMAT = "deepprospect-model"
-CARD_VERSION = 1
+CARD_VERSION = 2  # 2: the card lists its inputs ("inputs"); version-1 cards are read as one input
 OPSET = 17
 INPUT_NAME = "input"
+INPUT_KINDS = ("patch", "vector", "pair", "patch+vector")
 OUTPUT_NAME = "logits"
 DEFAULT_CLASSES = ("non-prospective", "prospective")
 PAIR_CLASSES = ("similar", "dissimilar")  # pixel-pair models (zhang2021): label 0 same class, 1 different
@@ -84,7 +92,6 @@ METRIC_NAMES = ("accuracy", "recall", "f1", "auc", "auc_per_deposit", "precision
                 "macro_f1")
 _REQUIRED = ("architecture", "input_kind", "band_names", "in_bands", "normalisation", "patch_size", "classes")
 LAYOUTS = ("patch", "dense")
-INPUT_KINDS = ("patch", "vector", "pair")
 
 
 def make_card(
@@ -122,6 +129,7 @@ def make_card(
         "card_version": CARD_VERSION,
         "architecture": str(architecture),
         "input_kind": input_kind,
+        "inputs": model_inputs(input_kind, band_names),
         "options": dict(options or {}),
         "band_names": [str(name) for name in band_names],
         "in_bands": len(band_names),
@@ -131,7 +139,7 @@ def make_card(
         "crs": str(crs),
         "classes": [str(name) for name in classes],
         "positive_class": int(positive_class),
-        "input_name": INPUT_NAME,
+        **({"input_name": INPUT_NAME} if "+" not in input_kind else {}),
         "output_name": OUTPUT_NAME,
         "metrics": _metrics(metrics or {}),
         "confusion_matrix_layout": CONFUSION_LAYOUT,
@@ -149,9 +157,10 @@ def make_card(
 def export_onnx(model: nn.Module, path: str, card: Mapping[str, Any], in_bands: int, patch_size: int) -> None:
     """Write ``model`` (in eval mode) to ``path`` as ONNX with ``card`` in its metadata, atomically.
 
-    The input is ``card["input_name"]`` with a dynamic batch axis. Models whose dense evaluation is exact are
-    written as their fast-scanning graph (:class:`.dense.DenseScanner`, dynamic height and width) and the stored
-    card says ``"output_layout": "dense"``; the others give ``(batch, n_classes)`` logits (``"patch"``).
+    The inputs are the card's ``inputs``, each with a dynamic batch axis (a model of several inputs takes them
+    as one tuple). Models whose dense evaluation is exact are written as their fast-scanning graph
+    (:class:`.dense.DenseScanner`, dynamic height and width) and the stored card says
+    ``"output_layout": "dense"``; the others give ``(batch, n_classes)`` logits (``"patch"``).
     The model's training mode is restored afterwards. :class:`ModelError` if the card does not describe the
     model (band count, patch size, input kind), :class:`core.errors.InputError` if ``path`` is not writable.
     """
@@ -162,33 +171,42 @@ def export_onnx(model: nn.Module, path: str, card: Mapping[str, Any], in_bands: 
             f"The card describes a {card['input_kind']} model with {card['in_bands']} bands and patch size "
             f"{card['patch_size']}, but the model is a {kind} model with {in_bands} bands and patch size {patch_size}."
         )
-    shape = model.input_shape(1) if hasattr(model, "input_shape") else (1, in_bands, patch_size, patch_size)
+    names = [entry["name"] for entry in card["inputs"]]
     device = next(model.parameters()).device
-    example = torch.zeros(shape, device=device)
+    if len(names) == 1:
+        shapes = [model.input_shape(1) if hasattr(model, "input_shape") else (1, in_bands, patch_size, patch_size)]
+    else:
+        shapes = input_shapes(card)
+    examples = tuple(torch.zeros(shape, device=device) for shape in shapes)
     buffer = io.BytesIO()
     was_training = model.training
     model.eval()
     dense = dense_supported(model)
-    dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+    dynamic_axes = {name: {0: "batch"} for name in (*names, OUTPUT_NAME)}
     if dense:
-        dynamic_axes[INPUT_NAME].update({2: "height", 3: "width"})
+        dynamic_axes[names[0]].update({2: "height", 3: "width"})
         dynamic_axes[OUTPUT_NAME].update({2: "rows", 3: "cols"})
+    if dense:
+        graph: nn.Module = DenseScanner(model).to(device)
+    else:
+        graph = _SeveralInputs(model) if len(names) > 1 else model
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
             torch.onnx.export(
-                DenseScanner(model).to(device) if dense else model,
-                (example,),
+                graph,
+                examples,
                 buffer,
                 dynamo=False,
                 opset_version=OPSET,
-                input_names=[INPUT_NAME],
+                input_names=names,
                 output_names=[OUTPUT_NAME],
                 dynamic_axes=dynamic_axes,
             )
     finally:
         model.train(was_training)
     proto = onnx.load_from_string(buffer.getvalue())
+    _keep_every_input(proto, card)
     proto.doc_string = f"DeepProspect {card['architecture']} prospectivity model"
     entry = proto.metadata_props.add()
     entry.key = CARD_KEY
@@ -230,7 +248,49 @@ def read_card(path: str) -> dict:
         if isinstance(values, dict):
             for name in (*METRIC_NAMES, CONFUSION_MATRIX):
                 values.setdefault(name, None)
+    card.setdefault("inputs", model_inputs(card["input_kind"], card["band_names"]))  # version 1: one input
     return card
+
+
+def model_inputs(input_kind: str, band_names: Sequence[str]) -> list[dict]:
+    """The card's ``inputs`` of a model of ``input_kind`` reading ``band_names`` (schema in the module docstring)."""
+    kinds = input_kind.split("+")
+    names = [INPUT_NAME] if len(kinds) == 1 else kinds
+    return [{"name": name, "kind": kind, "band_names": [str(band) for band in band_names]}
+            for name, kind in zip(names, kinds)]
+
+
+def input_shapes(card: Mapping[str, Any], batch: int = 1) -> list[tuple[int, ...]]:
+    """The shape of each of the card's inputs for ``batch`` samples: patches (batch, bands, p, p), vectors
+    (batch, bands), pixel pairs (batch, 2, bands)."""
+    p = int(card["patch_size"])
+    shapes = {"patch": lambda bands: (batch, bands, p, p), "vector": lambda bands: (batch, bands),
+              "pair": lambda bands: (batch, 2, bands)}
+    return [shapes[entry["kind"]](len(entry["band_names"])) for entry in card["inputs"]]
+
+
+def _keep_every_input(proto: onnx.ModelProto, card: Mapping[str, Any]) -> None:
+    """Put the card's inputs first among the graph's inputs, in the card's order, declaring any the exporter
+    dropped because the model ignores it (an ablation that uses one of two inputs), so every model of an input
+    kind is fed the same way."""
+    graph_inputs = {value.name: value for value in proto.graph.input}
+    names = [entry["name"] for entry in card["inputs"]]
+    declared = [graph_inputs.get(name) or onnx.helper.make_tensor_value_info(
+        name, onnx.TensorProto.FLOAT, ["batch", *shape[1:]]) for name, shape in zip(names, input_shapes(card))]
+    others = [value for value in proto.graph.input if value.name not in names]
+    del proto.graph.input[:]
+    proto.graph.input.extend(declared + others)
+
+
+class _SeveralInputs(nn.Module):
+    """A model of several inputs, which takes them as one tuple, as a graph of several named inputs."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(inputs)
 
 
 def library_versions() -> dict:
@@ -318,9 +378,26 @@ def _check_card(card: Any, where: str) -> None:
         raise ModelError(f"The DeepProspect card in {where} is damaged: it lacks {', '.join(missing)}.")
     if len(card["band_names"]) != card["in_bands"]:
         raise ModelError(f"The DeepProspect card in {where} is damaged: band names and band count disagree.")
+    if card["input_kind"] not in INPUT_KINDS or not _inputs_fit(card):
+        raise ModelError(f"The DeepProspect card in {where} is damaged: its inputs do not fit its input kind "
+                         f"{card['input_kind']!r} and bands.")
     if card.get("output_layout", "patch") not in LAYOUTS:
         raise ModelError(f"The DeepProspect card in {where} is damaged: unknown output layout "
                          f"{card['output_layout']!r}.")
+
+
+def _inputs_fit(card: Mapping[str, Any]) -> bool:
+    """Whether the card's ``inputs`` (if any) are of its input kind, uniquely named, over its bands."""
+    inputs = card.get("inputs")
+    if inputs is None:
+        return True
+    try:
+        kinds = "+".join(entry["kind"] for entry in inputs)
+        names = [entry["name"] for entry in inputs]
+        bands = [band for entry in inputs for band in entry["band_names"]]
+    except (KeyError, TypeError):
+        return False
+    return kinds == card["input_kind"] and len(set(names)) == len(names) and set(bands) <= set(card["band_names"])
 
 
 def _to_json(card: Mapping[str, Any]) -> str:

@@ -6,7 +6,7 @@ epoch; every choice it makes is recorded in the model card:
 - **Samples**: the training split of one negative set (``negative_set`` r: samples with ``repeat`` −1 or r),
   augmented rows included; validation and test splits of the same set. Patch models read ``x_patch``, the
   vector model (``cnn1d``) reads ``x_vector`` and skips crop and flip copies (their centre cell is not the
-  labelled cell).
+  labelled cell); a model of both inputs (``affcnn``) reads each window with its centre cell's vector.
 - **Input noise** (optional): Gaussian noise of standard deviation ``input_noise`` added to every training batch
   (seeded), a regulariser for the few deposits of real data (gao2022 added Gaussian noise to its samples).
 - **Members** (optional): ``members`` > 1 trains that many copies with seeds ``seed``, ``seed + 1``, … and saves
@@ -27,6 +27,8 @@ epoch; every choice it makes is recorded in the model card:
   the choice (``epoch_selection``).
 - **Metrics** per split: accuracy, precision, recall, F1, their macro averages and the confusion matrix
   (prospective = argmax class) and ROC AUC (scikit-learn).
+- **Stages** (models that have them, :meth:`.zoo.ZooModel.training_stages`): at each stage's first epoch the
+  model freezes and unfreezes its parts and picks its loss; no epoch before the last stage is kept.
 - **Determinism**: a seeded generator shuffles the batches, and the global torch RNG (dropout) is seeded
   inside a forked RNG state, so the same set, settings and seed give the same weights on CPU; the caller's
   RNG state is left untouched.
@@ -179,12 +181,33 @@ def select_device(requested: str) -> tuple[torch.device, str]:
                                  "torch.cuda.is_available() is False), so the CPU")
 
 
+Inputs = torch.Tensor | tuple  # a batch: one tensor, or a tuple of tensors for a model of several inputs
+
+
+def _tensors(inputs) -> tuple:
+    """The input arrays (or tensors) of a source or batch as a tuple."""
+    return inputs if isinstance(inputs, tuple) else (inputs,)
+
+
+def _each(inputs, change: Callable):
+    """``change`` applied to one input, or to each of a model's several inputs (keeping the tuple)."""
+    return tuple(change(part) for part in inputs) if isinstance(inputs, tuple) else change(inputs)
+
+
+def _float32(picked) -> torch.Tensor:
+    """Picked rows of a source (array, stored array or tensor) as a float32 tensor."""
+    if isinstance(picked, torch.Tensor):
+        return picked.float()
+    return torch.from_numpy(np.ascontiguousarray(picked, dtype=np.float32))
+
+
 @dataclass
 class SplitData:
     """Inputs and labels of one split: rows ``rows`` of ``source`` (every row when None), read a batch at a
     time, so a source left in its file is never read whole."""
 
-    source: np.ndarray | StoredArray | torch.Tensor  # (N, ...) inputs, in memory or left in the file
+    source: np.ndarray | StoredArray | torch.Tensor | tuple  # (N, ...) inputs, in memory or left in the file;
+    # a tuple of them for a model of several inputs (window and vector), whose batches are tuples of tensors
     y: torch.Tensor  # labels of the split's samples, on the CPU
     per_deposit: np.ndarray | None = None  # rows scored per deposit: each deposit's own cell and the negatives
     rows: np.ndarray | None = None  # the split's rows of ``source``
@@ -194,23 +217,23 @@ class SplitData:
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
-        """Shape of one sample's input: (bands, patch, patch) or (bands,)."""
-        return tuple(int(n) for n in self.source.shape[1:])
+        """Shape of one sample's (first) input: (bands, patch, patch) or (bands,)."""
+        return tuple(int(n) for n in _tensors(self.source)[0].shape[1:])
 
-    def inputs(self, which: np.ndarray | slice) -> torch.Tensor:
+    def inputs(self, which: np.ndarray | slice) -> Inputs:
         """Float32 inputs of the split's samples ``which`` (positions in the split), read from the source."""
-        picked = self.source[which if self.rows is None else self.rows[which]]
-        if isinstance(picked, torch.Tensor):
-            return picked.float()
-        return torch.from_numpy(np.ascontiguousarray(picked, dtype=np.float32))
+        rows = which if self.rows is None else self.rows[which]
+        return _each(self.source, lambda source: _float32(source[rows]))
 
-    def blocks(self, size: int = _EVAL_BATCH) -> Iterator[torch.Tensor]:
+    def blocks(self, size: int = _EVAL_BATCH) -> Iterator[Inputs]:
         """The inputs in order, ``size`` samples at a time."""
         return (self.inputs(slice(start, start + size)) for start in range(0, len(self), size))
 
-    def chunked(self) -> Chunked:
-        """The inputs as :func:`.onnx_io.hash_arrays` hashes them, block by block."""
-        return Chunked(np.dtype(np.float32), (len(self), *self.sample_shape), (b.numpy() for b in self.blocks()))
+    def chunked(self) -> list[Chunked]:
+        """The inputs as :func:`.onnx_io.hash_arrays` hashes them, block by block: one array per input."""
+        if isinstance(self.source, tuple):
+            return [chunk for source in self.source for chunk in dataclasses.replace(self, source=source).chunked()]
+        return [Chunked(np.dtype(np.float32), (len(self), *self.sample_shape), (b.numpy() for b in self.blocks()))]
 
     def count(self) -> dict:
         """What the model card records about the split's samples."""
@@ -293,7 +316,8 @@ def split_data(training_set: TrainingSet, input_kind: str, negative_set: int, ma
     if repeats and negative_set not in repeats:
         raise InputError(f"The training set has negative sets {repeats}; negative set {negative_set} does not exist.")
     in_set = (training_set.repeat == SHARED) | (training_set.repeat == negative_set)
-    source = training_set.x_patch if input_kind == "patch" else training_set.x_vector
+    source = {"patch": training_set.x_patch, "vector": training_set.x_vector,
+              "patch+vector": (training_set.x_patch, training_set.x_vector)}[input_kind]
     if input_kind == "vector":  # a shifted or flipped window's centre is another cell: not a labelled vector
         in_set &= ~np.isin(training_set.kind, SPATIAL_AUGMENTATIONS)
     data = {}
@@ -336,7 +360,7 @@ def train_model(
     if len(names) != in_bands:
         raise InputError(f"The training set's manifest names {len(names)} band(s) but its samples have {in_bands}; "
                          "rebuild it with 'Training samples from deposits'.")
-    patch = train.sample_shape[-1] if info.input_kind == "patch" else 1
+    patch = train.sample_shape[-1] if info.input_kind in ("patch", "patch+vector") else 1
     counts = {split: part.count() for split, part in data.items()}
     log_message(log, "Samples: " + ", ".join(f"{s} {c['samples']} ({c['positive']} positive)"
                                              for s, c in counts.items()))
@@ -365,7 +389,7 @@ def train_model(
     for split, values in metrics.items():
         log_message(log, f"{split}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in values.items()))
     used = [data[s] for s in METRIC_SPLITS]
-    data_hash = hash_arrays(*(a for part in used for a in (part.chunked(), part.y.numpy()))) \
+    data_hash = hash_arrays(*(a for part in used for a in (*part.chunked(), part.y.numpy()))) \
         if processes.primary else ""
     influence = band_influence(model, train.blocks(), names) if processes.primary else None
     if influence:
@@ -424,12 +448,14 @@ class _Loop:
         """Train every epoch or until early stopping; (history, epoch selection record, stopped early)."""
         settings = self.settings
         monitor, label = self._monitor()
-        min_epochs = min(settings.min_epochs, settings.epochs)
+        stages = self.model.training_stages(settings.epochs)
+        min_epochs = max(min(settings.min_epochs, settings.epochs), stages[-1]["first_epoch"] if stages else 1)
         choice = _EpochChoice(monitor, min_epochs, settings.smoothing, settings.patience)
         history: dict = {key: [] for key in ("epoch", "lr", "loss", "val_loss", "val_auc", "seconds")}
         best_state = None
         for epoch in range(1, settings.epochs + 1):
             started = time.perf_counter()
+            self._enter_stage(stages, epoch)
             lr = self.optimiser.param_groups[0]["lr"]
             loss = self._epoch(epoch)
             self.scheduler.step()
@@ -448,8 +474,19 @@ class _Loop:
         if best_state is not None:
             self.model.load_state_dict(best_state)
         selection = choice.record(label, epoch)
+        if stages:
+            selection["stages"] = stages
         log_message(self.log, f"Kept epoch {selection['kept_epoch']}: {selection['kept_because']}.")
         return history, selection, epoch < settings.epochs
+
+    def _enter_stage(self, stages: list[dict], epoch: int) -> None:
+        """Switch the model to the stage that starts at ``epoch``, if one does (:meth:`.ZooModel.training_stages`);
+        frozen parameters get no gradient, so the optimiser leaves them as they are."""
+        for stage in stages:
+            if stage["first_epoch"] == epoch:
+                self.model.enter_stage(stage["name"])
+                log_message(self.log, f"Stage {stage['name']} (epochs {epoch}-{stage['last_epoch']}): trains "
+                                      f"{stage['trains']}.")
 
     def _monitor(self) -> tuple[str, str]:
         """The score early stopping watches (val_loss, val_auc or off) and how the card describes it."""
@@ -489,8 +526,9 @@ class _Loop:
             chosen = order[start:start + size]
             x, y = self.train.inputs(chosen), self.train.y[chosen].to(self.device)
             if self.settings.input_noise:
-                x = x + self.settings.input_noise * torch.randn(x.shape, generator=self.generator)
-            x = x.to(self.device)
+                x = _each(x, lambda part: part + self.settings.input_noise * torch.randn(part.shape,
+                                                                                         generator=self.generator))
+            x = _each(x, lambda part: part.to(self.device))
             self.optimiser.zero_grad(set_to_none=True)
             loss = self.model.training_loss(self.network(x), y, self.loss)
             loss.backward()
@@ -572,11 +610,11 @@ def _split_logits(model: nn.Module, part: SplitData, device: torch.device | str)
     return _logits(model, part.blocks(_EVAL_BATCH), device)
 
 
-def _logits(model: nn.Module, batches: Iterable[torch.Tensor], device: torch.device | str) -> torch.Tensor:
+def _logits(model: nn.Module, batches: Iterable[Inputs], device: torch.device | str) -> torch.Tensor:
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        parts = [model(batch.to(device)).float().cpu() for batch in batches]
+        parts = [model(_each(batch, lambda part: part.to(device))).float().cpu() for batch in batches]
     model.train(was_training)
     return torch.cat(parts) if parts else torch.zeros((0, 2))
 
@@ -637,7 +675,7 @@ def _check_splits(data: dict[str, SplitData]) -> None:
     if len(set(train.y.tolist())) < 2:
         raise InputError("The training split holds one class only; it needs deposits and negatives.")
     for split, part in data.items():
-        if not all(torch.isfinite(block).all() for block in part.blocks()):
+        if not all(torch.isfinite(x).all() for block in part.blocks() for x in _tensors(block)):
             raise InputError(f"The {split} samples hold NaN or infinite values; rebuild the training set from a "
                              "stack without them.")
 

@@ -16,9 +16,10 @@ Adaptations common to every patch model (the papers' nets were built for 224×22
 - fully connected heads on a flattened fixed-size map are replaced by global average pooling followed by the
   classifier, so any patch size works (noted per model where the original head was different).
 
-Only the 1D CNN (``cnn1d``) is a ``"vector"`` model: it reads one cell's element vector, shape
-``(batch, in_bands)``, not a patch; its pixel-pair form (``ppf_cnn1d``) is the one ``"pair"`` model, reading two
-cells' vectors ``(batch, 2, in_bands)``.
+The 1D CNN (``cnn1d``) and the MLP are ``"vector"`` models: they read one cell's element vector, shape
+``(batch, in_bands)``, not a patch; the pixel-pair form of the 1D CNN (``ppf_cnn1d``) is the one ``"pair"``
+model, reading two cells' vectors ``(batch, 2, in_bands)``. The AFFCNN (``affcnn``, :mod:`.affcnn`) is a
+``"patch+vector"`` model: it reads the tuple (window, centre cell's vector).
 
 Initialisation is deterministic: :func:`build_model` seeds a private RNG (``seed``, default 0), so the same
 arguments give bit-identical weights, and the caller's global torch RNG is left untouched.
@@ -52,7 +53,7 @@ class ZooModel(nn.Module):
         in_bands: number of input bands (channels).
         patch_size: side of the square input patch in pixels (1 for vector models).
         n_classes: number of output logits.
-        input_kind: ``"patch"`` (input ``(batch, in_bands, patch, patch)``) or ``"vector"``.
+        input_kind: ``"patch"`` (input ``(batch, in_bands, patch, patch)``), ``"vector"`` or ``"patch+vector"``.
         feature_stride: input pixels per feature cell of ``features`` (patch models), 1 for vector models.
         dense_exact: whether dense evaluation of ``features`` over a tile is exact (see the module docstring).
     """
@@ -83,6 +84,12 @@ class ZooModel(nn.Module):
     def input_shape(self, batch: int = 1) -> tuple[int, ...]:
         """Shape of an input batch, e.g. for ONNX export or a smoke test."""
         return (batch, self.in_bands, self.patch_size, self.patch_size)
+
+    def training_stages(self, epochs: int) -> list[dict]:
+        """The stages of a training run of ``epochs`` epochs, in order, as ``{"name", "first_epoch",
+        "last_epoch", "trains"}``; the loop calls ``enter_stage(name)`` at each stage's first epoch and keeps no
+        epoch before the last stage's first. ``[]`` (here): one stage, every parameter trained throughout."""
+        return []
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -634,7 +641,8 @@ class ModelInfo:
         title: display name, e.g. for a Processing enum.
         paper: the source paper of the architecture.
         used_by: the project papers (in ``papers/``) that use it.
-        input_kind: ``"patch"``, ``"vector"`` or ``"pair"`` (two cells' vectors, ``(batch, 2, in_bands)``).
+        input_kind: ``"patch"``, ``"vector"``, ``"pair"`` (two cells' vectors, ``(batch, 2, in_bands)``) or
+            ``"patch+vector"`` (the window and its centre cell's vector).
         min_patch, max_patch: accepted patch sizes (1 and 1 for vector models).
         dense_exact: whether dense evaluation of ``features`` over a tile is exact.
         builder: ``builder(in_bands, patch_size, n_classes, **options) -> ZooModel``.
@@ -774,3 +782,7 @@ def build_model(name: str, in_bands: int, patch_size: int, n_classes: int = 2, *
 
 
 from . import mfaf  # noqa: E402, F401 - registers gao2023's MFAF networks, built on the classes above
+
+# The registry (and the Processing enum built from it) keeps the order the networks were added in.
+# isort: split
+from . import affcnn  # noqa: E402, F401 - registers he2025's AFFCNN, built on the classes above

@@ -1,5 +1,5 @@
-"""Tiny random-weight models, model files and evidence stacks for model and prediction tests, with a per-patch
-torch reference of a prospectivity map."""
+"""Tiny random-weight models, model files and evidence stacks for model and prediction tests, with per-patch
+torch references of a prospectivity map."""
 
 from __future__ import annotations
 
@@ -32,8 +32,17 @@ def randomised(model):
                 module.momentum = None  # cumulative average: after one batch, the statistics of that batch
                 module.weight.uniform_(0.5, 1.5, generator=generator)
                 module.bias.normal_(0.0, 0.1, generator=generator)
-        model.train()(torch.randn(model.input_shape(4), generator=generator))
+        model.train()(example_inputs(model, torch.randn(model.input_shape(4), generator=generator)))
     return model
+
+
+def example_inputs(model, windows: torch.Tensor):
+    """What ``model`` reads for a batch of windows (or vectors): the windows, or for a two-input model the
+    windows and their centre cells' vectors, as training and prediction give them."""
+    if model.input_kind != "patch+vector":
+        return windows
+    p = windows.shape[-1]
+    return windows, windows[:, :, p // 2, p // 2].contiguous()
 
 
 def window_logits(model, tile: torch.Tensor) -> torch.Tensor:
@@ -73,3 +82,31 @@ def write_model(path: str, name: str, band_names: list[str], patch: int, recipe:
                      metrics={"validation": {"auc": 0.75}}, seed=seed, **card_options)
     export_onnx(model, path, card, len(band_names), patch)
     return model.eval()
+
+
+def window_probability(model, windows: np.ndarray) -> np.ndarray:
+    """Per-window torch prospectivity (softmax class 1) of (n, bands, p, p) windows, fed as prediction feeds the
+    model: the windows, the 1×1 windows' vectors (vector models), or the windows with their centre vectors."""
+    x = torch.from_numpy(np.asarray(windows, dtype=np.float32))
+    x = x.reshape(len(x), -1) if model.input_kind == "vector" else example_inputs(model, x)
+    with torch.no_grad():
+        return torch.softmax(model.eval()(x).double(), dim=1)[:, 1].numpy()
+
+
+def padded_reference(model, stack: np.ndarray, stride: int = 1) -> np.ndarray:
+    """The prediction's rule computed window by window: output cell (R, C) is the window of its own cell
+    (R·s + s//2, C·s + s//2), rows r − p//2 … r − p//2 + p − 1, with values off the stack or NaN read as 0.0;
+    NaN where the own cell is beyond the stack or NaN in any band."""
+    p = model.patch_size
+    _, rows, cols = stack.shape
+    before, after = p // 2, p - 1 - p // 2
+    padded = np.nan_to_num(np.pad(stack, ((0, 0), (before, after), (before, after)), constant_values=np.nan))
+    own_r = np.arange(-(-rows // stride)) * stride + stride // 2
+    own_c = np.arange(-(-cols // stride)) * stride + stride // 2
+    out = np.full((len(own_r), len(own_c)), np.nan)
+    valid = ~np.isnan(stack).any(axis=0)
+    where = [(i, j) for i, r in enumerate(own_r) for j, c in enumerate(own_c) if r < rows and c < cols and valid[r, c]]
+    # padded row r is stack row r − p//2: the own cell's window starts there
+    windows = [padded[:, own_r[i]:own_r[i] + p, own_c[j]:own_c[j] + p] for i, j in where]
+    out[tuple(np.array(where).T)] = window_probability(model, np.stack(windows))
+    return out

@@ -121,3 +121,18 @@ def test_without_torchrun_it_says_how_to_start(training_set_path, tmp_path, caps
     assert main([str(training_set_path), str(tmp_path / "m.txt")]) == 2
     assert "must end in .onnx" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_trained_in_stages_trains_under_torchrun(tmp_path):
+    """The AFFCNN freezes parts stage by stage: DDP does not wait for their gradients, and the card has the
+    stages and both inputs."""
+    path = tmp_path / "small.npz"
+    save_training_set(str(path), easy_set(n=60))
+    settings_path = tmp_path / "settings.json"
+    settings_path.write_text(json.dumps({**SETTINGS, "architecture": "affcnn", "epochs": 3,
+                                         "options": {"stage_split": [1, 1, 1]}}))
+    finished = torchrun(path, tmp_path / "affcnn.onnx", "--settings", settings_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    card = read_card(str(tmp_path / "affcnn.onnx"))
+    assert [s["name"] for s in card["extra"]["epoch_selection"]["stages"]] == ["branches", "fusion", "joint"]
+    assert [entry["name"] for entry in card["inputs"]] == ["patch", "vector"]

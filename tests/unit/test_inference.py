@@ -19,7 +19,7 @@ from deepprospect.core.windows import WINDOW_FILL
 from deepprospect.models import inference
 from deepprospect.models.inference import CPU, CUDA, open_session, predict_map
 from deepprospect.models.onnx_io import read_card
-from model_factory import GRID, evidence, write_model, write_stack
+from model_factory import GRID, evidence, padded_reference, window_probability, write_model, write_stack
 
 NAMES = ["Au", "As", "Cu"]
 TOLERANCE = {"lenet": 1e-5, "vgg8": 1e-5, "cnn1d": 1e-4}  # cnn1d: 13 batch norms, ONNX ≈ torch within 1e-4
@@ -44,36 +44,6 @@ def read_map(path):
         info = SimpleNamespace(nodata=src.nodata, descriptions=src.descriptions, dtypes=src.dtypes, crs=src.crs,
                                transform=src.transform, res=src.res, bounds=src.bounds, tags=src.tags())
         return src.read(1, masked=True).astype(np.float64).filled(np.nan), info
-
-
-def probability(model, windows: np.ndarray) -> np.ndarray:
-    """Per-patch torch prospectivity (softmax class 1) of (n, bands, p, p) windows."""
-    import torch
-
-    x = torch.from_numpy(np.asarray(windows, dtype=np.float32))
-    if model.input_kind == "vector":
-        x = x.reshape(len(x), -1)
-    with torch.no_grad():
-        return torch.softmax(model.eval()(x).double(), dim=1)[:, 1].numpy()
-
-
-def padded_reference(model, stack: np.ndarray, stride: int = 1) -> np.ndarray:
-    """The prediction's rule computed window by window: output cell (R, C) is the window of its own cell
-    (R·s + s//2, C·s + s//2), rows r − p//2 … r − p//2 + p − 1, with values off the stack or NaN read as 0.0;
-    NaN where the own cell is beyond the stack or NaN in any band."""
-    p = model.patch_size
-    _, rows, cols = stack.shape
-    before, after = p // 2, p - 1 - p // 2
-    padded = np.nan_to_num(np.pad(stack, ((0, 0), (before, after), (before, after)), constant_values=np.nan))
-    own_r = np.arange(-(-rows // stride)) * stride + stride // 2
-    own_c = np.arange(-(-cols // stride)) * stride + stride // 2
-    out = np.full((len(own_r), len(own_c)), np.nan)
-    valid = ~np.isnan(stack).any(axis=0)
-    where = [(i, j) for i, r in enumerate(own_r) for j, c in enumerate(own_c) if r < rows and c < cols and valid[r, c]]
-    # padded row r is stack row r − p//2: the own cell's window starts there
-    windows = [padded[:, own_r[i]:own_r[i] + p, own_c[j]:own_c[j] + p] for i, j in where]
-    out[tuple(np.array(where).T)] = probability(model, np.stack(windows))
-    return out
 
 
 def predict(files, name, out, stack_path=None, **options):
@@ -171,9 +141,9 @@ def test_nodata_and_nan_cells_blank_every_window_over_them(files, tmp_path, monk
     fed = []
     real_run = inference._TilePredictor._run
 
-    def spy(self, batch):
-        fed.append(bool(np.isnan(batch).any()))
-        return real_run(self, batch)
+    def spy(self, feed):
+        fed.append(any(bool(np.isnan(values).any()) for values in feed.values()))
+        return real_run(self, feed)
 
     monkeypatch.setattr(inference._TilePredictor, "_run", spy)
     for name in ("lenet", "vgg8", "cnn1d"):
@@ -205,7 +175,7 @@ def test_edge_windows_equal_a_manual_padded_window(files, tmp_path, name, tile_s
         part = stack[:, r0:r + 8, c0:c + 8]
         window[:, r0 - (r - 8):r0 - (r - 8) + part.shape[1], c0 - (c - 8):c0 - (c - 8) + part.shape[2]] = part
         manual.append(window)
-    expected = probability(model, np.stack(manual))
+    expected = window_probability(model, np.stack(manual))
     got = values[[0, 39, 3, 38, 20], [0, 49, 45, 2, 0]]
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE[name])
 

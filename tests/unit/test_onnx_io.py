@@ -21,7 +21,7 @@ from deepprospect.models.onnx_io import (
     read_card,
 )
 from deepprospect.models.zoo import available_models, build_model, model_info
-from model_factory import randomised, window_logits
+from model_factory import example_inputs, randomised, window_logits
 
 RECIPE = {"format": "deepprospect-evidence-stack", "version": 1, "normalisation": {"Cu": {"mean": 1.5, "std": 0.2}}}
 
@@ -62,12 +62,15 @@ def test_export_matches_torch_with_dynamic_batch(tmp_path, name, patch, options)
     export_onnx(model, path, card_for(name, bands, patch, options=options), bands, patch)
     assert model.training  # export restores the mode it found
     model.eval()
-    x = torch.randn(model.input_shape(3), generator=torch.Generator().manual_seed(0))  # batch 3 ≠ export batch 1
+    windows = torch.randn(model.input_shape(3), generator=torch.Generator().manual_seed(0))  # batch 3 ≠ export batch 1
+    x = example_inputs(model, windows)
     with torch.no_grad():
         expected = model(x).numpy()
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    (actual,) = session.run(None, {"input": x.numpy()})
     card = read_card(path)
+    names = [entry["name"] for entry in card["inputs"]]
+    assert [value.name for value in session.get_inputs()] == names
+    (actual,) = session.run(None, dict(zip(names, (t.numpy() for t in (x if isinstance(x, tuple) else (x,))))))
     dense = model_info(name).dense_exact and model_info(name).input_kind == "patch"
     assert card["output_layout"] == ("dense" if dense else "patch")
     assert actual.shape == ((3, 2, 1, 1) if dense else (3, 2))  # a p×p patch gives a 1×1 dense map

@@ -28,7 +28,7 @@ def _one_thread():
 def test_registry_lists_every_paper_architecture():
     assert available_models() == [
         "lenet", "alexnet", "vgg8", "vgg16", "resnet18", "resnet50", "mobilenet_v2", "shufflenet_v2", "vit", "cnn1d",
-        "mlp", "ppf_cnn1d", "mfaf_resnet18", "mfaf_shufflenet_v2",
+        "mlp", "ppf_cnn1d", "mfaf_resnet18", "mfaf_shufflenet_v2", "affcnn",
     ]  # fmt: skip
     for name in available_models():
         info = model_info(name)
