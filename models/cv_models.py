@@ -47,10 +47,12 @@ def network_fit_map(recipe: NetworkRecipe) -> FitMap:
     if not info.min_patch <= patch <= info.max_patch:
         raise InputError(f"{info.title} takes windows of {info.min_patch} to {info.max_patch} cells, not {patch}.")
 
-    def inputs(task: FoldTask, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
+    def inputs(task: FoldTask, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        vectors = torch.from_numpy(np.ascontiguousarray(task.stack[:, rows, cols].T, dtype=np.float32))
         if info.input_kind == "vector":
-            return torch.from_numpy(np.ascontiguousarray(task.stack[:, rows, cols].T, dtype=np.float32))
-        return torch.from_numpy(padded_windows(task.stack, rows, cols, patch))
+            return vectors
+        windows = torch.from_numpy(padded_windows(task.stack, rows, cols, patch))
+        return (windows, vectors) if info.input_kind == "patch+vector" else windows
 
     def fit_map(task: FoldTask) -> np.ndarray:
         rows, cols, labels = task.train.rows, task.train.cols, task.train.y.astype(np.int64)
@@ -85,6 +87,9 @@ NETWORKS: dict[str, NetworkRecipe] = {
     "cnn1d": NetworkRecipe(TrainSettings(architecture="cnn1d")),
     "lenet": NetworkRecipe(TrainSettings(architecture="lenet"), patch_size=16),
     "vgg8": NetworkRecipe(TrainSettings(architecture="vgg8"), patch_size=16),
+    "mfaf_shufflenet_v2": NetworkRecipe(TrainSettings(architecture="mfaf_shufflenet_v2"), patch_size=16),
+    "mfaf_resnet18": NetworkRecipe(TrainSettings(architecture="mfaf_resnet18"), patch_size=16),
+    "affcnn": NetworkRecipe(TrainSettings(architecture="affcnn"), patch_size=16),
 }
 BASELINES = {"random_forest": "Random forest (500 balanced trees)",
              "logistic_regression": "Logistic regression (standardised, balanced)"}
@@ -94,6 +99,9 @@ CV_MODELS: list[tuple[str, str]] = [
     ("cnn1d", "1D CNN (element vector, zhang2021)"),
     ("lenet", "LeNet (16-cell windows)"),
     ("vgg8", "VGG8 (16-cell windows)"),
+    ("mfaf_shufflenet_v2", "MFAF on ShuffleNetV2 (16-cell windows, gao2023)"),
+    ("mfaf_resnet18", "MFAF on ResNet18 (16-cell windows, gao2023)"),
+    ("affcnn", "AFFCNN (16-cell windows and the cell's vector, he2025)"),
     *BASELINES.items(),
 ]
 DEFAULT_MODELS = ("mlp_ensemble", "random_forest", "logistic_regression")

@@ -600,9 +600,12 @@ class _EpochChoice:
                 "train_auc_at_kept": self.kept_train_auc, "below_chance": self.below_chance}
 
 
-def predict_logits(model: nn.Module, x: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Logits of ``x`` in eval mode, in batches, on the CPU (the model's mode is restored)."""
-    return _logits(model, (x[start:start + _EVAL_BATCH] for start in range(0, len(x), _EVAL_BATCH)), device)
+def predict_logits(model: nn.Module, x: Inputs, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Logits of ``x`` (one tensor, or a tuple for a model of several inputs) in eval mode, in batches, on the CPU
+    (the model's mode is restored)."""
+    count = len(x[0] if isinstance(x, tuple) else x)
+    return _logits(model, (_each(x, lambda part, start=start: part[start:start + _EVAL_BATCH])
+                           for start in range(0, count, _EVAL_BATCH)), device)
 
 
 def _split_logits(model: nn.Module, part: SplitData, device: torch.device | str) -> torch.Tensor:

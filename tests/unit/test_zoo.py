@@ -33,7 +33,7 @@ def test_registry_lists_every_paper_architecture():
     for name in available_models():
         info = model_info(name)
         assert info.paper and info.used_by and info.title
-        assert (info.min_patch, info.max_patch) == ((16, 256) if info.input_kind == "patch" else (1, 1))
+        assert (info.min_patch, info.max_patch) == ((1, 1) if info.input_kind in ("vector", "pair") else (16, 256))
     assert model_info("ResNet18").name == "resnet18"  # case-insensitive
 
 
