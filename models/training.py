@@ -266,7 +266,7 @@ def split_data(training_set: TrainingSet, input_kind: str, negative_set: int) ->
         keep = np.flatnonzero(in_set & (training_set.split == split))
         kind = training_set.kind[keep]
         data[split] = SplitData(source, torch.from_numpy(training_set.y[keep].astype(np.int64)),
-                                (kind == "deposit") | np.isin(kind, ("barren", "random")), keep)
+                                (kind == "deposit") | np.isin(kind, ("barren", "random", "block")), keep)
     return data
 
 
@@ -575,7 +575,8 @@ def save_model(result: TrainResult, training_set: TrainingSet, path: str, curves
                "early_stopping_used": result.early_stopping_used,
                "epoch_selection": result.selection, "samples": result.counts,
                "training_set": {key: manifest.get(key) for key in ("seed", "split", "augmentation", "positive_radius",
-                                                                    "negative_ratio", "patch_size", "window_fill")}},
+                                                                    "negative_ratio", "patch_size", "window_fill",
+                                                                    "labelling")}},
     )
     export_onnx(model, path, card, model.in_bands, model.patch_size)
     if curves_path:
