@@ -53,6 +53,8 @@ _NUMBERS = [
     ("INPUT_NOISE", "Gaussian noise added to training inputs (standard deviation; 0 = none)", DOUBLE, 0.0, 0.0, True),
     ("MEMBERS", "Seed-ensemble members (seeds SEED … SEED+N−1, probabilities averaged)", INT, 1, 1, False),
     ("SEED", "Random seed", INT, 42, 0, False),
+    ("RANDOM_CROP", "Online augmentation: random crop size (cells; 0 = none; the model's patch size)", INT, 0, 0,
+     True),
 ]
 
 
@@ -64,6 +66,7 @@ class TrainModel(DeepProspectAlgorithm):
     CLASS_WEIGHTING, EARLY_STOPPING, DEVICE, OUTPUT, CURVES = (
         "CLASS_WEIGHTING", "EARLY_STOPPING", "DEVICE", "OUTPUT", "CURVES")
     VALIDATION_AUC, TEST_AUC, DEVICE_USED = "VALIDATION_AUC", "TEST_AUC", "DEVICE_USED"
+    RANDOM_FLIPS, RANDOM_ROTATIONS = "RANDOM_FLIPS", "RANDOM_ROTATIONS"
 
     NAME = "trainmodel"
     DISPLAY_NAME = "Train prospectivity model"
@@ -95,7 +98,12 @@ class TrainModel(DeepProspectAlgorithm):
         "training AUC is above 0.5, so a model worse than chance is never kept (if none is, the last epoch is). "
         "Without validation samples (e.g. the training set's split fell back for lack of deposit groups) early "
         "stopping is off and the last epoch is kept. The card records the monitor actually used and why the "
-        "epoch was kept. Class weighting balances deposits and negatives in the loss. Cancel stops between "
+        "epoch was kept.<br><b>Online augmentation</b> (gao2022: random horizontal and vertical flips and a "
+        "224 crop of 256 windows before each iteration): every training batch is flipped, rotated by 90° steps "
+        "and/or cropped at random, with new seeded draws each epoch; validation, test and every score read the "
+        "centre crop. With a crop c the model, its card and 'Prospectivity map' use patch size c (the c-window "
+        "centred on each cell), so train on windows larger than the patch you want. Class weighting balances "
+        "deposits and negatives in the loss. Cancel stops between "
         "batches and writes nothing."
     )
 
@@ -118,6 +126,13 @@ class TrainModel(DeepProspectAlgorithm):
             self.CLASS_WEIGHTING, "Weight the loss by inverse class frequency", True))
         self.addParameter(explained(named_enum(self.DEVICE, "Device", DEVICES), DEVICE_HELP))
         self.add_numbers(_NUMBERS[3:])
+        for key, label, text in (
+                (self.RANDOM_FLIPS, "Online augmentation: random flips",
+                 "Each training sample is flipped left-right and up-down, each with probability ½, anew every "
+                 "epoch (gao2022)."),
+                (self.RANDOM_ROTATIONS, "Online augmentation: random 90° rotations",
+                 "Each training sample is rotated by 0, 90, 180 or 270° at random, anew every epoch.")):
+            self.addParameter(explained(QgsProcessingParameterBoolean(key, label, False), text, advanced=True))
         explain(self, {
             "MIN_LEARNING_RATE": "The cosine schedule ends at this learning rate in the last epoch.",
             "MOMENTUM": "Momentum of SGD (used with the sgd optimiser only).",
@@ -130,6 +145,9 @@ class TrainModel(DeepProspectAlgorithm):
             "PATIENCE": "Epochs without a better averaged validation score before training stops.",
             "NEGATIVE_SET": "Which of the training set's negative sets (repeats) to train on.",
             "INPUT_NOISE": "Each training batch gets Gaussian noise of this standard deviation (z-scored bands).",
+            "RANDOM_CROP": "Each training sample is a random crop of this size of its window, anew every epoch; "
+                           "validation, test and prediction use the centre crop, and the model's patch size is "
+                           "this size (gao2022: 224 of 256). At most the training set's patch size.",
         })
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Model file", "ONNX model (*.onnx)"))
@@ -170,6 +188,8 @@ class TrainModel(DeepProspectAlgorithm):
             early_stopping=enum(self.EARLY_STOPPING),
             class_weighting=self.parameterAsBool(parameters, self.CLASS_WEIGHTING, context),
             device=enum(self.DEVICE),
+            random_flips=self.parameterAsBool(parameters, self.RANDOM_FLIPS, context),
+            random_rotations=self.parameterAsBool(parameters, self.RANDOM_ROTATIONS, context),
             **self.read_numbers(_NUMBERS, parameters, context),
         )
         preset = enum(self.PRESET)

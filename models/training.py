@@ -9,6 +9,9 @@ epoch; every choice it makes is recorded in the model card:
   labelled cell).
 - **Input noise** (optional): Gaussian noise of standard deviation ``input_noise`` added to every training batch
   (seeded), a regulariser for the few deposits of real data (gao2022 added Gaussian noise to its samples).
+- **Online augmentation** (optional, :mod:`.augment_online`): random flips, 90° rotations and a random c × c
+  crop of every training batch (gao2022); with a crop the model, its card and prediction use patch size c and
+  every score reads the windows' centre crops.
 - **Members** (optional): ``members`` > 1 trains that many copies with seeds ``seed``, ``seed + 1``, … and saves
   their probability average (:class:`.zoo.SeedAverage`) as one model; the curves and epoch record are the first
   member's, the card lists every member's kept epoch.
@@ -58,6 +61,7 @@ from ..core.raster_io import atomic_path
 from ..core.report import training_curves_png
 from ..core.stack import STACK_TAG, band_normalisation
 from ..core.stored_arrays import StoredArray
+from .augment_online import card_record, evaluation_views, training_batch
 from .onnx_io import METRIC_SPLITS, Chunked, export_onnx, hash_arrays, make_card
 from .zoo import SeedAverage, ZooModel, build_model, model_info
 
@@ -95,6 +99,9 @@ class TrainSettings:
     negative_set: int = 0
     seed: int = 42
     device: str = "auto"
+    random_flips: bool = False
+    random_rotations: bool = False
+    random_crop: int = 0
 
     def __post_init__(self) -> None:
         model_info(self.architecture)  # unknown names fail here, with the list of valid ones
@@ -111,6 +118,8 @@ class TrainSettings:
             raise InputError("The learning rate must be positive.")
         if self.schedule == "cosine" and not 0 <= self.min_learning_rate <= self.learning_rate:
             raise InputError("The final learning rate of the cosine schedule must be between 0 and the learning rate.")
+        if self.random_crop < 0:
+            raise InputError(f"The random crop must be 0 (none) or a size in cells (got {self.random_crop}).")
         if not 0 < self.step_factor <= 1 or self.momentum < 0 or self.weight_decay < 0 or self.input_noise < 0:
             raise InputError("The step factor must be in (0, 1]; momentum, weight decay and input noise must not be "
                              "negative.")
@@ -290,7 +299,8 @@ def train_model(
         Cancelled: ``is_cancelled()`` became true (checked between batches); nothing is returned.
     """
     info = model_info(settings.architecture)
-    data = split_data(training_set, info.input_kind, settings.negative_set)
+    data = evaluation_views(split_data(training_set, info.input_kind, settings.negative_set), settings,
+                            info.input_kind)
     train = data["train"]
     _check_splits(data)
     processes = processes or SingleProcess()
@@ -447,7 +457,8 @@ class _Loop:
         for index, start in enumerate(batches):
             check_cancelled(self.is_cancelled)
             chosen = order[start:start + size]
-            x, y = self.train.inputs(chosen), self.train.y[chosen].to(self.device)
+            x = training_batch(self.train, chosen, self.settings, self.generator)
+            y = self.train.y[chosen].to(self.device)
             if self.settings.input_noise:
                 x = x + self.settings.input_noise * torch.randn(x.shape, generator=self.generator)
             x = x.to(self.device)
@@ -574,6 +585,7 @@ def save_model(result: TrainResult, training_set: TrainingSet, path: str, curves
                "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
                "early_stopping_used": result.early_stopping_used,
                "epoch_selection": result.selection, "samples": result.counts,
+               "online_augmentation": card_record(settings, int(manifest.get("patch_size") or model.patch_size)),
                "training_set": {key: manifest.get(key) for key in ("seed", "split", "augmentation", "positive_radius",
                                                                     "negative_ratio", "patch_size", "window_fill",
                                                                     "labelling")}},

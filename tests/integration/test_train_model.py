@@ -79,3 +79,20 @@ def test_bad_input_gives_clear_errors(run_alg, training_set_path, tmp_path):
         save_training_set(str(small), easy_set(n=40, patch=8))
         run_alg(ALG, params(str(small), tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.npz", "small.npz"]
+
+
+def test_online_flips_and_crop_make_a_model_of_the_crop_size(run_alg, tmp_path):
+    path = tmp_path / "windows20.npz"
+    save_training_set(str(path), easy_set(n=60, patch=20))
+    result = run_alg(ALG, params(str(path), tmp_path, EPOCHS=2, CURVES=None, RANDOM_FLIPS=True,
+                                 RANDOM_ROTATIONS=True, RANDOM_CROP=16))
+    card = read_card(result["OUTPUT"])
+    assert card["patch_size"] == 16
+    online = card["extra"]["online_augmentation"]
+    assert (online["random_flips"], online["random_rotations"], online["random_crop"]) == (True, True, 16)
+
+
+def test_a_crop_larger_than_the_windows_is_refused(run_alg, training_set_path, tmp_path):
+    with pytest.raises(QgsProcessingException, match="larger than the training set's windows"):
+        run_alg(ALG, params(training_set_path, tmp_path, EPOCHS=1, CURVES=None, RANDOM_CROP=32))
+    assert not (tmp_path / "model.onnx").exists()
