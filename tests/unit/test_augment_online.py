@@ -6,6 +6,8 @@ import pytest
 import rasterio
 import torch
 from deepprospect.core.errors import InputError
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.labels import LabelSettings, build_training_set
 from deepprospect.core.stack import STACK_TAG
 from deepprospect.models.augment_online import CentreCrop, evaluation_views, training_batch
 from deepprospect.models.inference import predict_map
@@ -98,3 +100,16 @@ def test_bad_online_augmentation():
         evaluation_views(split_data(ts, "vector", 0), TrainSettings(architecture="mlp", random_flips=True), "vector")
     with pytest.raises(InputError, match="random crop"):
         TrainSettings(random_crop=-1)
+
+
+def test_gao2022_flow_block_windows_then_random_crops():
+    """Blocks whose windows are the blocks (patch = block size), trained on random crops: gao2022 at a small scale
+    (its 256-cell blocks and 224 crops here 20 and 16)."""
+    grid = GridSpec(0.0, 1600.0, 10.0, 10.0, 160, 160, "EPSG:32650")
+    stack = np.random.default_rng(0).normal(size=(3, 160, 160)).astype(np.float32)
+    deposits = np.array([(x + 5.0, y - 5.0) for x in range(100, 1600, 300) for y in range(1500, 0, -300)])
+    ts = build_training_set(stack, grid, BANDS, deposits, settings=LabelSettings(
+        patch_size=20, labelling="blocks", block_size=20, split_distance=250.0))
+    assert set(ts.kind) == {"block"} and ts.manifest["labelling"]["blocks"]["positive"] == len(deposits)
+    result = train_model(ts, TrainSettings(**QUICK, random_flips=True, random_crop=16))
+    assert result.model.patch_size == 16 and set(result.metrics) == {"train", "validation", "test"}
