@@ -88,7 +88,8 @@ class Baseline(DeepProspectAlgorithm):
         feedback.pushInfo(f"Trained on {baseline.card['extra']['training_rows']} row(s).")
         for split, values in baseline.metrics.items():
             feedback.pushInfo(f"{split}: " + ", ".join(
-                f"{name} {'n/a' if value is None else f'{value:.3f}'}" for name, value in values.items()))
+                f"{name} {'n/a' if value is None else value if isinstance(value, list) else f'{value:.3f}'}"
+                for name, value in values.items()))  # the confusion matrix is a list
         for name in sorted(baseline.weights, key=lambda band: -abs(baseline.weights[band])):
             feedback.pushInfo(f"{baseline.weight_name} of {name}: {baseline.weights[name]:.4g}")
         StyleOnLoad.attach(context, output, "prospectivity.qml",

@@ -20,7 +20,8 @@ from .styles import StyleOnLoad
 from .threshold import ProbabilityThreshold
 
 METHOD_LABELS = ["Simple average", "Weighted average", "Majority voting", "Plurality voting", "Weighted voting"]
-WEIGHT_LABELS = ["Validation AUC (model card)", "Validation F1 (model card)", "Given weights"]
+WEIGHT_LABELS = ["Validation AUC (model card)", "Validation F1 (model card)", "Given weights",
+                 "Validation accuracy (model card; he2024)"]
 
 
 class Ensemble(ProbabilityThreshold, DeepProspectAlgorithm):
@@ -47,9 +48,16 @@ class Ensemble(ProbabilityThreshold, DeepProspectAlgorithm):
         "majority voting when more than half of the models vote for it; plurality voting also gives it a tie "
         "(an even number of models split half and half), so the two differ only on ties; weighted voting "
         "needs at least half of the weight.<br>"
-        "<b>Weights</b> (weighted rules only): each map's validation AUC or F1 from the model card that "
-        "prediction writes into the map (tag DEEPPROSPECT_MODEL_CARD), or given as numbers, one per map in "
-        "the maps' order (e.g. 0.9, 0.85, 0.7); they are scaled to sum to 1.<br>"
+        "<b>Weights</b> (weighted rules only): each map's validation AUC, F1 or accuracy from the model card "
+        "that prediction writes into the map (tag DEEPPROSPECT_MODEL_CARD), or given as numbers, one per map in "
+        "the maps' order (e.g. 0.9, 0.85, 0.7); they are scaled to sum to 1, so with <i>accuracy</i> a map's "
+        "weight is its accuracy over the sum of the maps' accuracies: he2024 weights its models by their "
+        "accuracy. The card's <b>validation</b> split is used, never its test split: the test deposits are kept "
+        "to judge the ensemble afterwards, and weights read from them would let the deposits that score the "
+        "ensemble also shape it. (The validation split still chose each model's kept epoch, so it is not "
+        "independent either; judge the ensemble on held-out deposits.) A map without a card or without the "
+        "metric stops the run with a message naming it. The weights go to the log and into the outputs' "
+        "tag.<br>"
         "A cell that is nodata in any map, or whose centre lies outside the optional <i>study area</i> (polygons "
         "less holes), is nodata "
         "in the outputs and is not counted. Maps are processed block by block, so "
@@ -93,14 +101,17 @@ class Ensemble(ProbabilityThreshold, DeepProspectAlgorithm):
         weights = self._weights(parameters, context, paths, method, feedback)
         study_area = study_area_cells(self, parameters, paths[0], context, feedback) if paths else None
         progress, is_cancelled = feedback_callbacks(feedback)
+        source = self.parameterAsEnumString(parameters, self.WEIGHT_METRIC, context)
         summary = ensemble_rasters(paths, output, method, weights=weights,
+                                   weight_source=WEIGHT_LABELS[WEIGHT_SOURCES.index(source)],
                                    threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
                                    uncertainty=uncertainty, classes=classes, study_area=study_area,
                                    progress=progress, is_cancelled=is_cancelled)
         members = ", ".join(f"{name} {count}" for name, count in zip(summary.members, summary.member_prospective))
         if method in WEIGHTED:
             feedback.pushInfo("Weights (scaled to sum 1): " + ", ".join(
-                f"{name} {weight:.4g}" for name, weight in zip(summary.members, summary.weights)))
+                f"{name} {weight:.4g}" for name, weight in zip(summary.members, summary.weights))
+                + f" — from {WEIGHT_LABELS[WEIGHT_SOURCES.index(source)]}.")
         label = METHOD_LABELS[METHODS.index(method)]
         feedback.pushInfo(f"{label} of {len(paths)} maps over {summary.valid_cells} "
                           f"cells with data. Prospective cells per map: {members}; ensemble: "

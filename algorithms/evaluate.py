@@ -19,6 +19,7 @@ from ..core.evaluation import (
     ALL,
     HELD_OUT,
     TRAINING,
+    confusion_summary,
     evaluate_map,
     map_description,
     metrics_rows,
@@ -59,7 +60,9 @@ class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
         "<b>ROC curve and AUC</b>: positives are the cells holding deposits; negatives are the cells of the "
         "barren points when given, otherwise every other cell with data. <b>Accuracy, recall, precision, F1</b> "
         "of probability ≥ <i>threshold</i> on the same cells (with every cell as negatives, precision is low by "
-        "nature: deposits are rare).<br>"
+        "nature: deposits are rare), their <b>macro averages</b> over the deposit and negative classes (the "
+        "F1 of gao2022, the mean precision / recall / F1 of he2024) and the <b>confusion matrix</b> of cells "
+        "(true negatives, false positives, false negatives, true positives).<br>"
         "<b>Success-rate</b> (training deposits) and <b>prediction-rate</b> (held-out deposits) curves: % of "
         "deposits captured against % of the map's area, cells taken from the most prospective down; their "
         "areas under the curve (0.5 = random).<br>"
@@ -69,15 +72,16 @@ class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
         "<b>Study area</b> (optional polygons less holes): only cells whose centre lies inside count: as area, "
         "as negatives and for the deposits; deposits and barren points outside are left out and counted in the "
         "log.<br>"
-        "<b>Outputs</b>: a metrics table (deposits = training / held-out / all, metric, value), the PNG plots "
-        "(optional) and the HTML report with the plots embedded."
+        "<b>Outputs</b>: a metrics table (deposits = training / held-out / all, metric, value; save it as CSV "
+        "to read it elsewhere), the PNG plots (optional) and the HTML report with the plots and the confusion "
+        "matrices; the log lists the threshold metrics of each deposit set."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterRasterLayer(self.MAP, "Prospectivity map"))
         self.add_deposit_parameters()
         add_study_area(self)
-        self.add_threshold("Threshold (0–1) for accuracy, recall, precision and F1")
+        self.add_threshold("Threshold (0–1) for accuracy, recall, precision, F1 and the confusion matrix")
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, "Metrics", SOURCE_VECTOR))
         self.addParameter(QgsProcessingParameterFileDestination(self.REPORT, "Report", "HTML files (*.html)"))
         for key, label in ((self.ROC_PLOT, "ROC curves"), (self.RATE_PLOT, "Success- and prediction-rate curves"),
@@ -111,6 +115,8 @@ class Evaluate(ProbabilityThreshold, DepositSets, DeepProspectAlgorithm):
                                       is_cancelled=is_cancelled)
         for note in evaluation.notes:
             feedback.pushWarning(note)
+        for result in evaluation.sets:
+            feedback.pushInfo(f"At probability ≥ {threshold:g}, {confusion_summary(result)}.")
         inputs = [("map", layer.source()), ("band", source.band_name),
                   ("grid", f"{grid.rows} × {grid.cols} cells of {grid.pixel_width:g} × {grid.pixel_height:g} "
                            f"({layer.crs().authid() or layer.crs().description()}); {evaluation.valid_cells} with "

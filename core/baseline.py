@@ -41,13 +41,14 @@ from joblib import Parallel, delayed, effective_n_jobs
 from rasterio.windows import Window
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, recall_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .errors import InputError
 from .labels import SPLITS, UNAUGMENTED, TrainingSet
 from .memory import check_memory
+from .metrics import threshold_metrics
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import (
     MODEL_CARD_TAG,
@@ -170,20 +171,19 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, settings: BaselineSettings, pro
 
 
 def split_metrics(baseline: Baseline, training_set: TrainingSet) -> dict:
-    """``{split: {"accuracy", "recall", "f1", "auc"}}`` on each split's unaugmented rows (None where undefined)."""
+    """``{split: {"accuracy", "recall", "f1", ... (:func:`.metrics.threshold_metrics`), "auc"}}`` on each split's
+    unaugmented rows (None where undefined)."""
     metrics = {}
     for split in SPLITS:
         rows = (training_set.split == split) & np.isin(training_set.kind, UNAUGMENTED)
         y = training_set.y[rows].astype(np.int64)
         if not rows.any():
-            metrics[split] = dict.fromkeys(("accuracy", "recall", "f1", "auc"))
+            metrics[split] = {**threshold_metrics(y, y), "auc": None}
             continue
         probability = baseline.predict(training_set.x_vector[rows], baseline.settings.n_jobs)
         predicted = (probability > 0.5).astype(np.int64)
         metrics[split] = {
-            "accuracy": float(accuracy_score(y, predicted)),
-            "recall": float(recall_score(y, predicted, zero_division=0)),
-            "f1": float(f1_score(y, predicted, zero_division=0)),
+            **threshold_metrics(y, predicted),
             "auc": float(roc_auc_score(y, probability)) if len(np.unique(y)) == 2 else None,
         }
     return metrics

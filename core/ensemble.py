@@ -26,8 +26,12 @@ ore-bearing areas by plurality, 42 by majority). With an odd number of members t
 Weighted voting breaks a tie of the weighted votes (within 1e-9 of 1/2) the same way as plurality voting.
 
 Weights are given, or taken from each member's model card (the JSON dataset tag :data:`MODEL_CARD_TAG`
-that ``deepprospect:predict`` writes): the validation AUC or F1 of the model, so better-validated models
-count more (he2024 weights the models by their accuracy). Rasters are processed window by window (the
+that ``deepprospect:predict`` writes): the validation accuracy, AUC or F1 of the model, so better-validated
+models count more. he2024 weights its six models by their accuracy ("grading according to precision"; the
+weighted rules "take into account the prediction accuracy of different models") without a formula, so the
+weight of a member is its accuracy divided by the sum of the members' accuracies. The card's *validation*
+split is used, never its test split: the test split is kept to judge the ensemble afterwards, and weights
+read from it would let the test deposits shape the ensemble they then score. Rasters are processed window by window (the
 first member's blocks), so memory stays bounded whatever the raster size.
 """
 
@@ -54,7 +58,8 @@ METHODS = ("average", "weighted_average", "majority_vote", "plurality_vote", "we
 WEIGHTED = frozenset({"weighted_average", "weighted_vote"})
 VOTES = frozenset({"majority_vote", "plurality_vote", "weighted_vote"})
 # weight sources: a validation metric from each member's model card, or weights given by the user
-WEIGHT_SOURCES = ("auc", "f1", "given")
+WEIGHT_SOURCES = ("auc", "f1", "given", "accuracy")
+CARD_METRICS = {"auc": "AUC", "f1": "F1", "accuracy": "accuracy"}  # weight source -> its name in messages
 CLASS_NODATA = 255
 MAP_QUANTITY = {
     "average": "mean probability of the members",
@@ -150,10 +155,10 @@ def parse_weights(text: str) -> list[float]:
 
 
 def card_weights(paths: Sequence[str], metric: str) -> list[float]:
-    """The validation ``metric`` ('auc' or 'f1') of each map's model card, in the maps' order."""
-    if metric not in ("auc", "f1"):
-        raise InputError(f"Unknown card metric '{metric}'; choose auc or f1.")
-    label = {"auc": "AUC", "f1": "F1"}[metric]
+    """The validation ``metric`` (a key of :data:`CARD_METRICS`) of each map's model card, in the maps' order."""
+    if metric not in CARD_METRICS:
+        raise InputError(f"Unknown card metric '{metric}'; choose {', '.join(CARD_METRICS)}.")
+    label = CARD_METRICS[metric]
     weights = []
     for path in paths:
         with rasterio.open(path) as src:
@@ -169,7 +174,8 @@ def card_weights(paths: Sequence[str], metric: str) -> list[float]:
                              "(weight source 'given weights').") from error
         if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise InputError(f"The model card of '{name}' records no validation {label} (e.g. a validation split "
-                             "with one class); choose the other metric or give the weights yourself.")
+                             "with one class, or a card written before the metric was recorded); choose another "
+                             "metric or give the weights yourself.")
         weights.append(float(value))
     return weights
 
@@ -206,6 +212,7 @@ def ensemble_rasters(
     method: str,
     *,
     weights: Sequence[float] | None = None,
+    weight_source: str | None = None,
     threshold: float = 0.5,
     uncertainty: str | None = None,
     classes: str | None = None,
@@ -216,8 +223,9 @@ def ensemble_rasters(
 ) -> EnsembleSummary:
     """Combine the maps at ``paths`` into ``output`` (and the optional uncertainty and class rasters).
 
-    ``study_area`` is an optional (rows, cols) bool mask on the maps' grid: cells outside it are nodata in
-    every output and are not counted in the summary.
+    ``weight_source`` (how the weights were chosen, e.g. "validation accuracy (model cards)") is recorded in the
+    tag next to the weights. ``study_area`` is an optional (rows, cols) bool mask on the maps' grid: cells outside
+    it are nodata in every output and are not counted in the summary.
 
     Windows are the first map's blocks (strips of whole blocks up to ``window_cells`` for untiled maps).
     Outputs are float32 with nodata :data:`~.raster_io.NODATA` (classes: uint8, 1 prospective, 0 not,
@@ -234,6 +242,7 @@ def ensemble_rasters(
     w = normalise_weights(weights if method in WEIGHTED else np.ones(len(paths)), len(paths))
     record = {"algorithm": "ensemble", "method": method, "threshold": threshold, "study_area": study_area is not None,
               "members": [os.path.basename(p) for p in paths], "weights": w.tolist() if method in WEIGHTED else None,
+              "weights_from": weight_source if method in WEIGHTED else None,
               "map": MAP_QUANTITY[method], "uncertainty": UNCERTAINTY_QUANTITY[method]}
     tags = {ENSEMBLE_TAG: json.dumps(record), "DEEPPROSPECT_ALGORITHM": "ensemble"}
     member_counts = np.zeros(len(paths), dtype=np.int64)

@@ -7,8 +7,10 @@ count nowhere, neither in the area nor as negatives; a deposit counts where its 
   with two deposits counts once); negatives are the cells of the barren points when some are given (known
   non-deposits), otherwise every other cell with data (no deposit of any set), the usual stand-in when true
   negatives are unknown. Cells holding a deposit are never negatives.
-* **Accuracy, recall, precision, F1** (sklearn) of "probability ≥ threshold" on those positives and negatives.
-  With every other cell as negatives, precision is small by construction (deposits are rare).
+* **Accuracy, recall, precision, F1** (sklearn) of "probability ≥ threshold" on those positives and negatives,
+  their **macro averages** over the two classes (gao2022's F1, he2024's mean precision / recall / F1) and the
+  **confusion matrix** [[TN, FP], [FN, TP]] of cells (:mod:`.metrics`). With every other cell as negatives,
+  precision is small by construction (deposits are rare) and TN counts nearly the whole map.
 * **Success-rate curve** (training deposits) and **prediction-rate curve** (held-out deposits): cells ranked by
   decreasing probability; x = cumulative % of the map's cells, y = cumulative % of the set's deposits
   (points: two deposits in one cell count twice) in those cells. Cells of equal probability enter together, so
@@ -39,13 +41,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.metrics import accuracy_score, auc, f1_score, precision_score, recall_score, roc_curve
+from sklearn.metrics import auc, roc_curve
 
 from .charts import html_figure, new_figure, png_bytes
 from .errors import InputError
 from .grid import GridSpec
 from .labels import point_cells
 from .maps import check_threshold
+from .metrics import confusion_counts, threshold_metrics
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path
 from .streaming import (
@@ -61,6 +64,8 @@ from .streaming import check_study_area as check_study_area  # where the map ste
 
 TRAINING, HELD_OUT, ALL = "training", "held-out", "all"
 PLOTS = ("roc", "rate", "prediction_area")
+# metric names of the confusion-matrix counts in the metrics table
+TALLY_NAMES = {"tn": "true_negatives", "fp": "false_positives", "fn": "false_negatives", "tp": "true_positives"}
 # P-A curves are drawn through at most this many thresholds (evenly spaced ranks of the distinct map values).
 MAX_PA_THRESHOLDS = 4096
 # Up to this many distinct values, the P-A thresholds are ranks of the distinct values; beyond, ranks of the cells.
@@ -90,6 +95,10 @@ class SetResult:
     recall: float
     precision: float
     f1: float
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    confusion_matrix: list[list[int]]  # [[TN, FP], [FN, TP]] of cells at the threshold
 
     @property
     def rate_name(self) -> str:
@@ -212,13 +221,34 @@ def metrics_rows(evaluation: Evaluation) -> list[tuple[str, str, float]]:
         for metric, value in [("deposits", result.n_deposits), ("positive_cells", result.n_positive),
                               ("negative_cells", result.n_negative), ("roc_auc", result.roc.auc), *rate,
                               ("accuracy", result.accuracy), ("recall", result.recall),
-                              ("precision", result.precision), ("f1", result.f1)]:
+                              ("precision", result.precision), ("f1", result.f1),
+                              ("macro_precision", result.macro_precision), ("macro_recall", result.macro_recall),
+                              ("macro_f1", result.macro_f1),
+                              *((TALLY_NAMES[key], count)
+                                for key, count in confusion_counts(result.confusion_matrix).items())]:
             rows.append((result.name, metric, float(value)))
     pa = evaluation.prediction_area
     rows += [(ALL, "threshold", evaluation.threshold), (ALL, "valid_cells", float(evaluation.valid_cells)),
              (ALL, "pa_threshold", pa.threshold), (ALL, "pa_deposits_percent", pa.deposit_percent_at),
              (ALL, "pa_area_percent", pa.area_percent_at)]
     return rows
+
+
+def confusion_table(name: str, matrix: Sequence[Sequence[int]]) -> str:
+    """An HTML table of a confusion matrix [[TN, FP], [FN, TP]] of ``name`` deposits (rows: true class)."""
+    (tn, fp), (fn, tp) = matrix
+    return (f"<table><tr><th>{html.escape(name)} deposits</th><th>predicted negative</th>"
+            f"<th>predicted prospective</th></tr><tr><th>negative cells</th><td>TN {tn}</td><td>FP {fp}</td></tr>"
+            f"<tr><th>deposit cells</th><td>FN {fn}</td><td>TP {tp}</td></tr></table>")
+
+
+def confusion_summary(result: SetResult) -> str:
+    """One line of a set's threshold metrics, for the log."""
+    counts = confusion_counts(result.confusion_matrix)
+    return (f"{result.name} deposits: precision {result.precision:.4f}, recall {result.recall:.4f}, F1 "
+            f"{result.f1:.4f}; macro precision {result.macro_precision:.4f}, macro recall {result.macro_recall:.4f}, "
+            f"macro F1 {result.macro_f1:.4f}; confusion matrix TN {counts['tn']}, FP {counts['fp']}, FN "
+            f"{counts['fn']}, TP {counts['tp']}")
 
 
 def plot_pngs(evaluation: Evaluation) -> dict[str, bytes]:
@@ -263,6 +293,7 @@ def report_html(evaluation: Evaluation, inputs: Sequence[tuple[str, str]], pngs:
                + ("" if pa.crossed else " (the curves do not cross below the highest value; read at that value)")
                + ".")
     input_rows = "".join(f"<tr><th>{esc(label)}</th><td>{esc(text)}</td></tr>" for label, text in inputs)
+    confusion = "".join(confusion_table(result.name, result.confusion_matrix) for result in evaluation.sets)
     notes = "".join(f"<li>{esc(note)}</li>" for note in evaluation.notes) or "<li>none</li>"
     images = "".join(
         html_figure(pngs[key], caption)
@@ -277,7 +308,9 @@ td{{text-align:right}}img{{max-width:100%}}figure{{margin:1em 0}}</style></head>
 <h2>Inputs</h2><table>{input_rows}</table>
 <h2>Metrics</h2><table><tr><th>metric</th>{header}</tr>{metric_rows}</table>
 <p>Negatives for ROC and the threshold metrics: {esc(evaluation.negatives)}. Threshold for accuracy, recall,
-precision and F1: probability ≥ {evaluation.threshold:g}. {esc(pa_text)}</p>
+precision, F1, their macro averages and the confusion matrix: probability ≥ {evaluation.threshold:g}.
+{esc(pa_text)}</p>
+<h2>Confusion matrices at the threshold</h2>{confusion}
 <h2>Notes</h2><ul>{notes}</ul>
 <h2>Plots</h2>{images}
 <h2>How to read this</h2><ul>
@@ -288,6 +321,11 @@ diagonal means few cells hold many deposits; the prediction rate tells how the m
 not learn from.</li>
 <li><b>P-A plot</b> (Yousefi &amp; Carranza 2015): where the prediction-rate curve crosses the (reversed) area
 curve, P % of the deposits lie in (100 − P) % of the area; a higher crossing means a better map.</li>
+<li><b>Precision, recall, F1</b> are those of the deposit class; their <b>macro</b> averages are the means of
+the deposit class's and the negative class's scores (gao2022's F1, he2024's mean precision, recall and F1), so
+the many correctly rejected negatives count as much as the few deposits. The <b>confusion matrix</b> counts
+cells: true negatives (negative cells below the threshold), false positives (negative cells at or above it),
+false negatives (deposit cells below it) and true positives (deposit cells at or above it).</li>
 </ul></body></html>
 """
 
@@ -399,11 +437,11 @@ def _score_set(name: str, points: _Points, negatives: _Tally, everywhere: _Tally
     labels = np.r_[np.ones(positive_values.size, bool), False, False]
     predicted = np.r_[positive_values >= threshold, True, False]
     weights = np.r_[np.ones(positive_values.size), false_positives, negatives.total - false_positives]
-    scores = [float(score(labels, predicted, sample_weight=weights, **extra)) for score, extra in (
-        (accuracy_score, {}), (recall_score, {"zero_division": 0}), (precision_score, {"zero_division": 0}),
-        (f1_score, {"zero_division": 0}))]
+    scores = threshold_metrics(labels, predicted, weights)
     return SetResult(name, int(points.cells.size), int(positive_values.size), int(negatives.total),
-                     _roc(positive_values, negatives), rate, *scores)
+                     _roc(positive_values, negatives), rate, *(scores[key] for key in (
+                         "accuracy", "recall", "precision", "f1", "macro_precision", "macro_recall", "macro_f1",
+                         "confusion_matrix")))
 
 
 def _roc(positive_values: np.ndarray, negatives: _Tally) -> Curve:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -178,15 +179,18 @@ def write_geotiff(
 class GeoTiffWriter:
     """An open GeoTIFF of :func:`geotiff_writer`; values are written whole or window by window."""
 
-    def __init__(self, dataset: rasterio.io.DatasetWriter, path: str, nodata: float) -> None:
-        self.dataset, self.path, self.nodata = dataset, path, nodata
+    def __init__(self, dataset: rasterio.io.DatasetWriter, path: str) -> None:
+        self.dataset, self.path, self.nodata = dataset, path, dataset.nodata
+        self.valid = 0  # values written that are not nodata
 
     def write(self, values: np.ndarray, window: Window | None = None, band: int | None = None) -> None:
         """Write (bands, h, w) values of every band, or the (h, w) values of ``band`` (1-based), into ``window``
         (default: the whole grid); NaN becomes the nodata value."""
         dtype = self.dataset.dtypes[0]
+        blank = np.isnan(values)
+        self.valid += int(values.size - np.count_nonzero(blank))
         try:
-            self.dataset.write(np.where(np.isnan(values), self.nodata, values).astype(dtype), band, window=window)
+            self.dataset.write(np.where(blank, self.nodata, values).astype(dtype), band, window=window)
         except rasterio.errors.RasterioIOError as error:
             raise ResourceError(f"Could not write {self.path}: {error}") from error
 
@@ -202,11 +206,25 @@ def geotiff_writer(
     nodata: float = NODATA,
     dtype: str = "float32",
 ) -> Iterator[GeoTiffWriter]:
-    """A new tiled, compressed GeoTIFF on ``grid`` with its band names and tags, written through
-    :func:`atomic_path`: it appears at ``path`` only when the block succeeds."""
+    """A new tiled, compressed GeoTIFF on ``grid`` with its band names and tags (:func:`profile_writer`)."""
     transform = Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max)
     profile = geotiff_profile(grid.cols, grid.rows, len(band_names), dtype, crs_from_string(grid.crs), transform,
                               nodata)
+    with profile_writer(path, profile, band_names, metadata=metadata, band_metadata=band_metadata) as writer:
+        yield writer
+
+
+@contextmanager
+def profile_writer(
+    path: str,
+    profile: Mapping[str, Any],
+    band_names: Sequence[str],
+    *,
+    metadata: Mapping[str, str] | None = None,
+    band_metadata: Sequence[Mapping[str, str]] | None = None,
+) -> Iterator[GeoTiffWriter]:
+    """A new GeoTIFF with creation ``profile`` (:func:`geotiff_profile`), band names and tags, written through
+    :func:`atomic_path`: it appears at ``path`` only when the block succeeds."""
     with atomic_path(path) as temporary:
         try:
             dataset = rasterio.open(temporary, "w", **profile)
@@ -219,7 +237,7 @@ def geotiff_writer(
                     dataset.update_tags(index, **band_metadata[index - 1])
             if metadata:
                 dataset.update_tags(**metadata)
-            yield GeoTiffWriter(dataset, path, nodata)
+            yield GeoTiffWriter(dataset, path)
 
 
 def write_geotiff_blocks(

@@ -34,9 +34,10 @@ from . import anomaly
 from .charts import html_figure, new_figure, png_bytes
 from .ensemble import check_same_grid
 from .errors import InputError
-from .evaluation import HELD_OUT, TRAINING, Evaluation, evaluate_map, plot_pngs
+from .evaluation import HELD_OUT, TRAINING, Evaluation, confusion_table, evaluate_map, plot_pngs
 from .grid import GridSpec
 from .maps import check_probability_map, check_threshold, open_map
+from .metrics import CONFUSION_MATRIX, confusion_counts
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path, geotiff_profile, read_grid_spec
 from .streaming import raster_map
@@ -383,6 +384,10 @@ def _html(inputs: ReportInputs, tags: Mapping, evaluation: Evaluation, rows, cla
                                         "uncertainty; circles: training deposits, triangles: held-out deposits")
     members = html_figure(figures["members"], "Member maps (same colour scale)") if "members" in figures else ""
     models = "".join(_model_section(index, card, figures) for index, card in enumerate(inputs.cards))
+    threshold_table = _table(
+        ["deposits", "accuracy", "precision", "recall", "F1", "macro precision", "macro recall", "macro F1"],
+        [[_esc(r.name)] + [_fmt(v) for v in (r.accuracy, r.precision, r.recall, r.f1, r.macro_precision,
+                                             r.macro_recall, r.macro_f1)] for r in evaluation.sets])
     notes = "".join(f"<li>{_esc(note)}</li>" for note in summary.notes) or "<li>none</li>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{_esc(inputs.title)}</title>
@@ -399,6 +404,9 @@ td{{text-align:right}}img{{max-width:100%}}figure{{margin:1em 0}}code{{font-size
 of training; the success rate uses the training deposits. Negatives: {_esc(evaluation.negatives)}.</p>
 {comparison}{members}
 <h2>Evaluation of the ensemble</h2>{curves}
+<p>At probability ≥ {inputs.threshold:g} (negatives: {_esc(evaluation.negatives)}); precision, recall and F1 of
+the deposit class, macro = mean over the deposit and negative classes (gao2022, he2024):</p>{threshold_table}
+{"".join(confusion_table(result.name, result.confusion_matrix) for result in evaluation.sets)}
 <h2>Anomaly classes</h2>{class_table}
 <h2>Targets</h2><p>Connected zones of classes 1–{inputs.target_classes} of at least {inputs.min_target_area_km2:g} km²,
 ranked by mean probability (the first {MAX_TARGET_ROWS} are listed).</p>{target_table if targets else
@@ -439,9 +447,13 @@ def _cv_section(rows: Sequence[Mapping]) -> str:
 def _model_section(index: int, card: Mapping, figures: Mapping[str, bytes]) -> str:
     settings = (card.get("extra") or {}).get("settings") or {}
     metrics = card.get("metrics") or {}
-    names = ("accuracy", "recall", "f1", "auc", "auc_per_deposit")
-    table = _table(["split", "accuracy", "recall", "F1", "AUC (per cell)", "AUC (per deposit)"],
-                   [[_esc(split)] + [_fmt(values.get(m)) for m in names] for split, values in metrics.items()])
+    names = ("accuracy", "precision", "recall", "f1", "macro_precision", "macro_recall", "macro_f1", "auc",
+             "auc_per_deposit")
+    table = _table(["split", "accuracy", "precision", "recall", "F1", "macro precision", "macro recall", "macro F1",
+                    "AUC (per cell)", "AUC (per deposit)", "TN", "FP", "FN", "TP"],
+                   [[_esc(split)] + [_fmt(values.get(m)) for m in names]
+                    + [_fmt(count) for count in confusion_counts(values.get(CONFUSION_MATRIX)).values()]
+                    for split, values in metrics.items()])
     settings_text = ", ".join(f"{key} {value}" for key, value in settings.items()) or "not recorded"
     curve = figures.get(f"training_{index}")
     return (f"<h3>{_esc(_card_label(card))}</h3><p>Bands: {_esc(', '.join(card.get('band_names', [])))}; patch "

@@ -38,15 +38,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
-import rasterio
-from rasterio.errors import RasterioIOError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from .errors import InputError, ResourceError
 from .grid import GridSpec
 from .progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
-from .raster_io import NODATA, atomic_path, crs_from_string, geotiff_profile
+from .raster_io import NODATA, crs_from_string, geotiff_profile, profile_writer
 
 SCHEDULER_ENV = "DEEPPROSPECT_DASK_SCHEDULER"
 IN_FLIGHT_PER_THREAD = 2
@@ -179,21 +177,10 @@ def write_tiles(path: str, profile: Mapping[str, Any], band_names: Sequence[str]
     Returns:
         The number of values that are not nodata.
     """
-    nodata, dtype, valid = profile["nodata"], profile["dtype"], 0
-    with atomic_path(path) as temporary:
-        try:
-            with rasterio.open(temporary, "w", **profile) as dst:
-                for index, name in enumerate(band_names, start=1):
-                    dst.set_band_description(index, name)
-                dst.update_tags(**tags)
-                for tile, values in results:
-                    values = values.reshape(-1, tile.height, tile.width)
-                    blank = np.isnan(values)
-                    valid += int(values.size - np.count_nonzero(blank))
-                    dst.write(np.where(blank, nodata, values).astype(dtype), window=tile.window)
-        except RasterioIOError as error:
-            raise ResourceError(f"Could not write {path}: {error}") from error
-    return valid
+    with profile_writer(path, profile, band_names, metadata=tags) as writer:
+        for tile, values in results:
+            writer.write(values.reshape(-1, tile.height, tile.width), window=tile.window)
+    return writer.valid
 
 
 def assemble(shape: tuple[int, int], results: Iterable[tuple[Tile, np.ndarray]],

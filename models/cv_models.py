@@ -63,7 +63,8 @@ def network_fit_map(recipe: NetworkRecipe) -> FitMap:
         nets = []
         for member in range(settings.members):
             seeded = dataclasses.replace(settings, seed=task.seed + member, members=1)
-            model = build_model(settings.architecture, task.stack.shape[0], patch, seed=seeded.seed)
+            model = build_model(settings.architecture, task.stack.shape[0], patch, seed=seeded.seed,
+                                **settings.options)
             nets.append(fit_network(model, seeded, train, is_cancelled=task.is_cancelled))
         model = nets[0] if len(nets) == 1 else SeedAverage(nets).eval()
         cells_r, cells_c = np.nonzero(task.usable)

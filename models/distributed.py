@@ -67,7 +67,7 @@ from .training import (
     select_device,
     train_model,
 )
-from .zoo import available_models
+from .zoo import available_models, parse_options
 
 _CHOICES = {"architecture": available_models, "optimiser": lambda: OPTIMISERS, "schedule": lambda: SCHEDULES,
             "early_stopping": lambda: EARLY_STOPPING, "device": lambda: DEVICES}
@@ -158,7 +158,10 @@ def parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(TrainSettings):
         flag = "--" + f.name.replace("_", "-")
         described = f"default {f.default}"
-        if isinstance(f.default, bool):
+        if f.name == "options":
+            parse.add_argument(flag, type=parse_options, default=None,
+                               help="architecture options as name=value; name=value (as the algorithm's)")
+        elif isinstance(f.default, bool):
             parse.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=described)
         else:
             choices = _CHOICES[f.name]() if f.name in _CHOICES else None

@@ -156,6 +156,7 @@ def predict_map(
     start = time.perf_counter()
     _check_arguments(mode, stride, batch_size, device, tile_size)
     card = read_card(model_path)
+    refuse_pair_model(card, model_path)
     if os.path.abspath(output_path) == os.path.abspath(stack_path):
         raise InputError("The output would overwrite the evidence stack; choose another output file.")
     patch = int(card["patch_size"])
@@ -305,9 +306,18 @@ def _stamp(path: str) -> tuple[int, int]:
     return status.st_size, status.st_mtime_ns
 
 
+def refuse_pair_model(card: dict, model_path: str) -> None:
+    """:class:`InputError` for a pixel-pair model: it scores how unlike two cells are, not a cell's prospectivity."""
+    if card["input_kind"] == "pair":
+        raise InputError(
+            f"{os.path.basename(model_path)} is a pixel-pair model ({card['architecture']}): it says how unlike two "
+            "cells are, not how prospective one cell is, so it cannot make a prospectivity map. Apply it with "
+            "'Dual-window anomaly (pixel pairs)' (deepprospect:dualwindow).")
+
+
 def _example(card: dict) -> np.ndarray:
     bands, patch = int(card["in_bands"]), int(card["patch_size"])
-    shape = (1, bands) if card["input_kind"] == "vector" else (1, bands, patch, patch)
+    shape = {"vector": (1, bands), "pair": (1, 2, bands)}.get(card["input_kind"], (1, bands, patch, patch))
     return np.zeros(shape, dtype=np.float32)
 
 

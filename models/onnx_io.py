@@ -9,7 +9,8 @@ Card schema, version :data:`CARD_VERSION` (stored as JSON under the metadata key
 ``format``          always ``"deepprospect-model"``
 ``card_version``    integer schema version (this module writes :data:`CARD_VERSION`; newer cards are refused)
 ``architecture``    zoo name (``models.zoo.available_models()``), e.g. ``"resnet18"``
-``input_kind``      ``"patch"`` (input ``(batch, bands, patch, patch)``) or ``"vector"`` (``(batch, bands)``)
+``input_kind``      ``"patch"`` (input ``(batch, bands, patch, patch)``), ``"vector"`` (``(batch, bands)``) or
+                    ``"pair"`` (two cells' vectors ``(batch, 2, bands)``, logits similar / dissimilar)
 ``options``         architecture options passed to ``build_model`` (``{}`` usually; ``{"pair": true}``)
 ``band_names``      evidence band names in the model's input channel order
 ``in_bands``        ``len(band_names)``
@@ -25,7 +26,12 @@ Card schema, version :data:`CARD_VERSION` (stored as JSON under the metadata key
                     ``(batch, bands, H, W)`` with any H, W ≥ patch size, output ``(batch, n_classes, H−p+1,
                     W−p+1)`` whose [..., i, j] are the logits of the window with top-left cell (i, j), so a p×p
                     patch gives a 1×1 map. Cards without it (written before it existed) read as ``"patch"``.
-``metrics``         ``{"train"|"validation"|"test": {"accuracy", "recall", "f1", "auc": float or null}}``
+``metrics``         ``{"train"|"validation"|"test": {name: float or null}}`` for the names in :data:`METRIC_NAMES`
+                    (accuracy; precision, recall, F1 of the prospective class; their macro averages over both
+                    classes; AUC per cell and per deposit), plus ``"confusion_matrix"``: ``[[TN, FP], [FN, TP]]``
+                    (whole counts; rows = true class, columns = predicted class, both in the order of
+                    ``classes``: non-prospective, prospective; the card's ``confusion_matrix_layout`` says so
+                    in words) or null. Cards written before a metric existed read with it null.
 ``history``         training history as given by the trainer (e.g. ``{"loss": [...], "val_auc": [...]}``)
 ``seed``            the training seed
 ``data_hash``       a hash of the training data (see :func:`hash_arrays`)
@@ -61,6 +67,7 @@ from torch import nn
 
 from ..core.errors import ModelError
 from ..core.metadata import plugin_metadata
+from ..core.metrics import CONFUSION_LAYOUT, CONFUSION_MATRIX
 from ..core.raster_io import atomic_path
 from .dense import DenseScanner, dense_supported
 
@@ -71,10 +78,13 @@ OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 DEFAULT_CLASSES = ("non-prospective", "prospective")
+PAIR_CLASSES = ("similar", "dissimilar")  # pixel-pair models (zhang2021): label 0 same class, 1 different
 METRIC_SPLITS = ("train", "validation", "test")
-METRIC_NAMES = ("accuracy", "recall", "f1", "auc", "auc_per_deposit")
+METRIC_NAMES = ("accuracy", "recall", "f1", "auc", "auc_per_deposit", "precision", "macro_precision", "macro_recall",
+                "macro_f1")
 _REQUIRED = ("architecture", "input_kind", "band_names", "in_bands", "normalisation", "patch_size", "classes")
 LAYOUTS = ("patch", "dense")
+INPUT_KINDS = ("patch", "vector", "pair")
 
 
 def make_card(
@@ -87,7 +97,7 @@ def make_card(
     *,
     input_kind: str = "patch",
     options: Mapping[str, Any] | None = None,
-    classes: Sequence[str] = DEFAULT_CLASSES,
+    classes: Sequence[str] | None = None,
     positive_class: int = 1,
     metrics: Mapping[str, Mapping[str, float | None]] | None = None,
     history: Mapping[str, Any] | Sequence[Any] | None = None,
@@ -97,11 +107,14 @@ def make_card(
 ) -> dict:
     """Assemble a card (schema in the module docstring); :class:`ModelError` if a part is inconsistent.
 
-    ``metrics`` maps a split (train, validation, test) to ``{metric: value}`` with metrics among accuracy,
-    recall, f1, auc; missing metrics are stored as null so every card has the same shape.
+    ``metrics`` maps a split (train, validation, test) to ``{metric: value}`` with metrics among
+    :data:`METRIC_NAMES` and ``confusion_matrix`` (2 × 2 counts); missing metrics are stored as null so every
+    card has the same shape. ``classes`` default:
+    :data:`PAIR_CLASSES` for pair models, else :data:`DEFAULT_CLASSES`.
     """
-    if input_kind not in ("patch", "vector"):
-        raise ModelError(f"input_kind must be 'patch' or 'vector', not {input_kind!r}.")
+    classes = classes or (PAIR_CLASSES if input_kind == "pair" else DEFAULT_CLASSES)
+    if input_kind not in INPUT_KINDS:
+        raise ModelError(f"input_kind must be one of {', '.join(INPUT_KINDS)}, not {input_kind!r}.")
     if not 0 <= positive_class < len(classes):
         raise ModelError(f"positive_class {positive_class} is not an index of the classes {list(classes)}.")
     card = {
@@ -121,6 +134,7 @@ def make_card(
         "input_name": INPUT_NAME,
         "output_name": OUTPUT_NAME,
         "metrics": _metrics(metrics or {}),
+        "confusion_matrix_layout": CONFUSION_LAYOUT,
         "history": history if history is not None else {},
         "seed": int(seed),
         "data_hash": str(data_hash),
@@ -211,6 +225,11 @@ def read_card(path: str) -> dict:
         raise ModelError(f"The DeepProspect card in {path} is damaged (not valid JSON): {error}") from error
     _check_card(card, path)
     card.setdefault("output_layout", "patch")
+    card.setdefault("confusion_matrix_layout", CONFUSION_LAYOUT)
+    for values in (card.get("metrics") or {}).values():  # cards written before a metric existed: null
+        if isinstance(values, dict):
+            for name in (*METRIC_NAMES, CONFUSION_MATRIX):
+                values.setdefault(name, None)
     return card
 
 
@@ -259,11 +278,25 @@ def _metrics(metrics: Mapping[str, Mapping[str, float | None]]) -> dict:
         raise ModelError(f"Unknown metric split(s) {sorted(unknown)}; use {', '.join(METRIC_SPLITS)}.")
     result = {}
     for split, values in metrics.items():
-        extra = set(values) - set(METRIC_NAMES)
+        extra = set(values) - {*METRIC_NAMES, CONFUSION_MATRIX}
         if extra:
-            raise ModelError(f"Unknown metric(s) {sorted(extra)} for {split}; use {', '.join(METRIC_NAMES)}.")
+            raise ModelError(f"Unknown metric(s) {sorted(extra)} for {split}; use {', '.join(METRIC_NAMES)} or "
+                             f"{CONFUSION_MATRIX}.")
         result[split] = {name: _finite_or_none(values.get(name)) for name in METRIC_NAMES}
+        result[split][CONFUSION_MATRIX] = _confusion_matrix(values.get(CONFUSION_MATRIX), split)
     return result
+
+
+def _confusion_matrix(matrix: Any, split: str) -> list[list[int]] | None:
+    """A 2 × 2 confusion matrix as lists of whole counts ≥ 0, or None; :class:`ModelError` for anything else."""
+    if matrix is None:
+        return None
+    counts = np.asarray(matrix)
+    if counts.shape != (2, 2) or not np.isfinite(counts.astype(np.float64)).all() or (counts < 0).any() or \
+            (counts != np.rint(counts)).any():
+        raise ModelError(f"The {split} confusion matrix must be 2 × 2 whole counts [[TN, FP], [FN, TP]], not "
+                         f"{matrix!r}.")
+    return counts.astype(np.int64).tolist()
 
 
 def _finite_or_none(value: float | None) -> float | None:

@@ -28,7 +28,8 @@ epoch; every choice it makes is recorded in the model card:
   epoch qualifies, or early stopping is off, or there is no validation split (e.g. the training set's split
   fell back), the last epoch is kept. The card records the monitor actually used (``early_stopping_used``) and
   the choice (``epoch_selection``).
-- **Metrics** per split: accuracy, recall, F1 (prospective = argmax class) and ROC AUC (scikit-learn).
+- **Metrics** per split: accuracy, precision, recall, F1, their macro averages and the confusion matrix
+  (prospective = argmax class) and ROC AUC (scikit-learn).
 - **Determinism**: a seeded generator shuffles the batches, and the global torch RNG (dropout) is seeded
   inside a forked RNG state, so the same set, settings and seed give the same weights on CPU; the caller's
   RNG state is left untouched.
@@ -56,14 +57,16 @@ from torch import nn
 
 from ..core.errors import InputError, ResourceError
 from ..core.labels import SHARED, TrainingSet
+from ..core.metrics import threshold_metrics
 from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
 from ..core.raster_io import atomic_path
 from ..core.report import training_curves_png
 from ..core.stack import STACK_TAG, band_normalisation
 from ..core.stored_arrays import StoredArray
 from .augment_online import card_record, evaluation_views, training_batch
+from .mfaf import band_influence
 from .onnx_io import METRIC_SPLITS, Chunked, export_onnx, hash_arrays, make_card
-from .zoo import SeedAverage, ZooModel, build_model, model_info
+from .zoo import SeedAverage, ZooModel, build_model, check_options, model_info
 
 OPTIMISERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
@@ -79,6 +82,7 @@ class TrainSettings:
     """Hyper-parameters of one training run (defaults: he2024's Adam / cosine settings)."""
 
     architecture: str = "lenet"
+    options: dict = field(default_factory=dict)  # architecture options (zoo.architecture_options), in the card
     epochs: int = 50
     batch_size: int = 16
     optimiser: str = "adam"
@@ -97,6 +101,7 @@ class TrainSettings:
     input_noise: float = 0.0
     members: int = 1
     negative_set: int = 0
+    max_pairs: int = 0  # pair models: at most this many pairs per split, drawn with the seed (0 = every pair)
     seed: int = 42
     device: str = "auto"
     random_flips: bool = False
@@ -105,6 +110,7 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         model_info(self.architecture)  # unknown names fail here, with the list of valid ones
+        check_options(self.architecture, self.options)
         for name, value, allowed in (("optimiser", self.optimiser, OPTIMISERS), ("schedule", self.schedule, SCHEDULES),
                                      ("early stopping", self.early_stopping, EARLY_STOPPING),
                                      ("device", self.device, DEVICES)):
@@ -120,6 +126,8 @@ class TrainSettings:
             raise InputError("The final learning rate of the cosine schedule must be between 0 and the learning rate.")
         if self.random_crop < 0:
             raise InputError(f"The random crop must be 0 (none) or a size in cells (got {self.random_crop}).")
+        if self.max_pairs < 0:
+            raise InputError("The pair cap must be 0 (every pair) or positive.")
         if not 0 < self.step_factor <= 1 or self.momentum < 0 or self.weight_decay < 0 or self.input_noise < 0:
             raise InputError("The step factor must be in (0, 1]; momentum, weight decay and input noise must not be "
                              "negative.")
@@ -137,16 +145,31 @@ PRESETS: dict[str, dict] = {
     "gao2022": {"architecture": "resnet50", "optimiser": "sgd", "momentum": 0.1, "weight_decay": 1e-4,
                 "learning_rate": 0.01, "schedule": "step", "step_epochs": 30, "step_factor": 0.5,
                 "batch_size": 32, "epochs": 120, "early_stopping": "off"},
+    # gao2023 (MFAF on ResNet18): SGD momentum 0.2, weight decay 1e-4, lr 0.02 × 0.6 every 30 epochs, batch 32,
+    # 220 epochs, dilation rates {1, 6, 12, 18, 24}, self-distillation β = 0.4.
+    "gao2023": {"architecture": "mfaf_resnet18", "options": {"rates": [1, 6, 12, 18, 24], "beta": 0.4},
+                "optimiser": "sgd", "momentum": 0.2, "weight_decay": 1e-4, "learning_rate": 0.02,
+                "schedule": "step", "step_epochs": 30, "step_factor": 0.6, "batch_size": 32, "epochs": 220,
+                "early_stopping": "off"},
+    # zhang2021 (pixel-pair 1D CNN): lr 0.01 and batch 128 are the paper's; it does not state the optimiser, epochs,
+    # schedule, weight decay or loss weighting: SGD momentum 0.9, constant lr, 30 epochs, none, unweighted are ours.
+    "zhang2021": {"architecture": "ppf_cnn1d", "optimiser": "sgd", "momentum": 0.9, "weight_decay": 0.0,
+                  "learning_rate": 0.01, "schedule": "constant", "batch_size": 128, "epochs": 30,
+                  "class_weighting": False, "early_stopping": "off"},
 }
 
 
 def apply_preset(settings: TrainSettings, preset: str) -> TrainSettings:
-    """``settings`` with a paper's hyper-parameters (``"none"`` leaves them as they are)."""
+    """``settings`` with a paper's hyper-parameters (``"none"`` leaves them as they are); architecture options
+    given in ``settings`` override the preset's (e.g. a β sweep on the gao2023 preset)."""
     if preset == "none":
         return settings
     if preset not in PRESETS:
         raise InputError(f"Unknown preset {preset!r}; choose none or one of {', '.join(PRESETS)}.")
-    return dataclasses.replace(settings, **PRESETS[preset])
+    values = PRESETS[preset]
+    if "options" in values:
+        values = {**values, "options": {**values["options"], **settings.options}}
+    return dataclasses.replace(settings, **values)
 
 
 def select_device(requested: str) -> tuple[torch.device, str]:
@@ -198,6 +221,10 @@ class SplitData:
         """The inputs as :func:`.onnx_io.hash_arrays` hashes them, block by block."""
         return Chunked(np.dtype(np.float32), (len(self), *self.sample_shape), (b.numpy() for b in self.blocks()))
 
+    def count(self) -> dict:
+        """What the model card records about the split's samples."""
+        return {"samples": len(self), "positive": int(self.y.sum())}
+
 
 @dataclass
 class TrainResult:
@@ -216,6 +243,8 @@ class TrainResult:
     data_hash: str
     counts: dict = field(default_factory=dict)
     distributed: dict | None = None  # world size, backend and batches of a torchrun run
+    band_influence: dict | None = None  # MFAF: {band: mean channel-attention weight} (mfaf.band_influence)
+    extra: dict = field(default_factory=dict)  # more for the card's "extra" (e.g. the negative draws' table)
 
 
 class SingleProcess:
@@ -260,9 +289,15 @@ class SingleProcess:
         return None
 
 
-def split_data(training_set: TrainingSet, input_kind: str, negative_set: int) -> dict[str, SplitData]:
+def split_data(training_set: TrainingSet, input_kind: str, negative_set: int, max_pairs: int = 0,
+               seed: int = 0) -> dict[str, SplitData]:
     """Per split, the samples of negative set ``negative_set`` (shared samples included); inputs stay in the
-    training set's arrays (which may be left in the file) until a batch reads them."""
+    training set's arrays (which may be left in the file) until a batch reads them. Pair models get the pixel
+    pairs of those samples instead (:func:`.pairs.pair_split_data`, at most ``max_pairs`` per split)."""
+    if input_kind == "pair":
+        from .pairs import pair_split_data  # models.pairs builds on this module's SplitData
+
+        return pair_split_data(training_set, negative_set, max_pairs, seed)
     repeats = sorted(set(training_set.repeat.tolist()) - {SHARED})
     if repeats and negative_set not in repeats:
         raise InputError(f"The training set has negative sets {repeats}; negative set {negative_set} does not exist.")
@@ -299,20 +334,20 @@ def train_model(
         Cancelled: ``is_cancelled()`` became true (checked between batches); nothing is returned.
     """
     info = model_info(settings.architecture)
-    data = evaluation_views(split_data(training_set, info.input_kind, settings.negative_set), settings,
-                            info.input_kind)
+    data = evaluation_views(split_data(training_set, info.input_kind, settings.negative_set, settings.max_pairs,
+                                       settings.seed), settings, info.input_kind)
     train = data["train"]
     _check_splits(data)
     processes = processes or SingleProcess()
     device, reason = processes.device(settings.device)
     log_message(log, f"Device: {reason}.")
-    in_bands = train.sample_shape[0]
+    in_bands = train.sample_shape[-1 if info.input_kind == "pair" else 0]
     names = training_set.manifest.get("band_names", [])
     if len(names) != in_bands:
         raise InputError(f"The training set's manifest names {len(names)} band(s) but its samples have {in_bands}; "
                          "rebuild it with 'Training samples from deposits'.")
     patch = train.sample_shape[-1] if info.input_kind == "patch" else 1
-    counts = {split: {"samples": len(part), "positive": int(part.y.sum())} for split, part in data.items()}
+    counts = {split: part.count() for split, part in data.items()}
     log_message(log, "Samples: " + ", ".join(f"{s} {c['samples']} ({c['positive']} positive)"
                                              for s, c in counts.items()))
     fallback = (training_set.manifest.get("split") or {}).get("fallback")
@@ -325,7 +360,8 @@ def train_model(
             log_message(log, f"Member {member + 1} of {settings.members} (seed {seeded.seed}).")
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seeded.seed)
-            model = build_model(settings.architecture, in_bands, patch, seed=seeded.seed).to(device)
+            model = build_model(settings.architecture, in_bands, patch, seed=seeded.seed,
+                                **settings.options).to(device)
             loop = _Loop(model, seeded, device, train, data["validation"], _member_progress(progress, member,
                                                                                            settings.members),
                          is_cancelled, log, processes)
@@ -341,9 +377,13 @@ def train_model(
     used = [data[s] for s in METRIC_SPLITS]
     data_hash = hash_arrays(*(a for part in used for a in (part.chunked(), part.y.numpy()))) \
         if processes.primary else ""
+    influence = band_influence(model, train.blocks(), names) if processes.primary else None
+    if influence:
+        log_message(log, "Band influence (mean channel attention): " + ", ".join(f"{band} {weight:.3f}"
+                                                                                for band, weight in influence.items()))
     return TrainResult(model, settings, metrics, history, selection["kept_epoch"], stopped_early,
                        selection["monitor"], selection, device.type, reason, data_hash, counts,
-                       processes.card(settings.batch_size))
+                       processes.card(settings.batch_size), influence)
 
 
 def _member_progress(progress: ProgressFn, member: int, members: int) -> ProgressFn:
@@ -463,7 +503,7 @@ class _Loop:
                 x = x + self.settings.input_noise * torch.randn(x.shape, generator=self.generator)
             x = x.to(self.device)
             self.optimiser.zero_grad(set_to_none=True)
-            loss = self.loss(self.network(x), y)
+            loss = self.model.training_loss(self.network(x), y, self.loss)
             loss.backward()
             self.optimiser.step()
             total += loss.item() * len(chosen)
@@ -553,7 +593,8 @@ def _logits(model: nn.Module, batches: Iterable[torch.Tensor], device: torch.dev
 
 
 def evaluate(model: nn.Module, part: SplitData) -> dict:
-    """Accuracy, recall, F1 (prospective = argmax) and ROC AUC of ``model`` on one split, per sample; and the AUC
+    """Accuracy, precision, recall, F1, their macro averages and the confusion matrix (:mod:`..core.metrics`;
+    prospective = argmax) and ROC AUC of ``model`` on one split, per sample; and the AUC
     per deposit (each deposit's own cell once, against the unaugmented negatives), since the 3 × 3 cells of one
     deposit are nine correlated samples and a per-cell score counts each deposit about nine times."""
     device = next(model.parameters()).device
@@ -561,9 +602,7 @@ def evaluate(model: nn.Module, part: SplitData) -> dict:
     truth, predicted = part.y.numpy(), (probability >= 0.5).astype(np.int64)
     once = part.per_deposit
     return {
-        "accuracy": float(skm.accuracy_score(truth, predicted)),
-        "recall": float(skm.recall_score(truth, predicted, zero_division=0)),
-        "f1": float(skm.f1_score(truth, predicted, zero_division=0)),
+        **threshold_metrics(truth, predicted),
         "auc": _auc(truth, probability),
         "auc_per_deposit": math.nan if once is None else _auc(truth[once], probability[once]),
     }
@@ -579,16 +618,17 @@ def save_model(result: TrainResult, training_set: TrainingSet, path: str, curves
         settings.architecture, band_names, band_normalisation(recipe if isinstance(recipe, Mapping) else None,
                                                               band_names),
         model.patch_size, manifest.get("pixel_size", [0.0, 0.0]), manifest.get("crs", ""),
-        input_kind=model.input_kind, metrics=result.metrics, history=result.history, seed=settings.seed,
-        data_hash=result.data_hash,
+        input_kind=model.input_kind, options=settings.options, metrics=result.metrics, history=result.history,
+        seed=settings.seed, data_hash=result.data_hash,
         extra={"settings": settings.as_dict(), "device": result.device, "distributed": result.distributed,
                "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
                "early_stopping_used": result.early_stopping_used,
-               "epoch_selection": result.selection, "samples": result.counts,
-               "online_augmentation": card_record(settings, int(manifest.get("patch_size") or model.patch_size)),
+               "epoch_selection": result.selection, "samples": result.counts, **result.extra,
                "training_set": {key: manifest.get(key) for key in ("seed", "split", "augmentation", "positive_radius",
                                                                     "negative_ratio", "patch_size", "window_fill",
-                                                                    "labelling")}},
+                                                                    "labelling")},
+               "online_augmentation": card_record(settings, int(manifest.get("patch_size") or model.patch_size)),
+               **({"band_influence": result.band_influence} if result.band_influence else {})},
     )
     export_onnx(model, path, card, model.in_bands, model.patch_size)
     if curves_path:
@@ -641,7 +681,9 @@ def _auc(truth: np.ndarray, score: np.ndarray) -> float:
     return float(skm.roc_auc_score(truth, score)) if len(np.unique(truth)) == 2 else math.nan
 
 
-def _fmt(value: float | None) -> str:
+def _fmt(value: float | list | None) -> str:
+    if isinstance(value, list):  # the confusion matrix
+        return str(value)
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 

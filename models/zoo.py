@@ -17,7 +17,8 @@ Adaptations common to every patch model (the papers' nets were built for 224×22
   classifier, so any patch size works (noted per model where the original head was different).
 
 Only the 1D CNN (``cnn1d``) is a ``"vector"`` model: it reads one cell's element vector, shape
-``(batch, in_bands)``, not a patch.
+``(batch, in_bands)``, not a patch; its pixel-pair form (``ppf_cnn1d``) is the one ``"pair"`` model, reading two
+cells' vectors ``(batch, 2, in_bands)``.
 
 Initialisation is deterministic: :func:`build_model` seeds a private RNG (``seed``, default 0), so the same
 arguments give bit-identical weights, and the caller's global torch RNG is left untouched.
@@ -25,9 +26,11 @@ arguments give bit-identical weights, and the caller's global torch RNG is left 
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import torch
@@ -68,6 +71,14 @@ class ZooModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+    def training_loss(self, output, y: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
+        """The loss of one training batch from ``output`` (what ``forward`` returned in training mode).
+
+        Plain cross-entropy here; networks with several heads (branches, auxiliary classifiers) override it to
+        combine their heads' losses, and return ``(batch, n_classes)`` logits from ``forward`` in eval mode.
+        """
+        return criterion(output, y)
 
     def input_shape(self, batch: int = 1) -> tuple[int, ...]:
         """Shape of an input batch, e.g. for ONNX export or a smoke test."""
@@ -271,8 +282,7 @@ class ResNet(ZooModel):
     Dense evaluation: approximate (padded convolutions).
     """
 
-    def __init__(self, in_bands: int, patch_size: int, n_classes: int = 2, depth: int = 50,
-                 hidden: Sequence[int] = (), dropout: float = 0.0) -> None:  # fmt: skip
+    def __init__(self, in_bands: int, patch_size: int, n_classes: int = 2, depth: int = 50) -> None:
         super().__init__(in_bands, patch_size, n_classes)
         block, counts, expansion = (_basic_block, (2, 2, 2, 2), 1) if depth == 18 else (_bottleneck, (3, 4, 6, 3), 4)
         if _small(patch_size):
@@ -289,7 +299,7 @@ class ResNet(ZooModel):
                 layers.append(block(channels, width, stride))
                 channels = width * expansion
         self.features = nn.Sequential(*layers)
-        self.head = _gap_head(channels, n_classes, hidden, dropout)
+        self.head = _gap_head(channels, n_classes)
         _init_cnn(self)
 
 
@@ -307,7 +317,10 @@ def resnet50_fc(in_bands: int, patch_size: int, n_classes: int = 2, dropout: flo
     layers, the last of them the classifier. The ReLU between layers (else three FCs are one linear map) and the
     dropout (0.5, as in AlexNet's and VGG's FC heads) are adaptations. Trunk as :class:`ResNet` (depth 50).
     """
-    return ResNet(in_bands, patch_size, n_classes, depth=50, hidden=RESNET50_FC_HIDDEN, dropout=dropout)
+    model = ResNet(in_bands, patch_size, n_classes, depth=50)
+    model.head = _gap_head(2048, n_classes, RESNET50_FC_HIDDEN, dropout)
+    _init_cnn(model.head)
+    return model
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -572,6 +585,20 @@ class CNN1D(ZooModel):
         return (batch, 2, self.in_bands) if self.pair else (batch, self.in_bands)
 
 
+class PairCNN1D(CNN1D):
+    """zhang2021's pixel-pair CNN: :class:`CNN1D` with ``pair=True``, a ``"pair"`` model.
+
+    Input ``(batch, 2, in_bands)``: two cells' element vectors; output: logits of similar (0) / dissimilar (1).
+    It is trained on pixel pairs (:mod:`.pairs`) and applied by the dual-window detector (:mod:`.dualwindow`),
+    not as a per-cell prospectivity model.
+    """
+
+    input_kind = "pair"
+
+    def __init__(self, in_bands: int, patch_size: int = 1, n_classes: int = 2) -> None:
+        super().__init__(in_bands, patch_size, n_classes, pair=True)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Multilayer perceptron over the element vector
 
@@ -638,7 +665,7 @@ class ModelInfo:
         title: display name, e.g. for a Processing enum.
         paper: the source paper of the architecture.
         used_by: the project papers (in ``papers/``) that use it.
-        input_kind: ``"patch"`` or ``"vector"``.
+        input_kind: ``"patch"``, ``"vector"`` or ``"pair"`` (two cells' vectors, ``(batch, 2, in_bands)``).
         min_patch, max_patch: accepted patch sizes (1 and 1 for vector models).
         dense_exact: whether dense evaluation of ``features`` over a tile is exact.
         builder: ``builder(in_bands, patch_size, n_classes, **options) -> ZooModel``.
@@ -656,7 +683,7 @@ class ModelInfo:
 
 
 def _entry(name, title, paper, used_by, builder, kind="patch", dense_exact=False) -> ModelInfo:
-    low, high = (1, 1) if kind == "vector" else (MIN_PATCH, MAX_PATCH)
+    low, high = (1, 1) if kind in ("vector", "pair") else (MIN_PATCH, MAX_PATCH)
     return ModelInfo(name, title, paper, used_by, kind, low, high, dense_exact, builder)
 
 
@@ -666,12 +693,12 @@ _REGISTRY = {
         _entry("lenet", "LeNet-5", "LeCun et al. 1998, Proc. IEEE 86(11)", "he2024", LeNet, dense_exact=True),
         _entry("alexnet", "AlexNet", "Krizhevsky et al. 2012, NeurIPS", "he2024", AlexNet),
         _entry("vgg8", "VGG8", "Simonyan & Zisserman 2015, ICLR", "he2024",
-               lambda *a, **k: VGG(*a, depth="vgg8", **k)),
+               partial(VGG, depth="vgg8")),
         _entry("vgg16", "VGG16", "Simonyan & Zisserman 2015, ICLR", "he2024",
-               lambda *a, **k: VGG(*a, depth="vgg16", **k)),
-        _entry("resnet18", "ResNet18", "He et al. 2016, CVPR", "gao2023", lambda *a, **k: ResNet(*a, depth=18, **k)),
+               partial(VGG, depth="vgg16")),
+        _entry("resnet18", "ResNet18", "He et al. 2016, CVPR", "gao2023", partial(ResNet, depth=18)),
         _entry("resnet50", "ResNet50", "He et al. 2016, CVPR", "gao2022, he2024",
-               lambda *a, **k: ResNet(*a, depth=50, **k)),
+               partial(ResNet, depth=50)),
         _entry("mobilenet_v2", "MobileNetV2", "Sandler et al. 2018, CVPR", "he2024", MobileNetV2),
         _entry("shufflenet_v2", "ShuffleNetV2 1.0x", "Ma et al. 2018, ECCV", "gao2023", ShuffleNetV2),
         _entry("vit", "ViT (small)", "Dosovitskiy et al. 2021, ICLR", "he2024", ViT),
@@ -683,6 +710,8 @@ _REGISTRY = {
                CNN1D, kind="vector", dense_exact=True),
         _entry("mlp", "MLP (element vector)", "Porwal, Carranza & Hale 2003, Nat. Resour. Res. 12(1)", "—", MLP,
                kind="vector", dense_exact=True),
+        _entry("ppf_cnn1d", "Pixel-pair 1D CNN (dual-window anomaly)", "Zhang et al. 2021 (pixel-pair features + CNN)",
+               "zhang2021", PairCNN1D, kind="pair", dense_exact=True),
     )
 }  # fmt: skip
 
@@ -700,6 +729,51 @@ def model_info(name: str) -> ModelInfo:
         raise InputError(f"Unknown model architecture {name!r}; choose one of: {', '.join(_REGISTRY)}.") from None
 
 
+def architecture_options(name: str) -> dict[str, object]:
+    """The options architecture ``name`` accepts (keyword arguments of its builder) with their defaults."""
+    builder = model_info(name).builder
+    fixed = set(getattr(builder, "keywords", {})) | {"in_bands", "patch_size", "n_classes"}  # partial(...) binds some
+    return {key: parameter.default for key, parameter in inspect.signature(builder).parameters.items()
+            if key not in fixed and parameter.default is not inspect.Parameter.empty}
+
+
+def check_options(name: str, options: Mapping[str, object]) -> None:
+    """:class:`InputError` naming the accepted options if ``options`` has a name architecture ``name`` lacks."""
+    accepted = architecture_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        offered = ", ".join(f"{key} (default {value!r})" for key, value in accepted.items()) or "none"
+        raise InputError(f"{model_info(name).title} has no option {', '.join(unknown)}; its options: {offered}.")
+
+
+def parse_options(text: str) -> dict[str, object]:
+    """Architecture options written as ``name=value; name=value`` (values: numbers, true/false, or
+    comma-separated lists of numbers), as a geologist types them in a dialog; ``""`` gives ``{}``."""
+    options: dict[str, object] = {}
+    for item in filter(None, (part.strip() for part in text.replace("\n", ";").split(";"))):
+        key, equals, value = (part.strip() for part in item.partition("="))
+        if not equals or not key.isidentifier() or not value:
+            raise InputError(f"Cannot read the architecture option {item!r}: write name=value, e.g. beta=0.4; "
+                             "rates=1,6,12; channel_attention=false.")
+        options[key] = _option_value(value)
+    return options
+
+
+def _option_value(text: str) -> object:
+    """One option value: a bool, an int, a float, a list of them (comma-separated) or the text itself."""
+    if "," in text:
+        return [_option_value(part.strip()) for part in text.split(",") if part.strip()]
+    lowered = text.lower()
+    if lowered in ("true", "yes", "on", "false", "no", "off"):
+        return lowered in ("true", "yes", "on")
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def build_model(name: str, in_bands: int, patch_size: int, n_classes: int = 2, *, seed: int = 0,
                 **options) -> ZooModel:  # fmt: skip
     """Build architecture ``name`` for ``in_bands`` bands and square patches of ``patch_size`` pixels.
@@ -710,7 +784,8 @@ def build_model(name: str, in_bands: int, patch_size: int, n_classes: int = 2, *
         patch_size: patch side in pixels, within the entry's ``min_patch``..``max_patch`` (1 for vector models).
         n_classes: number of output logits (2 for prospective / non-prospective).
         seed: seed of the weight initialisation (the global torch RNG is not touched).
-        **options: architecture options (``pair=True`` for ``cnn1d``).
+        **options: architecture options (:func:`architecture_options`; e.g. ``pair=True`` for ``cnn1d``);
+            an unknown name is an :class:`InputError` listing the accepted ones.
 
     Returns:
         The model in training mode; its output is ``(batch, n_classes)`` logits.
@@ -719,7 +794,7 @@ def build_model(name: str, in_bands: int, patch_size: int, n_classes: int = 2, *
     if int(in_bands) < 1:
         raise InputError(f"The model needs at least one input band, got {in_bands}.")
     if not info.min_patch <= int(patch_size) <= info.max_patch:
-        if info.input_kind == "vector":
+        if info.input_kind in ("vector", "pair"):
             raise InputError(f"{info.title} reads one cell's element vector: use patch size 1, not {patch_size}.")
         raise InputError(
             f"{info.title} takes patches of {info.min_patch} to {info.max_patch} pixels, not {patch_size}; "
@@ -727,6 +802,10 @@ def build_model(name: str, in_bands: int, patch_size: int, n_classes: int = 2, *
         )
     if int(n_classes) < 2:
         raise InputError(f"The model needs at least 2 classes, got {n_classes}.")
+    check_options(name, options)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return info.builder(int(in_bands), int(patch_size), int(n_classes), **options)
+
+
+from . import mfaf  # noqa: E402, F401 - registers gao2023's MFAF networks, built on the classes above

@@ -64,7 +64,7 @@ def _layer_names(path: Path) -> list[str]:
 # The files of the workspace, by key.
 FILES = {"grids": "grids.tif", "density": "density.tif", "stack": "stack.tif", "training": "training.npz",
          "samples_out": "samples.gpkg", "model": "model.onnx", "map": "map.tif", "forest": "forest.tif",
-         "ensemble": "ensemble.tif"}
+         "ensemble": "ensemble.tif", "pair_model": "pair.onnx"}
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,9 @@ def workspace(tmp_path_factory, run_alg_module) -> Workspace:
     run_alg_module(P + "trainmodel", {"TRAINING_SET": files["training"], "ARCHITECTURE": "mlp", "EPOCHS": 2,
                                       "OUTPUT": files["model"], "CURVES": None, "DEVICE": "cpu"})
     run_alg_module(P + "predict", {"MODEL": files["model"], "STACK": files["stack"], "OUTPUT": files["map"]})
+    run_alg_module(P + "trainmodel", {"TRAINING_SET": files["training"], "ARCHITECTURE": "ppf_cnn1d", "EPOCHS": 1,
+                                      "MAX_PAIRS": 300, "OUTPUT": files["pair_model"], "CURVES": None,
+                                      "DEVICE": "cpu"})
     run_alg_module(P + "baseline", {"TRAINING_SET": files["training"], "STACK": files["stack"], "TREES": 20,
                                     "OUTPUT": files["forest"], "IMPORTANCE": str(folder / "importance.csv")})
     run_alg_module(P + "ensemble", {"MAPS": [files["map"], files["forest"]], "OUTPUT": files["ensemble"]})
@@ -159,8 +162,13 @@ VALID: dict[str, Callable[[Workspace, Path], dict]] = {
                                   "OUTPUT": str(out / "cv.csv"), "OUT_OF_FOLD": str(out / "oof.tif"),
                                   "CHART": str(out / "cv.png"), "REPORT": str(out / "cv.html")},
     "predict": lambda ws, out: {"MODEL": ws["model"], "STACK": ws["stack"], "OUTPUT": str(out / "map.tif")},
+    "dualwindow": lambda ws, out: {"MODEL": ws["pair_model"], "STACK": ws["stack"], "INNER": 1, "OUTER": 3,
+                                   "DEVICE": "cpu", "OUTPUT": str(out / "anomaly.tif")},
     "ensemble": lambda ws, out: {"MAPS": [ws["map"], ws["forest"]], "OUTPUT": str(out / "ensemble.tif"),
                                  "UNCERTAINTY": str(out / "uncertainty.tif")},
+    "ensemblecompare": lambda ws, out: {"MAPS": [ws["map"], ws["forest"]], "ENSEMBLE_MAPS": [ws["ensemble"]],
+                                        "DEPOSITS": ws.layer("deposits"), "BARREN": ws.layer("barren_holes"),
+                                        "OUTPUT": str(out / "compare.csv")},
     "evaluate": lambda ws, out: {"MAP": ws["ensemble"], "DEPOSITS": ws.layer("deposits"),
                                  "BARREN": ws.layer("barren_holes"), "OUTPUT": str(out / "metrics.csv"),
                                  "REPORT": str(out / "evaluation.html"), "ROC_PLOT": str(out / "roc.png")},
@@ -240,6 +248,11 @@ CASES: list[Case] = [
          lambda ws, out: {"CLASS_TABLE": str(out / "t.gpkg"), "TARGETS": str(out / "t.gpkg")}, SHARED),
     # A format that does not match the extension.
     Case("predict", "map named .png", lambda ws, out: {"OUTPUT": str(out / "map.png")}, EXTENSION),
+    # A model applied by the wrong algorithm.
+    Case("predict", "a pixel-pair model", lambda ws, out: {"MODEL": ws["pair_model"]}, r"Dual-window anomaly"),
+    Case("dualwindow", "a prospectivity model", lambda ws, out: {"MODEL": ws["model"]}, r"not a pixel-pair model"),
+    Case("dualwindow", "sweep table without deposits", lambda ws, out: {"SWEEP_TABLE": str(out / "sweep.csv")},
+         r"deposit"),
     Case("idwgridding", "grid named .asc", lambda ws, out: {"OUTPUT": str(out / "grids.asc")}, EXTENSION),
     Case("evaluate", "report named .tif", lambda ws, out: {"REPORT": str(out / "report.tif")}, EXTENSION),
     Case("report", "report named .txt", lambda ws, out: {"OUTPUT": str(out / "report.txt")}, EXTENSION),
@@ -296,6 +309,16 @@ CASES: list[Case] = [
     Case("report", "two-band map", lambda ws, out: {"MAP": ws["two_bands"]}, r"band"),
     Case("evaluate", "geographic map", lambda ws, out: {"MAP": ws["geographic"]}, r"geographic|degrees"),
     Case("ensemble", "an empty member", lambda ws, out: {"MAPS": [ws["map"], ws["empty"]]}, r"nodata|empty"),
+    Case("ensemblecompare", "a member of percentages", lambda ws, out: {"MAPS": [ws["map"], ws["percent"]]},
+         r"0(–|-| to )1"),
+    Case("ensemblecompare", "an empty member", lambda ws, out: {"MAPS": [ws["map"], ws["empty"]]},
+         r"no cell where every map has a value"),
+    Case("ensemblecompare", "one member", lambda ws, out: {"MAPS": [ws["map"]]}, r"at least two member maps"),
+    Case("ensemblecompare", "a geographic member", lambda ws, out: {"MAPS": [ws["map"], ws["geographic"]]},
+         r"same evidence stack"),
+    Case("ensemblecompare", "deposits without CRS", lambda ws, out: {"DEPOSITS": no_crs_points(ws)}, NO_CRS),
+    Case("ensemblecompare", "barren areas are lines", lambda ws, out: {"BARREN_AREAS": lines_layer(ws)},
+         r"must be polygons"),
     Case("baseline", "an empty stack", lambda ws, out: {"STACK": ws["empty"]}, r"nodata|empty|band"),
     # A misspelt or renamed key (QGIS alone would ignore it and use the default).
     Case("baseline", "renamed key N_TREES", lambda ws, out: {"N_TREES": 5}, r"has no parameter N_TREES. Did you mean "

@@ -16,6 +16,7 @@ from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessin
 ALG = "deepprospect:ensemble"
 GRID = GridSpec(400000.0, 3302000.0, 100.0, 100.0, 12, 10, "EPSG:32650")
 AUC = (0.9, 0.6, 0.75)
+ACCURACY = (0.96, 0.97, 0.94)  # validation accuracy; the test accuracy, never used for weights, is 0.5 for all
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,9 @@ def maps(tmp_path_factory):
     values = rng.uniform(0, 1, (3, *GRID.shape))
     values[1, 4, 5] = np.nan
     paths = []
-    for i, (array, auc) in enumerate(zip(values, AUC)):
-        card = {"architecture": "lenet", "metrics": {"validation": {"auc": auc, "f1": None}}}
+    for i, (array, auc, accuracy) in enumerate(zip(values, AUC, ACCURACY)):
+        card = {"architecture": "lenet", "metrics": {"validation": {"auc": auc, "f1": None, "accuracy": accuracy},
+                                                     "test": {"accuracy": 0.5}}}
         paths.append(str(folder / f"model{i}.tif"))
         write_geotiff(paths[-1], array, GRID, ["prospectivity"], metadata={MODEL_CARD_TAG: json.dumps(card)})
     return paths, values.astype(np.float32).astype(np.float64)
@@ -52,6 +54,20 @@ def test_weighted_average_from_card_auc_with_uncertainty_and_classes(run_alg, ma
     assert json.loads(tags[ENSEMBLE_TAG])["weights"] == pytest.approx(np.array(AUC) / sum(AUC))
     assert "Weights (scaled to sum 1): model0.tif 0.4" in feedback.text
     assert "Prospective cells per map" in feedback.text and "119 cells with data" in feedback.text
+
+
+def test_weighted_vote_by_validation_accuracy_logs_and_records_the_weights(run_alg, maps, tmp_path):
+    paths, values = maps
+    feedback = RecordingFeedback()
+    out = str(tmp_path / "e.tif")
+    run_alg(ALG, {"MAPS": paths, "METHOD": "weighted_vote", "WEIGHT_METRIC": "accuracy", "OUTPUT": out}, feedback)
+    got, tags = read(out)
+    np.testing.assert_allclose(got, combine(values, "weighted_vote", ACCURACY)[0], rtol=1e-6, equal_nan=True)
+    record = json.loads(tags[ENSEMBLE_TAG])
+    assert record["weights"] == pytest.approx(np.array(ACCURACY) / sum(ACCURACY))
+    assert record["weights_from"] == "Validation accuracy (model card; he2024)"
+    assert "Weights (scaled to sum 1): model0.tif 0.3345, model1.tif 0.338, model2.tif 0.3275 — from Validation " \
+           "accuracy (model card; he2024)." in feedback.text
 
 
 def test_weighted_voting_with_given_weights_and_default_outputs(run_alg, maps, tmp_path):

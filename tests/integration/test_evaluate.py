@@ -74,6 +74,16 @@ def test_split_field_gives_table_plots_report_and_numbers(run_alg, halo_map, tmp
     assert "gold, split in test: 5 feature(s)" in report and "holes: 40 point(s)" in report
     assert f"{expected.sets[0].roc.auc:.4f}" in report and report.count("data:image/png;base64,") == 3
     assert "barren cells" in report
+    for result_set in expected.sets:  # the threshold metrics: CSV, report and log
+        (tn, fp), (fn, tp) = result_set.confusion_matrix
+        counts = [rows[(result_set.name, name)] for name in ("true_negatives", "false_positives", "false_negatives",
+                                                             "true_positives")]
+        assert counts == [tn, fp, fn, tp] and tn + fp == result_set.n_negative
+        for name in ("precision", "macro_precision", "macro_recall", "macro_f1"):
+            assert rows[(result_set.name, name)] == pytest.approx(getattr(result_set, name))
+        assert f"TN {tn}</td><td>FP {fp}" in report
+        assert f"{result_set.name} deposits: precision {result_set.precision:.4f}" in feedback.text
+        assert f"confusion matrix TN {tn}, FP {fp}, FN {fn}, TP {tp}" in feedback.text
 
 
 def test_held_out_layer_in_another_crs_is_reprojected(run_alg, halo_map, tmp_path):

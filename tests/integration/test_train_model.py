@@ -81,6 +81,41 @@ def test_bad_input_gives_clear_errors(run_alg, training_set_path, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.npz", "small.npz"]
 
 
+def test_architecture_options_reach_the_card_and_wrong_ones_are_named(run_alg, training_set_path, tmp_path):
+    feedback = RecordingFeedback()
+    result = run_alg(ALG, params(training_set_path, tmp_path, ARCHITECTURE="mlp", OPTIONS="width=16; dropout=0.1",
+                                 EPOCHS=2, CURVES=None), feedback)
+    assert read_card(result["OUTPUT"])["options"] == {"width": 16, "dropout": 0.1}
+    assert "Options of mlp: width=64, dropout=0.3; given: width=16; dropout=0.1." in feedback.text
+    with pytest.raises(QgsProcessingException, match=r"LeNet-5 has no option width; its options: none"):
+        run_alg(ALG, params(training_set_path, tmp_path, OPTIONS="width=16", OUTPUT=str(tmp_path / "x.onnx")))
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_mfaf_writes_band_influence_to_card_and_csv(run_alg, tmp_path):
+    training_set_path = str(tmp_path / "small.npz")
+    save_training_set(training_set_path, easy_set(n=40))
+    feedback = RecordingFeedback()
+    result = run_alg(ALG, params(training_set_path, tmp_path, ARCHITECTURE="mfaf_shufflenet_v2", EPOCHS=2,
+                                 OPTIONS="rates=1,4; beta=0.2; fusion=vote", CURVES=None,
+                                 BAND_INFLUENCE=str(tmp_path / "influence.csv")), feedback)
+    card = read_card(result["OUTPUT"])
+    assert card["architecture"] == "mfaf_shufflenet_v2"
+    assert card["options"] == {"rates": [1, 4], "beta": 0.2, "fusion": "vote"}
+    influence = card["extra"]["band_influence"]
+    assert list(influence) == BANDS and all(0.0 < weight < 1.0 for weight in influence.values())
+    assert result["BAND_INFLUENCE"] == str(tmp_path / "influence.csv")
+    lines = (tmp_path / "influence.csv").read_text().splitlines()
+    assert lines[0] == "band,weight,rank" and [line.split(",")[0] for line in lines[1:]] == BANDS
+    assert [float(line.split(",")[1]) for line in lines[1:]] == pytest.approx(list(influence.values()), abs=1e-6)
+    assert "Band influence (mean channel attention): Au" in feedback.text
+    with pytest.raises(QgsProcessingException, match="band-influence CSV holds MFAF's channel-attention weights"):
+        run_alg(ALG, params(training_set_path, tmp_path, OUTPUT=str(tmp_path / "x.onnx"),
+                            ARCHITECTURE="mfaf_resnet18", OPTIONS="channel_attention=false",
+                            BAND_INFLUENCE=str(tmp_path / "x.csv")))
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x.csv").exists()
+
+
 def test_online_flips_and_crop_make_a_model_of_the_crop_size(run_alg, tmp_path):
     path = tmp_path / "windows20.npz"
     save_training_set(str(path), easy_set(n=60, patch=20))

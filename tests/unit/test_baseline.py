@@ -79,7 +79,8 @@ def test_forest_separates_an_easy_set_and_scores_every_split(training):
     baseline = fit_baseline(training, BaselineSettings(**FAST))
     assert set(baseline.metrics) == {"train", "validation", "test"}
     for split in ("validation", "test"):
-        assert set(baseline.metrics[split]) == {"accuracy", "recall", "f1", "auc"}
+        assert set(baseline.metrics[split]) == {"accuracy", "precision", "recall", "f1", "macro_precision",
+                                                "macro_recall", "macro_f1", "confusion_matrix", "auc"}
         assert baseline.metrics[split]["auc"] > 0.95 and baseline.metrics[split]["recall"] > 0.8
     assert max(baseline.weights, key=baseline.weights.get) == "signal"
 

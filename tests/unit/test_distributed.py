@@ -66,8 +66,9 @@ def torchrun(*args, processes=2):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for rank in range(processes)]
     outputs = [process.communicate(timeout=120) for process in started]
-    return subprocess.CompletedProcess(started[0].args, next((process.returncode for process in started if process.returncode), 0),
-                                       "".join(out for out, _ in outputs), "".join(err for _, err in outputs))
+    failed = next((process.returncode for process in started if process.returncode), 0)
+    return subprocess.CompletedProcess(started[0].args, failed, "".join(out for out, _ in outputs),
+                                       "".join(err for _, err in outputs))
 
 
 def test_two_gloo_processes_train_like_one(training_set_path, tmp_path):

@@ -134,6 +134,27 @@ def test_weights_from_model_cards(tmp_path):
         card_weights([paths[0], bare], "auc")
 
 
+def test_weights_by_validation_accuracy_not_test_accuracy(tmp_path):
+    cards = [card(0.9, 0.6), card(0.8, 0.5), card(0.7, 0.4)]
+    for model_card, validation, test in zip(cards, (0.96, 0.97, 0.94), (0.5, 0.9, 0.1)):
+        model_card["metrics"]["validation"]["accuracy"] = validation
+        model_card["metrics"]["test"] = {"accuracy": test}
+    paths = [write_map(tmp_path / f"{n}.tif", m, card=c) for n, m, c in zip("abc", (A, B, C), cards)]
+    assert card_weights(paths, "accuracy") == [0.96, 0.97, 0.94]
+    out = tmp_path / "ensemble.tif"
+    summary = ensemble_rasters(paths, str(out), "weighted_vote", weights=card_weights(paths, "accuracy"),
+                               weight_source="validation accuracy")
+    assert summary.weights == pytest.approx([0.96 / 2.87, 0.97 / 2.87, 0.94 / 2.87])
+    with rasterio.open(out) as dst:
+        record = json.loads(dst.tags()[ENSEMBLE_TAG])
+    assert record["weights"] == pytest.approx(summary.weights) and record["weights_from"] == "validation accuracy"
+    old = card(0.9, 0.6)
+    del old["metrics"]["validation"]["accuracy"]  # a card without the metric
+    paths[1] = write_map(tmp_path / "old.tif", B, card=old)
+    with pytest.raises(InputError, match=r"model card of 'old\.tif' has no validation accuracy"):
+        card_weights(paths, "accuracy")
+
+
 def test_weighted_average_of_files_uses_the_card_weights(tmp_path):
     paths = [write_map(tmp_path / f"{n}.tif", m, card=card(a, 0.5)) for n, m, a in
              (("a", A, 1.0), ("b", B, 0.5), ("c", C, 0.5))]

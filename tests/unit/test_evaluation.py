@@ -18,7 +18,16 @@ from deepprospect.core.evaluation import (
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import read_map, write_geotiff
 from deepprospect.core.streaming import array_map, raster_map
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
 
 SMALL = GridSpec(0.0, 200.0, 100.0, 100.0, 3, 2, "EPSG:32750")  # 2 rows × 3 columns of 100 m
 GRID = GridSpec(0.0, 1000.0, 10.0, 10.0, 100, 100, "EPSG:32750")
@@ -80,6 +89,9 @@ def test_roc_auc_and_threshold_metrics_equal_sklearn():
         assert result_set.recall == pytest.approx(recall_score(labels, predicted))
         assert result_set.precision == pytest.approx(precision_score(labels, predicted))
         assert result_set.f1 == pytest.approx(f1_score(labels, predicted))
+        macro = precision_recall_fscore_support(labels, predicted, average="macro")[:3]
+        assert (result_set.macro_precision, result_set.macro_recall, result_set.macro_f1) == pytest.approx(macro)
+        assert result_set.confusion_matrix == confusion_matrix(labels, predicted).tolist()
         assert result_set.n_negative == negatives.size == 100 * 97 - len(deposit_cells)
     assert result.sets[0].roc.auc > 0.65  # the raised training cells are ranked high
     assert result.sets[1].rate_name == "prediction rate"
@@ -87,6 +99,10 @@ def test_roc_auc_and_threshold_metrics_equal_sklearn():
     assert rows[("held-out", "prediction_rate_auc")] == result.sets[1].rate.auc
     assert rows[("training", "success_rate_auc")] == result.sets[0].rate.auc
     assert rows[("all", "threshold")] == 0.6 and rows[("all", "valid_cells")] == 9700
+    (tn, fp), (fn, tp) = result.sets[1].confusion_matrix
+    assert [rows[("held-out", name)] for name in ("true_negatives", "false_positives", "false_negatives",
+                                                  "true_positives")] == [tn, fp, fn, tp]
+    assert rows[("held-out", "macro_f1")] == result.sets[1].macro_f1
     assert ("all", "success_rate_auc") not in rows  # rates are per deposit set
 
 
@@ -226,6 +242,10 @@ def test_report_is_self_contained_and_holds_the_metrics(tmp_path):
     assert "&lt;my map&gt;.tif" in text and "prediction_rate_auc" in text and "success_rate_auc" in text
     assert f"{result.sets[0].roc.auc:.4f}" in text and f"{result.sets[1].rate.auc:.4f}" in text
     assert f"{result.prediction_area.deposit_percent_at:.1f} % of the deposits" in text
+    (tn, fp), (fn, tp) = result.sets[0].confusion_matrix
+    assert "macro_f1" in text and f"{result.sets[0].macro_f1:.4f}" in text
+    assert "Confusion matrices at the threshold" in text and f"TN {tn}</td><td>FP {fp}" in text
+    assert f"FN {fn}</td><td>TP {tp}" in text
     assert sorted(os.listdir(tmp_path)) == ["r.png", "report.html"]
     assert (tmp_path / "r.png").read_bytes() == pngs["roc"]  # the same figure as embedded
 

@@ -13,6 +13,7 @@ from deepprospect.core.errors import InputError, ModelError
 from deepprospect.models.onnx_io import (
     CARD_KEY,
     CARD_VERSION,
+    METRIC_NAMES,
     OPSET,
     export_onnx,
     hash_arrays,
@@ -108,12 +109,38 @@ def test_card_round_trips_with_numpy_values(tmp_path):
     assert read == {**stored, "output_layout": "dense"}
     assert read["card_version"] == CARD_VERSION and read["band_names"] == ["b0", "b1"]
     assert read["normalisation"] == RECIPE and read["crs"] == "EPSG:20350" and read["pixel_size"] == [100.0, 100.0]
-    assert read["metrics"]["validation"] == {"accuracy": 0.8, "recall": None, "f1": None, "auc": None,
-                                           "auc_per_deposit": None}
+    assert read["metrics"]["validation"] == {"accuracy": 0.8, **dict.fromkeys(METRIC_NAMES[1:]),
+                                           "confusion_matrix": None}
     assert read["metrics"]["train"]["accuracy"] == 0.95 and read["seed"] == 42
     assert read["history"]["loss"] == [0.9, 0.5, 0.3]
     assert set(read["versions"]) == {"python", "numpy", "torch", "onnx", "onnxruntime", "deepprospect"}
     assert read["classes"] == ["non-prospective", "prospective"] and read["positive_class"] == 1
+
+
+def test_card_stores_the_new_metrics_and_the_confusion_matrix(tmp_path):
+    metrics = {"test": {"accuracy": 0.75, "precision": 0.5, "macro_precision": 0.7, "macro_recall": 0.8,
+                        "macro_f1": np.float32(0.72), "confusion_matrix": np.array([[5, 2], [0, 1]])}}
+    path = str(tmp_path / "model.onnx")
+    export_onnx(build_model("lenet", 2, 16), path, card_for("lenet", 2, 16, metrics=metrics), 2, 16)
+    read = read_card(path)
+    test = read["metrics"]["test"]
+    assert test["confusion_matrix"] == [[5, 2], [0, 1]] and isinstance(test["confusion_matrix"][0][0], int)
+    assert test["precision"] == 0.5 and test["macro_f1"] == pytest.approx(0.72) and test["recall"] is None
+    assert "rows are the true class" in read["confusion_matrix_layout"]
+
+
+def test_card_written_before_the_new_metrics_reads_them_as_null(tmp_path):
+    path = str(tmp_path / "old.onnx")
+    export_onnx(build_model("lenet", 2, 16), path, card_for("lenet", 2, 16), 2, 16)
+    proto = onnx.load(path)
+    old = card_for("lenet", 2, 16)
+    old.pop("confusion_matrix_layout")
+    old["metrics"] = {"validation": {"accuracy": 0.8, "recall": 0.5, "f1": 0.6, "auc": 0.7}}  # an older card's
+    proto.metadata_props[0].value = json.dumps(old)
+    onnx.save_model(proto, path)
+    validation = read_card(path)["metrics"]["validation"]
+    assert validation["auc"] == 0.7 and validation["confusion_matrix"] is None
+    assert all(validation[name] is None for name in ("precision", "macro_precision", "macro_recall", "macro_f1"))
 
 
 def test_missing_file(tmp_path):
@@ -189,6 +216,9 @@ def test_card_that_does_not_match_the_model_writes_nothing(tmp_path):
     [
         ({"metrics": {"holdout": {"auc": 0.5}}}, "Unknown metric split"),
         ({"metrics": {"test": {"kappa": 0.5}}}, "Unknown metric"),
+        ({"metrics": {"test": {"confusion_matrix": [[1, 2, 3], [4, 5, 6]]}}}, "2 × 2 whole counts"),
+        ({"metrics": {"test": {"confusion_matrix": [[1, 2], [-3, 4]]}}}, "2 × 2 whole counts"),
+        ({"metrics": {"test": {"confusion_matrix": [[1, 2.5], [3, 4]]}}}, "2 × 2 whole counts"),
         ({"positive_class": 2}, "positive_class 2"),
         ({"input_kind": "cube"}, "input_kind"),
         ({"extra": {"bad": object()}}, "cannot be stored"),

@@ -82,6 +82,25 @@ def test_report_scores_every_map_and_embeds_the_figures(study, tmp_path):
     assert "Held-out deposits (2, kept out of training)" in text and "these figures are rough" in text
 
 
+def test_report_shows_precision_macro_scores_and_confusion_matrices(study, tmp_path):
+    inputs, values = study
+    new = card("lenet", 0.9)
+    new["metrics"]["validation"].update(precision=0.61, macro_precision=0.71, macro_recall=0.81, macro_f1=0.76,
+                                        confusion_matrix=[[40, 3], [2, 9]])
+    inputs.cards = [new, card("vgg8", 0.85)]  # the second: a card written before these metrics, shown as —
+    path = tmp_path / "report.html"
+    write_report(str(path), inputs)
+    text = path.read_text(encoding="utf-8")
+    for fragment in ("macro F1", "0.610", "0.710", "0.810", "0.760", "<td>40</td><td>3</td><td>2</td><td>9</td>",
+                     "<td>—</td><td>—</td><td>—</td><td>—</td></tr>"):
+        assert fragment in text
+    expected = evaluate_map(values, GRID, inputs.training_xy, inputs.held_out_xy, threshold=inputs.threshold)
+    for result in expected.sets:
+        (tn, fp), (fn, tp) = result.confusion_matrix
+        assert f"TN {tn}</td><td>FP {fp}" in text and f"FN {fn}</td><td>TP {tp}" in text
+        assert f"<td>{result.macro_f1:.3f}</td>" in text
+
+
 def test_without_held_out_deposits_the_report_says_so(study, tmp_path):
     inputs, _ = study
     path = tmp_path / "report.html"

@@ -176,7 +176,7 @@ def test_presets():
     assert (gao.batch_size, gao.epochs) == (32, 120)
     assert he.early_stopping == gao.early_stopping == "off"  # the papers trained every epoch
     assert apply_preset(gao, "none") is gao
-    assert set(PRESETS) == {"he2024", "gao2022"}
+    assert set(PRESETS) == {"he2024", "gao2022", "gao2023", "zhang2021"}
     with pytest.raises(InputError, match="preset"):
         apply_preset(gao, "zhang")
 
@@ -362,3 +362,42 @@ def test_training_reads_one_batch_of_rows_at_a_time():
     assert result.counts["train"]["samples"] == 900 > training._EVAL_BATCH
     assert max(ts.x_vector.reads) <= training._EVAL_BATCH  # never the whole split at once
     assert ts.x_vector.reads.count(64) >= 2 * (900 // 64)  # the training batches, gathered by index
+
+
+def test_architecture_options_reach_the_model_and_the_card(tmp_path):
+    ts = easy_set(n=80)
+    settings = TrainSettings(architecture="mlp", options={"width": 12, "dropout": 0.0}, device="cpu", seed=2,
+                             **{**FAST, "epochs": 2})
+    result = train_model(ts, settings)
+    assert result.model.features[0].out_features == 12
+    card = save_model(result, ts, str(tmp_path / "mlp.onnx"))
+    assert card["options"] == {"width": 12, "dropout": 0.0} == read_card(str(tmp_path / "mlp.onnx"))["options"]
+    assert card["extra"]["settings"]["options"] == {"width": 12, "dropout": 0.0}
+    with pytest.raises(InputError, match="has no option depth"):
+        TrainSettings(architecture="mlp", options={"depth": 3})
+
+
+def test_a_network_with_several_heads_sets_its_own_training_loss():
+    class TwoHeads(training.ZooModel):
+        """Trains on the sum of two heads' losses; answers with their mean in eval mode."""
+
+        input_kind = "vector"
+
+        def __init__(self) -> None:
+            super().__init__(len(BANDS), 1, 2)
+            self.heads = torch.nn.ModuleList(torch.nn.Linear(len(BANDS), 2) for _ in range(2))
+            self.calls = 0
+
+        def forward(self, x):
+            outputs = torch.stack([head(x) for head in self.heads])
+            return outputs if self.training else outputs.mean(0)
+
+        def training_loss(self, output, y, criterion):
+            self.calls += 1
+            return sum(criterion(head, y) for head in output)
+
+    model = TwoHeads()
+    data = split_data(easy_set(n=60), "vector", 0)
+    training.fit_network(model, TrainSettings(architecture="mlp", device="cpu", **{**FAST, "epochs": 3}),
+                         data["train"])
+    assert model.calls >= 3 and not model.training and model(data["train"].inputs(slice(0, 4))).shape == (4, 2)

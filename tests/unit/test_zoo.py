@@ -3,7 +3,14 @@
 import pytest
 import torch
 from deepprospect.core.errors import InputError
-from deepprospect.models.zoo import ZooModel, available_models, build_model, model_info
+from deepprospect.models.zoo import (
+    ZooModel,
+    architecture_options,
+    available_models,
+    build_model,
+    model_info,
+    parse_options,
+)
 
 # vit_b16 (86 M weights) has its own, cheaper tests in test_zoo_papers.py.
 PATCH_MODELS = [name for name in available_models() if model_info(name).input_kind == "patch" and name != "vit_b16"]
@@ -22,12 +29,12 @@ def _one_thread():
 def test_registry_lists_every_paper_architecture():
     assert available_models() == [
         "lenet", "alexnet", "vgg8", "vgg16", "resnet18", "resnet50", "mobilenet_v2", "shufflenet_v2", "vit",
-        "resnet50_fc", "vit_b16", "cnn1d", "mlp",
+        "resnet50_fc", "vit_b16", "cnn1d", "mlp", "ppf_cnn1d", "mfaf_resnet18", "mfaf_shufflenet_v2",
     ]  # fmt: skip
     for name in available_models():
         info = model_info(name)
         assert info.paper and info.used_by and info.title
-        assert (info.min_patch, info.max_patch) == ((1, 1) if info.input_kind == "vector" else (16, 256))
+        assert (info.min_patch, info.max_patch) == ((16, 256) if info.input_kind == "patch" else (1, 1))
     assert model_info("ResNet18").name == "resnet18"  # case-insensitive
 
 
@@ -37,11 +44,12 @@ def test_patch_model_forward_backward(name, bands, patch):
     model = build_model(name, bands, patch)
     assert isinstance(model, ZooModel) and model.training
     x = torch.randn(2, bands, patch, patch)
-    logits = model(x)
-    assert logits.shape == (2, 2)
-    logits.sum().backward()
+    # a network with several heads returns them all in training mode, for its training_loss
+    model.training_loss(model(x), torch.tensor([0, 1]), torch.nn.CrossEntropyLoss()).backward()
     first = next(model.parameters())
     assert first.grad is not None and torch.isfinite(first.grad).all()
+    with torch.no_grad():
+        assert model.eval()(x).shape == (2, 2)
 
 
 @pytest.mark.parametrize("name", PATCH_MODELS)
@@ -135,3 +143,34 @@ def test_small_and_large_stems_report_their_stride():
 def test_bad_arguments_give_clear_errors(call, message):
     with pytest.raises(InputError, match=message):
         call()
+
+
+def test_architecture_options_are_the_builders_keywords():
+    assert architecture_options("mlp") == {"width": 64, "dropout": 0.3}
+    assert architecture_options("vgg8") == {}  # the depth is fixed by the name
+    assert architecture_options("vit")["depth"] == 4
+    mlp = build_model("mlp", 5, 1, width=8)
+    assert mlp.features[0].out_features == 8
+    with pytest.raises(InputError, match=r"LeNet-5 has no option beta; its options: none"):
+        build_model("lenet", 3, 16, beta=0.4)
+    with pytest.raises(InputError, match=r"no option widht; its options: width \(default 64\), dropout"):
+        build_model("mlp", 3, 1, widht=8)
+
+
+def test_options_are_read_as_a_geologist_types_them():
+    assert parse_options("") == {}
+    assert parse_options(" beta = 0.4; rates=1,6,12 ;attention=false; mode=vote;") == {
+        "beta": 0.4, "rates": [1, 6, 12], "attention": False, "mode": "vote"}
+    assert parse_options("width=32\ndropout=0.25") == {"width": 32, "dropout": 0.25}
+    for bad in ("beta", "=3", "two words=1", "beta="):
+        with pytest.raises(InputError, match="write name=value"):
+            parse_options(bad)
+
+
+def test_pixel_pair_cnn_is_the_pair_form_of_the_1d_cnn():
+    model = build_model("ppf_cnn1d", 39, 1, seed=2)
+    twin = build_model("cnn1d", 39, 1, seed=2, pair=True)
+    assert model.input_kind == model_info("ppf_cnn1d").input_kind == "pair" and model.input_shape(4) == (4, 2, 39)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), twin.state_dict().values()))
+    with pytest.raises(InputError, match="patch size 1"):
+        build_model("ppf_cnn1d", 39, 16)
