@@ -1,7 +1,7 @@
 """he2024's ResNet50 with two added FC layers and the full-size ViT-B/16: shapes, ONNX equals torch, learning.
 
 ViT-B/16 has about 86 M weights: it is built once per module at its smallest patch (one 16 × 16 token), its
-learning check (like ResNet50's) is two optimiser steps on one batch, and its ONNX test (a 340 MB file) is
+learning check is two optimiser steps on one batch (ResNet50 + FC: three), and its ONNX test (a 340 MB file) is
 marked ``slow``.
 """
 
@@ -85,8 +85,8 @@ def test_resnet50_fc_onnx_matches_torch(tmp_path):
 
 
 def test_resnet50_fc_learns_an_easy_batch():
-    before, after = loss_falls(build_model("resnet50_fc", 3, 16, seed=0), steps=2, learning_rate=1e-3, n=4)
-    assert after < 0.8 * before
+    before, after = loss_falls(build_model("resnet50_fc", 3, 16, seed=0), steps=3, learning_rate=1e-3, n=4)
+    assert after < 0.5 * before
 
 
 def test_vit_b16_is_full_size(vit_b16):
