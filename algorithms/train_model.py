@@ -63,6 +63,8 @@ _NUMBERS = [
     ("MEMBERS", "Seed-ensemble members (seeds SEED … SEED+N−1, probabilities averaged)", INT, 1, 1, False),
     ("SEED", "Random seed", INT, 42, 0, False),
     ("MAX_PAIRS", "Pixel-pair models: at most this many pairs per split (0 = every pair)", INT, 0, 0, True),
+    ("RANDOM_CROP", "Online augmentation: random crop size (cells; 0 = none; the model's patch size)", INT, 0, 0,
+     True),
 ]
 
 
@@ -75,6 +77,7 @@ class TrainModel(DeepProspectAlgorithm):
         "CLASS_WEIGHTING", "EARLY_STOPPING", "DEVICE", "OUTPUT", "CURVES", "BAND_INFLUENCE")
     VALIDATION_AUC, TEST_AUC, DEVICE_USED = "VALIDATION_AUC", "TEST_AUC", "DEVICE_USED"
     EACH_NEGATIVE_SET, DRAWS_TABLE = "EACH_NEGATIVE_SET", "DRAWS_TABLE"
+    RANDOM_FLIPS, RANDOM_ROTATIONS = "RANDOM_FLIPS", "RANDOM_ROTATIONS"
 
     NAME = "trainmodel"
     DISPLAY_NAME = "Train prospectivity model"
@@ -90,9 +93,10 @@ class TrainModel(DeepProspectAlgorithm):
         "validation and test splits, the training history, seed, a hash of the data and library versions; "
         "'Prospectivity map' checks a stack against it.<br>"
         "<b>Architectures</b>: LeNet, AlexNet, VGG8, VGG16, MobileNetV2, ResNet50, ViT (he2024's six and more), "
-        "ResNet18 and ShuffleNetV2 (gao2023 backbones), gao2023's MFAF on either (dilated branches, channel and "
-        "spatial attention, self-distillation), the 1D CNN over each cell's element vector (zhang2021), "
-        "an MLP over the element vector, and zhang2021's pixel-pair 1D CNN (ppf_cnn1d).<br>"
+        "he2024's ResNet50 with two added FC layers, the full-size ViT-B/16 (86 M weights: a GPU is advised, a "
+        "CPU trains it slowly), ResNet18 and ShuffleNetV2 (gao2023 backbones), gao2023's MFAF on either (dilated "
+        "branches, channel and spatial attention, self-distillation), the 1D CNN over each cell's element vector "
+        "(zhang2021), an MLP over the element vector, and zhang2021's pixel-pair 1D CNN (ppf_cnn1d).<br>"
         "<b>Pixel pairs</b> (ppf_cnn1d; Zhang et al. 2021 after Li et al. 2016): in each split apart, the "
         "unaugmented cells (deposit cells and neighbours, barren and random negatives; never crops, flips, noise "
         "or SMOTE copies) are paired: two cells of one class make a similar pair (0), one of each a dissimilar "
@@ -132,7 +136,12 @@ class TrainModel(DeepProspectAlgorithm):
         "training AUC is above 0.5, so a model worse than chance is never kept (if none is, the last epoch is). "
         "Without validation samples (e.g. the training set's split fell back for lack of deposit groups) early "
         "stopping is off and the last epoch is kept. The card records the monitor actually used and why the "
-        "epoch was kept. Class weighting balances deposits and negatives in the loss. Cancel stops between "
+        "epoch was kept.<br><b>Online augmentation</b> (gao2022: random horizontal and vertical flips and a "
+        "224 crop of 256 windows before each iteration): every training batch is flipped, rotated by 90° steps "
+        "and/or cropped at random, with new seeded draws each epoch; validation, test and every score read the "
+        "centre crop. With a crop c the model, its card and 'Prospectivity map' use patch size c (the c-window "
+        "centred on each cell), so train on windows larger than the patch you want. Class weighting balances "
+        "deposits and negatives in the loss. Cancel stops between "
         "batches and writes nothing."
     )
 
@@ -171,6 +180,13 @@ class TrainModel(DeepProspectAlgorithm):
             self.EACH_NEGATIVE_SET, "Train one model per negative set and keep the best on validation", False),
             "zhang2021 Table 3: every negative draw gets its model; the best validation AUC is written.",
             advanced=True))
+        for key, label, text in (
+                (self.RANDOM_FLIPS, "Online augmentation: random flips",
+                 "Each training sample is flipped left-right and up-down, each with probability ½, anew every "
+                 "epoch (gao2022)."),
+                (self.RANDOM_ROTATIONS, "Online augmentation: random 90° rotations",
+                 "Each training sample is rotated by 0, 90, 180 or 270° at random, anew every epoch.")):
+            self.addParameter(explained(QgsProcessingParameterBoolean(key, label, False), text, advanced=True))
         explain(self, {
             "MIN_LEARNING_RATE": "The cosine schedule ends at this learning rate in the last epoch.",
             "MOMENTUM": "Momentum of SGD (used with the sgd optimiser only).",
@@ -184,6 +200,9 @@ class TrainModel(DeepProspectAlgorithm):
             "NEGATIVE_SET": "Which of the training set's negative sets (repeats) to train on.",
             "INPUT_NOISE": "Each training batch gets Gaussian noise of this standard deviation (z-scored bands).",
             "MAX_PAIRS": "Pair models: each split keeps at most this many pairs, drawn at random with the seed.",
+            "RANDOM_CROP": "Each training sample is a random crop of this size of its window, anew every epoch; "
+                           "validation, test and prediction use the centre crop, and the model's patch size is "
+                           "this size (gao2022: 224 of 256). At most the training set's patch size.",
         })
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Model file", "ONNX model (*.onnx)"))
@@ -245,6 +264,8 @@ class TrainModel(DeepProspectAlgorithm):
             early_stopping=enum(self.EARLY_STOPPING),
             class_weighting=self.parameterAsBool(parameters, self.CLASS_WEIGHTING, context),
             device=enum(self.DEVICE),
+            random_flips=self.parameterAsBool(parameters, self.RANDOM_FLIPS, context),
+            random_rotations=self.parameterAsBool(parameters, self.RANDOM_ROTATIONS, context),
             **self.read_numbers(_NUMBERS, parameters, context),
         )
         preset = enum(self.PRESET)

@@ -18,14 +18,17 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..compat import FAST_INSERT, FIELD_INT, FIELD_STRING, FLAG_ADVANCED, SOURCE_POINT, WKB_POINT
+from ..compat import FAST_INSERT, FIELD_INT, FIELD_STRING, FLAG_ADVANCED, SOURCE_POINT, SOURCE_POLYGON, WKB_POINT
 from ..core.augment import AugmentSettings
 from ..core.bands import RasterBands
+from ..core.blocks import BLOCK_NEGATIVES
 from ..core.labels import (
+    LABELLING_MODES,
     SPLIT_METHODS,
     UNAUGMENTED,
     LabelSettings,
     build_training_set,
+    polygon_cells,
     read_stack_tags,
     save_training_set,
 )
@@ -34,7 +37,7 @@ from .base import DOUBLE, INT, DeepProspectAlgorithm
 from .parameters import explain, explained, named_enum
 from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, point_parameter, projected_raster
 from .styles import StyleOnLoad
-from .vector_io import add_study_area_parameters, read_study_area
+from .vector_io import add_study_area_parameters, read_geometries, read_study_area
 
 # key (lower case = settings field; REPEATS = n_repeats), label, type, default, minimum, advanced
 _LABEL_NUMBERS = [
@@ -47,6 +50,10 @@ _LABEL_NUMBERS = [
     ("VALIDATION_FRACTION", "Validation fraction", DOUBLE, 0.15, 0.0, False),
     ("TEST_FRACTION", "Test fraction", DOUBLE, 0.15, 0.0, False),
     ("SEED", "Random seed", INT, 42, 0, False),
+]
+_BLOCK_NUMBERS = [
+    ("BLOCK_SIZE", "Block size (cells; block labels)", INT, 32, 1, False),
+    ("BLOCK_STRIDE", "Block stride (cells; 0 = the block size, blocks side by side)", INT, 0, 0, False),
 ]
 _AUGMENT_NUMBERS = [
     ("POSITIVE_CROPS", "Crops per training positive (he2024: N=50; 0 = none)", INT, 0, 0, True),
@@ -64,13 +71,14 @@ class TrainingLabels(DeepProspectAlgorithm):
 
     STACK, DEPOSITS, BARREN = "STACK", "DEPOSITS", "BARREN"
     SPLIT_METHOD, FLIPS, SMOTE, OUTPUT, SAMPLES = "SPLIT_METHOD", "FLIPS", "SMOTE", "OUTPUT", "SAMPLES"
+    LABELLING, BLOCK_NEGATIVES, BARREN_AREAS = "LABELLING", "BLOCK_NEGATIVES", "BARREN_AREAS"
 
     NAME = "traininglabels"
     DISPLAY_NAME = "Training samples from deposits"
     GROUP = "trainingdata"
     TAGS = (
         "training data", "labels", "deposits", "occurrences", "barren holes", "negatives", "spatial split",
-        "augmentation", "SMOTE",
+        "augmentation", "SMOTE", "blocks", "block labels",
     )
     MEMORY_HINT = "Use a smaller patch size (PATCH_SIZE) or fewer negatives (NEGATIVE_RATIO)"
     HELP = (
@@ -91,10 +99,19 @@ class TrainingLabels(DeepProspectAlgorithm):
         "then more optimistic); if still too few, the validation split is dropped (training then runs every "
         "epoch), then the test split. The log and the manifest say what was done. No validation/test window "
         "overlaps a training window: overlapping barren points are dropped, overlapping positives stop the "
-        "run.<br><b>Augmentation</b> of the training split: crop shifts (he2024: N crops "
-        "moved up to ±a cells in x and ±b in y), a flipped/rotated copy, a Gaussian-noise copy (gao2023), SMOTE "
-        "to balance the classes (gao2023). Everything is seeded and listed in the manifest inside the .npz; "
-        "repeat = −1 marks samples shared by every negative set (positives, barren points)."
+        "run.<br><b>Block labels</b> (labelling = blocks; gao2022, he2024): the grid is cut into blocks of the "
+        "block size every block stride cells; a block holding a deposit is positive; negatives are every other "
+        "block (all) or only blocks verified barren (barren, he2024: holding a barren point or wholly inside the "
+        "barren areas); the rest are unknown and never trained on. A block whose centre cell is on nodata or "
+        "outside the study area is not used. Each block's window is the patch-size window centred on the block, "
+        "never resized (one window cell = one stack cell, as prediction reads): the block itself when the patch "
+        "size equals the block size (gao2022: 256), its central part when smaller (he2024 trimmed blocks "
+        "centrally to 32×32). The element vector is the block's centre cell. Counts of positive, negative, "
+        "unknown, unusable and dropped blocks are in the manifest.<br><b>Augmentation</b> of the training split: "
+        "crop shifts (he2024: N crops moved up to ±a cells in x and ±b in y), a flipped/rotated copy, a "
+        "Gaussian-noise copy (gao2023), SMOTE to balance the classes (gao2023). Everything is seeded and listed "
+        "in the manifest inside the .npz; repeat = −1 marks samples shared by every negative set (positives, "
+        "barren points, blocks)."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API name
@@ -107,7 +124,21 @@ class TrainingLabels(DeepProspectAlgorithm):
         self.addParameter(explained(named_enum(self.SPLIT_METHOD, "Spatial split by", SPLIT_METHODS),
                                     "groups = deposit groups (linked within the linkage distance); blocks = square "
                                     "spatial blocks."))
-        self.add_numbers(_LABEL_NUMBERS[5:] + _AUGMENT_NUMBERS[:6])
+        self.add_numbers(_LABEL_NUMBERS[5:])
+        self.addParameter(explained(named_enum(self.LABELLING, "Labelling", LABELLING_MODES),
+                                    "cells = deposit cells and their neighbours (positive radius) against barren and "
+                                    "random cells (zhang2021); blocks = the grid cut into blocks, a block holding a "
+                                    "deposit is positive (gao2022, he2024)."))
+        self.add_numbers(_BLOCK_NUMBERS)
+        self.addParameter(explained(named_enum(self.BLOCK_NEGATIVES, "Block negatives", BLOCK_NEGATIVES),
+                                    "Block labels only. all = every block without a deposit (gao2022); barren = only "
+                                    "blocks holding a barren point or wholly inside the barren areas, the rest "
+                                    "unknown and never trained on (he2024)."))
+        self.addParameter(explained(QgsProcessingParameterFeatureSource(
+            self.BARREN_AREAS, "Barren areas (block labels)", [SOURCE_POLYGON], optional=True),
+            "Polygons verified barren (drilling, trenching): with barren block negatives, a block whose every cell "
+            "of valid data lies inside them is a negative."))
+        self.add_numbers(_AUGMENT_NUMBERS[:6])
         for key, label in ((self.FLIPS, "Add a flipped/rotated copy of each training window"),
                            (self.SMOTE, "SMOTE: balance the training classes")):
             parameter = QgsProcessingParameterBoolean(key, label, False)
@@ -115,6 +146,9 @@ class TrainingLabels(DeepProspectAlgorithm):
             self.addParameter(parameter)
         self.add_numbers(_AUGMENT_NUMBERS[6:])
         explain(self, {
+            "BLOCK_SIZE": "Side of the label blocks in cells (block labels only; gao2022: 256 cells).",
+            "BLOCK_STRIDE": "Step between block starts in cells (block labels only); smaller than the block size "
+                            "gives overlapping blocks, 0 = the block size.",
             **{f"{kind.upper()}_CROPS": f"Shifted copies of each training {kind} window (he2024 crops); validation "
                                         "and test windows are never augmented." for kind in ("positive", "negative")},
             **{f"{kind.upper()}_SHIFT_{axis}": f"Largest random shift of a {kind} crop along {axis.lower()}, in cells."
@@ -135,7 +169,10 @@ class TrainingLabels(DeepProspectAlgorithm):
         check_writable(output)
         numbers = self.read_numbers(_LABEL_NUMBERS, parameters, context)
         settings = LabelSettings(split_method=self.parameterAsEnumString(parameters, self.SPLIT_METHOD, context),
-                                 n_repeats=numbers.pop("repeats"), **numbers)
+                                 n_repeats=numbers.pop("repeats"), **numbers,
+                                 labelling=self.parameterAsEnumString(parameters, self.LABELLING, context),
+                                 block_negatives=self.parameterAsEnumString(parameters, self.BLOCK_NEGATIVES, context),
+                                 **self.read_numbers(_BLOCK_NUMBERS, parameters, context))
         augment = AugmentSettings(flips=self.parameterAsBool(parameters, self.FLIPS, context),
                                   smote=self.parameterAsBool(parameters, self.SMOTE, context),
                                   **self.read_numbers(_AUGMENT_NUMBERS, parameters, context))
@@ -145,12 +182,14 @@ class TrainingLabels(DeepProspectAlgorithm):
         barren = point_parameter(self, parameters, self.BARREN, "barren", crs, context, feedback)
         area = read_study_area(self, parameters, context, crs, feedback)
         mask = area.mask(grid) if area is not None else None
+        barren_area = self._barren_areas(parameters, context, crs, feedback, grid)
         grid, names = read_grid_spec(layer.source()), band_labels(layer.source(), read_band_names(layer.source()))
         feedback.pushInfo(f"Stack: {len(names)} band(s) {', '.join(names)} on {grid.rows} × {grid.cols} cells.")
         progress, is_cancelled = feedback_callbacks(feedback)
         with RasterBands(layer.source()) as stack:  # read window by window, only around the samples
             result = build_training_set(stack, grid, names, deposits, barren, mask, settings, augment,
-                                        read_stack_tags(layer.source()), progress, is_cancelled)
+                                        read_stack_tags(layer.source()), progress, is_cancelled,
+                                        barren_area=barren_area)
         for note in result.manifest["notes"]:
             feedback.pushWarning(note)
         feedback.pushInfo(f"Counts: {json.dumps(result.manifest['counts'])}")
@@ -158,6 +197,17 @@ class TrainingLabels(DeepProspectAlgorithm):
         samples = self._write_samples(parameters, context, crs, result)
         StyleOnLoad.attach(context, samples, "training_samples.qml", name="Training samples")
         return {self.OUTPUT: output, self.SAMPLES: samples}
+
+    def _barren_areas(self, parameters, context, crs, feedback, grid) -> np.ndarray | None:
+        """Cells whose centre lies in a BARREN_AREAS polygon (None when the layer is not given or empty)."""
+        source = self.parameterAsSource(parameters, self.BARREN_AREAS, context)
+        if source is None:
+            return None
+        polygons, _ = read_geometries(source, None, crs, context, feedback, "the barren areas")
+        mask = polygon_cells(polygons, grid)
+        if not mask.any():
+            feedback.pushWarning("The barren areas cover no cell centre of the stack; no block is barren by area.")
+        return mask
 
     def _write_samples(self, parameters, context, crs, result):
         fields = QgsFields()

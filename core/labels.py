@@ -29,6 +29,16 @@ Rules (each recorded in the manifest of the training set):
   positives stop the run with a message; overlapping barren points are dropped (the validation/test one if it
   overlaps a training positive, otherwise the training one) and counted; :func:`check_no_leakage` verifies the
   result.
+* **Block labels** (``labelling="blocks"``, gao2022 and he2024; rules in :mod:`.blocks`): instead of the cells
+  above, the grid is cut into blocks of ``block_size`` cells every ``block_stride`` cells; a block holding a deposit
+  is positive, every other block (``block_negatives="all"``) or only barren-verified blocks (``"barren"``) are
+  negatives, the rest unknown and never sampled. A block's sample sits at its centre cell (kind ``block``, shared
+  by every repeat), so its window is the p×p window centred on the block: the block itself when p = block size
+  (gao2022's 256-cell blocks), its central part when p is smaller (he2024 trimmed blocks centrally to 32×32), the
+  block and a margin when p is larger. Windows are never resized: one window cell stays one stack cell, the scale
+  prediction reads. ``x_vector`` stays the window's centre cell, the same input per-cell prediction gives a vector
+  model (a block mean would be smoother than any vector it is later applied to). The positive radius, negative
+  ratio and repeats are not used; the positive reach of the split (the radius above) is half the block diagonal.
 * **Augmentation** (see :mod:`.augment`) is applied to the training split only; crops that overlap a
   validation/test window or whose centre leaves valid data or the study area are dropped and counted.
 
@@ -54,6 +64,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial import cKDTree
 
 from . import augment as aug
+from . import blocks as blk
 from .bands import ArrayBands, BandSource, read_padded_windows, valid_cells
 from .errors import InputError
 from .grid import GridSpec
@@ -65,8 +76,9 @@ from .windows import WINDOW_FILL
 
 FORMAT = "deepprospect-training-set"
 SPLITS = ("train", "validation", "test")
-KINDS = ("deposit", "neighbour", "barren", "random", "crop", "flip", "noise", "smote")
-UNAUGMENTED = KINDS[:4]
+KINDS = ("deposit", "neighbour", "barren", "random", "crop", "flip", "noise", "smote", "block")
+UNAUGMENTED = (*KINDS[:4], "block")
+LABELLING_MODES = ("cells", "blocks")
 SHARED = -1  # repeat of samples used by every repeat (positives, barren points)
 SPLIT_METHODS = ("groups", "blocks")
 ARRAYS = ("x_patch", "x_vector", "y", "split", "kind", "repeat", "centre_xy", "window_rc")
@@ -78,6 +90,7 @@ _CHUNK_VALUES = 1 << 24  # window values flipped per step (64 MB of float32) bet
 # exclusion buffer (its distance transform); measured with tracemalloc: 12.1 and 37.0.
 _GRID_BYTES_PER_CELL = 13
 _BUFFER_BYTES_PER_CELL = 25
+_AREA_BYTES_PER_CELL = 9  # block labels' summed-area table of the cells outside barren areas (int32 twice, bool)
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,10 @@ class LabelSettings:
     validation_fraction: float = 0.15
     test_fraction: float = 0.15
     seed: int = 42
+    labelling: str = "cells"
+    block_size: int = 32
+    block_stride: int = 0
+    block_negatives: str = "all"
 
     def __post_init__(self) -> None:
         if self.patch_size < 1:
@@ -109,6 +126,20 @@ class LabelSettings:
         v, t = self.validation_fraction, self.test_fraction
         if v < 0 or t < 0 or v + t >= 1:
             raise InputError(f"The validation ({v}) and test ({t}) fractions must be ≥ 0 and sum to less than 1.")
+        if self.labelling not in LABELLING_MODES:
+            raise InputError(f"Unknown labelling '{self.labelling}'; use one of {', '.join(LABELLING_MODES)}.")
+        if self.block_negatives not in blk.BLOCK_NEGATIVES:
+            raise InputError(f"Unknown block negatives '{self.block_negatives}'; use one of "
+                             f"{', '.join(blk.BLOCK_NEGATIVES)}.")
+        if self.block_size < 1 or not 0 <= self.block_stride <= self.block_size:
+            raise InputError(f"The block size must be at least 1 cell and the block stride between 0 (= the block "
+                             f"size) and the block size (got size {self.block_size}, stride {self.block_stride}); "
+                             "a stride larger than the block would leave cells in no block.")
+
+    @property
+    def stride(self) -> int:
+        """The block stride in cells (0 = the block size: blocks side by side)."""
+        return self.block_stride or self.block_size
 
     @property
     def fractions(self) -> np.ndarray:
@@ -117,7 +148,10 @@ class LabelSettings:
                          self.test_fraction])
 
     def radius(self, grid: GridSpec) -> float:
-        """The positive radius in map units (default: one cell's diagonal → 3×3)."""
+        """The positive radius in map units (default: one cell's diagonal → 3×3); with block labels, the farthest
+        a positive block's centre cell lies from its deposit (half the block's diagonal)."""
+        if self.labelling == "blocks":
+            return blk.block_reach(self.block_size, grid.pixel_width, grid.pixel_height)
         return self.positive_radius or math.hypot(grid.pixel_width, grid.pixel_height)
 
     def distance(self, grid: GridSpec) -> float:
@@ -212,18 +246,25 @@ def valid_windows(invalid: np.ndarray, patch_size: int) -> np.ndarray:
     return ~ndimage.maximum_filter(invalid.astype(np.uint8), size=patch_size, mode="constant", cval=1).astype(bool)
 
 
+def polygon_cells(polygons: Sequence[Mapping], grid: GridSpec) -> np.ndarray:
+    """Cells whose centre is inside a polygon (GeoJSON-like geometries, grid CRS); none without polygons."""
+    if not polygons:
+        return np.zeros(grid.shape, dtype=bool)
+    transform = Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max)
+    return rasterize([(g, 1) for g in polygons], out_shape=grid.shape, transform=transform, fill=0,
+                     dtype="uint8").astype(bool)
+
+
 def study_area_mask(polygons: Sequence[Mapping], grid: GridSpec, holes: Sequence[Mapping] = ()) -> np.ndarray:
     """Cells whose centre is inside a polygon and not inside a hole (GeoJSON-like geometries, grid CRS)."""
     if not polygons:
         raise InputError("The study area layer has no polygons; give a polygon layer or leave the study area empty.")
-    transform = Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max)
-    mask = rasterize([(g, 1) for g in polygons], out_shape=grid.shape, transform=transform, fill=0, dtype="uint8")
+    mask = polygon_cells(polygons, grid)
     if holes:
-        mask[rasterize([(g, 1) for g in holes], out_shape=grid.shape, transform=transform, fill=0,
-                       dtype="uint8").astype(bool)] = 0
+        mask[polygon_cells(holes, grid)] = False
     if not mask.any():
         raise InputError("The study area covers no cell centre of the stack; check that it overlaps the stack.")
-    return mask.astype(bool)
+    return mask
 
 
 # ---------------------------------------------------------------------------------------------- leakage
@@ -529,6 +570,8 @@ def build_training_set(
     stack_tags: Mapping[str, object] | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
+    *,
+    barren_area: np.ndarray | None = None,
 ) -> TrainingSet:
     """Label, split, window and augment samples from a (bands, rows, cols) stack with NaN as nodata.
 
@@ -546,6 +589,8 @@ def build_training_set(
         study_area: optional (rows, cols) bool mask; cells outside are never sampled.
         settings, augment: see :class:`LabelSettings` and :class:`.augment.AugmentSettings`.
         stack_tags: metadata of the stack, copied into the manifest.
+        barren_area: optional (rows, cols) bool mask of barren areas; with block labels and barren-only negatives
+            a block wholly inside them is a negative (see :mod:`.blocks`).
 
     Raises:
         InputError: nothing usable remains, the split is impossible, a split would hold no negative, or positives
@@ -561,10 +606,15 @@ def build_training_set(
     if p > min(grid.rows, grid.cols):
         raise InputError(f"The patch size ({p} cells) is larger than the stack ({grid.rows} × {grid.cols} cells); "
                          "choose a smaller patch size.")
+    if settings.labelling == "blocks" and settings.block_size > min(grid.rows, grid.cols):
+        raise InputError(f"The block size ({settings.block_size} cells) is larger than the stack ({grid.rows} × "
+                         f"{grid.cols} cells); choose a smaller block size.")
     notes: list[str] = []
-    if study_area is not None and np.asarray(study_area).shape != grid.shape:
-        raise InputError(f"The study area mask {np.asarray(study_area).shape} does not match the grid {grid.shape}.")
+    for name, mask in (("study area", study_area), ("barren area", barren_area)):
+        if mask is not None and np.asarray(mask).shape != grid.shape:
+            raise InputError(f"The {name} mask {np.asarray(mask).shape} does not match the grid {grid.shape}.")
     per_cell = _GRID_BYTES_PER_CELL + (_BUFFER_BYTES_PER_CELL if settings.exclusion_buffer > 0 else 0)
+    per_cell += _AREA_BYTES_PER_CELL if barren_area is not None and settings.labelling == "blocks" else 0
     check_memory(per_cell * grid.cell_count, f"Sampling on {grid.rows} × {grid.cols} cells",
                  "Use a stack with larger cells or a smaller extent, or no exclusion buffer (EXCLUSION_BUFFER 0)")
     allowed = valid_cells(source, is_cancelled=is_cancelled)
@@ -577,20 +627,14 @@ def build_training_set(
         raise InputError("No deposit lies on valid stack data inside the study area; check the deposit layer, its "
                          "CRS and the study area.")
     split = _split(deposit_rc, grid, settings, np.random.default_rng([settings.seed, 1]), notes)
-    positives, dropped = _positives(deposit_rc, grid, settings.radius(grid), allowed, split.deposit)
-    if dropped:
-        notes.append(f"{dropped} neighbour cell(s) on nodata or outside the study area were not used.")
-    check_cancelled(is_cancelled)
-
-    rows, cols, inside = point_cells(deposit_xy, grid)  # the buffer is around every deposit on the grid
-    candidates = _negative_candidates(grid, allowed, positives, np.column_stack([rows, cols])[inside],
-                                      settings.exclusion_buffer)
-    parts = [positives]
-    if barren_xy is not None and len(barren_xy):
-        parts.append(_barren(barren_xy, grid, allowed, candidates, split.region, notes))
-    samples = _resolve_leakage(_Samples.concat(parts), p, notes)
-    random, repeats = _random_negatives(samples, candidates, split.region, settings, notes)
-    samples = _Samples.concat([samples, *random])
+    if settings.labelling == "blocks":
+        samples, labelling = _block_samples(deposit_xy, deposit_rc, barren_xy, barren_area, grid, allowed, split,
+                                            settings, notes)
+        repeats: list[dict] = []
+    else:
+        samples, repeats = _cell_samples(deposit_xy, deposit_rc, barren_xy, grid, allowed, split, settings, notes,
+                                         is_cancelled)
+        labelling = {"mode": "cells"}
     _check_negatives(samples, settings)
     report(progress, 15)
     check_cancelled(is_cancelled)
@@ -598,9 +642,77 @@ def build_training_set(
     result = _assemble(source, grid, samples, allowed, settings, augment, notes, progress, is_cancelled)
     check_no_leakage(result.window_rc, result.split, p)
     result.manifest = _manifest(result, grid, band_names, settings, augment, stack_tags, repeats, notes,
-                                len(deposit_rc), split.record)
+                                len(deposit_rc), split.record, labelling)
     report(progress, 100)
     return result
+
+
+def _deposits_on_grid(deposit_xy: np.ndarray, grid: GridSpec) -> np.ndarray:
+    """(n, 2) cells of every deposit on the grid (also on nodata): the exclusion buffer is around each of them."""
+    rows, cols, inside = point_cells(deposit_xy, grid)
+    return np.column_stack([rows, cols])[inside]
+
+
+def _cell_samples(deposit_xy, deposit_rc, barren_xy, grid, allowed, split, settings, notes,
+                  is_cancelled) -> tuple[_Samples, list[dict]]:
+    """Centre-cell samples: positives within the radius of deposits, barren points and random negatives."""
+    p = settings.patch_size
+    positives, dropped = _positives(deposit_rc, grid, settings.radius(grid), allowed, split.deposit)
+    if dropped:
+        notes.append(f"{dropped} neighbour cell(s) on nodata or outside the study area were not used.")
+    check_cancelled(is_cancelled)
+
+    candidates = _negative_candidates(grid, allowed, positives, _deposits_on_grid(deposit_xy, grid),
+                                      settings.exclusion_buffer)
+    parts = [positives]
+    if barren_xy is not None and len(barren_xy):
+        parts.append(_barren(barren_xy, grid, allowed, candidates, split.region, notes))
+    samples = _resolve_leakage(_Samples.concat(parts), p, notes)
+    random, repeats = _random_negatives(samples, candidates, split.region, settings, notes)
+    return _Samples.concat([samples, *random]), repeats
+
+
+def _block_samples(deposit_xy, deposit_rc, barren_xy, barren_area, grid, allowed, split, settings,
+                   notes) -> tuple[_Samples, dict]:
+    """Block samples (see :mod:`.blocks`): positive and negative blocks at their centre cells, and the record."""
+    b, p = settings.block_size, settings.patch_size
+    if settings.block_negatives == "barren" and (barren_xy is None or not len(barren_xy)) and barren_area is None:
+        raise InputError("Barren-only block negatives need barren points or barren areas: give one of them, or "
+                         "take every other block as a negative (block negatives 'all').")
+    no_positives = _Samples.make([], [], 1, 0, "block", SHARED)
+    candidates = _negative_candidates(grid, allowed, no_positives, _deposits_on_grid(deposit_xy, grid),
+                                      settings.exclusion_buffer)
+    barren_rc = (_deposit_cells(barren_xy, grid, allowed, notes, "barren point(s)")
+                 if barren_xy is not None and len(barren_xy) else None)
+    blocks = blk.label_blocks(allowed, b, settings.stride, settings.block_negatives, deposit_rc, split.deposit,
+                              split.region, candidates, barren_rc, barren_area)
+    if blocks.deposits_outside:
+        notes.append(f"{blocks.deposits_outside} deposit(s) beyond the last block at the grid's right or bottom "
+                     "edge lie in no block and were not used.")
+    mixed = blocks.count(blk.MIXED)
+    if mixed:
+        notes.append(f"{mixed} block(s) holding deposits of different splits were dropped; raise the split "
+                     "distance to keep them.")
+    if p < b:
+        notes.append(f"The patch size ({p}) is smaller than the block size ({b}): each window is the block's "
+                     "central part, so a positive block's deposit may lie outside its window.")
+    kept = np.flatnonzero((blocks.status == blk.POSITIVE) | (blocks.status == blk.NEGATIVE))
+    samples = _Samples(blocks.rows[kept], blocks.cols[kept], (blocks.status[kept] == blk.POSITIVE).astype(np.int8),
+                       blocks.split[kept], np.full(len(kept), KINDS.index("block"), np.int8),
+                       np.full(len(kept), SHARED, np.int16))
+    resolved = _resolve_leakage(samples, p, notes)
+    positive = int(resolved.label.sum())
+    record = {"mode": "blocks", "block_size": b, "block_stride": settings.stride,
+              "negatives": settings.block_negatives,
+              "rule": "positive = the block holds a deposit cell; negative = " + (
+                  "every other usable block" if settings.block_negatives == "all" else
+                  "a block holding a barren point or wholly inside barren areas") +
+              ", its centre cell beyond the exclusion buffer; unknown blocks are never sampled; the window is the "
+              "patch-size window centred on the block's centre cell (block row/col start + block_size // 2)",
+              "blocks": {"total": len(blocks.status), "positive": positive, "negative": len(resolved.label) - positive,
+                         "unknown": blocks.count(blk.UNKNOWN), "unusable": blocks.count(blk.UNUSABLE),
+                         "dropped": mixed + len(samples.label) - len(resolved.label)}}
+    return resolved, record
 
 
 def _check_negatives(samples: _Samples, settings: LabelSettings) -> None:
@@ -608,7 +720,12 @@ def _check_negatives(samples: _Samples, settings: LabelSettings) -> None:
     positives = np.bincount(samples.split[samples.label == 1], minlength=3)
     negatives = np.bincount(samples.split[samples.label == 0], minlength=3)
     for s in np.flatnonzero((positives > 0) & (negatives == 0)):
-        if settings.negative_ratio == 0:
+        if settings.labelling == "blocks":
+            fix = (f"no block of its region is a negative ({settings.block_negatives} negatives: "
+                   + ("give barren points or barren areas there, or take every other block as a negative"
+                      if settings.block_negatives == "barren" else
+                      "lower the block size or the exclusion buffer") + ")")
+        elif settings.negative_ratio == 0:
             fix = ("the negative ratio is 0 and no usable barren point lies in its region: raise the negative ratio "
                    "(e.g. 1) or give barren points")
         else:
@@ -741,13 +858,15 @@ def _fill_smote(x_patch, start, plans, augment, rng, is_cancelled) -> tuple[np.n
     return np.concatenate(labels), np.concatenate(repeats)
 
 
-def _manifest(result, grid, band_names, settings, augment, stack_tags, repeats, notes, n_deposits, split) -> dict:
+def _manifest(result, grid, band_names, settings, augment, stack_tags, repeats, notes, n_deposits, split,
+              labelling) -> dict:
     counts: dict = {}
     for s in SPLITS:
         in_split = result.split == s
         counts[s] = {"positive": int((in_split & (result.y == 1)).sum()),
                      "negative": int((in_split & (result.y == 0)).sum())}
         counts[s].update({k: int((in_split & (result.kind == k)).sum()) for k in KINDS})
+    blocks = labelling["mode"] == "blocks"
     return {
         "format": FORMAT,
         "version": 1,
@@ -760,9 +879,11 @@ def _manifest(result, grid, band_names, settings, augment, stack_tags, repeats, 
         "window_rule": "window rows r-p//2 .. r-p//2+p-1 around cell r (columns alike); window cells outside the "
                        "grid or on nodata read window_fill; x_vector = window cell (p//2, p//2)",
         "window_fill": WINDOW_FILL,
-        "positive_radius": settings.radius(grid),
-        "negative_ratio": settings.negative_ratio,
-        "negative_rule": "per split: barren + random = negative_ratio x the split's positives, per repeat",
+        "labelling": labelling,
+        "positive_radius": None if blocks else settings.radius(grid),
+        "negative_ratio": None if blocks else settings.negative_ratio,
+        "negative_rule": labelling["rule"] if blocks else
+        "per split: barren + random = negative_ratio x the split's positives, per repeat",
         "exclusion_buffer": settings.exclusion_buffer,
         "seed": settings.seed,
         "repeats": repeats,

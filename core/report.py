@@ -465,8 +465,8 @@ def _model_section(index: int, card: Mapping, figures: Mapping[str, bytes]) -> s
 def _manifest_section(manifest: Mapping | None) -> str:
     if not manifest:
         return "<p>No training set was given.</p>"
-    keys = ("patch_size", "positive_radius", "negative_ratio", "exclusion_buffer", "seed", "deposit_cells", "split",
-            "augmentation", "counts")
+    keys = ("patch_size", "labelling", "positive_radius", "negative_ratio", "exclusion_buffer", "seed", "deposit_cells",
+            "split", "augmentation", "counts")
     return _table(["setting", "value"], [[_esc(key), f"<code>{_esc(json.dumps(manifest.get(key)))}</code>"]
                                          for key in keys if key in manifest])
 

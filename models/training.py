@@ -9,6 +9,9 @@ epoch; every choice it makes is recorded in the model card:
   labelled cell); a model of both inputs (``affcnn``) reads each window with its centre cell's vector.
 - **Input noise** (optional): Gaussian noise of standard deviation ``input_noise`` added to every training batch
   (seeded), a regulariser for the few deposits of real data (gao2022 added Gaussian noise to its samples).
+- **Online augmentation** (optional, :mod:`.augment_online`): random flips, 90° rotations and a random c × c
+  crop of every training batch (gao2022); with a crop the model, its card and prediction use patch size c and
+  every score reads the windows' centre crops.
 - **Members** (optional): ``members`` > 1 trains that many copies with seeds ``seed``, ``seed + 1``, … and saves
   their probability average (:class:`.zoo.SeedAverage`) as one model; the curves and epoch record are the first
   member's, the card lists every member's kept epoch.
@@ -62,6 +65,7 @@ from ..core.raster_io import atomic_path
 from ..core.report import training_curves_png
 from ..core.stack import STACK_TAG, band_normalisation
 from ..core.stored_arrays import StoredArray
+from .augment_online import card_record, evaluation_views, training_batch
 from .mfaf import band_influence
 from .onnx_io import METRIC_SPLITS, Chunked, export_onnx, hash_arrays, make_card
 from .zoo import SeedAverage, ZooModel, build_model, check_options, model_info
@@ -102,6 +106,9 @@ class TrainSettings:
     max_pairs: int = 0  # pair models: at most this many pairs per split, drawn with the seed (0 = every pair)
     seed: int = 42
     device: str = "auto"
+    random_flips: bool = False
+    random_rotations: bool = False
+    random_crop: int = 0
 
     def __post_init__(self) -> None:
         model_info(self.architecture)  # unknown names fail here, with the list of valid ones
@@ -119,6 +126,8 @@ class TrainSettings:
             raise InputError("The learning rate must be positive.")
         if self.schedule == "cosine" and not 0 <= self.min_learning_rate <= self.learning_rate:
             raise InputError("The final learning rate of the cosine schedule must be between 0 and the learning rate.")
+        if self.random_crop < 0:
+            raise InputError(f"The random crop must be 0 (none) or a size in cells (got {self.random_crop}).")
         if self.max_pairs < 0:
             raise InputError("The pair cap must be 0 (every pair) or positive.")
         if not 0 < self.step_factor <= 1 or self.momentum < 0 or self.weight_decay < 0 or self.input_noise < 0:
@@ -325,7 +334,7 @@ def split_data(training_set: TrainingSet, input_kind: str, negative_set: int, ma
         keep = np.flatnonzero(in_set & (training_set.split == split))
         kind = training_set.kind[keep]
         data[split] = SplitData(source, torch.from_numpy(training_set.y[keep].astype(np.int64)),
-                                (kind == "deposit") | np.isin(kind, ("barren", "random")), keep)
+                                (kind == "deposit") | np.isin(kind, ("barren", "random", "block")), keep)
     return data
 
 
@@ -349,7 +358,8 @@ def train_model(
         Cancelled: ``is_cancelled()`` became true (checked between batches); nothing is returned.
     """
     info = model_info(settings.architecture)
-    data = split_data(training_set, info.input_kind, settings.negative_set, settings.max_pairs, settings.seed)
+    data = evaluation_views(split_data(training_set, info.input_kind, settings.negative_set, settings.max_pairs,
+                                       settings.seed), settings, info.input_kind)
     train = data["train"]
     _check_splits(data)
     processes = processes or SingleProcess()
@@ -524,7 +534,8 @@ class _Loop:
         for index, start in enumerate(batches):
             check_cancelled(self.is_cancelled)
             chosen = order[start:start + size]
-            x, y = self.train.inputs(chosen), self.train.y[chosen].to(self.device)
+            x = training_batch(self.train, chosen, self.settings, self.generator)
+            y = self.train.y[chosen].to(self.device)
             if self.settings.input_noise:
                 x = _each(x, lambda part: part + self.settings.input_noise * torch.randn(part.shape,
                                                                                          generator=self.generator))
@@ -655,7 +666,9 @@ def save_model(result: TrainResult, training_set: TrainingSet, path: str, curves
                "early_stopping_used": result.early_stopping_used,
                "epoch_selection": result.selection, "samples": result.counts, **result.extra,
                "training_set": {key: manifest.get(key) for key in ("seed", "split", "augmentation", "positive_radius",
-                                                                    "negative_ratio", "patch_size", "window_fill")},
+                                                                    "negative_ratio", "patch_size", "window_fill",
+                                                                    "labelling")},
+               "online_augmentation": card_record(settings, int(manifest.get("patch_size") or model.patch_size)),
                **({"band_influence": result.band_influence} if result.band_influence else {})},
     )
     export_onnx(model, path, card, model.in_bands, model.patch_size)

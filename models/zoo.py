@@ -310,6 +310,26 @@ class ResNet(ZooModel):
         _init_cnn(self)
 
 
+RESNET50_FC_HIDDEN = (1000, 256)
+"""Hidden widths of ``resnet50_fc``: the classic FC-1000 kept as a hidden layer, then an added 256-wide layer."""
+
+
+def resnet50_fc(in_bands: int, patch_size: int, n_classes: int = 2, dropout: float = 0.5) -> ResNet:
+    """ResNet50 with two fully connected layers added to the classic head (he2024, "which can increase
+    classification precision").
+
+    he2024 gives no widths (its Fig. 3d is not in the text). Reading: the classic ResNet-50 ends in global
+    average pooling and FC-1000; the two added layers follow it. Here: GAP → FC 2048→1000 → ReLU → dropout →
+    FC 1000→256 → ReLU → dropout → FC 256→classes, i.e. the classic FC-1000 as a hidden layer plus the two added
+    layers, the last of them the classifier. The ReLU between layers (else three FCs are one linear map) and the
+    dropout (0.5, as in AlexNet's and VGG's FC heads) are adaptations. Trunk as :class:`ResNet` (depth 50).
+    """
+    model = ResNet(in_bands, patch_size, n_classes, depth=50)
+    model.head = _gap_head(2048, n_classes, RESNET50_FC_HIDDEN, dropout)
+    _init_cnn(model.head)
+    return model
+
+
 # --------------------------------------------------------------------------------------------------------------
 # MobileNetV2
 
@@ -496,12 +516,13 @@ class ViT(ZooModel):
     dropout 0.1; the token side is max(4, ceil(patch/8)) px (4 px for 16-32 px patches, at most 8×8 = 64
     tokens), and the patch is zero-padded to a whole number of tokens.
     ``features`` = tokens + encoder (a token sequence, not a map): dense evaluation does not apply.
+    ``token`` > 0 fixes the token side (``vit_b16``: 16 px, see :func:`vit_b16`).
     """
 
     def __init__(self, in_bands: int, patch_size: int, n_classes: int = 2, dim: int = 128, depth: int = 4,
-                 heads: int = 4, mlp: int = 256, dropout: float = 0.1) -> None:  # fmt: skip
+                 heads: int = 4, mlp: int = 256, dropout: float = 0.1, token: int = 0) -> None:  # fmt: skip
         super().__init__(in_bands, patch_size, n_classes)
-        self.token_size = max(4, math.ceil(patch_size / 8))
+        self.token_size = token or max(4, math.ceil(patch_size / 8))
         self.feature_stride = self.token_size
         self.features = nn.Sequential(
             _Tokens(in_bands, patch_size, self.token_size, dim, dropout),
@@ -516,6 +537,16 @@ class ViT(ZooModel):
         tokens = self.features[0]
         nn.init.trunc_normal_(tokens.position, std=0.02)
         nn.init.trunc_normal_(tokens.cls, std=0.02)
+
+
+def vit_b16(in_bands: int, patch_size: int, n_classes: int = 2, dropout: float = 0.1) -> ViT:
+    """Full-size ViT-B/16 (Dosovitskiy et al. 2021, ICLR), he2024's ViT: 16×16 tokens (he2024: "a 16×16
+    convolutional kernel" embeds the data) to 768 dims, 12 pre-norm encoder blocks (he2024: "a 12-pass stack of
+    the encoder block") with 12 heads and MLP 3072 (GELU), dropout 0.1, class-token linear head; about 86 M
+    weights. Patches that are not a multiple of 16 px are zero-padded to whole tokens (a 16 px patch is one
+    token). A GPU is advised; it trains on a CPU, slowly.
+    """
+    return ViT(in_bands, patch_size, n_classes, dim=768, depth=12, heads=12, mlp=3072, dropout=dropout, token=16)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -679,6 +710,10 @@ _REGISTRY = {
         _entry("mobilenet_v2", "MobileNetV2", "Sandler et al. 2018, CVPR", "he2024", MobileNetV2),
         _entry("shufflenet_v2", "ShuffleNetV2 1.0x", "Ma et al. 2018, ECCV", "gao2023", ShuffleNetV2),
         _entry("vit", "ViT (small)", "Dosovitskiy et al. 2021, ICLR", "he2024", ViT),
+        _entry("resnet50_fc", "ResNet50 + two FC layers (he2024)", "He et al. 2016, CVPR; head: he2024", "he2024",
+               resnet50_fc),
+        _entry("vit_b16", "ViT-B/16 full size (GPU advised; works on CPU slowly)", "Dosovitskiy et al. 2021, ICLR",
+               "he2024", vit_b16),
         _entry("cnn1d", "1D CNN (element vector)", "Zhang et al. 2021 (pixel-pair features + CNN)", "zhang2021",
                CNN1D, kind="vector", dense_exact=True),
         _entry("mlp", "MLP (element vector)", "Porwal, Carranza & Hale 2003, Nat. Resour. Res. 12(1)", "—", MLP,

@@ -114,3 +114,20 @@ def test_mfaf_writes_band_influence_to_card_and_csv(run_alg, tmp_path):
                             ARCHITECTURE="mfaf_resnet18", OPTIONS="channel_attention=false",
                             BAND_INFLUENCE=str(tmp_path / "x.csv")))
     assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x.csv").exists()
+
+
+def test_online_flips_and_crop_make_a_model_of_the_crop_size(run_alg, tmp_path):
+    path = tmp_path / "windows20.npz"
+    save_training_set(str(path), easy_set(n=60, patch=20))
+    result = run_alg(ALG, params(str(path), tmp_path, EPOCHS=2, CURVES=None, RANDOM_FLIPS=True,
+                                 RANDOM_ROTATIONS=True, RANDOM_CROP=16))
+    card = read_card(result["OUTPUT"])
+    assert card["patch_size"] == 16
+    online = card["extra"]["online_augmentation"]
+    assert (online["random_flips"], online["random_rotations"], online["random_crop"]) == (True, True, 16)
+
+
+def test_a_crop_larger_than_the_windows_is_refused(run_alg, training_set_path, tmp_path):
+    with pytest.raises(QgsProcessingException, match="larger than the training set's windows"):
+        run_alg(ALG, params(training_set_path, tmp_path, EPOCHS=1, CURVES=None, RANDOM_CROP=32))
+    assert not (tmp_path / "model.onnx").exists()

@@ -11,7 +11,7 @@ from deepprospect.core.idw import idw_grid
 from deepprospect.core.labels import check_no_leakage, load_training_set
 from deepprospect.core.raster_io import write_geotiff
 from deepprospect.core.synthetic import make_survey
-from layer_factory import ProgressFeedback, RecordingFeedback, point_layer
+from layer_factory import ProgressFeedback, RecordingFeedback, point_layer, wkt_layer
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -177,3 +177,23 @@ def test_progress_never_goes_back(run_alg, synthetic, tmp_path):
     run_alg(ALG, params(stack, point_layer(survey.deposit_xy, {}), tmp_path / "set.npz",
                         BARREN=point_layer(survey.barren_xy, {}), POSITIVE_CROPS=2), feedback=feedback)
     assert feedback.progress and feedback.progress[-1] >= 90 and feedback.steps_back() == []
+
+
+@pytest.mark.parametrize("negatives", ["all", "barren"])
+def test_block_labels(run_alg, synthetic, tmp_path, negatives):
+    stack, survey = synthetic
+    extra = {"BARREN": point_layer(survey.barren_xy, {}),
+             "BARREN_AREAS": wkt_layer(["POLYGON((400000 3300000, 410000 3300000, 410000 3310000, 400000 3310000, "
+                                        "400000 3300000))"], name="barren_areas")} if negatives == "barren" else {}
+    result = run_alg(ALG, params(stack, point_layer(survey.deposit_xy, {}), tmp_path / "blocks.npz",
+                                 LABELLING="blocks", BLOCK_SIZE=8, BLOCK_STRIDE=4, BLOCK_NEGATIVES=negatives,
+                                 **extra))
+    ts = load_training_set(result["OUTPUT"])
+    labelling = ts.manifest["labelling"]
+    assert labelling["mode"] == "blocks" and labelling["block_size"] == 8 and labelling["block_stride"] == 4
+    blocks = labelling["blocks"]
+    assert blocks["positive"] == int(ts.y.sum()) > 0 and blocks["negative"] == int((ts.y == 0).sum()) > 0
+    assert sum(blocks[k] for k in ("positive", "negative", "unknown", "unusable", "dropped")) == blocks["total"]
+    assert (blocks["unknown"] > blocks["negative"]) == (negatives == "barren")
+    assert set(ts.kind) == {"block"} and result["SAMPLES"].featureCount() == len(ts)
+    check_no_leakage(ts.window_rc, ts.split, 8)

@@ -12,7 +12,8 @@ from deepprospect.models.zoo import (
     parse_options,
 )
 
-PATCH_MODELS = [name for name in available_models() if model_info(name).input_kind == "patch"]
+# vit_b16 (86 M weights) has its own, cheaper tests in test_zoo_papers.py.
+PATCH_MODELS = [name for name in available_models() if model_info(name).input_kind == "patch" and name != "vit_b16"]
 # (bands, patch): one and many bands, the smallest patch, the small stem (32) and the ImageNet stem (64).
 SHAPES = [(1, 16), (5, 32), (14, 16), (3, 64)]
 
@@ -27,8 +28,8 @@ def _one_thread():
 
 def test_registry_lists_every_paper_architecture():
     assert available_models() == [
-        "lenet", "alexnet", "vgg8", "vgg16", "resnet18", "resnet50", "mobilenet_v2", "shufflenet_v2", "vit", "cnn1d",
-        "mlp", "ppf_cnn1d", "mfaf_resnet18", "mfaf_shufflenet_v2", "affcnn",
+        "lenet", "alexnet", "vgg8", "vgg16", "resnet18", "resnet50", "mobilenet_v2", "shufflenet_v2", "vit",
+        "resnet50_fc", "vit_b16", "cnn1d", "mlp", "ppf_cnn1d", "mfaf_resnet18", "mfaf_shufflenet_v2", "affcnn",
     ]  # fmt: skip
     for name in available_models():
         info = model_info(name)
