@@ -61,7 +61,7 @@ def evaluation_views(data: Mapping, settings, input_kind: str) -> dict:
         return dict(data)
     if input_kind != "patch":
         raise InputError(f"Random flips, rotations and crops apply to window (patch) models; {settings.architecture} "
-                         "reads each cell's element vector. Switch them off or choose a patch architecture.")
+                         f"is a {input_kind} model. Switch them off or choose a patch architecture.")
     patch = int(data["train"].sample_shape[-1])
     crop = settings.random_crop
     if crop > patch:
