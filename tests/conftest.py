@@ -66,3 +66,14 @@ def pytest_unconfigure(config):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_EXIT_STATUS["code"])
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a test module (small models run faster so, and steadier on shared cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import rasterio
-import torch
 from deepprospect.core.labels import save_training_set
 from deepprospect.models.inference import predict_map
 from deepprospect.models.onnx_io import read_card
@@ -17,12 +16,7 @@ from training_factory import BANDS, easy_set
 NAMES = ["Au", "As", "Cu"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # module scope: set before module fixtures
 
 
 @pytest.fixture(scope="module")

@@ -25,12 +25,7 @@ FAST = {"epochs": 10, "batch_size": 16, "learning_rate": 2e-3, "min_learning_rat
         "min_epochs": 2, "device": "cpu", "seed": 3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # module scope: set before the module's trained model
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # module scope: set before module fixtures
 
 
 def inputs(batch: int, bands: int = 3, patch: int = 16, seed: int = 0):

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.spatialcv import CvSettings, run_spatial_cv
 from deepprospect.models.cv_models import NETWORKS, cv_fit_maps
@@ -10,12 +9,7 @@ from deepprospect.models.cv_models import NETWORKS, cv_fit_maps
 GRID = GridSpec(0.0, 3000.0, 100.0, 100.0, 30, 30, "EPSG:32650")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("key", ["affcnn", "mfaf_shufflenet_v2"])

@@ -28,12 +28,7 @@ NAMES = ["Au", "As", "Cu"]
 GRID = GridSpec(500000.0, 7000000.0, 100.0, 100.0, 23, 17, "EPSG:32650")  # 17 rows × 23 columns
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -28,12 +28,7 @@ NAMES = ["mfaf_resnet18", "mfaf_shufflenet_v2"]
 FAST = {"rates": [1, 2]}  # two branches: distillation and fusion at a fraction of five branches' cost
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def fit(name, options, n, batch, epochs, lr):

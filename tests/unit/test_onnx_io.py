@@ -40,12 +40,7 @@ def card_for(name, bands, patch, **overrides):
     return make_card(**arguments)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # Every architecture at its smallest patch, plus the ImageNet stems (64 px), ViT padding and the pixel-pair CNN.

@@ -21,12 +21,7 @@ from training_factory import BANDS, easy_set
 QUICK = {"epochs": 4, "batch_size": 64, "max_pairs": 1500, "device": "cpu", "seed": 2}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def quick_settings(**changes) -> TrainSettings:

@@ -18,12 +18,7 @@ PATCH_MODELS = [name for name in available_models() if model_info(name).input_ki
 SHAPES = [(1, 16), (5, 32), (14, 16), (3, 64)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registry_lists_every_paper_architecture():
