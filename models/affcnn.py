@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from ..core.errors import InputError
-from .zoo import _REGISTRY, ZooModel, _conv_bn_relu, _entry, _init_cnn
+from .zoo import ZooModel, _conv_bn_relu, _entry, _init_cnn
 
 FUSIONS = ("adaptive", "concat")
 BRANCHES = ("both", "1d", "2d")
@@ -221,7 +221,6 @@ def _check_options(fusion: str, branches: str, stage_split: Sequence[float], aux
         raise InputError("The AFFCNN aux_weight must not be negative and its width must be at least 1.")
 
 
-# The zoo imports this module at its end, so the AFFCNN follows the older entries in the registry.
-_REGISTRY["affcnn"] = _entry("affcnn", "1-2D AFFCNN (window + element vector)",
-                             "He et al. 2025, Computers & Geosciences 205:106011", "he2025", AFFCNN,
-                             kind="patch+vector")
+# The zoo adds this to its registry on first use, after its own networks (zoo.EXTENSIONS).
+ENTRIES = [_entry("affcnn", "1-2D AFFCNN (window + element vector)",
+                  "He et al. 2025, Computers & Geosciences 205:106011", "he2025", AFFCNN, kind="patch+vector")]

@@ -56,7 +56,7 @@ from torch import nn
 
 from ..core.errors import InputError
 from ..core.raster_io import atomic_path
-from .zoo import _REGISTRY, ResNet, SeedAverage, ShuffleNetV2, ZooModel, _entry, _gap_head, _init_cnn
+from .zoo import ResNet, SeedAverage, ShuffleNetV2, ZooModel, _entry, _gap_head, _init_cnn
 
 DEFAULT_RATES = (1, 6, 12, 18, 24)
 TABLE6_RATES = ((1, 2, 4, 8, 10), (1, 4, 8, 12, 16), (1, 6, 12, 18, 24), (1, 8, 16, 24, 32))
@@ -219,11 +219,10 @@ class MFAF(ZooModel):
         return weights.reshape(x.shape[0], len(self.rates), self.in_bands)
 
 
-# The zoo imports this module at its end, so the MFAF networks follow the older entries in the registry.
-for _backbone, _title in (("resnet18", "ResNet18"), ("shufflenet_v2", "ShuffleNetV2")):
-    _REGISTRY[f"mfaf_{_backbone}"] = _entry(f"mfaf_{_backbone}", f"MFAF ({_title})",
-                                            "Gao et al. 2023, Sustainability 15:10269", "gao2023",
-                                            partial(MFAF, backbone=_backbone))
+# The zoo adds these to its registry on first use, after its own networks (zoo.EXTENSIONS).
+ENTRIES = [_entry(f"mfaf_{backbone}", f"MFAF ({title})", "Gao et al. 2023, Sustainability 15:10269", "gao2023",
+                  partial(MFAF, backbone=backbone))
+           for backbone, title in (("resnet18", "ResNet18"), ("shufflenet_v2", "ShuffleNetV2"))]
 
 
 def band_influence(model: nn.Module, batches: Iterable[torch.Tensor],

@@ -27,6 +27,7 @@ arguments give bit-identical weights, and the caller's global torch RNG is left 
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 from collections.abc import Mapping, Sequence
@@ -724,17 +725,34 @@ _REGISTRY = {
 }  # fmt: skip
 
 
+EXTENSIONS = ("mfaf", "affcnn")
+"""Modules of this package whose networks build on the classes above (so they import this module): their
+``ENTRIES`` join the registry on first use, after the networks above and in this order, so the registry's order
+(the Processing enum's) does not depend on which module Python imported first."""
+_extended: list[bool] = []
+
+
+def _registry() -> dict[str, ModelInfo]:
+    """The registry, with the networks of :data:`EXTENSIONS` added on first use."""
+    if not _extended:
+        for module in EXTENSIONS:
+            for info in importlib.import_module(f".{module}", __package__).ENTRIES:
+                _REGISTRY.setdefault(info.name, info)
+        _extended.append(True)
+    return _REGISTRY
+
+
 def available_models() -> list[str]:
     """Registry names, in a stable order (the order of a Processing enum built from them)."""
-    return list(_REGISTRY)
+    return list(_registry())
 
 
 def model_info(name: str) -> ModelInfo:
     """The registry entry of ``name``; :class:`InputError` listing the valid names if it is unknown."""
     try:
-        return _REGISTRY[name.lower()]
+        return _registry()[name.lower()]
     except (KeyError, AttributeError):
-        raise InputError(f"Unknown model architecture {name!r}; choose one of: {', '.join(_REGISTRY)}.") from None
+        raise InputError(f"Unknown model architecture {name!r}; choose one of: {', '.join(_registry())}.") from None
 
 
 def architecture_options(name: str) -> dict[str, object]:
@@ -814,10 +832,3 @@ def build_model(name: str, in_bands: int, patch_size: int, n_classes: int = 2, *
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return info.builder(int(in_bands), int(patch_size), int(n_classes), **options)
-
-
-from . import mfaf  # noqa: E402, F401 - registers gao2023's MFAF networks, built on the classes above
-
-# The registry (and the Processing enum built from it) keeps the order the networks were added in.
-# isort: split
-from . import affcnn  # noqa: E402, F401 - registers he2025's AFFCNN, built on the classes above
