@@ -22,7 +22,8 @@ NAMES = ["Au", "As", "Cu"]
 
 def one_step_model(algorithm_id: str, values: dict, outputs: list[str]) -> QgsProcessingModelAlgorithm:
     """A graphical model of one child ``algorithm_id`` whose parameters are the modeler's fixed values ``values``
-    and whose ``outputs`` are the model's outputs (named as the child's)."""
+    and whose ``outputs`` are the model's outputs; with the name of the model's (first) destination parameter,
+    which QGIS versions name differently."""
     model = QgsProcessingModelAlgorithm("one step", "tests")
     child = QgsProcessingModelChildAlgorithm(algorithm_id)
     child.generateChildId(model)
@@ -40,17 +41,17 @@ def one_step_model(algorithm_id: str, values: dict, outputs: list[str]) -> QgsPr
     child.setModelOutputs(model_outputs)
     model.addChildAlgorithm(child)
     model.updateDestinationParameters()
-    return model, child.childId()
+    return model, model.destinationParameterDefinitions()[0].name()
 
 
 def test_dual_window_runs_inside_a_graphical_model(run_alg, tmp_path):
     stack, pair_model = str(tmp_path / "stack.tif"), str(tmp_path / "pair.onnx")
     _, recipe = write_stack(stack, evidence(3), NAMES, normalise="z-score")
     write_model(pair_model, "ppf_cnn1d", NAMES, 1, recipe)
-    model, child = one_step_model("deepprospect:dualwindow", {"MODEL": pair_model, "STACK": stack, "INNER": 3,
+    model, destination = one_step_model("deepprospect:dualwindow", {"MODEL": pair_model, "STACK": stack, "INNER": 3,
                                                               "OUTER": 5, "DEVICE": "cpu"}, ["OUTPUT"])
     out = str(tmp_path / "modelled.tif")
-    run_alg(model, {f"{child}:OUTPUT": out})
+    run_alg(model, {destination: out})
     dual_window_map(pair_model, stack, str(tmp_path / "direct.tif"), inner=3, outer=5, device="cpu")
     with rasterio.open(out) as made, rasterio.open(str(tmp_path / "direct.tif")) as direct:
         np.testing.assert_array_equal(made.read(1), direct.read(1))
@@ -63,10 +64,10 @@ def test_ensemble_comparison_runs_inside_a_graphical_model(run_alg, tmp_path):
         maps.append(str(tmp_path / f"member{index}.tif"))
         write_geotiff(maps[-1], array, GRID, ["prospectivity"])
     deposits = point_layer([(GRID.x_min + 150.0, GRID.y_max - 150.0)], {}, name="deposits")
-    model, child = one_step_model("deepprospect:ensemblecompare", {"MAPS": maps, "DEPOSITS": deposits,
+    model, destination = one_step_model("deepprospect:ensemblecompare", {"MAPS": maps, "DEPOSITS": deposits,
                                                                    "THRESHOLD": 0.5}, ["OUTPUT"])
     table = tmp_path / "compare.csv"
-    run_alg(model, {f"{child}:OUTPUT": str(table)})
+    run_alg(model, {destination: str(table)})
     with open(table, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {row["map"] for row in rows} >= {"member0.tif", "member1.tif"}
