@@ -35,8 +35,8 @@ from ..compat import (
 from ..core.anomaly import class_names, classify, find_targets, parse_class_limits, write_class_raster
 from ..core.errors import InputError
 from ..core.maps import check_probability_map
+from ..core.outputs import check_writable
 from ..core.progress import check_cancelled
-from ..core.raster_io import check_writable
 from ..core.streaming import raster_map
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks, point_parameter

@@ -29,7 +29,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..compat import FLAG_ADVANCED, FLAG_OPTIONAL, LAYER_RASTER, NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_FILE
 from ..core.errors import DeepProspectError, InputError
 from ..core.metadata import plugin_metadata
-from ..core.raster_io import check_writable, output_set, pending_outputs, temporary_beside
+from ..core.outputs import check_writable, output_set, pending_outputs, temporary_beside
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons", "deepprospect.svg")
 

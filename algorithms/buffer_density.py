@@ -14,7 +14,7 @@ from ..compat import FIELD_NUMERIC, NUMBER_DOUBLE, SOURCE_ANY_GEOMETRY
 from ..core.density import FeatureSet, density_tiles, distance_tiles, memory_bytes
 from ..core.errors import InputError
 from ..core.memory import check_memory
-from ..core.raster_io import check_writable
+from ..core.outputs import check_writable
 from ..core.tiles import grid_profile, write_tiles
 from . import missing_values
 from .base import DeepProspectAlgorithm

@@ -15,7 +15,7 @@ from qgis.core import (
 
 from ..compat import FILE_BEHAVIOUR_FILE, SOURCE_POINT
 from ..core.errors import InputError
-from ..core.raster_io import check_writable
+from ..core.outputs import check_writable
 from ..models.dualwindow import DEFAULT_BATCH, PAPER_WINDOWS, dual_window_map, parse_windows, sweep_windows
 from ..models.inference import DEVICES
 from .base import DeepProspectAlgorithm

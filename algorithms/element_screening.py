@@ -31,14 +31,8 @@ from ..compat import (
     WKB_NO_GEOMETRY,
 )
 from ..core.bands import RasterBands
-from ..core.raster_io import (
-    atomic_path,
-    band_labels,
-    check_writable,
-    read_band_names,
-    read_grid_spec,
-    write_band_subset,
-)
+from ..core.outputs import atomic_path, check_writable
+from ..core.raster_io import band_labels, read_band_names, read_grid_spec, write_band_subset
 from ..core.screening import (
     DEFAULT_CRITICAL_VALUE,
     ScreeningSettings,

@@ -26,8 +26,8 @@ from ..core.evaluation import (
     write_outputs,
 )
 from ..core.maps import check_probability_map
+from ..core.outputs import check_writable
 from ..core.progress import check_cancelled
-from ..core.raster_io import check_writable
 from ..core.streaming import raster_map
 from .base import DeepProspectAlgorithm
 from .deposit_sets import DepositSets

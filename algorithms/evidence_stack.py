@@ -12,7 +12,7 @@ from qgis.core import (
 
 from ..compat import NUMBER_DOUBLE, SOURCE_RASTER
 from ..core.errors import InputError
-from ..core.raster_io import check_writable
+from ..core.outputs import check_writable
 from ..core.stack import (
     DEFAULT_MIN_CLASS_SHARE,
     NORMALISATIONS,

@@ -17,7 +17,8 @@ from ..compat import FIELD_NUMERIC, NUMBER_DOUBLE, SOURCE_POINT
 from ..core.errors import InputError
 from ..core.idw import IdwSettings, idw_blocks, idw_memory_bytes
 from ..core.memory import check_disk, check_memory
-from ..core.raster_io import check_writable, write_geotiff_blocks
+from ..core.outputs import check_writable
+from ..core.raster_io import write_geotiff_blocks
 from ..core.transforms import log10_floored, log10_positive
 from . import missing_values
 from .base import DeepProspectAlgorithm

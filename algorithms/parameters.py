@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from qgis.core import QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterString
 
 from ..compat import FLAG_ADVANCED
-from ..core.tiles import SCHEDULER_ENV
 
 DEVICE_HELP = "auto = an NVIDIA GPU (CUDA) when it works, else the CPU (the log says which and why); cpu; cuda."
 DASK_SCHEDULER = "DASK_SCHEDULER"
@@ -47,6 +46,8 @@ def name_list(pairs: Sequence[tuple[str, str]]) -> str:
 
 def add_scheduler_parameter(algorithm) -> None:
     """Declare the optional, advanced DASK_SCHEDULER address of a tiled algorithm."""
+    from ..core.tiles import SCHEDULER_ENV  # rasterio: only tiled algorithms, which need it anyway, get here
+
     algorithm.addParameter(explained(
         QgsProcessingParameterString(DASK_SCHEDULER, "Dask scheduler address (optional)", optional=True),
         "e.g. tcp://host:8786: the tiles are computed by the workers of that dask.distributed cluster, with the same "

@@ -19,7 +19,8 @@ from ..core.anomaly import parse_class_limits
 from ..core.cv_report import read_cv_summary
 from ..core.errors import InputError
 from ..core.labels import read_training_manifest
-from ..core.raster_io import check_writable, read_grid_spec
+from ..core.outputs import check_writable
+from ..core.raster_io import read_grid_spec
 from ..core.report import ReportInputs, write_report
 from ..models.onnx_io import read_card
 from .base import DeepProspectAlgorithm

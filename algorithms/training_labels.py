@@ -32,7 +32,8 @@ from ..core.labels import (
     read_stack_tags,
     save_training_set,
 )
-from ..core.raster_io import band_labels, check_writable, read_band_names, read_grid_spec
+from ..core.outputs import check_writable
+from ..core.raster_io import band_labels, read_band_names, read_grid_spec
 from .base import DOUBLE, INT, DeepProspectAlgorithm
 from .parameters import explain, explained, named_enum
 from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, point_parameter, projected_raster

@@ -57,8 +57,9 @@ from .errors import InputError, ResourceError
 from .grid import GridSpec
 from .labels import point_cells
 from .memory import check_memory
+from .outputs import atomic_path
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import atomic_path, crs_from_string, geotiff_profile
+from .raster_io import crs_from_string, geotiff_profile
 from .streaming import (
     MapSource,
     Summary,

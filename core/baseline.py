@@ -49,18 +49,9 @@ from .errors import InputError
 from .labels import SPLITS, UNAUGMENTED, TrainingSet
 from .memory import check_memory
 from .metrics import threshold_metrics
+from .outputs import atomic_path, check_writable
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import (
-    MODEL_CARD_TAG,
-    NODATA,
-    TILE,
-    atomic_path,
-    band_labels,
-    check_writable,
-    geotiff_profile,
-    read_band_names,
-    read_grid_spec,
-)
+from .raster_io import MODEL_CARD_TAG, NODATA, TILE, band_labels, geotiff_profile, read_band_names, read_grid_spec
 from .stack import (
     RECIPE_FORMAT,
     STACK_TAG,

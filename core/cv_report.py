@@ -13,7 +13,8 @@ import numpy as np
 from .charts import html_figure, new_figure, png_bytes
 from .errors import InputError
 from .grid import GridSpec
-from .raster_io import atomic_path, check_writable, write_geotiff
+from .outputs import atomic_path, check_writable
+from .raster_io import write_geotiff
 from .spatialcv import CAPTURE_SHARES, CvResult
 
 CV_TAG = "DEEPPROSPECT_SPATIAL_CV"

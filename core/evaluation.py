@@ -49,8 +49,9 @@ from .grid import GridSpec
 from .labels import point_cells
 from .maps import check_threshold
 from .metrics import confusion_counts, threshold_metrics
+from .outputs import atomic_path
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path
+from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG
 from .streaming import (
     DistinctValues,
     LevelCounts,

@@ -69,8 +69,8 @@ from .bands import ArrayBands, BandSource, read_padded_windows, valid_cells
 from .errors import InputError
 from .grid import GridSpec
 from .memory import check_memory
+from .outputs import atomic_path
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import atomic_path
 from .stored_arrays import StoredArray, stored_member
 from .windows import WINDOW_FILL
 

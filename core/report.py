@@ -38,8 +38,9 @@ from .evaluation import HELD_OUT, TRAINING, Evaluation, confusion_table, evaluat
 from .grid import GridSpec
 from .maps import check_probability_map, check_threshold, open_map
 from .metrics import CONFUSION_MATRIX, confusion_counts
+from .outputs import atomic_path
 from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, atomic_path, geotiff_profile, read_grid_spec
+from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, geotiff_profile, read_grid_spec
 from .streaming import raster_map
 
 MAX_TARGET_ROWS = 20

@@ -11,7 +11,7 @@ picklable task, and hands :func:`map_tiles` a function that turns one task into 
 
 The same function runs on the same task either way, so the values are the same bits wherever a tile runs (on
 workers with the same packages and CPU kind). :func:`write_tiles` writes the results into a tiled GeoTIFF as
-they arrive, through :func:`.raster_io.atomic_path`, so memory holds a few tiles, never the map, and a failure or
+they arrive, through :func:`.outputs.atomic_path`, so memory holds a few tiles, never the map, and a failure or
 a cancel leaves no file.
 
 **Hooking a step in.** Write a module-level function ``compute(task) -> np.ndarray`` (importable on the workers:

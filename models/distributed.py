@@ -52,8 +52,8 @@ from torch.utils.data import DistributedSampler
 
 from ..core.errors import DeepProspectError, InputError, ResourceError
 from ..core.labels import load_training_set
+from ..core.outputs import check_writable
 from ..core.progress import log_message
-from ..core.raster_io import check_writable
 from .training import (
     DEVICES,
     EARLY_STOPPING,

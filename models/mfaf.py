@@ -55,7 +55,7 @@ import torch
 from torch import nn
 
 from ..core.errors import InputError
-from ..core.raster_io import atomic_path
+from ..core.outputs import atomic_path
 from .zoo import ResNet, SeedAverage, ShuffleNetV2, ZooModel, _entry, _gap_head, _init_cnn
 
 DEFAULT_RATES = (1, 6, 12, 18, 24)

@@ -75,7 +75,7 @@ from torch import nn
 from ..core.errors import ModelError
 from ..core.metadata import plugin_metadata
 from ..core.metrics import CONFUSION_LAYOUT, CONFUSION_MATRIX
-from ..core.raster_io import atomic_path
+from ..core.outputs import atomic_path
 from .dense import DenseScanner, dense_supported
 
 CARD_KEY = "deepprospect_card"

@@ -60,8 +60,8 @@ from torch import nn
 from ..core.errors import InputError, ResourceError
 from ..core.labels import SHARED, TrainingSet
 from ..core.metrics import threshold_metrics
+from ..core.outputs import atomic_path
 from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
-from ..core.raster_io import atomic_path
 from ..core.report import training_curves_png
 from ..core.stack import STACK_TAG, band_normalisation
 from ..core.stored_arrays import StoredArray

@@ -1,6 +1,9 @@
 """The provider: ids, groups, icon, and a clear message instead of a crash when a package is missing."""
 
 import importlib
+import os
+import subprocess
+import sys
 
 from deepprospect.algorithms import provider as provider_module
 from deepprospect.algorithms.base import GROUPS
@@ -63,3 +66,32 @@ def test_broken_package_disables_only_its_algorithms(monkeypatch, qgis_app):
     names = [a.name() for a in provider.algorithms()]
     assert "idwgridding" not in names and "evidencestack" in names
     assert "DLL load failed" in provider.missing_message()
+
+
+def test_without_the_plugins_packages_the_installer_still_loads(repo_root):
+    """In a QGIS without rasterio, scikit-learn, torch or onnxruntime the provider loads with the installer only,
+    and its message names the missing packages (the scaffolding of every algorithm is standard library + QGIS)."""
+    blocked = ("rasterio", "sklearn", "torch", "onnx", "onnxruntime", "scipy", "dask", "threadpoolctl", "matplotlib")
+    script = f"""
+import importlib.abc, sys
+class Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Blocked())
+sys.path.insert(0, {str(repo_root / "build" / "test-package")!r})
+from qgis.core import QgsApplication
+app = QgsApplication([], False)
+app.initQgis()
+from deepprospect.algorithms.provider import DeepProspectProvider
+provider = DeepProspectProvider()
+provider.loadAlgorithms()
+print("ALGORITHMS", sorted(a.name() for a in provider.algorithms()))
+print("MESSAGE", provider.missing_message())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ALGORITHMS ['installpackages']" in done.stdout
+    message = done.stdout.split("MESSAGE", 1)[1]
+    assert "rasterio" in message and "deepprospect:installpackages" in message

@@ -7,16 +7,8 @@ import pytest
 import rasterio
 from deepprospect.core.errors import InputError
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.raster_io import (
-    NODATA,
-    atomic_path,
-    output_set,
-    pending_outputs,
-    read_band_names,
-    read_grid_spec,
-    read_raster,
-    write_geotiff,
-)
+from deepprospect.core.outputs import atomic_path, output_set, pending_outputs
+from deepprospect.core.raster_io import NODATA, read_band_names, read_grid_spec, read_raster, write_geotiff
 
 GRID = GridSpec(500000.5, 3300000.25, 30.0, 30.0, 300, 260, "EPSG:32650")
 
