@@ -1,6 +1,6 @@
 """Dask scale-out benchmark: the same tiled steps in this process and on a LocalCluster of 2 worker processes.
 
-usage: python bench/bench_dask.py [--size 1000] [--repeats 2] [--no-malloc-trim] [--out DIR]
+usage: python bench/bench_dask.py [--size 1000] [--repeats 2] [--parts abcd] [--no-malloc-trim] [--out DIR]
 
 A benchmark, not a test: it times, compares the files and prints figures and ratios; it exits 0 whether the
 targets are met or not. Target: overhead (Dask time / in-process time) ≤ 1.3 and the same file bit for bit.
@@ -19,7 +19,12 @@ a. prediction: LeNet (fast scanning, patch 32, random weights) over a z-scored 1
    stack (bench_inference.py's recipe), ``predict_map`` with its default tiles;
 b. buffer-distance density (linear decay, B = 2000 m) of bench_density.py's 300 seeded faults on ``size`` ×
    ``size`` cells of 41 m, ``density_tiles`` written with ``write_tiles``;
-c. exact distance to the same faults on the same grid, ``distance_tiles``.
+c. exact distance to the same faults on the same grid, ``distance_tiles``;
+d. IDW of bench_idw.py's 7,000 seeded points with 10 fields (Cu and nine seeded transforms of it) onto ``size``
+   × ``size`` cells of 41 m: the 12 nearest samples, then every sample (power 2), ``idw_blocks`` written with
+   ``write_geotiff_blocks``.
+
+``--parts`` picks some of a–d (default all).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 OVERHEAD_TARGET = 1.3
 
@@ -121,12 +128,42 @@ def part_bc(folder: Path, size: int, client, repeats: int) -> None:
         compare(label[0], run, folder, client, repeats)
 
 
+def part_d(folder: Path, size: int, client, repeats: int) -> None:
+    from bench_idw import CELLS, EPSG, N_POINTS, PIXEL, SEED, SIDE, X0, Y0, make_points
+    from deepprospect.core.grid import GridSpec
+    from deepprospect.core.idw import IdwSettings, idw_blocks
+    from deepprospect.core.raster_io import write_geotiff_blocks
+
+    xs, ys, cu = make_points(N_POINTS, SIDE, SEED)
+    rng = np.random.default_rng(SEED)
+    fields = np.column_stack([cu] + [cu ** rng.uniform(0.5, 1.5) * rng.uniform(0.1, 10) for _ in range(9)])
+    points = np.column_stack([xs, ys])
+    names = [f"f{j}" for j in range(fields.shape[1])]
+    pixel = PIXEL * CELLS / size
+    grid = GridSpec(X0, Y0 + SIDE, pixel, pixel, size, size, f"EPSG:{EPSG}")
+    warm = GridSpec(X0, Y0 + SIDE, SIDE / 64, SIDE / 64, 64, 64, f"EPSG:{EPSG}")
+    for label, settings in (("d. IDW, 12 nearest samples", IdwSettings()),
+                            ("d. IDW, every sample", IdwSettings(max_points=0))):
+        def run(output: Path, scheduler: str | None, on: GridSpec = grid, settings: IdwSettings = settings) -> None:
+            write_geotiff_blocks(str(output), idw_blocks(points, fields, on, settings, scheduler=scheduler),
+                                 on, names)
+
+        print(f"\n== {label}, {N_POINTS} points × {len(names)} fields, {size} × {size} cells")
+        for scheduler in (None, client.scheduler.address):
+            run(folder / "warm.tif", scheduler, warm)
+        compare(f"idw_{settings.max_points}", run, folder, client, repeats)
+
+
+PARTS = {"a": part_a, "b": part_bc, "d": part_d}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1000, help="cells per side of the grids (default 1000)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each, best kept (default 2)")
     parser.add_argument("--no-malloc-trim", action="store_true",
                         help="start the workers without dask's MALLOC_TRIM_THRESHOLD_ (see above)")
+    parser.add_argument("--parts", default="abcd", help="which of a–d to run (default abcd; b and c run together)")
     parser.add_argument("--out", type=Path, help="folder for inputs and outputs (default: a temporary folder)")
     args = parser.parse_args()
     from bench_inference import import_plugin
@@ -146,8 +183,9 @@ def main() -> None:
                       silence_logs=logging.ERROR) as cluster, Client(cluster, set_as_default=False) as client:
         print(f"LocalCluster: 2 workers × 1 thread started in {time.perf_counter() - start:.1f} s (not counted), "
               f"MALLOC_TRIM_THRESHOLD_ {'unset' if args.no_malloc_trim else 'as dask sets it'}; outputs in {folder}")
-        part_a(folder, args.size, client, args.repeats)
-        part_bc(folder, args.size, client, args.repeats)
+        for key, part in PARTS.items():
+            if key in args.parts or (key == "b" and "c" in args.parts):
+                part(folder, args.size, client, args.repeats)
 
 
 if __name__ == "__main__":  # the workers are spawned processes that import this file again

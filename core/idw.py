@@ -179,9 +179,9 @@ def idw_blocks(
     blocks = [_Window(r, c, min(block_side, grid.rows - r), min(block_side, grid.cols - c))
               for r in range(0, grid.rows, block_side) for c in range(0, grid.cols, block_side)]
     if scheduler_address(scheduler) is not None:
-        compute = partial(_block_values, tuple(kernels), values.shape[1], dtype)
-        done = map_tiles(compute, blocks, len(blocks), scheduler=scheduler, progress=progress,
-                         is_cancelled=is_cancelled, log=log)
+        compute = partial(_block_values, values.shape[1], dtype)
+        done = map_tiles(compute, blocks, len(blocks), shared=tuple(kernels), scheduler=scheduler,
+                         progress=progress, is_cancelled=is_cancelled, log=log)
         return ((block.row, block.col, values) for block, values in done)
     return _evaluated_blocks(kernels, blocks, values.shape[1], workers or os.cpu_count() or 1, dtype,
                              progress, is_cancelled)
@@ -364,8 +364,9 @@ def _evaluated_blocks(kernels: list[_Kernel], blocks: list[_Window], n_fields: i
                 future.cancel()
 
 
-def _block_values(kernels: tuple[_Kernel, ...], n_fields: int, dtype: type, block: _Window) -> np.ndarray:
-    """(fields, rows, cols) values of one block, its pieces one after the other on this thread (a Dask task)."""
+def _block_values(n_fields: int, dtype: type, kernels: tuple[_Kernel, ...], block: _Window) -> np.ndarray:
+    """(fields, rows, cols) values of one block, its pieces one after the other on this thread (a Dask task; the
+    kernels are sent to each worker once)."""
     out = np.empty((n_fields, block.height, block.width), dtype=dtype)
     with threadpool_limits(limits=1, user_api="blas"):  # as on the in-process threads: the same products
         for kernel in kernels:
@@ -392,9 +393,9 @@ class _NearestKernel:
         # Pixels holding a sample get their value from _apply_exact; their division by zero is harmless.
         self.exact = _CoincidentCells(points, values, grid)
         n = points.shape[0]
-        self.k = min(settings.max_points or n, n)
-        if settings.max_points == 0:
-            self.k = self._max_count_within_radius()
+        # Neighbours per cell: the limit, else (a radius alone) at most the samples of any 3 × 3 radius-sided
+        # squares; each piece then asks for the most that any of its cells has within the radius.
+        self.k = min(settings.max_points, n) if settings.max_points else _radius_count_bound(points, settings.radius)
 
     def pieces(self, block: _Window) -> list[_Window]:
         per_cell = 8 * max(self.k, 1) * (3 + self.values.shape[1]) + 16 * self.values.shape[1]
@@ -416,8 +417,11 @@ class _NearestKernel:
         radius = self.settings.radius
         # cKDTree's bound is strict; the next float up makes a sample exactly at the radius count (d ≤ r).
         bound = np.nextafter(radius, np.inf) if radius > 0 else np.inf
-        dist, idx = self.tree.query(centres, k=self.k, distance_upper_bound=bound, workers=1)
-        if self.k == 1:
+        k = self.k
+        if not self.settings.max_points:  # the most samples any of these cells has within the radius (≤ self.k)
+            k = max(1, int(np.max(self.tree.query_ball_point(centres, r=radius, return_length=True, workers=1))))
+        dist, idx = self.tree.query(centres, k=k, distance_upper_bound=bound, workers=1)
+        if k == 1:
             dist, idx = dist[:, None], idx[:, None]
         found = idx < self.values.shape[0]
         weights = _weights(dist * dist, self.settings.power)  # missing neighbours: infinite distance, weight 0
@@ -425,17 +429,20 @@ class _NearestKernel:
         numerator = np.matmul(weights[:, None, :], gathered)[:, 0, :]
         return numerator / weights.sum(axis=1)[:, None], found.sum(axis=1) >= self.settings.min_points
 
-    def _max_count_within_radius(self) -> int:
-        """Largest number of samples within the radius of any pixel centre (all-points mode with a radius)."""
-        counts = 0
-        rows = max(1, (1 << 18) // self.grid.cols)
-        for row in range(0, self.grid.rows, rows):
-            piece = _Window(row, 0, min(rows, self.grid.rows - row), self.grid.cols)
-            found = self.tree.query_ball_point(
-                _centres(self.grid, piece), r=self.settings.radius, return_length=True, workers=-1
-            )
-            counts = max(counts, int(np.max(found)))
-        return max(counts, 1)
+
+def _radius_count_bound(points: np.ndarray, radius: float) -> int:
+    """An upper bound of the samples within ``radius`` of any point: a disc of that radius lies in 2 × 2 squares
+    of side ``2 radius``, so the most samples in any 2 × 2 such squares (only those holding samples are counted)."""
+    squares = np.floor((points - points.min(axis=0)) / (2.0 * radius)).astype(np.int64) + 1
+    side = int(squares[:, 1].max()) + 2  # keys of neighbours never wrap into another column of squares
+    keys, counts = np.unique(squares[:, 0] * side + squares[:, 1], return_counts=True)
+    corners = (0, 1, side, side + 1)
+    anchors = np.unique(np.concatenate([keys - corner for corner in corners]))
+    total = np.zeros(len(anchors), dtype=np.int64)
+    for corner in corners:
+        at = np.searchsorted(keys, anchors + corner).clip(max=len(keys) - 1)
+        total += np.where(keys[at] == anchors + corner, counts[at], 0)
+    return max(1, int(total.max()))
 
 
 # ---------------------------------------------------------------------------------------------- all samples

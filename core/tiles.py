@@ -19,8 +19,9 @@ module-level, not a closure; bind shared settings with ``functools.partial``), a
 their :class:`Tile` and only the inputs that tile needs (paths to read windows from, or the features near it),
 then ``write_tiles(path, grid_profile(grid, len(names)), names, tags, ((task.tile, values) for task, values in
 map_tiles(compute, tasks, len(tiles), scheduler=...)))``; a tile's values are (height, width) or (bands,
-height, width). Dask itself is imported only when an address is given,
-so the plugin runs without it.
+height, width). Inputs every tile needs and that are large (search trees of all the samples) go in ``shared``:
+``compute(shared, task)`` then gets them, and on Dask they are sent to each worker once (``Client.scatter``)
+instead of with every task. Dask itself is imported only when an address is given, so the plugin runs without it.
 
 **Workers** must import this plugin as the package ``deepprospect`` with the same version and Python packages
 (e.g. start them with ``PYTHONPATH`` holding the folder that contains the plugin folder) and read inputs at the
@@ -35,6 +36,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -128,17 +130,20 @@ def map_tiles(
     tasks: Iterable[Task],
     count: int,
     *,
+    shared: Any = None,
     scheduler: str | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
     log: LogFn = None,
 ) -> Iterator[tuple[Task, Any]]:
-    """``(task, function(task))`` for each of the ``count`` tasks: in order here, as they complete on Dask.
+    """``(task, function(task))`` (``function(shared, task)`` when ``shared`` is given) for each of the ``count``
+    tasks: in order here, as they complete on Dask.
 
     Args:
         function: computes one task; on Dask it must be importable by the workers (module level or a partial).
         tasks: the tasks, consumed lazily (only those in flight are held).
         count: how many tasks there are (for progress).
+        shared: inputs of every task, passed first; on Dask sent to every worker once before the tasks.
         scheduler: a dask.distributed scheduler address (``tcp://host:8786``); None or empty: the
             environment variable :data:`SCHEDULER_ENV`, else this process.
         progress, is_cancelled, log: 0–100 progress by tiles done, cancel flag (between tiles; on Dask it
@@ -150,8 +155,10 @@ def map_tiles(
     """
     address = scheduler_address(scheduler)
     if address is None:
+        if shared is not None:
+            function = partial(function, shared)
         return _in_process(function, tasks, count, progress, is_cancelled)
-    return _on_dask(function, tasks, count, address, progress, is_cancelled, log)
+    return _on_dask(function, tasks, count, shared, address, progress, is_cancelled, log)
 
 
 def grid_profile(grid: GridSpec, count: int = 1, dtype: str = "float32", nodata: float = NODATA) -> dict:
@@ -199,8 +206,9 @@ def _in_process(function, tasks, count, progress, is_cancelled) -> Iterator[tupl
         report(progress, 100.0 * done / max(count, 1))
 
 
-def _on_dask(function, tasks, count, address, progress, is_cancelled, log) -> Iterator[tuple[Any, Any]]:
-    """Submit the tasks to the scheduler at ``address``, a bounded number at a time; yield them as they complete."""
+def _on_dask(function, tasks, count, shared, address, progress, is_cancelled, log) -> Iterator[tuple[Any, Any]]:
+    """Send ``shared`` to every worker once, then submit the tasks to the scheduler at ``address``, a bounded number
+    at a time; yield them as they complete."""
     distributed = _distributed(address)
     client = _connect(distributed, address)
     try:
@@ -210,10 +218,11 @@ def _on_dask(function, tasks, count, address, progress, is_cancelled, log) -> It
         pending: dict[str, tuple[Any, Any]] = {}  # future key -> (future, task)
         completed = distributed.as_completed(loop=client.loop, with_results=True)
         queue = iter(tasks)
+        leading = () if shared is None else (client.scatter([shared], broadcast=True, hash=False)[0],)
 
         def submit() -> None:
             for task in queue:
-                future = client.submit(function, task, pure=False)
+                future = client.submit(function, *leading, task, pure=False)
                 pending[future.key] = (future, task)
                 completed.add(future)
                 return

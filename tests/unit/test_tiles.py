@@ -4,6 +4,7 @@ tiles, cancel without a file, and clear messages when dask is missing or the sch
 
 import functools
 import json
+import operator
 import os
 import sys
 import time
@@ -148,6 +149,14 @@ def test_an_error_on_a_worker_reaches_the_caller_as_it_is(dask_scheduler):
                                                scheduler=dask_scheduler)] == [(0,)] * 5
 
 
+def test_shared_inputs_come_first_here_and_on_dask(dask_scheduler):
+    """``shared`` (sent to each worker once on Dask) is the first argument of every task's call."""
+    for scheduler in (None, dask_scheduler):
+        done = map_tiles(operator.sub, range(5), 5, shared=np.arange(3) * 10, scheduler=scheduler)
+        assert sorted((task, values.tolist()) for task, values in done) == [
+            (task, [-task, 10 - task, 20 - task]) for task in range(5)]
+
+
 # ----------------------------------------------------------------------------- same maps here and on Dask
 
 
@@ -231,7 +240,8 @@ def test_cancel_on_dask_cancels_the_tiles_and_leaves_no_file(dask_scheduler, pre
 
 
 @pytest.mark.parametrize("settings", [IdwSettings(max_points=6, radius=60.0, min_points=2),
-                                      IdwSettings(power=2.5, max_points=0)])  # nearest samples; all samples
+                                      IdwSettings(max_points=0, radius=45.0, min_points=2),
+                                      IdwSettings(power=2.5, max_points=0)])  # nearest; radius alone; all samples
 def test_idw_on_dask_is_the_in_process_map(dask_scheduler, tmp_path, settings):
     rng = np.random.default_rng(21)
     points = rng.uniform([-20.0, -10.0], [420.0, 350.0], (60, 2))
