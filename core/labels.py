@@ -19,7 +19,8 @@ Rules (each recorded in the manifest of the training set):
   appear inside windows). ``x_vector`` is the window's cell (p//2, p//2): the sample's own cell for unaugmented
   windows.
 * **Spatial split** before augmentation: by deposit groups (single-linkage clusters of deposit cells at the
-  split distance; a cell belongs to the split of its nearest deposit) or by square blocks of that side (blocks
+  split distance; a cell belongs to the split of its nearest deposit, a tie between equidistant deposits broken
+  by the search tree, the same way every run) or by square blocks of that side (blocks
   without deposits are assigned at random in the split fractions). A deposit's positives all go with it.
   **Fallback** when the deposits form fewer groups or blocks than there are splits (few, clustered deposits):
   regroup them into the finest groups whose positive windows cannot overlap (Chebyshev gap ≥ patch + 2 × the
@@ -52,7 +53,7 @@ import json
 import math
 import os
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,10 +87,11 @@ NO_WINDOW = np.iinfo(np.int32).min  # window_rc of SMOTE rows, which have no win
 _RADIUS_TOLERANCE = 1e-9
 _CANCEL_EVERY = 2000
 _CHUNK_VALUES = 1 << 24  # window values flipped per step (64 MB of float32) between cancel checks
-# Bytes per grid cell of the sampling's grid-sized arrays at their peak (masks, split region), and more with an
-# exclusion buffer (its distance transform); measured with tracemalloc: 12.1 and 37.0.
-_GRID_BYTES_PER_CELL = 13
-_BUFFER_BYTES_PER_CELL = 25
+# Bytes per grid cell of the sampling's grid-sized arrays at their peak (valid cells, split region, negative
+# candidates, the cells near other splits' windows), exclusion buffer or not; measured with tracemalloc: 6.0.
+# Nearest deposits and draws work a band of rows at a time, so they add a few MB whatever the grid.
+_GRID_BYTES_PER_CELL = 7
+_BAND_CELLS = 1 << 18  # cells per band of rows in grid-wide searches (about 12 MB of working arrays)
 _AREA_BYTES_PER_CELL = 9  # block labels' summed-area table of the cells outside barren areas (int32 twice, bool)
 
 
@@ -356,15 +358,35 @@ def _blocks(grid: GridSpec, distance: float) -> tuple[np.ndarray, np.ndarray]:
     return by, bx
 
 
+def _row_bands(shape: tuple[int, int]) -> Iterator[slice]:
+    """Bands of whole rows of about :data:`_BAND_CELLS` cells of a (rows, cols) grid, top to bottom: grid-wide work
+    a band at a time."""
+    rows, cols = shape
+    step = max(1, _BAND_CELLS // cols)
+    return (slice(row, min(row + step, rows)) for row in range(0, rows, step))
+
+
+def _nearest_deposit(deposit_rc: np.ndarray, grid: GridSpec, upper_bound: float = np.inf
+                     ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """Per band of rows: (rows, distance, index) of the nearest deposit cell (Euclidean, map units, from cell
+    centre to cell centre) of each of its cells, (band rows, cols) arrays; beyond ``upper_bound`` the distance is
+    inf and the index ``len(deposit_rc)``. A tree of the deposit cells, so memory holds one band, not the grid."""
+    scale = np.array([grid.pixel_height, grid.pixel_width])
+    tree = cKDTree(deposit_rc * scale)
+    x = np.arange(grid.cols) * grid.pixel_width
+    for rows in _row_bands(grid.shape):
+        y = np.arange(rows.start, rows.stop) * grid.pixel_height
+        centres = np.column_stack([np.repeat(y, grid.cols), np.tile(x, len(y))])
+        distance, index = tree.query(centres, distance_upper_bound=upper_bound, workers=-1)
+        yield rows, distance.reshape(len(y), grid.cols), index.reshape(len(y), grid.cols)
+
+
 def _nearest_deposit_region(deposit_rc: np.ndarray, deposit_split: np.ndarray, grid: GridSpec) -> np.ndarray:
     """(rows, cols) split of the nearest deposit cell (Euclidean, map units) of every cell."""
-    away = np.ones(grid.shape, dtype=bool)
-    away[deposit_rc[:, 0], deposit_rc[:, 1]] = False
-    rows, cols = ndimage.distance_transform_edt(away, sampling=(grid.pixel_height, grid.pixel_width),
-                                                return_distances=False, return_indices=True)
-    owner = np.zeros(grid.shape, dtype=np.int8)
-    owner[deposit_rc[:, 0], deposit_rc[:, 1]] = deposit_split
-    return owner[rows, cols]
+    region = np.empty(grid.shape, dtype=np.int8)
+    for rows, _, nearest in _nearest_deposit(deposit_rc, grid):
+        region[rows] = deposit_split[nearest]
+    return region
 
 
 def _fallback(units: np.ndarray, deposit_rc: np.ndarray, grid: GridSpec, settings: LabelSettings,
@@ -418,7 +440,9 @@ def _split(deposit_rc: np.ndarray, grid: GridSpec, settings: LabelSettings, rng:
         block_split = rng.choice(3, size=(int(by[-1]) + 1) * per_row, p=fractions).astype(np.int8)
         for unit, s in assignment.items():
             block_split[unit] = s
-        region = block_split[by[:, None] * per_row + bx[None, :]]
+        region = np.empty(grid.shape, dtype=np.int8)
+        for rows in _row_bands(grid.shape):
+            region[rows] = block_split[by[rows, None] * per_row + bx[None, :]]
     record = {"method": settings.split_method, "distance": distance,
               "fractions": dict(zip(SPLITS, settings.fractions.round(6).tolist())),
               "units_with_deposits": len(assignment), "fallback": fallback,
@@ -468,10 +492,8 @@ def _negative_candidates(grid, allowed, positives, deposit_rc, buffer) -> np.nda
     ok = allowed.copy()
     ok[positives.rows, positives.cols] = False
     if buffer > 0:
-        seeds = np.ones(grid.shape, dtype=bool)
-        seeds[deposit_rc[:, 0], deposit_rc[:, 1]] = False
-        distance = ndimage.distance_transform_edt(seeds, sampling=(grid.pixel_height, grid.pixel_width))
-        ok &= distance > buffer
+        for rows, distance, _ in _nearest_deposit(deposit_rc, grid, upper_bound=np.nextafter(buffer, np.inf)):
+            ok[rows] &= distance > buffer
     return ok
 
 
@@ -509,6 +531,36 @@ def _resolve_leakage(samples: _Samples, patch_size: int, notes: list) -> _Sample
     return samples.take(~drop)
 
 
+class _CellPool:
+    """The flat indices of the True cells of a mask given as bands of whole rows, without listing them all:
+    ``cells(positions)`` equals ``np.flatnonzero(mask)[positions]`` in memory of one band at a time."""
+
+    def __init__(self, bands: Iterable[np.ndarray]) -> None:
+        self.bands: list[np.ndarray] = []  # each band packed, 1 bit per cell
+        self.band_cells: list[int] = []
+        counts = [0]
+        for band in bands:
+            self.bands.append(np.packbits(band.ravel()))
+            self.band_cells.append(band.size)
+            counts.append(int(band.sum()))
+        self.starts = np.cumsum(counts)
+        self.size = int(self.starts[-1])
+
+    def cells(self, positions: np.ndarray) -> np.ndarray:
+        """Flat cell indices of the given positions in the list of True cells (in the positions' order)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.empty(len(positions), dtype=np.int64)
+        band_of = np.searchsorted(self.starts, positions, side="right") - 1
+        offset = 0
+        for band, (bits, cells) in enumerate(zip(self.bands, self.band_cells)):
+            here = np.flatnonzero(band_of == band)
+            if len(here):
+                true_cells = np.flatnonzero(np.unpackbits(bits, count=cells))
+                out[here] = offset + true_cells[positions[here] - self.starts[band]]
+            offset += cells
+        return out
+
+
 def _random_negatives(samples: _Samples, candidates: np.ndarray, region: np.ndarray, settings: LabelSettings,
                       notes: list) -> tuple[list[_Samples], list[dict]]:
     """Random negatives of every repeat: per split, the ratio × its positives less its barren points.
@@ -532,12 +584,12 @@ def _random_negatives(samples: _Samples, candidates: np.ndarray, region: np.ndar
     drawn: dict[tuple[int, int], np.ndarray] = {}
 
     def draw(s: int, blocked: np.ndarray) -> None:
-        pool = np.flatnonzero(candidates & (region == s) & ~blocked)
-        if wanted[s] > len(pool):
-            notes.append(f"Only {len(pool)} cells of the {SPLITS[s]} region can be random negatives; {wanted[s]} "
+        pool = _CellPool(candidates[rows] & (region[rows] == s) & ~blocked[rows] for rows in _row_bands(region.shape))
+        if wanted[s] > pool.size:
+            notes.append(f"Only {pool.size} cells of the {SPLITS[s]} region can be random negatives; {wanted[s]} "
                          "were asked for per repeat, so that split holds fewer negatives than the ratio.")
         for r, rng in enumerate(generators):
-            drawn[r, s] = rng.choice(pool, size=min(int(wanted[s]), len(pool)), replace=False)
+            drawn[r, s] = pool.cells(rng.choice(pool.size, size=min(int(wanted[s]), pool.size), replace=False))
 
     near_train = near(cells[samples.split == 0])
     for s in (1, 2):
@@ -577,8 +629,8 @@ def build_training_set(
 
     The stack is read window by window (see :mod:`.bands`): once to find the cells with a value in every band,
     then only the blocks holding the windows of the samples kept. The grid-sized masks of the sampling (valid
-    cells, split regions, negative candidates and the distance transforms behind them) stay in memory; their
-    size is checked against the free memory first.
+    cells, split region, negative candidates: about 7 bytes per cell) stay in memory, their size checked against
+    the free memory first; nearest deposits and random draws are worked out a band of rows at a time.
 
     Args:
         stack: evidence stack: an array, or a band source such as a :class:`~.bands.RasterBands` of the
@@ -613,10 +665,10 @@ def build_training_set(
     for name, mask in (("study area", study_area), ("barren area", barren_area)):
         if mask is not None and np.asarray(mask).shape != grid.shape:
             raise InputError(f"The {name} mask {np.asarray(mask).shape} does not match the grid {grid.shape}.")
-    per_cell = _GRID_BYTES_PER_CELL + (_BUFFER_BYTES_PER_CELL if settings.exclusion_buffer > 0 else 0)
-    per_cell += _AREA_BYTES_PER_CELL if barren_area is not None and settings.labelling == "blocks" else 0
+    barren_blocks = barren_area is not None and settings.labelling == "blocks"
+    per_cell = _GRID_BYTES_PER_CELL + (_AREA_BYTES_PER_CELL if barren_blocks else 0)
     check_memory(per_cell * grid.cell_count, f"Sampling on {grid.rows} × {grid.cols} cells",
-                 "Use a stack with larger cells or a smaller extent, or no exclusion buffer (EXCLUSION_BUFFER 0)")
+                 "Use a stack with larger cells or a smaller extent")
     allowed = valid_cells(source, is_cancelled=is_cancelled)
     if study_area is not None:
         allowed &= np.asarray(study_area, dtype=bool)

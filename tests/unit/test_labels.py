@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from deepprospect.core import memory
+from deepprospect.core import labels, memory
 from deepprospect.core.augment import AugmentSettings, crop_offsets, dihedral, smote_pairs
 from deepprospect.core.bands import RasterBands
 from deepprospect.core.errors import Cancelled, InputError, ResourceError
@@ -28,6 +28,7 @@ from deepprospect.core.labels import (
 from deepprospect.core.raster_io import write_geotiff
 from deepprospect.core.stored_arrays import StoredArray
 from deepprospect.core.windows import WINDOW_FILL
+from scipy import ndimage
 
 GRID = GridSpec(0.0, 600.0, 10.0, 10.0, 60, 60, "EPSG:32650")
 
@@ -402,5 +403,31 @@ def test_a_stack_file_read_around_the_samples_gives_the_training_set_of_the_whol
 
 def test_the_grid_sized_sampling_is_refused_up_front_when_memory_is_short(stack, monkeypatch):
     monkeypatch.setattr(memory, "available_memory_bytes", lambda: 1000)
-    with pytest.raises(ResourceError, match=r"Sampling on 60 × 60 cells would need about .*\(EXCLUSION_BUFFER 0\)"):
+    with pytest.raises(ResourceError, match=r"Sampling on 60 × 60 cells would need about .*larger cells or a smaller"):
         build(stack, exclusion_buffer=20.0)
+
+
+def test_grid_wide_searches_a_band_of_rows_at_a_time_equal_the_whole_grid(monkeypatch):
+    """Nearest deposits (split regions, exclusion buffer) and random draws work in bands of rows; with bands of 37
+    cells (partial rows) they give what the whole-grid forms give: the distance transform's distances, and the
+    listed cells of a mask."""
+    monkeypatch.setattr(labels, "_BAND_CELLS", 37)
+    rng = np.random.default_rng(5)
+    grid = GridSpec(0.0, 23 * 7.5, 10.0, 7.5, 29, 23, "EPSG:32650")
+    deposit_rc = np.unique(np.column_stack([rng.integers(0, 23, 9), rng.integers(0, 29, 9)]), axis=0)
+    split = rng.integers(0, 3, len(deposit_rc)).astype(np.int8)
+    away = np.ones(grid.shape, dtype=bool)
+    away[deposit_rc[:, 0], deposit_rc[:, 1]] = False
+    expected = ndimage.distance_transform_edt(away, sampling=(7.5, 10.0))
+    region = labels._nearest_deposit_region(deposit_rc, split, grid)
+    seen = np.zeros(grid.shape, dtype=int)
+    for rows, distance, index in labels._nearest_deposit(deposit_rc, grid):
+        seen[rows] += 1
+        np.testing.assert_allclose(distance, expected[rows], rtol=1e-12)
+        np.testing.assert_array_equal(region[rows], split[index])
+    assert (seen == 1).all() and set(np.unique(region)) == set(split)
+    mask = rng.random(grid.shape) < 0.3
+    pool = labels._CellPool(mask[rows] for rows in labels._row_bands(grid.shape))
+    positions = rng.permutation(pool.size)[:50]
+    assert pool.size == mask.sum()
+    np.testing.assert_array_equal(pool.cells(positions), np.flatnonzero(mask)[positions])
