@@ -129,10 +129,8 @@ class IdwGridding(DeepProspectAlgorithm):
         values = missing_values.clean_values(self, parameters, context, feedback, values, fields)
         if self.parameterAsBool(parameters, self.LOG10, context):
             values = self._log10(values, fields, self._non_positive(parameters, context), feedback)
-        mask_bytes = 2 * grid.cell_count if area is not None else 0  # the study area is rasterised whole
-        check_memory(idw_memory_bytes(values, settings) + mask_bytes,
-                     f"IDW of {len(fields)} field(s) from {len(points)} samples", "Use fewer fields (FIELDS)"
-                     + (", a larger pixel size (PIXEL_SIZE) or a smaller extent (EXTENT)" if area is not None else ""))
+        check_memory(idw_memory_bytes(values, settings), f"IDW of {len(fields)} field(s) from {len(points)} samples",
+                     "Use fewer fields (FIELDS)")
         check_disk(4 * len(fields) * grid.cell_count, output, f"A {grid.rows} × {grid.cols} grid of {len(fields)} "
                    "field(s)", "Use a larger pixel size (PIXEL_SIZE), a smaller extent (EXTENT) or fewer fields "
                    "(FIELDS)")

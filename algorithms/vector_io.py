@@ -20,9 +20,9 @@ from qgis.core import (
 from rasterio.features import bounds as geometry_bounds
 
 from ..compat import GEOMETRY_POLYGON, SOURCE_POLYGON
+from ..core.areas import PolygonCells, study_area
 from ..core.errors import InputError
 from ..core.grid import GridSpec
-from ..core.labels import study_area_mask
 from ..core.progress import check_cancelled
 from .parameters import explained
 from .qgis_io import as_float, feedback_callbacks
@@ -103,9 +103,9 @@ class StudyAreaPolygons:
     holes: list[dict]
     bounds: tuple[float, float, float, float]
 
-    def mask(self, grid: GridSpec) -> np.ndarray:
-        """Cells of ``grid`` whose centre is inside a polygon and outside every hole."""
-        return study_area_mask(self.polygons, grid, self.holes)
+    def mask(self, grid: GridSpec) -> PolygonCells:
+        """Cells of ``grid`` whose centre is inside a polygon and outside every hole, rasterised window by window."""
+        return study_area(self.polygons, grid, self.holes)
 
 
 def add_study_area_parameters(algorithm, label: str) -> None:

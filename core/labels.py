@@ -58,12 +58,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import rasterio
-from rasterio.features import rasterize
-from rasterio.transform import Affine
 from scipy import ndimage
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial import cKDTree
 
+from . import areas
 from . import augment as aug
 from . import blocks as blk
 from .bands import ArrayBands, BandSource, read_padded_windows, valid_cells
@@ -250,23 +249,13 @@ def valid_windows(invalid: np.ndarray, patch_size: int) -> np.ndarray:
 
 def polygon_cells(polygons: Sequence[Mapping], grid: GridSpec) -> np.ndarray:
     """Cells whose centre is inside a polygon (GeoJSON-like geometries, grid CRS); none without polygons."""
-    if not polygons:
-        return np.zeros(grid.shape, dtype=bool)
-    transform = Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max)
-    return rasterize([(g, 1) for g in polygons], out_shape=grid.shape, transform=transform, fill=0,
-                     dtype="uint8").astype(bool)
+    return np.asarray(areas.PolygonCells(polygons, grid))
 
 
 def study_area_mask(polygons: Sequence[Mapping], grid: GridSpec, holes: Sequence[Mapping] = ()) -> np.ndarray:
-    """Cells whose centre is inside a polygon and not inside a hole (GeoJSON-like geometries, grid CRS)."""
-    if not polygons:
-        raise InputError("The study area layer has no polygons; give a polygon layer or leave the study area empty.")
-    mask = polygon_cells(polygons, grid)
-    if holes:
-        mask[polygon_cells(holes, grid)] = False
-    if not mask.any():
-        raise InputError("The study area covers no cell centre of the stack; check that it overlaps the stack.")
-    return mask
+    """Cells whose centre is inside a polygon and not inside a hole (GeoJSON-like geometries, grid CRS), as one
+    (rows, cols) bool array (:func:`.areas.study_area` gives them window by window)."""
+    return np.asarray(areas.study_area(polygons, grid, holes))
 
 
 # ---------------------------------------------------------------------------------------------- leakage
@@ -671,7 +660,8 @@ def build_training_set(
                  "Use a stack with larger cells or a smaller extent")
     allowed = valid_cells(source, is_cancelled=is_cancelled)
     if study_area is not None:
-        allowed &= np.asarray(study_area, dtype=bool)
+        for rows in _row_bands(grid.shape):
+            allowed[rows] &= study_area[rows, :]
     report(progress, 5)
 
     deposit_rc = _deposit_cells(deposit_xy, grid, allowed, notes, "deposit(s)")

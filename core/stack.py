@@ -499,6 +499,7 @@ def _stacked_window(job: _WindowJob, task: _WindowTask, source: _AlignedInputs |
 
 def _keep_study_area(arrays: np.ndarray, study_area: np.ndarray, log: LogFn) -> None:
     """Make every cell outside ``study_area`` nodata in every band, in place."""
+    study_area = np.asarray(study_area, dtype=bool)
     if study_area.shape != arrays.shape[1:]:
         raise InputError(f"The study-area mask {study_area.shape} does not match the grid {arrays.shape[1:]}.")
     _check_study_area(study_area, int((study_area & ~np.isnan(arrays).any(axis=0)).sum()), log)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
+from .areas import WindowedMask
 from .errors import InputError
 from .grid import GridSpec
 from .maps import DEFAULT_WINDOW_CELLS, open_map
@@ -115,8 +116,8 @@ def check_study_area(study_area: np.ndarray | None, shape: tuple[int, int]) -> n
     """An optional study area as a (rows, cols) bool mask (True = inside), checked against the map's ``shape``."""
     if study_area is None:
         return None
-    inside = np.asarray(study_area, dtype=bool)
-    if inside.shape != tuple(shape):
+    inside = study_area if isinstance(study_area, WindowedMask) else np.asarray(study_area, dtype=bool)
+    if tuple(inside.shape) != tuple(shape):
         raise InputError(f"The study area mask {inside.shape} does not match the grid ({shape[0]} × {shape[1]} "
                          "cells).")
     return inside

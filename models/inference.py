@@ -409,7 +409,8 @@ def _keep(study_area: np.ndarray | None, tile: Tile, step: int) -> np.ndarray | 
         return True
     own_r = (np.arange(tile.row, tile.row + tile.height) * step + step // 2).clip(max=study_area.shape[0] - 1)
     own_c = (np.arange(tile.col, tile.col + tile.width) * step + step // 2).clip(max=study_area.shape[1] - 1)
-    return study_area[np.ix_(own_r, own_c)]
+    window = study_area[own_r[0]:own_r[-1] + 1, own_c[0]:own_c[-1] + 1]  # the tile's stack cells, read once
+    return window[np.ix_(own_r - own_r[0], own_c - own_c[0])]
 
 
 def _predict_tile(src, indexes: list[int], predictor: _TilePredictor, step: int, task: _PredictionTask

@@ -1,0 +1,87 @@
+"""core.areas: study areas rasterised window by window are the whole-grid rasterisation, bit for bit."""
+
+import numpy as np
+import pytest
+from deepprospect.core.areas import Intersection, PolygonCells, study_area
+from deepprospect.core.errors import InputError
+from deepprospect.core.grid import GridSpec
+from rasterio.features import rasterize
+from rasterio.transform import Affine
+
+GRID = GridSpec(1000.0, 2000.0, 10.0, 7.5, 53, 41, "EPSG:32650")  # 41 rows × 53 columns, cells not square
+
+
+def ring(rng, cx, cy, radius, vertices=9):
+    angles = np.sort(rng.uniform(0, 2 * np.pi, vertices))
+    points = np.column_stack([cx + radius * rng.uniform(0.4, 1.0, vertices) * np.cos(angles),
+                              cy + radius * rng.uniform(0.4, 1.0, vertices) * np.sin(angles)])
+    return np.vstack([points, points[:1]]).tolist()
+
+
+@pytest.fixture
+def shapes():
+    """A polygon with a hole reaching past the grid, a multipolygon, and a hole polygon; seeded."""
+    rng = np.random.default_rng(11)
+    polygons = [{"type": "Polygon", "coordinates": [ring(rng, 1200, 1850, 190, 14), ring(rng, 1210, 1840, 60)]},
+                {"type": "MultiPolygon", "coordinates": [[ring(rng, 1420, 1790, 70)], [ring(rng, 1490, 1720, 40)]]}]
+    holes = [{"type": "Polygon", "coordinates": [ring(rng, 1430, 1790, 30)]}]
+    return polygons, holes
+
+
+def whole_grid(geometries, grid):
+    """GDAL's rasterisation of the whole grid in map coordinates (cell centres inside)."""
+    transform = Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max)
+    return rasterize([(g, 1) for g in geometries], out_shape=grid.shape, transform=transform).astype(bool)
+
+
+def test_any_window_is_that_part_of_the_whole_grid(shapes):
+    polygons, holes = shapes
+    cells = PolygonCells(polygons, GRID, holes)
+    expected = whole_grid(polygons, GRID) & ~whole_grid(holes, GRID)
+    assert 100 < expected.sum() < expected.size - 100 and (expected[:, -1].any() or expected[0].any())
+    np.testing.assert_array_equal(np.asarray(cells), expected)
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        r0, c0 = rng.integers(0, 41), rng.integers(0, 53)
+        rows, cols = slice(r0, r0 + rng.integers(1, 20)), slice(c0, c0 + rng.integers(1, 20))  # may pass the edge
+        np.testing.assert_array_equal(cells[rows, cols], expected[rows, cols])
+    assert cells.sum() == expected.sum() and cells.any() and cells.size == expected.size
+    np.testing.assert_array_equal(cells[:, :], expected)
+
+
+def test_intersections_stay_windowed_and_match_arrays(shapes, monkeypatch):
+    polygons, holes = shapes
+    cells = PolygonCells(polygons, GRID, holes)
+    other = np.random.default_rng(4).random(GRID.shape) < 0.5
+    for both in (cells & other, other & cells, Intersection(cells, PolygonCells(polygons, GRID))):
+        assert isinstance(both, Intersection)
+    np.testing.assert_array_equal((other & cells)[3:30, 7:50], (other & np.asarray(cells))[3:30, 7:50])
+    assert (cells & other).sum() == (np.asarray(cells) & other).sum()
+    with pytest.raises(InputError, match="different shapes"):
+        Intersection(cells, other[1:])
+    with pytest.raises(IndexError, match="consecutive"):
+        cells[::2, :]
+
+
+def test_a_study_area_must_have_polygons_and_cover_a_cell_centre(shapes):
+    with pytest.raises(InputError, match="no polygons"):
+        study_area([], GRID)
+    far = {"type": "Polygon", "coordinates": [[[0, 0], [10, 0], [10, 10], [0, 0]]]}
+    with pytest.raises(InputError, match="covers no cell centre"):
+        study_area([far], GRID)
+    assert study_area(*shapes[:1], GRID).sum() == whole_grid(shapes[0], GRID).sum()
+
+
+def test_whole_grid_questions_hold_a_band_not_the_grid(shapes):
+    """Counting the cells of a 64-million-cell study area holds a few MB (one band of rows), not the 64 MB grid."""
+    import tracemalloc
+
+    big = GridSpec(1000.0, 2000.0, 0.1, 0.1, 8000, 8000, "EPSG:32650")
+    cells = PolygonCells(shapes[0], big)
+    tracemalloc.start()
+    try:
+        count = cells.sum()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 0 < count < big.cell_count and peak < 16 * 2**20
