@@ -15,7 +15,8 @@ from ..core.density import FeatureSet, density_tiles, distance_tiles, memory_byt
 from ..core.errors import InputError
 from ..core.memory import check_memory
 from ..core.outputs import check_writable
-from ..core.tiles import grid_profile, write_tiles
+from ..core.raster_io import grid_profile
+from ..core.tiles import write_tiles
 from . import missing_values
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs

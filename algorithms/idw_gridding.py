@@ -14,11 +14,13 @@ from qgis.core import (
 )
 
 from ..compat import FIELD_NUMERIC, NUMBER_DOUBLE, SOURCE_POINT
+from ..core.areas import CellMask
 from ..core.errors import InputError
 from ..core.idw import IdwSettings, idw_blocks, idw_memory_bytes
 from ..core.memory import check_disk, check_memory
 from ..core.outputs import check_writable
-from ..core.raster_io import write_geotiff_blocks
+from ..core.raster_io import grid_profile
+from ..core.tiles import Tile, write_tiles
 from ..core.transforms import log10_floored, log10_positive
 from . import missing_values
 from .base import DeepProspectAlgorithm
@@ -142,9 +144,9 @@ class IdwGridding(DeepProspectAlgorithm):
                             scheduler=scheduler_parameter(self, parameters, context),
                             progress=lambda p: progress(10 + 0.85 * p), is_cancelled=is_cancelled,
                             log=feedback.pushInfo)
-        write_geotiff_blocks(output, blocks if inside is None else _blanked_outside(blocks, inside), grid, fields,
-                             metadata=self._metadata(settings, parameters, context),
-                             band_metadata=[{"FIELD": name} for name in fields])
+        write_tiles(output, grid_profile(grid, len(fields)), fields, self._metadata(settings, parameters, context),
+                    blocks if inside is None else _blanked_outside(blocks, inside),
+                    band_metadata=[{"FIELD": name} for name in fields])
         StyleOnLoad.attach(context, output, "grid.qml", stretch=True, name=f"IDW {', '.join(fields)}")
         return {self.OUTPUT: output}
 
@@ -191,9 +193,9 @@ class IdwGridding(DeepProspectAlgorithm):
         }
 
 
-def _blanked_outside(blocks: Iterator[tuple[int, int, np.ndarray]], inside: np.ndarray,
-                     ) -> Iterator[tuple[int, int, np.ndarray]]:
+def _blanked_outside(blocks: Iterator[tuple[Tile, np.ndarray]], inside: CellMask,
+                     ) -> Iterator[tuple[Tile, np.ndarray]]:
     """The blocks with NaN in cells outside the study area (``inside`` is the grid's mask)."""
-    for row, col, block in blocks:
-        block[:, ~inside[row:row + block.shape[1], col:col + block.shape[2]]] = np.nan
-        yield row, col, block
+    for tile, block in blocks:
+        block[:, ~inside[tile.slices]] = np.nan
+        yield tile, block

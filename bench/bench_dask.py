@@ -22,7 +22,7 @@ b. buffer-distance density (linear decay, B = 2000 m) of bench_density.py's 300 
 c. exact distance to the same faults on the same grid, ``distance_tiles``;
 d. IDW of bench_idw.py's 7,000 seeded points with 10 fields (Cu and nine seeded transforms of it) onto ``size``
    × ``size`` cells of 41 m: the 12 nearest samples, then every sample (power 2), ``idw_blocks`` written with
-   ``write_geotiff_blocks``.
+   ``write_tiles``.
 
 ``--parts`` picks some of a–d (default all).
 """
@@ -108,7 +108,8 @@ def part_bc(folder: Path, size: int, client, repeats: int) -> None:
     from bench_density import EPSG, PIXEL, RADIUS, SIDE, X0, Y0, make_faults
     from deepprospect.core.density import FeatureSet, density_tiles, distance_tiles
     from deepprospect.core.grid import GridSpec
-    from deepprospect.core.tiles import grid_profile, write_tiles
+    from deepprospect.core.raster_io import grid_profile
+    from deepprospect.core.tiles import write_tiles
 
     features = FeatureSet.from_geojson(make_faults(folder / "faults.gpkg"))
     grid = GridSpec(X0, Y0 + SIDE, PIXEL, PIXEL, size, size, f"EPSG:{EPSG}")
@@ -132,7 +133,8 @@ def part_d(folder: Path, size: int, client, repeats: int) -> None:
     from bench_idw import CELLS, EPSG, N_POINTS, PIXEL, SEED, SIDE, X0, Y0, make_points
     from deepprospect.core.grid import GridSpec
     from deepprospect.core.idw import IdwSettings, idw_blocks
-    from deepprospect.core.raster_io import write_geotiff_blocks
+    from deepprospect.core.raster_io import grid_profile
+    from deepprospect.core.tiles import write_tiles
 
     xs, ys, cu = make_points(N_POINTS, SIDE, SEED)
     rng = np.random.default_rng(SEED)
@@ -145,8 +147,8 @@ def part_d(folder: Path, size: int, client, repeats: int) -> None:
     for label, settings in (("d. IDW, 12 nearest samples", IdwSettings()),
                             ("d. IDW, every sample", IdwSettings(max_points=0))):
         def run(output: Path, scheduler: str | None, on: GridSpec = grid, settings: IdwSettings = settings) -> None:
-            write_geotiff_blocks(str(output), idw_blocks(points, fields, on, settings, scheduler=scheduler),
-                                 on, names)
+            write_tiles(str(output), grid_profile(on, len(names)), names, {},
+                        idw_blocks(points, fields, on, settings, scheduler=scheduler))
 
         print(f"\n== {label}, {N_POINTS} points × {len(names)} fields, {size} × {size} cells")
         for scheduler in (None, client.scheduler.address):

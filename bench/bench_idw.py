@@ -335,7 +335,8 @@ sys.path.insert(0, sys.argv[1])
 import numpy as np
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.idw import IdwSettings, idw_blocks
-from deepprospect.core.raster_io import write_geotiff_blocks
+from deepprospect.core.raster_io import grid_profile
+from deepprospect.core.tiles import write_tiles
 n, cells, pixel, out = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 side = cells * pixel
 t0 = time.perf_counter()
@@ -344,14 +345,8 @@ points = np.column_stack([500000.0 + rng.uniform(0, side, n), 3300000.0 + rng.un
 values = np.exp(rng.normal(3.0, 0.6, n))
 t1 = time.perf_counter()
 grid = GridSpec(500000.0, 3300000.0 + side, pixel, pixel, cells, cells, "EPSG:32650")
-valid = 0
-def counted(blocks):
-    global valid
-    for row, col, block in blocks:
-        valid += int(np.isfinite(block).sum())
-        yield row, col, block
 blocks = idw_blocks(points, values, grid, IdwSettings(power=2.0, max_points=12, min_points=1, radius=0.0))
-write_geotiff_blocks(out, counted(blocks), grid, ["value"])
+valid = write_tiles(out, grid_profile(grid), ["value"], {}, blocks)
 t2 = time.perf_counter()
 print(json.dumps({"generate_s": t1 - t0, "grid_s": t2 - t1, "valid": valid}))
 """

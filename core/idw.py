@@ -51,7 +51,7 @@ from threadpoolctl import threadpool_limits
 from .errors import InputError
 from .grid import GridSpec
 from .progress import CancelFn, LogFn, ProgressFn, check_cancelled, report
-from .tiles import map_tiles, scheduler_address
+from .tiles import Tile, map_tiles, scheduler_address
 
 # A sample closer than this fraction of a pixel to a pixel centre is "on" the centre.
 COINCIDENCE_FRACTION = 1e-6
@@ -138,7 +138,7 @@ def idw_blocks(
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
     log: LogFn = None,
-) -> Iterator[tuple[int, int, np.ndarray]]:
+) -> Iterator[tuple[Tile, np.ndarray]]:
     """Grid sample values onto ``grid`` by IDW, one square block of cells at a time.
 
     Inputs are checked before this returns; the blocks are computed as the iterator is consumed, on
@@ -163,8 +163,8 @@ def idw_blocks(
         log: messages (which cluster computes the blocks).
 
     Returns:
-        An iterator of (first row, first column, (f, rows, cols) block), NaN where a pixel has fewer than
-        ``min_points`` neighbours.
+        An iterator of (tile, (f, rows, cols) block), NaN where a pixel has fewer than ``min_points``
+        neighbours: the form of every tiled step, for :func:`.tiles.write_tiles`.
     """
     if block_side < 1:
         raise InputError(f"The block side must be at least one cell (got {block_side}).")
@@ -182,7 +182,7 @@ def idw_blocks(
         compute = partial(_block_values, values.shape[1], dtype)
         done = map_tiles(compute, blocks, len(blocks), shared=tuple(kernels), scheduler=scheduler,
                          progress=progress, is_cancelled=is_cancelled, log=log)
-        return ((block.row, block.col, values) for block, values in done)
+        return ((Tile(*block), values) for block, values in done)
     return _evaluated_blocks(kernels, blocks, values.shape[1], workers or os.cpu_count() or 1, dtype,
                              progress, is_cancelled)
 
@@ -207,8 +207,8 @@ def idw_grid(
                         reference=reference, scheduler=scheduler, progress=progress, is_cancelled=is_cancelled,
                         log=log)
     out = np.empty((np.shape(values)[1] if np.ndim(values) == 2 else 1, grid.rows, grid.cols), dtype=dtype)
-    for row, col, block in blocks:
-        out[:, row:row + block.shape[1], col:col + block.shape[2]] = block
+    for tile, block in blocks:
+        out[(slice(None), *tile.slices)] = block
     return out
 
 
@@ -322,7 +322,7 @@ class _Kernel(Protocol):
 
 
 def _evaluated_blocks(kernels: list[_Kernel], blocks: list[_Window], n_fields: int, workers: int, dtype: type,
-                      progress: ProgressFn, is_cancelled: CancelFn) -> Iterator[tuple[int, int, np.ndarray]]:
+                      progress: ProgressFn, is_cancelled: CancelFn) -> Iterator[tuple[Tile, np.ndarray]]:
     """Evaluate every kernel on every piece of every block on a thread pool; yield whole blocks in order.
 
     At most ``2 × workers`` pieces are in flight, so only the blocks they belong to are held.
@@ -358,7 +358,7 @@ def _evaluated_blocks(kernels: list[_Kernel], blocks: list[_Window], n_fields: i
                 report(progress, 100.0 * done_cells / total_cells)
                 remaining[b] -= 1
                 if remaining[b] == 0:
-                    yield block.row, block.col, assembling.pop(b)
+                    yield Tile(*block), assembling.pop(b)
         finally:
             for *_, future in pending:
                 future.cancel()

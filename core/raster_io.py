@@ -7,7 +7,7 @@ place only when complete (and, inside an :func:`.outputs.output_set`, only when 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +84,12 @@ class GeoTiffWriter:
             raise ResourceError(f"Could not write {self.path}: {error}") from error
 
 
+def grid_profile(grid: GridSpec, count: int = 1, dtype: str = "float32", nodata: float | None = NODATA) -> dict:
+    """The creation profile (:func:`geotiff_profile`) of a GeoTIFF of ``count`` bands on ``grid``."""
+    transform = Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max)
+    return geotiff_profile(grid.cols, grid.rows, count, dtype, crs_from_string(grid.crs), transform, nodata)
+
+
 @contextmanager
 def geotiff_writer(
     path: str,
@@ -96,9 +102,7 @@ def geotiff_writer(
     dtype: str = "float32",
 ) -> Iterator[GeoTiffWriter]:
     """A new tiled, compressed GeoTIFF on ``grid`` with its band names and tags (:func:`profile_writer`)."""
-    transform = Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max)
-    profile = geotiff_profile(grid.cols, grid.rows, len(band_names), dtype, crs_from_string(grid.crs), transform,
-                              nodata)
+    profile = grid_profile(grid, len(band_names), dtype, nodata)
     with profile_writer(path, profile, band_names, metadata=metadata, band_metadata=band_metadata) as writer:
         yield writer
 
@@ -127,26 +131,6 @@ def profile_writer(
             if metadata:
                 dataset.update_tags(**metadata)
             yield GeoTiffWriter(dataset, path)
-
-
-def write_geotiff_blocks(
-    path: str,
-    blocks: Iterable[tuple[int, int, np.ndarray]],
-    grid: GridSpec,
-    band_names: Sequence[str],
-    *,
-    metadata: Mapping[str, str] | None = None,
-    band_metadata: Sequence[Mapping[str, str]] | None = None,
-    nodata: float = NODATA,
-    dtype: str = "float32",
-) -> None:
-    """Write blocks (first row, first column, (bands, rows, cols) values) of ``grid`` as they come into a new
-    GeoTIFF (:func:`geotiff_writer`): one block is held at a time, so ``blocks`` may be a generator computing a
-    raster larger than memory, and the file appears only once every block is written."""
-    with geotiff_writer(path, grid, band_names, metadata=metadata, band_metadata=band_metadata, nodata=nodata,
-                        dtype=dtype) as writer:
-        for row, col, block in blocks:
-            writer.write(block, window=Window(col, row, block.shape[2], block.shape[1]))
 
 
 def read_grid_spec(path: str) -> GridSpec:

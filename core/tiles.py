@@ -17,8 +17,8 @@ a cancel leaves no file.
 **Hooking a step in.** Write a module-level function ``compute(task) -> np.ndarray`` (importable on the workers:
 module-level, not a closure; bind shared settings with ``functools.partial``), a generator of tasks that carry
 their :class:`Tile` and only the inputs that tile needs (paths to read windows from, or the features near it),
-then ``write_tiles(path, grid_profile(grid, len(names)), names, tags, ((task.tile, values) for task, values in
-map_tiles(compute, tasks, len(tiles), scheduler=...)))``; a tile's values are (height, width) or (bands,
+then ``write_tiles(path, raster_io.grid_profile(grid, len(names)), names, tags, ((task.tile, values) for task,
+values in map_tiles(compute, tasks, len(tiles), scheduler=...)))``; a tile's values are (height, width) or (bands,
 height, width). Inputs every tile needs and that are large (search trees of all the samples) go in ``shared``:
 ``compute(shared, task)`` then gets them, and on Dask they are sent to each worker once (``Client.scatter``)
 instead of with every task. Dask itself is imported only when an address is given, so the plugin runs without it.
@@ -40,13 +40,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
-from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from .errors import InputError, ResourceError
-from .grid import GridSpec
 from .progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
-from .raster_io import NODATA, crs_from_string, geotiff_profile, profile_writer
+from .raster_io import profile_writer
 
 SCHEDULER_ENV = "DEEPPROSPECT_DASK_SCHEDULER"
 IN_FLIGHT_PER_THREAD = 2
@@ -161,30 +159,25 @@ def map_tiles(
     return _on_dask(function, tasks, count, shared, address, progress, is_cancelled, log)
 
 
-def grid_profile(grid: GridSpec, count: int = 1, dtype: str = "float32", nodata: float = NODATA) -> dict:
-    """The creation profile of a GeoTIFF of ``count`` bands on ``grid`` (256 × 256 blocks when large enough,
-    compressed)."""
-    return geotiff_profile(grid.cols, grid.rows, count, dtype, crs_from_string(grid.crs),
-                           Affine.from_gdal(*grid.geotransform), nodata)
-
-
 def write_tiles(path: str, profile: Mapping[str, Any], band_names: Sequence[str], tags: Mapping[str, str],
-                results: Iterable[tuple[Tile, np.ndarray]]) -> int:
+                results: Iterable[tuple[Tile, np.ndarray]], *,
+                band_metadata: Sequence[Mapping[str, str]] | None = None) -> int:
     """Write ``results`` (tile, values with NaN = nodata) into a GeoTIFF as they come.
 
     Args:
         path: the output; written to a temporary name renamed into place only when every tile is written.
-        profile: the creation profile (:func:`grid_profile`, :func:`.raster_io.geotiff_profile`), one band per
-            name.
+        profile: the creation profile (:func:`.raster_io.grid_profile`, :func:`.raster_io.geotiff_profile`), one
+            band per name.
         band_names: the band descriptions.
         tags: dataset tags.
         results: the tiles and their values, (height, width) for one band or (bands, height, width), in any
             order.
+        band_metadata: tags of each band.
 
     Returns:
         The number of values that are not nodata.
     """
-    with profile_writer(path, profile, band_names, metadata=tags) as writer:
+    with profile_writer(path, profile, band_names, metadata=tags, band_metadata=band_metadata) as writer:
         for tile, values in results:
             writer.write(values.reshape(-1, tile.height, tile.width), window=tile.window)
     return writer.valid

@@ -11,7 +11,8 @@ from deepprospect.core import idw
 from deepprospect.core.errors import Cancelled, InputError
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.idw import IdwSettings, idw_blocks, idw_grid, idw_memory_bytes
-from deepprospect.core.raster_io import write_geotiff_blocks
+from deepprospect.core.raster_io import grid_profile
+from deepprospect.core.tiles import write_tiles
 
 GRID = GridSpec.from_extent(0, 0, 100, 80, 7, "EPSG:32650")
 
@@ -285,10 +286,10 @@ def test_tiny_blocks_equal_the_whole_grid(samples, settings):
     grid = GridSpec.from_extent(0, 0, 100, 80, 2.5, "EPSG:32650")  # 40 × 32
     whole = idw_grid(points, values, grid, settings, dtype=np.float64, reference=True)
     seen = np.zeros(grid.shape, dtype=int)
-    for row, col, block in idw_blocks(points, values, grid, settings, block_side=7, dtype=np.float64):
-        assert block.shape[1:] == (min(7, grid.rows - row), min(7, grid.cols - col))
-        seen[row:row + block.shape[1], col:col + block.shape[2]] += 1
-        expected = whole[:, row:row + block.shape[1], col:col + block.shape[2]]
+    for tile, block in idw_blocks(points, values, grid, settings, block_side=7, dtype=np.float64):
+        assert block.shape[1:] == (min(7, grid.rows - tile.row), min(7, grid.cols - tile.col))
+        seen[tile.slices] += 1
+        expected = whole[(slice(None), *tile.slices)]
         np.testing.assert_allclose(block, expected, rtol=1e-4 if settings.all_points else 1e-12)
     assert (seen == 1).all()
 
@@ -299,10 +300,10 @@ def test_the_windowed_writer_writes_what_the_array_holds(samples, settings, tmp_
     grid = GridSpec.from_extent(0, 0, 100, 80, 2.5, "EPSG:32650")
     blocks = idw_blocks(points, values, grid, settings, block_side=7)
     path = str(tmp_path / "idw.tif")
-    write_geotiff_blocks(path, blocks, grid, ["a", "b", "c"], metadata={"WHAT": "test"})
+    write_tiles(path, grid_profile(grid, 3), ["a", "b", "c"], {"WHAT": "test"}, blocks)
     expected = np.zeros((3, *grid.shape), dtype=np.float32)
-    for row, col, block in idw_blocks(points, values, grid, settings, block_side=7):
-        expected[:, row:row + block.shape[1], col:col + block.shape[2]] = block
+    for tile, block in idw_blocks(points, values, grid, settings, block_side=7):
+        expected[(slice(None), *tile.slices)] = block
     with rasterio.open(path) as src:
         written = src.read(masked=True).filled(np.nan)
         assert src.descriptions == ("a", "b", "c") and src.tags()["WHAT"] == "test"
@@ -321,7 +322,7 @@ def test_cancel_between_blocks_leaves_no_file(samples, tmp_path):
     blocks = idw_blocks(points, values, GRID, IdwSettings(max_points=0), block_side=4, workers=1,
                         is_cancelled=cancel_after_a_few_blocks)
     with pytest.raises(Cancelled):
-        write_geotiff_blocks(str(tmp_path / "idw.tif"), blocks, GRID, ["a", "b", "c"])
+        write_tiles(str(tmp_path / "idw.tif"), grid_profile(GRID, 3), ["a", "b", "c"], {}, blocks)
     assert len(polls) == 6 and os.listdir(tmp_path) == []
 
 
@@ -332,8 +333,8 @@ def test_peak_memory_does_not_grow_with_the_grid(samples, settings, tmp_path):
     for pixel in (1.0, 0.125):  # 64 times the cells (room for what other threads of a long session allocate)
         grid = GridSpec.from_extent(0, 0, 100, 80, pixel, "EPSG:32650")
         tracemalloc.start()
-        write_geotiff_blocks(str(tmp_path / f"{pixel}.tif"), idw_blocks(points, values, grid, settings,
-                             block_side=16, workers=1), grid, ["a", "b", "c"])
+        write_tiles(str(tmp_path / f"{pixel}.tif"), grid_profile(grid, 3), ["a", "b", "c"], {},
+                    idw_blocks(points, values, grid, settings, block_side=16, workers=1))
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[1] < 1.5 * peaks[0]

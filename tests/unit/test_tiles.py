@@ -18,9 +18,9 @@ from deepprospect.core.errors import Cancelled, InputError
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.idw import IdwSettings, idw_blocks
 from deepprospect.core.progress import check_cancelled
-from deepprospect.core.raster_io import NODATA, write_geotiff, write_geotiff_blocks
+from deepprospect.core.raster_io import NODATA, grid_profile, write_geotiff
 from deepprospect.core.stack import StackInput, build_evidence_stack_file
-from deepprospect.core.tiles import SCHEDULER_ENV, Tile, grid_profile, grid_tiles, map_tiles, tile_members, write_tiles
+from deepprospect.core.tiles import SCHEDULER_ENV, Tile, grid_tiles, map_tiles, tile_members, write_tiles
 from deepprospect.models.inference import predict_map
 from model_factory import GRID, evidence, write_model, write_stack
 
@@ -253,7 +253,7 @@ def test_idw_on_dask_is_the_in_process_map(dask_scheduler, tmp_path, settings):
         paths.append(str(tmp_path / f"idw_{len(paths)}.tif"))
         blocks = idw_blocks(points, values, FEATURE_GRID, settings, block_side=6, scheduler=scheduler,
                             log=lines.append)
-        write_geotiff_blocks(paths[-1], blocks, FEATURE_GRID, NAMES)
+        write_tiles(paths[-1], grid_profile(FEATURE_GRID, len(NAMES)), NAMES, {}, blocks)
     (here, here_tags, here_names), (there, there_tags, there_names) = map(read_all_bands, paths)
     np.testing.assert_array_equal(bits(there), bits(here))
     assert (here_tags, here_names) == (there_tags, there_names) and any("2 worker(s)" in line for line in lines)
