@@ -8,6 +8,7 @@ import difflib
 import errno
 import os
 import re
+from contextlib import nullcontext
 
 from qgis.core import (
     QgsProcessingAlgorithm,
@@ -136,7 +137,7 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
             self._destinations = {definition.name(): self._file_destination(parameters, definition, context)
                                   for definition in self.destinationParameterDefinitions()}
             self._check_outputs(inputs)
-            with output_set():
+            with output_set(), _bounded_gdal_cache():
                 results = self.compute(parameters, context, feedback)
             self._check_written(results)
             return results
@@ -282,6 +283,16 @@ class DeepProspectAlgorithm(QgsProcessingAlgorithm):
         if type(error).__module__.startswith("rasterio"):
             return f"{self.displayName()}: GDAL could not read or write a raster: {text}"
         return None
+
+
+def _bounded_gdal_cache():
+    """:func:`..core.raster_io.bounded_gdal_cache`, or nothing where rasterio is not installed (the package
+    installer runs there)."""
+    try:
+        from ..core.raster_io import bounded_gdal_cache
+    except ImportError:
+        return nullcontext()
+    return bounded_gdal_cache()
 
 
 def _register_sink(context, temporary: str, destination: str) -> None:

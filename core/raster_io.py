@@ -27,6 +27,21 @@ NODATA = -9999.0
 MODEL_CARD_TAG = "DEEPPROSPECT_MODEL_CARD"
 ENSEMBLE_TAG = "DEEPPROSPECT_ENSEMBLE"
 TILE = 256  # side of the GeoTIFF tiles DeepProspect writes
+CACHE_BYTES = 256 * 2**20
+"""GDAL's block cache while a step runs (unless GDAL_CACHEMAX is set): GDAL's default, 5 % of the machine's memory,
+fills with the blocks of a large raster read window by window, so a step's memory would grow with the raster and
+the machine instead of staying at a few windows."""
+
+
+@contextmanager
+def bounded_gdal_cache() -> Iterator[None]:
+    """Cap the block cache of the GDAL that rasterio uses at :data:`CACHE_BYTES` for the block, unless the user
+    set ``GDAL_CACHEMAX``; GDAL's own setting comes back afterwards."""
+    if "GDAL_CACHEMAX" in os.environ:
+        yield
+        return
+    with rasterio.Env(GDAL_CACHEMAX=CACHE_BYTES):
+        yield
 
 
 def geotiff_profile(width: int, height: int, count: int, dtype: str, crs, transform: Affine,

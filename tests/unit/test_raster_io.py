@@ -116,3 +116,18 @@ def test_shape_and_name_mismatches_are_refused(tmp_path):
         write_geotiff(str(tmp_path / "a.tif"), np.zeros((1, 10, 10)), GRID, ["a"])
     with pytest.raises(InputError, match="band names"):
         write_geotiff(str(tmp_path / "a.tif"), np.zeros((2, 260, 300)), GRID, ["a"])
+
+
+def test_steps_cap_gdals_block_cache_unless_the_user_set_it(monkeypatch):
+    """Windowed reads of a large raster fill GDAL's cache up to 5 % of the machine's memory; a step caps it."""
+    from deepprospect.core.raster_io import CACHE_BYTES, bounded_gdal_cache
+    from rasterio._env import get_gdal_config
+
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    before = get_gdal_config("GDAL_CACHEMAX")
+    with bounded_gdal_cache():
+        assert get_gdal_config("GDAL_CACHEMAX") == CACHE_BYTES
+    assert get_gdal_config("GDAL_CACHEMAX") == before
+    monkeypatch.setenv("GDAL_CACHEMAX", "64")
+    with bounded_gdal_cache():
+        assert get_gdal_config("GDAL_CACHEMAX") == before
