@@ -652,8 +652,8 @@ def build_training_set(
                          f"{grid.cols} cells); choose a smaller block size.")
     notes: list[str] = []
     for name, mask in (("study area", study_area), ("barren area", barren_area)):
-        if mask is not None and np.asarray(mask).shape != grid.shape:
-            raise InputError(f"The {name} mask {np.asarray(mask).shape} does not match the grid {grid.shape}.")
+        if mask is not None and tuple(np.shape(mask)) != grid.shape:  # np.shape: a windowed mask stays windowed
+            raise InputError(f"The {name} mask {tuple(np.shape(mask))} does not match the grid {grid.shape}.")
     barren_blocks = barren_area is not None and settings.labelling == "blocks"
     per_cell = _GRID_BYTES_PER_CELL + (_AREA_BYTES_PER_CELL if barren_blocks else 0)
     check_memory(per_cell * grid.cell_count, f"Sampling on {grid.rows} × {grid.cols} cells",
