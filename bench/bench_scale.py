@@ -1,7 +1,7 @@
 """Scale benchmark: the whole workflow through qgis_process on a national-size grid, time and peak RSS per step.
 
 usage: python bench/bench_scale.py [--cells 10000] [--points 1000000] [--fields 40] [--epochs 3]
-                                   [--gdal-cache MB] [--out DIR]
+                                   [--gdal-cache MB] [--only STEP,...] [--out DIR]
 
 A seeded (42) synthetic survey is generated first: ``--points`` uniform sample points with ``--fields`` log-normal
 element fields (every fourth field carries a halo around the deposits, the others are background with a regional
@@ -23,6 +23,7 @@ the machine's memory for its block cache, which large rasters fill.
 A benchmark, not a test: it exits 0 whether the targets are met or not. The full size (10^8 cells × 40 fields
 from 10^6 points) takes long; try ``--cells 2000 --points 100000 --fields 10`` first. Inputs, outputs and each
 step's log (``logs/<step>.log``) go to ``--out`` (default: bench_output/scale under the repo, git-ignored).
+``--only`` reruns some steps on the survey and outputs an earlier run left in ``--out`` (same size options).
 """
 
 from __future__ import annotations
@@ -244,6 +245,7 @@ def main() -> int:
     parser.add_argument("--fields", type=int, default=40, help="element fields per sample")
     parser.add_argument("--epochs", type=int, default=3, help="LeNet training epochs")
     parser.add_argument("--gdal-cache", type=int, help="GDAL_CACHEMAX for the steps (MB; default: GDAL's own)")
+    parser.add_argument("--only", help="rerun only these steps (comma-separated) on an earlier run's --out")
     parser.add_argument("--out", type=Path, default=ROOT / "bench_output" / "scale")
     parser.add_argument("--make-survey", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -252,9 +254,9 @@ def main() -> int:
         make_survey(out, args.cells, args.points, args.fields)
         return 0
 
-    if out.exists():
+    if out.exists() and not args.only:
         shutil.rmtree(out)
-    (out / "logs").mkdir(parents=True)
+    (out / "logs").mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     if args.gdal_cache is not None:
         env["GDAL_CACHEMAX"] = str(args.gdal_cache)
@@ -262,17 +264,24 @@ def main() -> int:
           f"({args.cells**2:,} cells of {PIXEL_M:.0f} m; a float32 stack of {args.fields} bands is "
           f"{args.fields * args.cells**2 * 4 / 2**30:.1f} GiB), LeNet {args.epochs} epochs, GDAL_CACHEMAX "
           f"{env.get('GDAL_CACHEMAX', 'default')}; output in {out}")
-    make = [sys.executable, __file__, "--make-survey", "--cells", str(args.cells), "--points", str(args.points),
-            "--fields", str(args.fields), "--out", str(out)]
-    seconds, peak, code = measured(make, out / "logs" / "survey.log", env)
-    print(f"survey generated in {seconds:.1f} s, peak RSS {fmt_mib(peak)} MiB (not a step of the workflow)")
-    if code:
-        print(f"making the survey failed (exit {code}): see {out / 'logs' / 'survey.log'}")
-        return 0
+    if not args.only:
+        make = [sys.executable, __file__, "--make-survey", "--cells", str(args.cells), "--points",
+                str(args.points), "--fields", str(args.fields), "--out", str(out)]
+        seconds, peak, code = measured(make, out / "logs" / "survey.log", env)
+        print(f"survey generated in {seconds:.1f} s, peak RSS {fmt_mib(peak)} MiB (not a step of the workflow)")
+        if code:
+            print(f"making the survey failed (exit {code}): see {out / 'logs' / 'survey.log'}")
+            return 0
     print(f"this launcher's own peak RSS: {fmt_mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)} MiB")
 
     results: list[Result] = []
     plan = steps(out, args.cells, args.fields, args.epochs)
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = set(wanted) - {step for step, _ in plan}
+        if unknown:
+            parser.error(f"unknown step(s) {', '.join(sorted(unknown))}; the steps: {', '.join(s for s, _ in plan)}")
+        plan = [(step, arguments) for step, arguments in plan if step in wanted]
     for step, arguments in plan:
         print(f"running {step}...", flush=True)
         seconds, peak, code = measured([str(QGIS_PROCESS), *arguments], out / "logs" / f"{step}.log", env)
