@@ -32,12 +32,12 @@ from ..compat import (
     WKB_MULTIPOLYGON,
     WKB_NO_GEOMETRY,
 )
-from ..core.anomaly import class_names, classify, find_targets, parse_class_limits, write_class_raster
 from ..core.errors import InputError
-from ..core.maps import check_probability_map
+from ..core.mapping.anomaly import class_names, classify, find_targets, parse_class_limits, write_class_raster
+from ..core.mapping.maps import check_probability_map
+from ..core.mapping.streaming import raster_map
 from ..core.outputs import check_writable
 from ..core.progress import check_cancelled
-from ..core.streaming import raster_map
 from .base import DeepProspectAlgorithm
 from .qgis_io import feedback_callbacks, point_parameter
 from .study_area import add_study_area, study_area_cells

@@ -11,9 +11,9 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..core.baseline import AUGMENTED_KINDS, METHODS, BaselineSettings, run_baseline
 from ..core.errors import InputError
-from ..core.labels import load_training_set
+from ..core.sampling.labels import load_training_set
+from ..core.scoring.baseline import AUGMENTED_KINDS, METHODS, BaselineSettings, run_baseline
 from .base import DeepProspectAlgorithm
 from .parameters import explained, named_enum
 from .qgis_io import feedback_callbacks

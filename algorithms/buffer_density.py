@@ -11,8 +11,8 @@ from qgis.core import (
 )
 
 from ..compat import FIELD_NUMERIC, NUMBER_DOUBLE, SOURCE_ANY_GEOMETRY
-from ..core.density import FeatureSet, density_tiles, distance_tiles, memory_bytes
 from ..core.errors import InputError
+from ..core.gridding.density import FeatureSet, density_tiles, distance_tiles, memory_bytes
 from ..core.memory import check_memory
 from ..core.outputs import check_writable
 from ..core.raster_io import grid_profile

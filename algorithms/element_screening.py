@@ -31,15 +31,15 @@ from ..compat import (
     WKB_NO_GEOMETRY,
 )
 from ..core.bands import RasterBands
-from ..core.outputs import atomic_path, check_writable
-from ..core.raster_io import band_labels, read_band_names, read_grid_spec, write_band_subset
-from ..core.screening import (
+from ..core.evidence.screening import (
     DEFAULT_CRITICAL_VALUE,
     ScreeningSettings,
     plot_z_scores,
     screen_bands,
     selected_stack_tags,
 )
+from ..core.outputs import atomic_path, check_writable
+from ..core.raster_io import band_labels, read_band_names, read_grid_spec, write_band_subset
 from .base import DeepProspectAlgorithm
 from .parameters import explained
 from .qgis_io import feedback_callbacks, point_parameter, projected_raster

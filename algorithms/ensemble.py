@@ -9,8 +9,8 @@ from qgis.core import (
 )
 
 from ..compat import SOURCE_RASTER
-from ..core.ensemble import METHODS, WEIGHT_SOURCES, WEIGHTED, card_weights, ensemble_rasters, parse_weights
 from ..core.errors import InputError
+from ..core.mapping.ensemble import METHODS, WEIGHT_SOURCES, WEIGHTED, card_weights, ensemble_rasters, parse_weights
 from ..core.outputs import check_writable
 from .base import DeepProspectAlgorithm
 from .parameters import explained, name_list, named_enum

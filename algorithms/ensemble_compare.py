@@ -24,10 +24,10 @@ from ..compat import (
     SOURCE_RASTER,
     WKB_NO_GEOMETRY,
 )
-from ..core.ensemble_compare import ENSEMBLE, MEMBER, compare_areas, table_rows
 from ..core.errors import InputError
-from ..core.labels import study_area_mask
+from ..core.mapping.ensemble_compare import ENSEMBLE, MEMBER, compare_areas, table_rows
 from ..core.raster_io import read_grid_spec
+from ..core.sampling.labels import study_area_mask
 from .base import DeepProspectAlgorithm
 from .parameters import explained
 from .qgis_io import crs_from_string, feedback_callbacks, point_parameter

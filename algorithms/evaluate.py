@@ -15,7 +15,11 @@ from qgis.core import (
 
 from ..compat import FAST_INSERT, FIELD_DOUBLE, FIELD_STRING, SOURCE_VECTOR, WKB_NO_GEOMETRY
 from ..core.errors import InputError
-from ..core.evaluation import (
+from ..core.mapping.maps import check_probability_map
+from ..core.mapping.streaming import raster_map
+from ..core.outputs import check_writable
+from ..core.progress import check_cancelled
+from ..core.scoring.evaluation import (
     ALL,
     HELD_OUT,
     TRAINING,
@@ -25,10 +29,6 @@ from ..core.evaluation import (
     metrics_rows,
     write_outputs,
 )
-from ..core.maps import check_probability_map
-from ..core.outputs import check_writable
-from ..core.progress import check_cancelled
-from ..core.streaming import raster_map
 from .base import DeepProspectAlgorithm
 from .deposit_sets import DepositSets
 from .qgis_io import crs_from_string, feedback_callbacks

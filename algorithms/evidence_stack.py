@@ -12,8 +12,7 @@ from qgis.core import (
 
 from ..compat import NUMBER_DOUBLE, SOURCE_RASTER
 from ..core.errors import InputError
-from ..core.outputs import check_writable
-from ..core.stack import (
+from ..core.evidence.stack import (
     DEFAULT_MIN_CLASS_SHARE,
     NORMALISATIONS,
     TRANSFORMS,
@@ -21,6 +20,7 @@ from ..core.stack import (
     build_evidence_stack_file,
     read_stack_recipe,
 )
+from ..core.outputs import check_writable
 from .base import DeepProspectAlgorithm
 from .parameters import add_scheduler_parameter, explained, named_enum, scheduler_parameter
 from .qgis_io import feedback_callbacks, grid_from_raster_layer, require_projected

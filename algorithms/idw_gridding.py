@@ -16,12 +16,12 @@ from qgis.core import (
 from ..compat import FIELD_NUMERIC, NUMBER_DOUBLE, SOURCE_POINT
 from ..core.areas import CellMask
 from ..core.errors import InputError
-from ..core.idw import IdwSettings, idw_blocks, idw_memory_bytes
+from ..core.evidence.transforms import log10_floored, log10_positive
+from ..core.gridding.idw import IdwSettings, idw_blocks, idw_memory_bytes
 from ..core.memory import check_disk, check_memory
 from ..core.outputs import check_writable
 from ..core.raster_io import grid_profile
 from ..core.tiles import Tile, write_tiles
-from ..core.transforms import log10_floored, log10_positive
 from . import missing_values
 from .base import DeepProspectAlgorithm
 from .grid_params import add_grid_parameters, build_grid, resolve_output_crs

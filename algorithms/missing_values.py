@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 from qgis.core import QgsProcessingParameterBoolean, QgsProcessingParameterString
 
-from ..core.transforms import DEFAULT_MISSING_CODES, half_below_detection, mask_missing_codes, parse_missing_codes
+from ..core.evidence.transforms import (
+    DEFAULT_MISSING_CODES,
+    half_below_detection,
+    mask_missing_codes,
+    parse_missing_codes,
+)
 from .parameters import explained
 
 NODATA_VALUES = "NODATA_VALUES"

@@ -15,13 +15,13 @@ from qgis.core import (
 )
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, SOURCE_FILE, SOURCE_RASTER
-from ..core.anomaly import parse_class_limits
-from ..core.cv_report import read_cv_summary
 from ..core.errors import InputError
-from ..core.labels import read_training_manifest
+from ..core.mapping.anomaly import parse_class_limits
 from ..core.outputs import check_writable
 from ..core.raster_io import read_grid_spec
-from ..core.report import ReportInputs, write_report
+from ..core.sampling.labels import read_training_manifest
+from ..core.scoring.cv_report import read_cv_summary
+from ..core.scoring.report import ReportInputs, write_report
 from ..models.onnx_io import read_card
 from .base import DeepProspectAlgorithm
 from .deposit_sets import DepositSets

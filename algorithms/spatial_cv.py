@@ -17,12 +17,12 @@ from qgis.core import (
 )
 
 from ..compat import SOURCE_POINT
-from ..core.cv_report import write_cv_outputs
 from ..core.errors import InputError
+from ..core.evidence.screening import ScreeningSettings
+from ..core.evidence.stack import read_stack_recipe
 from ..core.raster_io import read_raster
-from ..core.screening import ScreeningSettings
-from ..core.spatialcv import FOLD_METHODS, CvSettings, automatic_gap, run_spatial_cv, screening_selector
-from ..core.stack import read_stack_recipe
+from ..core.scoring.cv_report import write_cv_outputs
+from ..core.scoring.spatialcv import FOLD_METHODS, CvSettings, automatic_gap, run_spatial_cv, screening_selector
 from ..models.cv_models import CV_MODELS, DEFAULT_MODELS, ENSEMBLE_CHOICES, cv_ensembles, cv_fit_maps
 from .base import DOUBLE, INT, DeepProspectAlgorithm
 from .parameters import explain, explained, name_list, named_enum

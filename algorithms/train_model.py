@@ -15,8 +15,8 @@ from qgis.core import (
 )
 
 from ..core.errors import InputError
-from ..core.labels import load_training_set
 from ..core.outputs import check_writable
+from ..core.sampling.labels import load_training_set
 from ..models.draws import train_per_draw
 from ..models.mfaf import BAND_INFLUENCE_HELP, gives_band_influence, write_band_influence
 from ..models.training import (

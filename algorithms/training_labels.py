@@ -19,10 +19,12 @@ from qgis.core import (
 )
 
 from ..compat import FAST_INSERT, FIELD_INT, FIELD_STRING, FLAG_ADVANCED, SOURCE_POINT, SOURCE_POLYGON, WKB_POINT
-from ..core.augment import AugmentSettings
 from ..core.bands import RasterBands
-from ..core.blocks import BLOCK_NEGATIVES
-from ..core.labels import (
+from ..core.outputs import check_writable
+from ..core.raster_io import band_labels, read_band_names, read_grid_spec
+from ..core.sampling.augment import AugmentSettings
+from ..core.sampling.blocks import BLOCK_NEGATIVES
+from ..core.sampling.labels import (
     LABELLING_MODES,
     SPLIT_METHODS,
     UNAUGMENTED,
@@ -32,8 +34,6 @@ from ..core.labels import (
     read_stack_tags,
     save_training_set,
 )
-from ..core.outputs import check_writable
-from ..core.raster_io import band_labels, read_band_names, read_grid_spec
 from .base import DOUBLE, INT, DeepProspectAlgorithm
 from .parameters import explain, explained, named_enum
 from .qgis_io import crs_from_string, feedback_callbacks, grid_from_raster_layer, point_parameter, projected_raster

@@ -106,8 +106,8 @@ def part_a(folder: Path, size: int, client, repeats: int) -> None:
 
 def part_bc(folder: Path, size: int, client, repeats: int) -> None:
     from bench_density import EPSG, PIXEL, RADIUS, SIDE, X0, Y0, make_faults
-    from deepprospect.core.density import FeatureSet, density_tiles, distance_tiles
     from deepprospect.core.grid import GridSpec
+    from deepprospect.core.gridding.density import FeatureSet, density_tiles, distance_tiles
     from deepprospect.core.raster_io import grid_profile
     from deepprospect.core.tiles import write_tiles
 
@@ -132,7 +132,7 @@ def part_bc(folder: Path, size: int, client, repeats: int) -> None:
 def part_d(folder: Path, size: int, client, repeats: int) -> None:
     from bench_idw import CELLS, EPSG, N_POINTS, PIXEL, SEED, SIDE, X0, Y0, make_points
     from deepprospect.core.grid import GridSpec
-    from deepprospect.core.idw import IdwSettings, idw_blocks
+    from deepprospect.core.gridding.idw import IdwSettings, idw_blocks
     from deepprospect.core.raster_io import grid_profile
     from deepprospect.core.tiles import write_tiles
 

@@ -1,4 +1,4 @@
-"""Distance and density benchmark: DeepProspect's core/density.py against gdal_proximity and qgis:linedensity.
+"""Distance and density benchmark: DeepProspect's core/gridding/density.py against gdal_proximity and qgis:linedensity.
 
 usage: python bench/bench_density.py [--slow] [--out DIR]
 
@@ -106,8 +106,8 @@ def read_band(path: Path) -> tuple[np.ndarray, tuple]:
 
 
 def part_a(lines: list[dict], gpkg: Path) -> None:
-    from deepprospect.core.density import FeatureSet, distance_to_features
     from deepprospect.core.grid import GridSpec
+    from deepprospect.core.gridding.density import FeatureSet, distance_to_features
     from osgeo import gdal, ogr
 
     print(f"\n== a. distance, {CELLS} × {CELLS} cells of {PIXEL:g} m: ours vs gdal.Rasterize + gdal.ComputeProximity")
@@ -140,8 +140,8 @@ def part_a(lines: list[dict], gpkg: Path) -> None:
 
 
 def part_b(gpkg: Path, slow: bool) -> None:
-    from deepprospect.core.density import FeatureSet, feature_density
     from deepprospect.core.grid import GridSpec
+    from deepprospect.core.gridding.density import FeatureSet, feature_density
     from osgeo import ogr
 
     pixel = PIXEL if slow else QUICK_PIXEL
@@ -188,8 +188,8 @@ def part_b(gpkg: Path, slow: bool) -> None:
 
 
 def part_c(lines: list[dict]) -> None:
-    from deepprospect.core.density import FeatureSet, feature_density
     from deepprospect.core.grid import GridSpec
+    from deepprospect.core.gridding.density import FeatureSet, feature_density
 
     grid = GridSpec.from_extent(X0, Y0, X0 + SIDE, Y0 + SIDE, PIXEL, f"EPSG:{EPSG}")
     print(f"\n== c. buffer-distance density (linear decay, B = {RADIUS:g}) on {CELLS} × {CELLS} cells: ours (info)")

@@ -1,4 +1,4 @@
-"""IDW gridding benchmark: DeepProspect's core/idw.py against gdal_grid and QGIS's IDW, in one run.
+"""IDW gridding benchmark: DeepProspect's core/gridding/idw.py against gdal_grid and QGIS's IDW, in one run.
 
 usage: python bench/bench_idw.py [--quick] [--slow] [--out DIR]
 
@@ -58,7 +58,7 @@ def import_package():
     atexit.register(shutil.rmtree, parent, ignore_errors=True)  # removes the link, never follows it
     sys.path.insert(0, str(parent))
     from deepprospect.core.grid import GridSpec
-    from deepprospect.core.idw import IdwSettings, idw_grid
+    from deepprospect.core.gridding.idw import IdwSettings, idw_grid
 
     return parent, GridSpec, IdwSettings, idw_grid
 
@@ -334,7 +334,7 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.idw import IdwSettings, idw_blocks
+from deepprospect.core.gridding.idw import IdwSettings, idw_blocks
 from deepprospect.core.raster_io import grid_profile
 from deepprospect.core.tiles import write_tiles
 n, cells, pixel, out = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]

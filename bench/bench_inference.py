@@ -60,7 +60,7 @@ def smooth_fields(rows: np.ndarray, cols: np.ndarray, seed: int) -> np.ndarray:
 
 
 def write_model(path: str, name: str, recipe: dict | None) -> object:
-    from deepprospect.core.stack import band_normalisation
+    from deepprospect.core.evidence.stack import band_normalisation
     from deepprospect.models.onnx_io import export_onnx, make_card
     from deepprospect.models.zoo import build_model
     from model_factory import randomised
@@ -73,8 +73,8 @@ def write_model(path: str, name: str, recipe: dict | None) -> object:
 
 def write_stack(path: str, size: int) -> tuple[np.ndarray, dict]:
     """A z-scored evidence stack of size × size cells; returns the stack and its recipe."""
+    from deepprospect.core.evidence.stack import make_stack, write_evidence_stack
     from deepprospect.core.grid import GridSpec
-    from deepprospect.core.stack import make_stack, write_evidence_stack
 
     grid = GridSpec(500000.0, 3350000.0, 50.0, 50.0, size, size, "EPSG:32650")
     raw = smooth_fields(np.arange(size), np.arange(size), SEED).astype(np.float64)

@@ -1,4 +1,4 @@
-"""Benchmark of training-sample generation (core/labels.py): about 10,000 windows of 14 bands × 32 × 32.
+"""Benchmark of training-sample generation (core/sampling/labels.py): about 10,000 windows of 14 bands × 32 × 32.
 
 A seeded 14-band float32 stack of 1000 × 1000 cells, 100 deposits on a lattice (each its own deposit group),
 3×3 positives, one random negative per positive, 5 crop shifts per training sample, a flipped and a noisy copy
@@ -49,8 +49,8 @@ def make_inputs(bands: int, size: int):
 def child(mode: str, bands: int, size: int, patch: int, count: int) -> None:
     """Run one measurement and print a JSON line with seconds, windows and peak RSS (MiB)."""
     import_plugin()
-    from deepprospect.core.augment import AugmentSettings
-    from deepprospect.core.labels import LabelSettings, build_training_set
+    from deepprospect.core.sampling.augment import AugmentSettings
+    from deepprospect.core.sampling.labels import LabelSettings, build_training_set
 
     stack, grid, deposits = make_inputs(bands, size)
     start = time.perf_counter()

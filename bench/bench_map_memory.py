@@ -96,11 +96,11 @@ class PeakRss:
 def child(step: str, folder: Path) -> None:
     """Run one step and print a JSON line with seconds, the RSS it started from and its peak RSS (MiB)."""
     import_plugin()
-    from deepprospect.core import anomaly
-    from deepprospect.core.evaluation import evaluate_map
+    from deepprospect.core.mapping import anomaly
+    from deepprospect.core.mapping.streaming import raster_map
     from deepprospect.core.raster_io import read_map
-    from deepprospect.core.report import ReportInputs, write_report
-    from deepprospect.core.streaming import raster_map
+    from deepprospect.core.scoring.evaluation import evaluate_map
+    from deepprospect.core.scoring.report import ReportInputs, write_report
 
     xy = np.load(folder / "deposits.npy")
     path = str(folder / "map.tif")

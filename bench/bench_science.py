@@ -1,6 +1,6 @@
 """Do the deep models beat the random forest on spatially held-out deposits? One table over real and demo data.
 
-Runs the reference spatial cross-validation protocol (core.spatialcv defaults: 5 k-means folds on the deposits,
+Runs the reference spatial cross-validation protocol (core.scoring.spatialcv defaults: 5 k-means folds on the deposits,
 3 × 3 positive cells, as many random negatives farther than 2 km from every deposit, 5 draws, a 2 km gap) with
 the same folds, cells and draws for every model, on:
 
@@ -25,7 +25,7 @@ import time
 import numpy as np
 import science_data
 import torch
-from deepprospect.core.spatialcv import CvSettings, run_spatial_cv
+from deepprospect.core.scoring.spatialcv import CvSettings, run_spatial_cv
 from deepprospect.models.cv_models import CV_MODELS, DEFAULT_MODELS, cv_ensembles, cv_fit_maps
 
 DATASETS = {

@@ -29,7 +29,8 @@ def import_plugin():
     parent = tempfile.mkdtemp()
     os.symlink(REPO_ROOT, Path(parent) / "deepprospect", target_is_directory=True)
     sys.path.insert(0, parent)
-    from deepprospect.core import grid, raster_io, screening
+    from deepprospect.core import grid, raster_io
+    from deepprospect.core.evidence import screening
 
     return grid, raster_io, screening
 

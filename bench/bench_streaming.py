@@ -72,15 +72,15 @@ def child(step: str, mode: str, folder: Path, bands: int, size: int, transform: 
     """Run one step (or make the inputs) and print a JSON line with seconds and peak RSS (MiB)."""
     import_plugin()
     from deepprospect.core.bands import RasterBands
-    from deepprospect.core.labels import LabelSettings, build_training_set
-    from deepprospect.core.raster_io import read_raster
-    from deepprospect.core.screening import screen_bands
-    from deepprospect.core.stack import (
+    from deepprospect.core.evidence.screening import screen_bands
+    from deepprospect.core.evidence.stack import (
         StackInput,
         build_evidence_stack,
         build_evidence_stack_file,
         write_evidence_stack,
     )
+    from deepprospect.core.raster_io import read_raster
+    from deepprospect.core.sampling.labels import LabelSettings, build_training_set
 
     if step == "inputs":
         make_inputs(folder, bands, size)

@@ -35,7 +35,7 @@ def import_plugin():
     parent = tempfile.mkdtemp()
     os.symlink(REPO_ROOT, Path(parent) / "deepprospect", target_is_directory=True)
     sys.path.insert(0, parent)
-    from deepprospect.core import labels
+    from deepprospect.core.sampling import labels
     from deepprospect.models import training, zoo
 
     return labels, training, zoo

@@ -28,11 +28,11 @@ _PARENT = tempfile.mkdtemp()  # import the plugin as `deepprospect` whatever the
 os.symlink(ROOT, Path(_PARENT) / "deepprospect", target_is_directory=True)
 sys.path.insert(0, _PARENT)
 
-from deepprospect.core.density import FeatureSet, distance_to_features, feature_density  # noqa: E402
+from deepprospect.core.evidence.transforms import log10_positive  # noqa: E402
 from deepprospect.core.grid import GridSpec  # noqa: E402
-from deepprospect.core.idw import IdwSettings, idw_grid  # noqa: E402
-from deepprospect.core.labels import study_area_mask  # noqa: E402
-from deepprospect.core.transforms import log10_positive  # noqa: E402
+from deepprospect.core.gridding.density import FeatureSet, distance_to_features, feature_density  # noqa: E402
+from deepprospect.core.gridding.idw import IdwSettings, idw_grid  # noqa: E402
+from deepprospect.core.sampling.labels import study_area_mask  # noqa: E402
 from osgeo import ogr  # noqa: E402  (after rasterio: the other order crashes with two GDAL builds)
 
 KOLARI = ROOT / "tests" / "data" / "kolari_iocg" / "kolari_iocg.gpkg"

@@ -19,7 +19,7 @@ from rasterio.windows import Window
 from .errors import InputError
 from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .raster_io import TILE
-from .windows import padded_windows
+from .sampling.windows import padded_windows
 
 # Side of the square windows that whole-grid passes read: four 256-cell GeoTIFF tiles.
 WINDOW = 2 * TILE

@@ -1,8 +1,8 @@
 """Networks for spatial cross-validation: each fold's model trained by the plugin's own loop, mapped over the area.
 
-:func:`network_fit_map` turns training settings into a ``fit_map`` for :func:`..core.spatialcv.run_spatial_cv`:
+:func:`network_fit_map` turns training settings into a ``fit_map`` for :func:`..core.scoring.spatialcv.run_spatial_cv`:
 for each fold and negative draw it builds the architecture, trains it with :mod:`.training`'s loop on the
-fold's training cells (windows padded by :func:`..core.windows.padded_windows`, as training sets and
+fold's training cells (windows padded by :func:`..core.sampling.windows.padded_windows`, as training sets and
 prediction pad them), and scores every usable cell. ``members`` > 1 trains that many seeds and averages
 their probabilities (a seed ensemble). No validation split is carved out of the few training deposits: the
 epochs are fixed, as in the papers' presets. The MLP recipe below was chosen among about ten variants by
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from ..core.errors import InputError
-from ..core.spatialcv import FitMap, FoldTask, baseline_fit_map
-from ..core.windows import padded_windows
+from ..core.sampling.windows import padded_windows
+from ..core.scoring.spatialcv import FitMap, FoldTask, baseline_fit_map
 from .training import SplitData, TrainSettings, fit_network, predict_logits
 from .zoo import SeedAverage, build_model, model_info
 

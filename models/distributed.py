@@ -51,9 +51,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from ..core.errors import DeepProspectError, InputError, ResourceError
-from ..core.labels import load_training_set
 from ..core.outputs import check_writable
 from ..core.progress import log_message
+from ..core.sampling.labels import load_training_set
 from .training import (
     DEVICES,
     EARLY_STOPPING,

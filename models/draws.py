@@ -13,8 +13,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from ..core.labels import SHARED, TrainingSet
 from ..core.progress import CancelFn, LogFn, ProgressFn, log_message
+from ..core.sampling.labels import SHARED, TrainingSet
 from ..core.tables import write_csv
 from .training import TrainResult, TrainSettings, train_model
 

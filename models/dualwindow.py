@@ -23,7 +23,7 @@ about 0.3 G per cell: a megacell is ~3·10¹⁴ operations, hours on a laptop CP
 stride divides this by about k².
 
 **Window sweep** (zhang2021, Figs. 8-9): :func:`sweep_windows` computes the map for several (inner, outer)
-pairs and scores each against deposit points with the ROC AUC of :func:`core.evaluation.evaluate_map` (the
+pairs and scores each against deposit points with the ROC AUC of :func:`core.scoring.evaluation.evaluate_map` (the
 deposits' cells against every other cell with data); each map is held in memory while it is scored.
 """
 
@@ -41,9 +41,9 @@ import numpy as np
 from scipy.special import softmax
 
 from ..core.errors import InputError
-from ..core.evaluation import evaluate_map
 from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message
 from ..core.raster_io import MODEL_CARD_TAG, NODATA, geotiff_profile, read_grid_spec
+from ..core.scoring.evaluation import evaluate_map
 from ..core.tables import write_csv
 from ..core.tiles import Tile, assemble, grid_tiles, map_tiles, write_tiles
 from .inference import (

@@ -1,6 +1,6 @@
 """Prospectivity maps: a DeepProspect model file applied to an evidence stack, tile by tile, with onnxruntime.
 
-**Which window each output cell is.** The sample convention of training (:mod:`core.labels`) holds: the cell
+**Which window each output cell is.** The sample convention of training (:mod:`core.sampling.labels`) holds: the cell
 (r, c) of the stack owns the p×p window of rows r − p//2 … r − p//2 + p − 1 (columns alike). With stride s the
 output grid has ⌈rows/s⌉ × ⌈cols/s⌉ cells of s×s stack cells, anchored at the stack's upper-left corner (it
 reaches at most s − 1 cells beyond the stack's right and bottom edges). Output cell (R, C) covers stack rows
@@ -9,8 +9,8 @@ R·s … R·s + s − 1 and holds the prospectivity of the window of the block's
 (R, C) is exactly the p×p block of rows R·p … R·p + p − 1 and columns alike, one prediction per block as he2024
 and gao2022 predict blocks; for vector models (p = 1) it is the stack grid.
 
-**Padded windows.** Windows are padded as in training (:mod:`core.windows`): every value of a window that lies
-outside the stack or is nodata or NaN reads :data:`~core.windows.WINDOW_FILL` (0.0, the mean of a z-scored
+**Padded windows.** Windows are padded as in training (:mod:`core.sampling.windows`): every value of a window that lies
+outside the stack or is nodata or NaN reads :data:`~core.sampling.windows.WINDOW_FILL` (0.0, the mean of a z-scored
 band), so every cell with data gets a value, up to the stack's edges and next to nodata; NaN never reaches the
 model. Fast scanning sees the same numbers: a tile is read with its halo, padded where it leaves the stack,
 filled, then scanned.
@@ -21,7 +21,7 @@ stack (the last row and column of a strided or block map may), or lies outside t
 
 **Checks.** The card's bands are taken from the stack by name, in the card's order (extra bands are ignored);
 a missing or duplicated band, or a stack transformed or normalised differently from the training stack
-(:func:`core.stack.normalisation_differences`), stops the run with the list of what differs. A different CRS
+(:func:`core.evidence.stack.normalisation_differences`), stops the run with the list of what differs. A different CRS
 or pixel size only warns: the model may still be meant for it.
 
 **Tiles.** The stack is read in windows of about ``tile_size`` × ``tile_size`` cells plus a halo of p − 1, and
@@ -69,12 +69,12 @@ from rasterio.windows import Window
 from scipy.special import softmax
 
 from ..core.errors import InputError, ModelError
-from ..core.evaluation import check_study_area
+from ..core.evidence.stack import normalisation_differences, stack_normalisation
 from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message
 from ..core.raster_io import MODEL_CARD_TAG, NODATA, band_labels, geotiff_profile, read_grid_spec
-from ..core.stack import normalisation_differences, stack_normalisation
+from ..core.sampling.windows import WINDOW_FILL
+from ..core.scoring.evaluation import check_study_area
 from ..core.tiles import Tile, grid_tiles, map_tiles, scheduler_address, write_tiles
-from ..core.windows import WINDOW_FILL
 from .onnx_io import input_shapes, read_card
 
 MODES = ("cells", "blocks")

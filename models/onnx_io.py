@@ -74,8 +74,8 @@ from torch import nn
 
 from ..core.errors import ModelError
 from ..core.metadata import plugin_metadata
-from ..core.metrics import CONFUSION_LAYOUT, CONFUSION_MATRIX
 from ..core.outputs import atomic_path
+from ..core.scoring.metrics import CONFUSION_LAYOUT, CONFUSION_MATRIX
 from .dense import DenseScanner, dense_supported
 
 CARD_KEY = "deepprospect_card"

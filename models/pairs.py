@@ -2,7 +2,7 @@
 
 Per split (train, validation, test apart) the unaugmented samples of one negative set — deposit cells and their
 neighbours, barren points and random cells; never crops, flips, noise or SMOTE copies, whose vectors are not
-labelled cells — are paired by :mod:`core.pairs`: same class → similar (0), different → dissimilar (1). The
+labelled cells — are paired by :mod:`core.sampling.pairs`: same class → similar (0), different → dissimilar (1). The
 split's sample vectors are read once (a few hundred rows); each batch gathers its pairs' two vectors from them,
 so the pair tensor is never built. ``max_pairs`` > 0 draws at most that many pairs per split with the run's seed
 (seed, seed + 1, seed + 2 for train, validation, test).
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from ..core.errors import InputError
-from ..core.labels import SHARED, UNAUGMENTED, TrainingSet
-from ..core.pairs import Pairs, PairSpace, pair_counts, pair_space
+from ..core.sampling.labels import SHARED, UNAUGMENTED, TrainingSet
+from ..core.sampling.pairs import Pairs, PairSpace, pair_counts, pair_space
 from .onnx_io import METRIC_SPLITS
 from .training import SplitData
 

@@ -58,13 +58,13 @@ from sklearn import metrics as skm
 from torch import nn
 
 from ..core.errors import InputError, ResourceError
-from ..core.labels import SHARED, TrainingSet
-from ..core.metrics import threshold_metrics
+from ..core.evidence.stack import STACK_TAG, band_normalisation
 from ..core.outputs import atomic_path
 from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
-from ..core.report import training_curves_png
-from ..core.stack import STACK_TAG, band_normalisation
-from ..core.stored_arrays import StoredArray
+from ..core.sampling.labels import SHARED, TrainingSet
+from ..core.sampling.stored_arrays import StoredArray
+from ..core.scoring.metrics import threshold_metrics
+from ..core.scoring.report import training_curves_png
 from .augment_online import card_record, evaluation_views, training_batch
 from .mfaf import band_influence
 from .onnx_io import METRIC_SPLITS, Chunked, export_onnx, hash_arrays, make_card
@@ -634,7 +634,7 @@ def _logits(model: nn.Module, batches: Iterable[Inputs], device: torch.device | 
 
 
 def evaluate(model: nn.Module, part: SplitData) -> dict:
-    """Accuracy, precision, recall, F1, their macro averages and the confusion matrix (:mod:`..core.metrics`;
+    """Accuracy, precision, recall, F1, their macro averages and the confusion matrix (:mod:`..core.scoring.metrics`;
     prospective = argmax) and ROC AUC of ``model`` on one split, per sample; and the AUC
     per deposit (each deposit's own cell once, against the unaugmented negatives), since the 3 × 3 cells of one
     deposit are nine correlated samples and a per-cell score counts each deposit about nine times."""

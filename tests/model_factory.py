@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from deepprospect.core.evidence.stack import band_normalisation, make_stack, write_evidence_stack
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.stack import band_normalisation, make_stack, write_evidence_stack
 from deepprospect.models.onnx_io import export_onnx, make_card
 from deepprospect.models.zoo import build_model, model_info
 

@@ -1,8 +1,8 @@
 """An easy, seeded training set for training tests: deposits carry a high in band 0 at the window centre."""
 
 import numpy as np
-from deepprospect.core.labels import FORMAT, SHARED, TrainingSet
-from deepprospect.core.stack import STACK_TAG, make_stack
+from deepprospect.core.evidence.stack import STACK_TAG, make_stack
+from deepprospect.core.sampling.labels import FORMAT, SHARED, TrainingSet
 
 BANDS = ["Au", "As", "fault_density"]
 

@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import rasterio
-from deepprospect.core.baseline import BaselineSettings, run_baseline
+from deepprospect.core.evidence.stack import make_stack, write_evidence_stack
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.idw import idw_grid
-from deepprospect.core.labels import LabelSettings, build_training_set, read_stack_tags, save_training_set
-from deepprospect.core.stack import make_stack, write_evidence_stack
+from deepprospect.core.gridding.idw import idw_grid
+from deepprospect.core.sampling.labels import LabelSettings, build_training_set, read_stack_tags, save_training_set
+from deepprospect.core.scoring.baseline import BaselineSettings, run_baseline
 from deepprospect.core.synthetic import make_survey
 
 ELEMENTS = ["Au", "As", "Cu", "K"]

@@ -10,8 +10,8 @@ import json
 
 import numpy as np
 import rasterio
-from deepprospect.core.labels import read_training_manifest
 from deepprospect.core.raster_io import read_raster
+from deepprospect.core.sampling.labels import read_training_manifest
 from deepprospect.models.onnx_io import read_card
 from osgeo import ogr
 

@@ -7,8 +7,8 @@ traininglabels, which proves every parameter of those algorithms is modeler-frie
 import csv
 
 import numpy as np
-from deepprospect.core.labels import load_training_set
 from deepprospect.core.raster_io import read_band_names
+from deepprospect.core.sampling.labels import load_training_set
 
 
 def test_evidence_to_training_model_runs_on_the_demo_survey(qgis_process, repo_root, tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import onnxruntime as ort
 import torch
-from deepprospect.core.labels import save_training_set
+from deepprospect.core.sampling.labels import save_training_set
 from deepprospect.models.onnx_io import read_card
 from deepprospect.models.training import TrainSettings, predict_logits, train_model
 from training_factory import easy_set

@@ -2,8 +2,8 @@
 
 import numpy as np
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.labels import load_training_set
 from deepprospect.core.raster_io import write_geotiff
+from deepprospect.core.sampling.labels import load_training_set
 from osgeo import ogr
 
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from deepprospect.core.labels import save_training_set
+from deepprospect.core.sampling.labels import save_training_set
 from deepprospect.models.inference import predict_map
 from deepprospect.models.onnx_io import read_card
 from layer_factory import RecordingFeedback

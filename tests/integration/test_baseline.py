@@ -9,11 +9,11 @@ import numpy as np
 import processing
 import pytest
 import rasterio
+from deepprospect.core.evidence.stack import make_stack, write_evidence_stack
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.idw import idw_grid
-from deepprospect.core.labels import LabelSettings, build_training_set, read_stack_tags, save_training_set
+from deepprospect.core.gridding.idw import idw_grid
 from deepprospect.core.raster_io import NODATA
-from deepprospect.core.stack import make_stack, write_evidence_stack
+from deepprospect.core.sampling.labels import LabelSettings, build_training_set, read_stack_tags, save_training_set
 from deepprospect.core.synthetic import make_survey
 from layer_factory import ProgressFeedback, RecordingFeedback
 from qgis.core import QgsProcessingException, QgsProject

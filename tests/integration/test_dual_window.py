@@ -6,7 +6,7 @@ import csv
 import numpy as np
 import pytest
 import rasterio
-from deepprospect.core.labels import save_training_set
+from deepprospect.core.sampling.labels import save_training_set
 from deepprospect.models.dualwindow import dual_window_map
 from deepprospect.models.onnx_io import read_card
 from layer_factory import ProgressFeedback, RecordingFeedback, point_layer

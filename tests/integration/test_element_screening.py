@@ -6,11 +6,11 @@ import os
 import numpy as np
 import pytest
 import rasterio
+from deepprospect.core.evidence.transforms import log10_positive
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.idw import idw_grid
+from deepprospect.core.gridding.idw import idw_grid
 from deepprospect.core.raster_io import write_geotiff
 from deepprospect.core.synthetic import make_survey
-from deepprospect.core.transforms import log10_positive
 from layer_factory import RecordingFeedback, point_layer
 from murchison_rasters import fault_distance_stack
 from qgis.core import (

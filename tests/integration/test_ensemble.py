@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 import rasterio
-from deepprospect.core.ensemble import combine
 from deepprospect.core.grid import GridSpec
+from deepprospect.core.mapping.ensemble import combine
 from deepprospect.core.raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, write_geotiff
 from layer_factory import ProgressFeedback, RecordingFeedback, centres_inside, wkt_layer
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject

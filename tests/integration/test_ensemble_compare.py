@@ -3,9 +3,9 @@ log, barren points and areas, study area, reprojected points, bad input."""
 
 import numpy as np
 import pytest
-from deepprospect.core.ensemble import combine
-from deepprospect.core.ensemble_compare import compare_areas, table_rows
 from deepprospect.core.grid import GridSpec
+from deepprospect.core.mapping.ensemble import combine
+from deepprospect.core.mapping.ensemble_compare import compare_areas, table_rows
 from deepprospect.core.raster_io import write_geotiff
 from layer_factory import RecordingFeedback, point_layer, wkt_layer
 from qgis.core import (

@@ -6,10 +6,10 @@ import os
 
 import numpy as np
 import pytest
-from deepprospect.core.evaluation import evaluate_map
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.labels import point_cells
 from deepprospect.core.raster_io import read_map, write_geotiff
+from deepprospect.core.sampling.labels import point_cells
+from deepprospect.core.scoring.evaluation import evaluate_map
 from layer_factory import ProgressFeedback, RecordingFeedback, centres_inside, point_layer, wkt_layer
 from qgis.core import (
     QgsCoordinateReferenceSystem,

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 import rasterio
+from deepprospect.core.evidence.stack import STACK_TAG, apply_stack_recipe, read_stack_recipe
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import read_raster, write_geotiff
-from deepprospect.core.stack import STACK_TAG, apply_stack_recipe, read_stack_recipe
 from deepprospect.core.synthetic import make_survey
 from layer_factory import RecordingFeedback, centres_inside, point_layer, wkt_layer
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import rasterio
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.idw import IdwSettings, idw_grid
+from deepprospect.core.gridding.idw import IdwSettings, idw_grid
 from deepprospect.core.raster_io import write_geotiff
 from layer_factory import RecordingFeedback, centres_inside, point_layer, wkt_layer
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer

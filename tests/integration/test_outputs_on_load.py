@@ -8,8 +8,8 @@ import processing
 import pytest
 from deepprospect.algorithms.styles import STYLES, StyleOnLoad
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.labels import SPLITS
 from deepprospect.core.raster_io import MODEL_CARD_TAG, write_geotiff
+from deepprospect.core.sampling.labels import SPLITS
 from model_factory import evidence, write_model, write_stack
 from qgis.core import (
     QgsExpression,

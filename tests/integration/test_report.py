@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.labels import save_training_set
 from deepprospect.core.raster_io import read_map, write_geotiff
+from deepprospect.core.sampling.labels import save_training_set
 from deepprospect.models.training import TrainSettings, save_model, train_model
 from layer_factory import ProgressFeedback, RecordingFeedback, point_layer
 from qgis.core import QgsProcessingException

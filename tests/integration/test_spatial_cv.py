@@ -5,10 +5,10 @@ import csv
 import numpy as np
 import pytest
 import rasterio
-from deepprospect.core.cv_report import CV_TAG
+from deepprospect.core.evidence.stack import make_stack, write_evidence_stack
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.labels import cell_xy
-from deepprospect.core.stack import make_stack, write_evidence_stack
+from deepprospect.core.sampling.labels import cell_xy
+from deepprospect.core.scoring.cv_report import CV_TAG
 from layer_factory import point_layer, wkt_layer
 from qgis.core import QgsProcessingException
 from scipy import ndimage

@@ -1,7 +1,7 @@
 """deepprospect:trainmodel through processing.run: a model file with its card, presets, cancel and bad input."""
 
 import pytest
-from deepprospect.core.labels import save_training_set
+from deepprospect.core.sampling.labels import save_training_set
 from deepprospect.models.onnx_io import read_card
 from layer_factory import RecordingFeedback
 from qgis.core import QgsProcessingException, QgsProcessingFeedback

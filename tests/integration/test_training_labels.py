@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import rasterio
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.idw import idw_grid
-from deepprospect.core.labels import check_no_leakage, load_training_set
+from deepprospect.core.gridding.idw import idw_grid
 from deepprospect.core.raster_io import write_geotiff
+from deepprospect.core.sampling.labels import check_no_leakage, load_training_set
 from deepprospect.core.synthetic import make_survey
 from layer_factory import ProgressFeedback, RecordingFeedback, point_layer, wkt_layer
 from qgis.core import (

@@ -1,4 +1,4 @@
-"""core.anomaly: classes by cumulative area (exact shares, ties, deposits) and ranked target zones."""
+"""core.mapping.anomaly: classes by cumulative area (exact shares, ties, deposits) and ranked target zones."""
 
 import json
 import math
@@ -6,7 +6,9 @@ import math
 import numpy as np
 import pytest
 import rasterio
-from deepprospect.core.anomaly import (
+from deepprospect.core.errors import InputError, ResourceError
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.mapping.anomaly import (
     BACKGROUND_CLASS,
     CLASS_NODATA,
     class_names,
@@ -15,11 +17,9 @@ from deepprospect.core.anomaly import (
     parse_class_limits,
     write_class_raster,
 )
-from deepprospect.core.errors import InputError, ResourceError
-from deepprospect.core.grid import GridSpec
-from deepprospect.core.labels import point_cells
+from deepprospect.core.mapping.streaming import MapSource, array_map
 from deepprospect.core.raster_io import read_map, write_geotiff
-from deepprospect.core.streaming import MapSource, array_map
+from deepprospect.core.sampling.labels import point_cells
 from rasterio.features import rasterize, shapes
 from rasterio.transform import Affine
 from scipy import ndimage

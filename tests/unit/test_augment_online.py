@@ -6,9 +6,9 @@ import pytest
 import rasterio
 import torch
 from deepprospect.core.errors import InputError
+from deepprospect.core.evidence.stack import STACK_TAG
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.labels import LabelSettings, build_training_set
-from deepprospect.core.stack import STACK_TAG
+from deepprospect.core.sampling.labels import LabelSettings, build_training_set
 from deepprospect.models.augment_online import CentreCrop, evaluation_views, training_batch
 from deepprospect.models.inference import predict_map
 from deepprospect.models.onnx_io import read_card

@@ -1,4 +1,4 @@
-"""core.baseline: random forest / logistic regression on cell vectors, metrics, windowed map, stack checks."""
+"""core.scoring.baseline: random forest / logistic regression on cell vectors, metrics, windowed map, stack checks."""
 
 import csv
 import json
@@ -7,19 +7,19 @@ import os
 import numpy as np
 import pytest
 import rasterio
-from deepprospect.core.augment import AugmentSettings
-from deepprospect.core.baseline import (
+from deepprospect.core.errors import Cancelled, InputError
+from deepprospect.core.evidence.stack import make_stack, write_evidence_stack
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.raster_io import NODATA, write_geotiff
+from deepprospect.core.sampling.augment import AugmentSettings
+from deepprospect.core.sampling.labels import LabelSettings, build_training_set, read_stack_tags
+from deepprospect.core.scoring.baseline import (
     MODEL_CARD_TAG,
     BaselineSettings,
     fit_baseline,
     run_baseline,
     training_rows,
 )
-from deepprospect.core.errors import Cancelled, InputError
-from deepprospect.core.grid import GridSpec
-from deepprospect.core.labels import LabelSettings, build_training_set, read_stack_tags
-from deepprospect.core.raster_io import NODATA, write_geotiff
-from deepprospect.core.stack import make_stack, write_evidence_stack
 from sklearn.ensemble import RandomForestClassifier
 
 GRID = GridSpec(0.0, 400.0, 10.0, 10.0, 40, 40, "EPSG:32650")

@@ -1,11 +1,12 @@
-"""Block labels (core.blocks through core.labels): counts checked by hand, unknown blocks, barren-only negatives."""
+"""Block labels (core.sampling.blocks through core.sampling.labels): counts checked by hand, unknown blocks,
+barren-only negatives."""
 
 import numpy as np
 import pytest
-from deepprospect.core.blocks import block_starts, blocks_holding
 from deepprospect.core.errors import InputError
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.labels import (
+from deepprospect.core.sampling.blocks import block_starts, blocks_holding
+from deepprospect.core.sampling.labels import (
     LabelSettings,
     build_training_set,
     check_no_leakage,

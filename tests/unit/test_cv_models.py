@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.spatialcv import CvSettings, run_spatial_cv
+from deepprospect.core.scoring.spatialcv import CvSettings, run_spatial_cv
 from deepprospect.models.cv_models import NETWORKS, cv_fit_maps
 
 GRID = GridSpec(0.0, 3000.0, 100.0, 100.0, 30, 30, "EPSG:32650")

@@ -1,10 +1,12 @@
-"""core.density: distance, density and buffer-distance density against brute force and closed forms."""
+"""core.gridding.density: distance, density and buffer-distance density against brute force and closed forms."""
 
 import math
 
 import numpy as np
 import pytest
-from deepprospect.core.density import (
+from deepprospect.core.errors import Cancelled, InputError
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.gridding.density import (
     KERNELS,
     FeatureSet,
     distance_to_features,
@@ -12,8 +14,6 @@ from deepprospect.core.density import (
     kernel_value,
     rasterize_features,
 )
-from deepprospect.core.errors import Cancelled, InputError
-from deepprospect.core.grid import GridSpec
 from scipy.integrate import quad
 
 CRS = "EPSG:32650"
@@ -91,7 +91,7 @@ def test_distance_of_points_and_polygons():
 @pytest.mark.parametrize("seed", range(3))
 def test_distance_is_exact_on_a_random_network_with_few_spaced_points(seed, monkeypatch):
     """Fewer spaced points than segments make the bounds loose: the result must stay exact."""
-    import deepprospect.core.density as density
+    import deepprospect.core.gridding.density as density
 
     rng = np.random.default_rng(seed)
     g = grid(cols=37, rows=29, pixel=10.0)

@@ -11,7 +11,7 @@ import deepprospect
 import numpy as np
 import onnxruntime as ort
 import pytest
-from deepprospect.core.labels import save_training_set
+from deepprospect.core.sampling.labels import save_training_set
 from deepprospect.models.distributed import main, parser, settings_from
 from deepprospect.models.onnx_io import read_card
 from deepprospect.models.training import TrainSettings, train_model

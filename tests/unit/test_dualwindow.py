@@ -9,9 +9,9 @@ import pytest
 import rasterio
 import torch
 from deepprospect.core.errors import Cancelled, InputError
+from deepprospect.core.evidence.stack import band_normalisation
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import write_geotiff
-from deepprospect.core.stack import band_normalisation
 from deepprospect.models.dualwindow import (
     DUAL_WINDOW_TAG,
     PAPER_WINDOWS,

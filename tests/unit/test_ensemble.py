@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 import rasterio
-from deepprospect.core.ensemble import (
+from deepprospect.core.errors import Cancelled, InputError
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.mapping.ensemble import (
     CLASS_NODATA,
     ENSEMBLE_TAG,
     METHODS,
@@ -18,8 +20,6 @@ from deepprospect.core.ensemble import (
     normalise_weights,
     parse_weights,
 )
-from deepprospect.core.errors import Cancelled, InputError
-from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import NODATA, write_geotiff
 
 GRID = GridSpec(500000.0, 7000000.0, 100.0, 100.0, 3, 2, "EPSG:32750")

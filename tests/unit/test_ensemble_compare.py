@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 import rasterio
-from deepprospect.core.ensemble import combine, ensemble_rasters
-from deepprospect.core.ensemble_compare import (
+from deepprospect.core.errors import Cancelled, InputError
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.mapping.ensemble import combine, ensemble_rasters
+from deepprospect.core.mapping.ensemble_compare import (
     CATEGORIES,
     ENSEMBLE,
     MEMBER,
@@ -14,8 +16,6 @@ from deepprospect.core.ensemble_compare import (
     spread,
     table_rows,
 )
-from deepprospect.core.errors import Cancelled, InputError
-from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import NODATA, write_geotiff
 
 # he2024 Table 2: ore-bearing areas predicted, of them in known ore-bearing areas, in unknown areas, in known

@@ -5,9 +5,12 @@ import os
 
 import numpy as np
 import pytest
-from deepprospect.core import evaluation
 from deepprospect.core.errors import InputError
-from deepprospect.core.evaluation import (
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.mapping.streaming import array_map, raster_map
+from deepprospect.core.raster_io import read_map, write_geotiff
+from deepprospect.core.scoring import evaluation
+from deepprospect.core.scoring.evaluation import (
     evaluate_map,
     map_description,
     metrics_rows,
@@ -15,9 +18,6 @@ from deepprospect.core.evaluation import (
     prediction_area,
     write_outputs,
 )
-from deepprospect.core.grid import GridSpec
-from deepprospect.core.raster_io import read_map, write_geotiff
-from deepprospect.core.streaming import array_map, raster_map
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,

@@ -7,10 +7,10 @@ import tracemalloc
 import numpy as np
 import pytest
 import rasterio
-from deepprospect.core import idw
 from deepprospect.core.errors import Cancelled, InputError
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.idw import IdwSettings, idw_blocks, idw_grid, idw_memory_bytes
+from deepprospect.core.gridding import idw
+from deepprospect.core.gridding.idw import IdwSettings, idw_blocks, idw_grid, idw_memory_bytes
 from deepprospect.core.raster_io import grid_profile
 from deepprospect.core.tiles import write_tiles
 

@@ -10,7 +10,7 @@ smoothing of 1e-7 m moves it to its float64 path, which is the one we compare to
 import numpy as np
 import pytest
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.idw import IdwSettings, idw_grid
+from deepprospect.core.gridding.idw import IdwSettings, idw_grid
 
 gdal = pytest.importorskip("osgeo.gdal")
 ogr = pytest.importorskip("osgeo.ogr")

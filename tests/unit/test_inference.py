@@ -15,7 +15,7 @@ import rasterio
 from deepprospect.core.errors import Cancelled, InputError, ModelError
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import NODATA, write_geotiff
-from deepprospect.core.windows import WINDOW_FILL
+from deepprospect.core.sampling.windows import WINDOW_FILL
 from deepprospect.models import inference
 from deepprospect.models.inference import CPU, CUDA, open_session, predict_map
 from deepprospect.models.onnx_io import read_card

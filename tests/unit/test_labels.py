@@ -1,15 +1,18 @@
-"""core.labels and core.augment: positives, negatives, split, leakage check, windows, augmentation, files."""
+"""core.sampling.labels and core.sampling.augment: positives, negatives, split, leakage check, windows,
+augmentation, files."""
 
 import json
 
 import numpy as np
 import pytest
-from deepprospect.core import labels, memory
-from deepprospect.core.augment import AugmentSettings, crop_offsets, dihedral, smote_pairs
+from deepprospect.core import memory
 from deepprospect.core.bands import RasterBands
 from deepprospect.core.errors import Cancelled, InputError, ResourceError
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.labels import (
+from deepprospect.core.raster_io import write_geotiff
+from deepprospect.core.sampling import labels
+from deepprospect.core.sampling.augment import AugmentSettings, crop_offsets, dihedral, smote_pairs
+from deepprospect.core.sampling.labels import (
     ARRAYS,
     NO_WINDOW,
     SHARED,
@@ -25,9 +28,8 @@ from deepprospect.core.labels import (
     study_area_mask,
     valid_windows,
 )
-from deepprospect.core.raster_io import write_geotiff
-from deepprospect.core.stored_arrays import StoredArray
-from deepprospect.core.windows import WINDOW_FILL
+from deepprospect.core.sampling.stored_arrays import StoredArray
+from deepprospect.core.sampling.windows import WINDOW_FILL
 from scipy import ndimage
 
 GRID = GridSpec(0.0, 600.0, 10.0, 10.0, 60, 60, "EPSG:32650")

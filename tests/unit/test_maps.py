@@ -5,7 +5,7 @@ import pytest
 import rasterio
 from deepprospect.core.errors import InputError
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.maps import check_probability_map, check_threshold, value_range
+from deepprospect.core.mapping.maps import check_probability_map, check_threshold, value_range
 from deepprospect.core.raster_io import write_geotiff
 
 GRID = GridSpec(500000.0, 7000000.0, 100.0, 100.0, 600, 520, "EPSG:32750")  # tiled: 256-cell blocks

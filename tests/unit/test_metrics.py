@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from deepprospect.core.metrics import CONFUSION_MATRIX, THRESHOLD_METRICS, confusion_counts, threshold_metrics
+from deepprospect.core.scoring.metrics import CONFUSION_MATRIX, THRESHOLD_METRICS, confusion_counts, threshold_metrics
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,

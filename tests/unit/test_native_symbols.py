@@ -28,7 +28,7 @@ def test_a_clash_preloads_them_deep_bound_and_the_svm_still_fits():
         preloaded = native_symbols.bind_sklearn_to_own_symbols()
         assert len(preloaded) >= 2, preloaded
         assert native_symbols.bind_sklearn_to_own_symbols() == preloaded  # sklearn.svm not imported yet
-        from deepprospect.core.screening import svm_auc
+        from deepprospect.core.evidence.screening import svm_auc
         import numpy as np
         values = np.r_[np.random.default_rng(0).normal(0, 1, 60), np.random.default_rng(1).normal(2, 1, 20)]
         labels = np.r_[np.zeros(60), np.ones(20)].astype(int)

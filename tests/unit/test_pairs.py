@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 from deepprospect.core.errors import InputError
-from deepprospect.core.labels import SHARED
-from deepprospect.core.pairs import DISSIMILAR, SIMILAR, pair_space
+from deepprospect.core.sampling.labels import SHARED
+from deepprospect.core.sampling.pairs import DISSIMILAR, SIMILAR, pair_space
 from deepprospect.models.draws import DRAW_COLUMNS, train_per_draw
 from deepprospect.models.onnx_io import read_card
 from deepprospect.models.pairs import pair_split_data

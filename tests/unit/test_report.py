@@ -5,12 +5,12 @@ import re
 
 import numpy as np
 import pytest
-from deepprospect.core import anomaly
 from deepprospect.core.errors import Cancelled, InputError
-from deepprospect.core.evaluation import HELD_OUT, evaluate_map
 from deepprospect.core.grid import GridSpec
+from deepprospect.core.mapping import anomaly
 from deepprospect.core.raster_io import write_geotiff
-from deepprospect.core.report import ReportInputs, training_curves_png, write_report
+from deepprospect.core.scoring.evaluation import HELD_OUT, evaluate_map
+from deepprospect.core.scoring.report import ReportInputs, training_curves_png, write_report
 
 GRID = GridSpec(500000.0, 7000000.0, 100.0, 100.0, 60, 50, "EPSG:32750")
 DEPOSITS_RC = np.array([[10, 10], [12, 40], [40, 20], [45, 45], [30, 30]])
@@ -138,8 +138,8 @@ def test_cancel_leaves_no_report(study, tmp_path):
 
 def test_spatial_cross_validation_leads_the_report(study, tmp_path):
     """The score table of spatial cross-validation, read back, heads the report and gets its own section."""
-    from deepprospect.core.cv_report import read_cv_summary, write_cv_outputs
-    from deepprospect.core.spatialcv import CvSettings, baseline_fit_map, run_spatial_cv
+    from deepprospect.core.scoring.cv_report import read_cv_summary, write_cv_outputs
+    from deepprospect.core.scoring.spatialcv import CvSettings, baseline_fit_map, run_spatial_cv
 
     inputs, _ = study
     rng = np.random.default_rng(0)
@@ -173,7 +173,7 @@ def test_map_figures_are_drawn_from_decimated_reads_and_the_numbers_do_not_chang
     imshow = Axes.imshow
     monkeypatch.setattr(Axes, "imshow", lambda axes, image, **kw: drawn.append(np.asarray(image)) or imshow(
         axes, image, **kw))
-    monkeypatch.setattr("deepprospect.core.report.PREVIEW_SIDE", 12)
+    monkeypatch.setattr("deepprospect.core.scoring.report.PREVIEW_SIDE", 12)
     small = write_report(str(tmp_path / "small.html"), inputs)
     assert [image.shape for image in drawn] == [(10, 12)] * 5  # ensemble, classes, uncertainty, two members
     assert np.isin(drawn[0][np.isfinite(drawn[0])], values.astype(np.float32)).all()  # cells' own values

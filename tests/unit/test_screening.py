@@ -5,10 +5,7 @@ import pytest
 import rasterio
 from deepprospect.core.bands import ArrayBands, RasterBands
 from deepprospect.core.errors import Cancelled, InputError
-from deepprospect.core.grid import GridSpec
-from deepprospect.core.idw import idw_grid
-from deepprospect.core.raster_io import read_raster, write_band_subset, write_geotiff
-from deepprospect.core.screening import (
+from deepprospect.core.evidence.screening import (
     ScreeningSettings,
     auc_standard_error,
     plot_z_scores,
@@ -16,8 +13,11 @@ from deepprospect.core.screening import (
     svm_auc,
     z_auc,
 )
+from deepprospect.core.evidence.transforms import log10_positive
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.gridding.idw import idw_grid
+from deepprospect.core.raster_io import read_raster, write_band_subset, write_geotiff
 from deepprospect.core.synthetic import make_survey
-from deepprospect.core.transforms import log10_positive
 from scipy import ndimage
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score

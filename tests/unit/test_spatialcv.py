@@ -1,11 +1,11 @@
-"""core.spatialcv: folds, samples, the gap, scores and out-of-fold maps of spatial cross-validation."""
+"""core.scoring.spatialcv: folds, samples, the gap, scores and out-of-fold maps of spatial cross-validation."""
 
 import numpy as np
 import pytest
 from deepprospect.core.errors import Cancelled, InputError
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.labels import cell_xy
-from deepprospect.core.spatialcv import (
+from deepprospect.core.sampling.labels import cell_xy
+from deepprospect.core.scoring.spatialcv import (
     CvSettings,
     automatic_gap,
     baseline_fit_map,

@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 import rasterio
 from deepprospect.core.errors import Cancelled, InputError
-from deepprospect.core.grid import GridSpec
-from deepprospect.core.raster_io import read_raster, write_geotiff
-from deepprospect.core.stack import (
+from deepprospect.core.evidence.stack import (
     STACK_TAG,
     ZERO_REPLACEMENT_FRACTION,
     StackInput,
@@ -25,6 +23,8 @@ from deepprospect.core.stack import (
     stack_band_names,
     write_evidence_stack,
 )
+from deepprospect.core.grid import GridSpec
+from deepprospect.core.raster_io import read_raster, write_geotiff
 from rasterio.warp import Resampling, reproject, transform
 
 CRS = "EPSG:32650"

@@ -1,12 +1,11 @@
-"""core.streaming: maps read in tiles, exact order statistics and counts, and zones labelled tile by tile."""
+"""core.mapping.streaming: maps read in tiles, exact order statistics and counts, and zones labelled tile by tile."""
 
 import numpy as np
 import pytest
 import rasterio
 from deepprospect.core.errors import InputError, ResourceError
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.raster_io import write_geotiff
-from deepprospect.core.streaming import (
+from deepprospect.core.mapping.streaming import (
     DistinctValues,
     LevelCounts,
     MapSource,
@@ -18,6 +17,7 @@ from deepprospect.core.streaming import (
     tile_labels,
     valid_values,
 )
+from deepprospect.core.raster_io import write_geotiff
 from scipy import ndimage
 
 TILES = [(1, 1), (2, 3), (3, 2), (5, 5), (100, 100)]

@@ -12,14 +12,15 @@ import time
 import numpy as np
 import pytest
 import rasterio
-from deepprospect.core import density, tiles
-from deepprospect.core.density import FeatureSet, density_tiles, distance_to_features, feature_density
+from deepprospect.core import tiles
 from deepprospect.core.errors import Cancelled, InputError
+from deepprospect.core.evidence.stack import StackInput, build_evidence_stack_file
 from deepprospect.core.grid import GridSpec
-from deepprospect.core.idw import IdwSettings, idw_blocks
+from deepprospect.core.gridding import density
+from deepprospect.core.gridding.density import FeatureSet, density_tiles, distance_to_features, feature_density
+from deepprospect.core.gridding.idw import IdwSettings, idw_blocks
 from deepprospect.core.progress import check_cancelled
 from deepprospect.core.raster_io import NODATA, grid_profile, write_geotiff
-from deepprospect.core.stack import StackInput, build_evidence_stack_file
 from deepprospect.core.tiles import SCHEDULER_ENV, Tile, grid_tiles, map_tiles, tile_members, write_tiles
 from deepprospect.models.inference import predict_map
 from model_factory import GRID, evidence, write_model, write_stack

@@ -9,8 +9,8 @@ import onnxruntime as ort
 import pytest
 import torch
 from deepprospect.core.errors import Cancelled, InputError, ResourceError
-from deepprospect.core.labels import SHARED, load_training_set, save_training_set
-from deepprospect.core.stored_arrays import StoredArray
+from deepprospect.core.sampling.labels import SHARED, load_training_set, save_training_set
+from deepprospect.core.sampling.stored_arrays import StoredArray
 from deepprospect.models import training
 from deepprospect.models.onnx_io import read_card
 from deepprospect.models.training import (

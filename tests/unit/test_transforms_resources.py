@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 from deepprospect.core.errors import InputError, ResourceError
-from deepprospect.core.memory import available_memory_bytes, check_disk, check_memory, format_bytes
-from deepprospect.core.transforms import (
+from deepprospect.core.evidence.transforms import (
     DEFAULT_MISSING_CODES,
     half_below_detection,
     log10_floored,
@@ -12,6 +11,7 @@ from deepprospect.core.transforms import (
     mask_missing_codes,
     parse_missing_codes,
 )
+from deepprospect.core.memory import available_memory_bytes, check_disk, check_memory, format_bytes
 
 
 def test_log10_skips_non_positive_values_and_counts_them():

@@ -1,5 +1,5 @@
-"""core.windows and core.bands: padded windows equal a manual padding of the stack, at the edge, off the grid and
-on nodata, whether cut from the whole stack or read block by block from a band source."""
+"""core.sampling.windows and core.bands: padded windows equal a manual padding of the stack, at the edge, off the
+grid and on nodata, whether cut from the whole stack or read block by block from a band source."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from deepprospect.core.bands import ArrayBands, RasterBands, read_cells, read_pa
 from deepprospect.core.errors import InputError
 from deepprospect.core.grid import GridSpec
 from deepprospect.core.raster_io import write_geotiff
-from deepprospect.core.windows import WINDOW_FILL, padded_windows
+from deepprospect.core.sampling.windows import WINDOW_FILL, padded_windows
 
 
 @pytest.mark.parametrize("patch", [1, 4, 5, 30])

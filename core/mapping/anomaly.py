@@ -53,13 +53,13 @@ from rasterio.features import shapes
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from .errors import InputError, ResourceError
-from .grid import GridSpec
-from .labels import point_cells
-from .memory import check_memory
-from .outputs import atomic_path
-from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import crs_from_string, geotiff_profile
+from ..errors import InputError, ResourceError
+from ..grid import GridSpec
+from ..memory import check_memory
+from ..outputs import atomic_path
+from ..progress import CancelFn, ProgressFn, check_cancelled, report
+from ..raster_io import crs_from_string, geotiff_profile
+from ..sampling.labels import point_cells
 from .streaming import (
     MapSource,
     Summary,

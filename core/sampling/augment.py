@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @dataclass(frozen=True)

@@ -43,16 +43,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import auc, roc_curve
 
-from .charts import html_figure, new_figure, png_bytes
-from .errors import InputError
-from .grid import GridSpec
-from .labels import point_cells
-from .maps import check_threshold
-from .metrics import confusion_counts, threshold_metrics
-from .outputs import atomic_path
-from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG
-from .streaming import (
+from ..charts import html_figure, new_figure, png_bytes
+from ..errors import InputError
+from ..grid import GridSpec
+from ..mapping.maps import check_threshold
+from ..mapping.streaming import (
     DistinctValues,
     LevelCounts,
     MapSource,
@@ -61,7 +56,12 @@ from .streaming import (
     order_statistics,
     valid_values,
 )
-from .streaming import check_study_area as check_study_area  # where the map steps have always imported it
+from ..mapping.streaming import check_study_area as check_study_area  # where the map steps have always imported it
+from ..outputs import atomic_path
+from ..progress import CancelFn, ProgressFn, check_cancelled, report
+from ..raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG
+from ..sampling.labels import point_cells
+from .metrics import confusion_counts, threshold_metrics
 
 TRAINING, HELD_OUT, ALL = "training", "held-out", "all"
 PLOTS = ("roc", "rate", "prediction_area")

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from .areas import WindowedMask
-from .errors import InputError
-from .grid import GridSpec
+from ..areas import WindowedMask
+from ..errors import InputError
+from ..grid import GridSpec
+from ..memory import check_memory
+from ..progress import CancelFn, ProgressFn, check_cancelled, report
+from ..raster_io import read_grid_spec
 from .maps import DEFAULT_WINDOW_CELLS, open_map
-from .memory import check_memory
-from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import read_grid_spec
 
 HISTOGRAM_BINS = 1 << 16  # bins of the histogram that brackets the ranks of order_statistics
 COLLECT_VALUES = 1 << 22  # values order_statistics may collect in one pass (32 MiB as float64)

@@ -15,7 +15,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from .errors import InputError
+from ..errors import InputError
 
 RANGE_TOLERANCE = 1e-6  # float32 rounding of probabilities just outside 0–1
 DEFAULT_WINDOW_CELLS = 1 << 20

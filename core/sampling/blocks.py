@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 BLOCK_NEGATIVES = ("all", "barren")
 STATUS = ("positive", "negative", "unknown", "unusable", "mixed")

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 # Codes that laboratories and databases write for "no value": read as missing unless the user says otherwise.
 DEFAULT_MISSING_CODES = (-9999.0, -99999.0, -999999.0, -999.0)

@@ -48,12 +48,12 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from .errors import InputError
-from .evaluation import check_study_area
+from ..errors import InputError
+from ..outputs import atomic_path
+from ..progress import CancelFn, ProgressFn, check_cancelled, report
+from ..raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, NODATA, geotiff_profile
+from ..scoring.evaluation import check_study_area
 from .maps import DEFAULT_WINDOW_CELLS, check_probabilities, check_threshold, map_windows, open_map
-from .outputs import atomic_path
-from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, NODATA, geotiff_profile
 
 METHODS = ("average", "weighted_average", "majority_vote", "plurality_vote", "weighted_vote")
 WEIGHTED = frozenset({"weighted_average", "weighted_vote"})

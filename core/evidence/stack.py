@@ -48,13 +48,13 @@ from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.windows import Window
 from scipy.linalg import helmert
 
-from .bands import WINDOW, grid_windows
-from .errors import InputError
-from .grid import GridSpec
-from .memory import check_memory
-from .progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
-from .raster_io import crs_from_string, geotiff_writer, write_geotiff
-from .tiles import map_tiles, scheduler_address
+from ..bands import WINDOW, grid_windows
+from ..errors import InputError
+from ..grid import GridSpec
+from ..memory import check_memory
+from ..progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
+from ..raster_io import crs_from_string, geotiff_writer, write_geotiff
+from ..tiles import map_tiles, scheduler_address
 
 STACK_TAG = "DEEPPROSPECT_STACK"
 RECIPE_FORMAT = "deepprospect-evidence-stack"

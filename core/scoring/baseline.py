@@ -45,20 +45,20 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .errors import InputError
-from .labels import SPLITS, UNAUGMENTED, TrainingSet
-from .memory import check_memory
-from .metrics import threshold_metrics
-from .outputs import atomic_path, check_writable
-from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import MODEL_CARD_TAG, NODATA, TILE, band_labels, geotiff_profile, read_band_names, read_grid_spec
-from .stack import (
+from ..errors import InputError
+from ..evidence.stack import (
     RECIPE_FORMAT,
     STACK_TAG,
     band_normalisation,
     normalisation_differences,
     stack_normalisation,
 )
+from ..memory import check_memory
+from ..outputs import atomic_path, check_writable
+from ..progress import CancelFn, ProgressFn, check_cancelled, report
+from ..raster_io import MODEL_CARD_TAG, NODATA, TILE, band_labels, geotiff_profile, read_band_names, read_grid_spec
+from ..sampling.labels import SPLITS, UNAUGMENTED, TrainingSet
+from .metrics import threshold_metrics
 
 METHODS = ("random_forest", "logistic_regression")
 AUGMENTED_KINDS = ("noise", "smote")

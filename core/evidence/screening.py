@@ -46,10 +46,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from .bands import WINDOW, ArrayBands, BandSource, grid_windows, read_cells
-from .errors import InputError
-from .grid import GridSpec
-from .progress import CancelFn, ProgressFn, check_cancelled, report
+from ..bands import WINDOW, ArrayBands, BandSource, grid_windows, read_cells
+from ..errors import InputError
+from ..grid import GridSpec
+from ..progress import CancelFn, ProgressFn, check_cancelled, report
 
 # gao2022 / gao2023: Z_AUC > 2.58 marks an AUC significantly above 0.5.
 DEFAULT_CRITICAL_VALUE = 2.58

@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import InputError
+from ..progress import CancelFn, ProgressFn, check_cancelled, report
+from ..raster_io import ENSEMBLE_TAG, read_grid_spec
+from ..sampling.labels import point_cells
 from .anomaly import cell_area_km2
 from .ensemble import VOTES, _read_probabilities, check_same_grid
-from .errors import InputError
-from .labels import point_cells
 from .maps import DEFAULT_WINDOW_CELLS, check_threshold, map_windows, open_map
-from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import ENSEMBLE_TAG, read_grid_spec
 from .streaming import check_study_area
 
 MEMBER, ENSEMBLE = "member", "ensemble"

@@ -43,12 +43,12 @@ from scipy.spatial import cKDTree
 from sklearn.cluster import KMeans
 from sklearn.metrics import roc_auc_score
 
+from ..errors import InputError
+from ..evidence.screening import ScreeningSettings, screen_bands
+from ..grid import GridSpec
+from ..progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
+from ..sampling.labels import cell_xy, disc_offsets, point_cells
 from .baseline import BaselineSettings, fit_classifier
-from .errors import InputError
-from .grid import GridSpec
-from .labels import cell_xy, disc_offsets, point_cells
-from .progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message, report
-from .screening import ScreeningSettings, screen_bands
 
 FOLD_METHODS = ("kmeans", "field", "blocks")
 ENSEMBLE_RULES = ("mean", "rank")

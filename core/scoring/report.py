@@ -2,12 +2,12 @@
 
 The report is built from files the pipeline wrote (the ensemble map and its uncertainty, member maps with
 their model-card tags, the model cards and the training-set manifest) and the deposits; it re-scores every map
-against the same deposits with :func:`core.evaluation.evaluate_map` so deep and classical members, and the
+against the same deposits with :func:`core.scoring.evaluation.evaluate_map` so deep and classical members, and the
 ensemble, are compared on one footing, and recomputes anomaly classes and targets of the ensemble with
-:mod:`core.anomaly`. Images are PNGs embedded as base64, so the file can be mailed or archived alone.
+:mod:`core.mapping.anomaly`. Images are PNGs embedded as base64, so the file can be mailed or archived alone.
 
 No map is ever held whole: the scores, classes and targets come from the windowed computations of
-:mod:`core.streaming` (the cells where every map has a value go to a temporary mask raster first), and the map
+:mod:`core.mapping.streaming` (the cells where every map has a value go to a temporary mask raster first), and the map
 figures are drawn from decimated reads of at most :data:`PREVIEW_SIDE` cells a side (GDAL reads them from the
 file's overviews when it has some), so a report on a national map needs little more memory than one on a
 district.
@@ -30,18 +30,18 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.transform import Affine
 
-from . import anomaly
-from .charts import html_figure, new_figure, png_bytes
-from .ensemble import check_same_grid
-from .errors import InputError
+from ..charts import html_figure, new_figure, png_bytes
+from ..errors import InputError
+from ..grid import GridSpec
+from ..mapping import anomaly
+from ..mapping.ensemble import check_same_grid
+from ..mapping.maps import check_probability_map, check_threshold, open_map
+from ..mapping.streaming import raster_map
+from ..outputs import atomic_path
+from ..progress import CancelFn, ProgressFn, check_cancelled, report
+from ..raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, geotiff_profile, read_grid_spec
 from .evaluation import HELD_OUT, TRAINING, Evaluation, confusion_table, evaluate_map, plot_pngs
-from .grid import GridSpec
-from .maps import check_probability_map, check_threshold, open_map
 from .metrics import CONFUSION_MATRIX, confusion_counts
-from .outputs import atomic_path
-from .progress import CancelFn, ProgressFn, check_cancelled, report
-from .raster_io import ENSEMBLE_TAG, MODEL_CARD_TAG, geotiff_profile, read_grid_spec
-from .streaming import raster_map
 
 MAX_TARGET_ROWS = 20
 PREVIEW_SIDE = 1000  # map figures show at most this many cells a side (decimated reads), whatever the map's size

@@ -48,10 +48,10 @@ import numpy as np
 from scipy.spatial import cKDTree
 from threadpoolctl import threadpool_limits
 
-from .errors import InputError
-from .grid import GridSpec
-from .progress import CancelFn, LogFn, ProgressFn, check_cancelled, report
-from .tiles import Tile, map_tiles, scheduler_address
+from ..errors import InputError
+from ..grid import GridSpec
+from ..progress import CancelFn, LogFn, ProgressFn, check_cancelled, report
+from ..tiles import Tile, map_tiles, scheduler_address
 
 # A sample closer than this fraction of a pixel to a pixel centre is "on" the centre.
 COINCIDENCE_FRACTION = 1e-6

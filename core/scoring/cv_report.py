@@ -10,11 +10,11 @@ import math
 
 import numpy as np
 
-from .charts import html_figure, new_figure, png_bytes
-from .errors import InputError
-from .grid import GridSpec
-from .outputs import atomic_path, check_writable
-from .raster_io import write_geotiff
+from ..charts import html_figure, new_figure, png_bytes
+from ..errors import InputError
+from ..grid import GridSpec
+from ..outputs import atomic_path, check_writable
+from ..raster_io import write_geotiff
 from .spatialcv import CAPTURE_SHARES, CvResult
 
 CV_TAG = "DEEPPROSPECT_SPATIAL_CV"

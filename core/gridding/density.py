@@ -48,11 +48,11 @@ from rasterio.transform import Affine
 from scipy.signal import fftconvolve
 from scipy.spatial import cKDTree
 
-from .errors import InputError
-from .grid import GridSpec
-from .progress import CancelFn, LogFn, ProgressFn
-from .raster_io import TILE
-from .tiles import Tile, assemble, grid_tiles, map_tiles, tile_members
+from ..errors import InputError
+from ..grid import GridSpec
+from ..progress import CancelFn, LogFn, ProgressFn
+from ..raster_io import TILE
+from ..tiles import Tile, assemble, grid_tiles, map_tiles, tile_members
 
 # ∫_{R²} k divided by π B², per kernel.
 KERNEL_MASS = {"uniform": 1.0, "triangular": 1.0 / 3.0, "epanechnikov": 0.5, "quartic": 1.0 / 3.0}

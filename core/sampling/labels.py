@@ -62,15 +62,15 @@ from scipy import ndimage
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial import cKDTree
 
-from . import areas
+from .. import areas
+from ..bands import ArrayBands, BandSource, read_padded_windows, valid_cells
+from ..errors import InputError
+from ..grid import GridSpec
+from ..memory import check_memory
+from ..outputs import atomic_path
+from ..progress import CancelFn, ProgressFn, check_cancelled, report
 from . import augment as aug
 from . import blocks as blk
-from .bands import ArrayBands, BandSource, read_padded_windows, valid_cells
-from .errors import InputError
-from .grid import GridSpec
-from .memory import check_memory
-from .outputs import atomic_path
-from .progress import CancelFn, ProgressFn, check_cancelled, report
 from .stored_arrays import StoredArray, stored_member
 from .windows import WINDOW_FILL
 

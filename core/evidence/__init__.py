@@ -1,0 +1,1 @@
+"""Evidence: the stack of evidence layers (alignment, transforms, normalisation) and element screening."""

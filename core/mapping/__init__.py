@@ -1,0 +1,1 @@
+"""Mapping: prospectivity maps read window by window, ensembles, anomaly classes and targets."""

@@ -1,0 +1,1 @@
+"""Sampling: training samples from deposits (labels, blocks, pairs, augmentation) and their storage."""

@@ -1,0 +1,1 @@
+"""Scoring: metrics, map evaluation, baselines, spatial cross-validation and the report."""
