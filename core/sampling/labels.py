@@ -20,8 +20,8 @@ Rules (each recorded in the manifest of the training set):
   windows.
 * **Spatial split** before augmentation: by deposit groups (single-linkage clusters of deposit cells at the
   split distance; a cell belongs to the split of its nearest deposit, a tie between equidistant deposits broken
-  by the search tree, the same way every run) or by square blocks of that side (blocks
-  without deposits are assigned at random in the split fractions). A deposit's positives all go with it.
+  by the search tree, the same way every run) or by square blocks of that side (blocks without deposits are
+  assigned at random in the split fractions). A deposit's positives all go with it.
   **Fallback** when the deposits form fewer groups or blocks than there are splits (few, clustered deposits):
   regroup them into the finest groups whose positive windows cannot overlap (Chebyshev gap ≥ patch + 2 × the
   positive reach, in cells); if still too few, drop the validation split (training then runs its fixed epochs
