@@ -68,6 +68,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 from scipy.special import softmax
 
+from ..core.areas import CellMask
 from ..core.errors import InputError, ModelError
 from ..core.evidence.stack import normalisation_differences, stack_normalisation
 from ..core.progress import CancelFn, LogFn, ProgressFn, check_cancelled, log_message
@@ -119,7 +120,7 @@ def predict_map(
     batch_size: int = 256,
     device: str = "auto",
     tile_size: int = DEFAULT_TILE,
-    study_area: np.ndarray | None = None,
+    study_area: CellMask | np.ndarray | None = None,
     scheduler: str | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
@@ -403,7 +404,7 @@ class _WorkerJob:
     step: int
 
 
-def _keep(study_area: np.ndarray | None, tile: Tile, step: int) -> np.ndarray | bool:
+def _keep(study_area: CellMask | np.ndarray | None, tile: Tile, step: int) -> np.ndarray | bool:
     """Cells of an output tile whose own stack cell is in the study area (those beyond the stack: any value)."""
     if study_area is None:
         return True

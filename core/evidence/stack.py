@@ -48,6 +48,7 @@ from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.windows import Window
 from scipy.linalg import helmert
 
+from ..areas import CellMask
 from ..bands import WINDOW, grid_windows
 from ..errors import InputError
 from ..grid import GridSpec
@@ -364,7 +365,7 @@ def build_evidence_stack_file(
     transform_bands: Sequence[str] | None = None,
     normalise: str = "none",
     min_class_share: float = DEFAULT_MIN_CLASS_SHARE,
-    study_area: np.ndarray | None = None,
+    study_area: CellMask | np.ndarray | None = None,
     recipe: dict | None = None,
     window: int = WINDOW,
     scheduler: str | None = None,

@@ -53,6 +53,7 @@ from rasterio.features import shapes
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
+from ..areas import CellMask
 from ..errors import InputError, ResourceError
 from ..grid import GridSpec
 from ..memory import check_memory
@@ -199,7 +200,7 @@ def cell_area_km2(grid: GridSpec) -> float:
 
 
 def classify(values: np.ndarray | MapSource, grid: GridSpec, limits: Sequence[float] = DEFAULT_CLASS_LIMITS,
-             deposit_xy: np.ndarray | None = None, study_area: np.ndarray | None = None, *,
+             deposit_xy: np.ndarray | None = None, study_area: CellMask | np.ndarray | None = None, *,
              is_cancelled: CancelFn = None, progress: ProgressFn = None) -> AnomalyClasses:
     """Class thresholds and table of a map on ``grid`` (a (rows, cols) array with NaN as nodata, or a
     :class:`~.streaming.MapSource`), see the module docstring; :func:`write_class_raster` writes the classes.
@@ -238,7 +239,7 @@ def classify(values: np.ndarray | MapSource, grid: GridSpec, limits: Sequence[fl
 
 
 def write_class_raster(path: str, values: np.ndarray | MapSource, grid: GridSpec, result: AnomalyClasses, *,
-                       study_area: np.ndarray | None = None, is_cancelled: CancelFn = None,
+                       study_area: CellMask | np.ndarray | None = None, is_cancelled: CancelFn = None,
                        progress: ProgressFn = None) -> None:
     """Write the classes of the map (uint8, nodata :data:`CLASS_NODATA` also outside the study area, tagged) one
     window at a time."""
@@ -258,7 +259,7 @@ def write_class_raster(path: str, values: np.ndarray | MapSource, grid: GridSpec
 
 def find_targets(values: np.ndarray | MapSource, grid: GridSpec, classes: AnomalyClasses, target_classes: int = 1,
                  min_area_km2: float = 0.0, deposit_xy: np.ndarray | None = None, *,
-                 study_area: np.ndarray | None = None, is_cancelled: CancelFn = None,
+                 study_area: CellMask | np.ndarray | None = None, is_cancelled: CancelFn = None,
                  progress: ProgressFn = None) -> tuple[list[Target], list[str]]:
     """Ranked connected zones of classes 1 … ``target_classes`` at least ``min_area_km2`` large, and notes.
 

@@ -48,6 +48,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from ..areas import CellMask
 from ..errors import InputError
 from ..outputs import atomic_path
 from ..progress import CancelFn, ProgressFn, check_cancelled, report
@@ -218,7 +219,7 @@ def ensemble_rasters(
     uncertainty: str | None = None,
     classes: str | None = None,
     window_cells: int = DEFAULT_WINDOW_CELLS,
-    study_area: np.ndarray | None = None,
+    study_area: CellMask | np.ndarray | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
 ) -> EnsembleSummary:

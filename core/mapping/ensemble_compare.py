@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..areas import CellMask
 from ..errors import InputError
 from ..progress import CancelFn, ProgressFn, check_cancelled, report
 from ..raster_io import ENSEMBLE_TAG, read_grid_spec
@@ -103,8 +104,8 @@ def compare_areas(
     *,
     threshold: float = 0.5,
     barren_xy: np.ndarray | None = None,
-    barren_area: np.ndarray | None = None,
-    study_area: np.ndarray | None = None,
+    barren_area: CellMask | np.ndarray | None = None,
+    study_area: CellMask | np.ndarray | None = None,
     window_cells: int = DEFAULT_WINDOW_CELLS,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,

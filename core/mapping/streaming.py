@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from ..areas import WindowedMask
+from ..areas import CellMask, WindowedMask
 from ..errors import InputError
 from ..grid import GridSpec
 from ..memory import check_memory
@@ -48,7 +48,8 @@ class MapSource:
     """
 
     def __init__(self, grid: GridSpec, tile_shape: tuple[int, int], read: ReadFn,
-                 study_area: np.ndarray | None = None, band_name: str = "", tags: dict | None = None) -> None:
+                 study_area: CellMask | np.ndarray | None = None, band_name: str = "",
+                 tags: dict | None = None) -> None:
         self.grid = grid
         self.tile_shape = (max(1, min(int(tile_shape[0]), grid.rows)), max(1, min(int(tile_shape[1]), grid.cols)))
         self._read = read
@@ -102,7 +103,7 @@ class MapSource:
             top, left = key // self.tiles[1] * height, key % self.tiles[1] * width
             yield Window(left, top, min(width, self.grid.cols - left), min(height, self.grid.rows - top)), group
 
-    def within(self, study_area: np.ndarray | None) -> MapSource:
+    def within(self, study_area: CellMask | np.ndarray | None) -> MapSource:
         """This map with the cells outside ``study_area`` (also) treated as nodata."""
         if study_area is None:
             return self
@@ -112,8 +113,10 @@ class MapSource:
         return MapSource(self.grid, self.tile_shape, self._read, inside, self.band_name, self.tags)
 
 
-def check_study_area(study_area: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
-    """An optional study area as a (rows, cols) bool mask (True = inside), checked against the map's ``shape``."""
+def check_study_area(study_area: CellMask | np.ndarray | None,
+                     shape: tuple[int, int]) -> WindowedMask | np.ndarray | None:
+    """An optional study area (a windowed mask, or a (rows, cols) bool array; True = inside), checked against the
+    map's ``shape``."""
     if study_area is None:
         return None
     inside = study_area if isinstance(study_area, WindowedMask) else np.asarray(study_area, dtype=bool)
@@ -123,7 +126,7 @@ def check_study_area(study_area: np.ndarray | None, shape: tuple[int, int]) -> n
     return inside
 
 
-def array_map(values: np.ndarray, grid: GridSpec, study_area: np.ndarray | None = None,
+def array_map(values: np.ndarray, grid: GridSpec, study_area: CellMask | np.ndarray | None = None,
               tile_shape: tuple[int, int] | None = None) -> MapSource:
     """A map held in a (rows, cols) array (NaN = nodata), read in tiles (default: strips of about a million cells)."""
     values = np.asarray(values)
@@ -134,7 +137,7 @@ def array_map(values: np.ndarray, grid: GridSpec, study_area: np.ndarray | None 
 
 
 def as_map_source(values: np.ndarray | MapSource, grid: GridSpec,
-                  study_area: np.ndarray | None = None) -> MapSource:
+                  study_area: CellMask | np.ndarray | None = None) -> MapSource:
     """``values`` as a map source on ``grid`` (an array is wrapped), limited to the study area if one is given."""
     if isinstance(values, MapSource):
         if values.grid.shape != grid.shape:
@@ -144,8 +147,8 @@ def as_map_source(values: np.ndarray | MapSource, grid: GridSpec,
 
 
 @contextmanager
-def raster_map(path: str, band: int = 1, *, study_area: np.ndarray | None = None, valid_in: Sequence[str] = (),
-               tile_shape: tuple[int, int] | None = None,
+def raster_map(path: str, band: int = 1, *, study_area: CellMask | np.ndarray | None = None,
+               valid_in: Sequence[str] = (), tile_shape: tuple[int, int] | None = None,
                window_cells: int = DEFAULT_WINDOW_CELLS) -> Iterator[MapSource]:
     """Band ``band`` of the raster file ``path`` as a map source, open while the block runs.
 

@@ -605,14 +605,14 @@ def build_training_set(
     band_names: Sequence[str],
     deposit_xy: np.ndarray,
     barren_xy: np.ndarray | None = None,
-    study_area: np.ndarray | None = None,
+    study_area: areas.CellMask | np.ndarray | None = None,
     settings: LabelSettings | None = None,
     augment: aug.AugmentSettings | None = None,
     stack_tags: Mapping[str, object] | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
     *,
-    barren_area: np.ndarray | None = None,
+    barren_area: areas.CellMask | np.ndarray | None = None,
 ) -> TrainingSet:
     """Label, split, window and augment samples from a (bands, rows, cols) stack with NaN as nodata.
 

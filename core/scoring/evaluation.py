@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import auc, roc_curve
 
+from ..areas import CellMask
 from ..charts import html_figure, new_figure, png_bytes
 from ..errors import InputError
 from ..grid import GridSpec
@@ -140,7 +141,7 @@ def evaluate_map(
     barren_xy: np.ndarray | None = None,
     threshold: float = 0.5,
     *,
-    study_area: np.ndarray | None = None,
+    study_area: CellMask | np.ndarray | None = None,
     progress: ProgressFn = None,
     is_cancelled: CancelFn = None,
 ) -> Evaluation:
