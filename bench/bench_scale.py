@@ -17,8 +17,9 @@ Each step's wall time and peak RSS are printed against the target (every step un
 ``ru_maxrss`` that ``os.wait4`` reports for the step's process tree (the shell script and the ``qgis_process``
 it runs; the larger of the two). This launcher imports nothing but the standard library and makes the survey in
 a child of its own, so that its own RSS (which Linux carries into a child's peak across fork and exec) stays
-small; it is printed. ``--gdal-cache`` sets ``GDAL_CACHEMAX`` (MB) for the steps; by default GDAL takes 5 % of
-the machine's memory for its block cache, which large rasters fill.
+small; it is printed. ``--gdal-cache`` sets ``GDAL_CACHEMAX`` (MB) for the steps; by default each step caps the
+block cache of rasterio's GDAL at 256 MB (GDAL's own default, 5 % of the machine's memory, fills up when large
+rasters are read window by window).
 
 A benchmark, not a test: it exits 0 whether the targets are met or not. The full size (10^8 cells × 40 fields
 from 10^6 points) takes long; try ``--cells 2000 --points 100000 --fields 10`` first. Inputs, outputs and each
@@ -244,7 +245,7 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=1_000_000, help="sample points")
     parser.add_argument("--fields", type=int, default=40, help="element fields per sample")
     parser.add_argument("--epochs", type=int, default=3, help="LeNet training epochs")
-    parser.add_argument("--gdal-cache", type=int, help="GDAL_CACHEMAX for the steps (MB; default: GDAL's own)")
+    parser.add_argument("--gdal-cache", type=int, help="GDAL_CACHEMAX for the steps (MB; default: a 256 MB cap)")
     parser.add_argument("--only", help="rerun only these steps (comma-separated) on an earlier run's --out")
     parser.add_argument("--out", type=Path, default=ROOT / "bench_output" / "scale")
     parser.add_argument("--make-survey", action="store_true", help=argparse.SUPPRESS)
@@ -263,7 +264,7 @@ def main() -> int:
     print(f"Survey: {args.points:,} points × {args.fields} fields, grid {args.cells:,} × {args.cells:,} cells "
           f"({args.cells**2:,} cells of {PIXEL_M:.0f} m; a float32 stack of {args.fields} bands is "
           f"{args.fields * args.cells**2 * 4 / 2**30:.1f} GiB), LeNet {args.epochs} epochs, GDAL_CACHEMAX "
-          f"{env.get('GDAL_CACHEMAX', 'default')}; output in {out}")
+          f"{env.get('GDAL_CACHEMAX', '256 MB cap')}; output in {out}")
     if not args.only:
         make = [sys.executable, __file__, "--make-survey", "--cells", str(args.cells), "--points",
                 str(args.points), "--fields", str(args.fields), "--out", str(out)]
