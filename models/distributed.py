@@ -121,6 +121,11 @@ class TorchrunProcesses(SingleProcess):
         dist.broadcast_object_list(shared, src=0, device=self._device)
         return shared[0]
 
+    def wait_for_all(self) -> None:
+        """Wait until every process has come here. A process that tears down its gloo group while another still
+        works (rank 0 scoring and writing the model) can abort, so all leave together."""
+        dist.barrier(device_ids=[self._device.index] if self._device.type == "cuda" else None)
+
     def card(self, batch_size: int) -> dict:
         share = self.batch_size(batch_size)
         return {"world_size": self.world_size, "backend": self.backend, "batch_per_process": share,
@@ -212,6 +217,7 @@ def run(values: argparse.Namespace) -> None:
         if processes.primary:
             save_model(result, training_set, values.output, values.curves)
             log_message(log, f"Model file: {values.output} (epoch {result.best_epoch} kept).")
+        processes.wait_for_all()
     finally:
         dist.destroy_process_group()
 
