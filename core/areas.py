@@ -1,11 +1,14 @@
-"""Study areas as cell masks that are rasterised one window at a time, so no step holds a mask of the whole grid.
+"""Study areas as cell masks that are rasterised a band of rows at a time, so no step holds a mask of the whole grid.
 
 :class:`PolygonCells` answers ``mask[rows, cols]`` (two slices) with the (height, width) bool array of the cells
-of that window whose centre lies inside a polygon and outside every hole — what the whole-grid rasterisation
-would hold there, bit for bit, because the polygons are moved into the grid's cell coordinates once and each
-window only shifts them by whole cells (exact in floating point). It also offers the few whole-grid questions the
-steps ask (``sum``, ``any``, ``shape``, ``size``) band by band, ``&`` with another mask or a bool array (lazily),
-and ``numpy.asarray`` for steps that hold the grid anyway. Steps take either such a mask or a bool array.
+of that window whose centre lies inside a polygon and outside every hole. The polygons are moved into the grid's
+cell coordinates once; the grid is cut into fixed bands of whole rows, each rasterised on its own (GDAL), and a
+window is cut from the bands it meets, so every window is exactly that part of the whole mask, whatever its
+position and size. (Against one rasterisation of the whole grid in map coordinates, a cell centre lying exactly
+on an edge may fall the other way: GDAL's arithmetic differs; everywhere else the two agree.) It also offers the
+few whole-grid questions the steps ask (``sum``, ``any``, ``shape``, ``size``) band by band, ``&`` with another
+mask or a bool array (lazily), and ``numpy.asarray`` for steps that hold the grid anyway. Steps take either such a
+mask or a bool array.
 """
 
 from __future__ import annotations
@@ -74,28 +77,54 @@ class WindowedMask:
 
 class PolygonCells(WindowedMask):
     """Cells of ``grid`` whose centre is inside one of ``polygons`` and inside none of ``holes`` (GeoJSON-like
-    geometries in the grid's CRS), rasterised window by window."""
+    geometries in the grid's CRS), rasterised band by band.
+
+    The grid is cut into fixed bands of whole rows and a window is read from the bands it meets: each cell is
+    always rasterised in the same band, so a cell centre lying exactly on an edge gets the same answer in every
+    window (GDAL's scan-line arithmetic depends on where the rasterised block starts). The bands of the last
+    window are kept, so tiles read in row order rasterise each band once.
+    """
 
     def __init__(self, polygons: Sequence[Mapping], grid: GridSpec, holes: Sequence[Mapping] = ()) -> None:
         self.shape = grid.shape
         to_cells = ~Affine(grid.pixel_width, 0.0, grid.x_min, 0.0, -grid.pixel_height, grid.y_max)
         self.polygons = [_mapped(polygon, to_cells) for polygon in polygons]
         self.holes = [_mapped(hole, to_cells) for hole in holes]
+        self.band_rows = max(1, BAND_CELLS // max(self.shape[1], 1))
+        self._last_bands: dict[int, np.ndarray] = {}
 
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
         rows, cols = (_bounds(part, size) for part, size in zip(key, self.shape))
-        shape = (rows[1] - rows[0], cols[1] - cols[0])
-        inside = self._cells(self.polygons, rows[0], cols[0], shape)
+        if rows[0] == rows[1] or cols[0] == cols[1]:
+            return np.zeros((rows[1] - rows[0], cols[1] - cols[0]), dtype=bool)
+        needed = range(rows[0] // self.band_rows, (rows[1] - 1) // self.band_rows + 1)
+        self._last_bands = {index: self._last_bands[index] for index in needed if index in self._last_bands}
+        for index in needed:
+            self._last_bands[index] = self._band(index)
+        inside = np.empty((rows[1] - rows[0], cols[1] - cols[0]), dtype=bool)
+        for index, band in self._last_bands.items():
+            top = index * self.band_rows
+            first, stop = max(rows[0], top), min(rows[1], top + band.shape[0])
+            inside[first - rows[0]:stop - rows[0]] = band[first - top:stop - top, cols[0]:cols[1]]
+        return inside
+
+    def _band(self, index: int) -> np.ndarray:
+        """The mask of band ``index`` (rows from ``index * band_rows``, every column)."""
+        if index in self._last_bands:
+            return self._last_bands[index]
+        top = index * self.band_rows
+        shape = (min(self.band_rows, self.shape[0] - top), self.shape[1])
+        inside = self._cells(self.polygons, top, shape)
         if self.holes and inside.any():
-            inside &= ~self._cells(self.holes, rows[0], cols[0], shape)
+            inside &= ~self._cells(self.holes, top, shape)
         return inside
 
     @staticmethod
-    def _cells(geometries: list[dict], row: int, col: int, shape: tuple[int, int]) -> np.ndarray:
-        if not geometries or 0 in shape:
+    def _cells(geometries: list[dict], row: int, shape: tuple[int, int]) -> np.ndarray:
+        if not geometries:
             return np.zeros(shape, dtype=bool)
-        return rasterize([(g, 1) for g in geometries], out_shape=shape, transform=Affine.translation(col, row),
-                         fill=0, dtype="uint8").astype(bool)
+        return rasterize([(g, 1) for g in geometries], out_shape=shape, transform=Affine.translation(0, row),
+                         fill=0, dtype="uint8").view(bool)  # 0/1 bytes are bools: no copy
 
 
 class Intersection(WindowedMask):

@@ -49,6 +49,20 @@ def test_any_window_is_that_part_of_the_whole_grid(shapes):
     np.testing.assert_array_equal(cells[:, :], expected)
 
 
+def test_a_cell_centre_on_an_edge_falls_the_same_way_in_every_window():
+    """Edges through cell centres (vertices on half cells): GDAL's scan lines depend on where a rasterised block
+    starts, so windows are cut from fixed bands and agree with the whole mask cell for cell."""
+    grid = GridSpec(-73.3, 0.0, 0.7, 1.0, 40, 40, "EPSG:3857")
+    triangle = [[5.5, 29.0], [21.0, 6.0], [47.0, 32.0]]  # (col, row): the long edge passes through cell centres
+    xy = [[grid.x_min + c * grid.pixel_width, grid.y_max - r * grid.pixel_height] for c, r in triangle]
+    for band_rows in (9, 40):
+        cells = PolygonCells([{"type": "Polygon", "coordinates": [[*xy, xy[0]]]}], grid)
+        cells.band_rows = band_rows
+        whole = cells[:, :]
+        for r0, c0 in ((r, c) for r in range(0, 40, 3) for c in range(0, 40, 3)):
+            np.testing.assert_array_equal(cells[r0:r0 + 7, c0:c0 + 9], whole[r0:r0 + 7, c0:c0 + 9])
+
+
 def test_intersections_stay_windowed_and_match_arrays(shapes, monkeypatch):
     polygons, holes = shapes
     cells = PolygonCells(polygons, GRID, holes)
