@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from joblib import Parallel, delayed
 from rasterio.windows import Window
-from scipy.spatial import cKDTree
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -50,6 +49,7 @@ from ..bands import WINDOW, ArrayBands, BandSource, grid_windows, read_cells
 from ..errors import InputError
 from ..grid import GridSpec
 from ..progress import CancelFn, ProgressFn, check_cancelled, report
+from ..sampling.nearest import DepositCells
 
 # gao2022 / gao2023: Z_AUC > 2.58 marks an AUC significantly above 0.5.
 DEFAULT_CRITICAL_VALUE = 2.58
@@ -309,8 +309,7 @@ class _BackgroundPool:
         self.source, self.grid, self.exclusion, self.window = source, grid, exclusion, window
         self.point_rc = np.column_stack(np.divmod(point_cells, grid.cols))
         self.deposit_rc = np.column_stack(np.divmod(deposits, grid.cols))
-        self.sampling = np.array([grid.pixel_height, grid.pixel_width])
-        self.tree = cKDTree(self.deposit_rc * self.sampling) if exclusion > 0 else None
+        self.deposits = DepositCells(self.deposit_rc, grid) if exclusion > 0 else None
         self.counts = np.zeros((grid.rows, -(-grid.cols // window)), dtype=np.int64)
 
     def draw(self, wanted: int, seed: int, notes: list[str], progress: ProgressFn,
@@ -351,7 +350,7 @@ class _BackgroundPool:
         """(height, width) mask of the pool in ``part`` (and the window's values when asked)."""
         values = self.source.read(part)
         pool = np.isfinite(values).any(axis=0)
-        if self.tree is not None:
+        if self.deposits is not None:
             pool &= self._away(part)
         rows, cols = self.point_rc[:, 0] - part.row_off, self.point_rc[:, 1] - part.col_off
         here = (rows >= 0) & (rows < part.height) & (cols >= 0) & (cols < part.width)
@@ -359,20 +358,10 @@ class _BackgroundPool:
         return (pool, values) if with_values else pool
 
     def _away(self, part: Window) -> np.ndarray:
-        """Cells of ``part`` farther than the exclusion distance from every deposit cell centre.
-
-        The distance is that of ``scipy.ndimage.distance_transform_edt`` with the pixel sizes as sampling
-        (integer cell offsets times the pixel size), to the nearest deposit cell the k-d tree finds.
-        """
+        """Cells of ``part`` farther than the exclusion distance from every deposit cell centre."""
         rows, cols = np.mgrid[part.row_off:part.row_off + part.height, part.col_off:part.col_off + part.width]
         cells = np.column_stack([rows.ravel(), cols.ravel()])
-        bound = self.exclusion * (1 + 1e-9) + 1e-9 * self.sampling.max()
-        _, nearest = self.tree.query(cells * self.sampling, distance_upper_bound=bound)
-        found = nearest < len(self.deposit_rc)
-        away = np.ones(len(cells), dtype=bool)
-        offsets = (cells[found] - self.deposit_rc[nearest[found]]) * self.sampling
-        away[found] = np.sqrt((offsets * offsets).sum(axis=1)) > self.exclusion
-        return away.reshape(part.height, part.width)
+        return self.deposits.beyond(cells, self.exclusion).reshape(part.height, part.width)
 
 
 def _score_bands(samples: np.ndarray, labels: np.ndarray, band_names: Sequence[str], settings: ScreeningSettings,

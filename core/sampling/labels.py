@@ -71,6 +71,7 @@ from ..outputs import atomic_path
 from ..progress import CancelFn, ProgressFn, check_cancelled, report
 from . import augment as aug
 from . import blocks as blk
+from .nearest import DepositCells
 from .stored_arrays import StoredArray, stored_member
 from .windows import WINDOW_FILL
 
@@ -355,26 +356,20 @@ def _row_bands(shape: tuple[int, int]) -> Iterator[slice]:
     return (slice(row, min(row + step, rows)) for row in range(0, rows, step))
 
 
-def _nearest_deposit(deposit_rc: np.ndarray, grid: GridSpec, upper_bound: float = np.inf
-                     ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-    """Per band of rows: (rows, distance, index) of the nearest deposit cell (Euclidean, map units, from cell
-    centre to cell centre) of each of its cells, (band rows, cols) arrays; beyond ``upper_bound`` the distance is
-    inf and the index ``len(deposit_rc)``. A tree of the deposit cells, so memory holds one band, not the grid."""
-    scale = np.array([grid.pixel_height, grid.pixel_width])
-    tree = cKDTree(deposit_rc * scale)
-    x = np.arange(grid.cols) * grid.pixel_width
+def _band_cells(grid: GridSpec) -> Iterator[tuple[slice, np.ndarray]]:
+    """Per band of rows: (rows, (band cells, 2) row/col of its cells in row-major order)."""
     for rows in _row_bands(grid.shape):
-        y = np.arange(rows.start, rows.stop) * grid.pixel_height
-        centres = np.column_stack([np.repeat(y, grid.cols), np.tile(x, len(y))])
-        distance, index = tree.query(centres, distance_upper_bound=upper_bound, workers=-1)
-        yield rows, distance.reshape(len(y), grid.cols), index.reshape(len(y), grid.cols)
+        band_rows, band_cols = np.mgrid[rows, 0:grid.cols]
+        yield rows, np.column_stack([band_rows.ravel(), band_cols.ravel()])
 
 
 def _nearest_deposit_region(deposit_rc: np.ndarray, deposit_split: np.ndarray, grid: GridSpec) -> np.ndarray:
-    """(rows, cols) split of the nearest deposit cell (Euclidean, map units) of every cell."""
+    """(rows, cols) split of the nearest deposit cell (Euclidean, map units) of every cell, a band of rows at a
+    time (a tree of the deposit cells, so memory holds one band of distances, not the grid's)."""
     region = np.empty(grid.shape, dtype=np.int8)
-    for rows, _, nearest in _nearest_deposit(deposit_rc, grid):
-        region[rows] = deposit_split[nearest]
+    deposits = DepositCells(deposit_rc, grid)
+    for rows, cells in _band_cells(grid):
+        region[rows] = deposit_split[deposits.nearest(cells)[1]].reshape(-1, grid.cols)
     return region
 
 
@@ -481,8 +476,9 @@ def _negative_candidates(grid, allowed, positives, deposit_rc, buffer) -> np.nda
     ok = allowed.copy()
     ok[positives.rows, positives.cols] = False
     if buffer > 0:
-        for rows, distance, _ in _nearest_deposit(deposit_rc, grid, upper_bound=np.nextafter(buffer, np.inf)):
-            ok[rows] &= distance > buffer
+        deposits = DepositCells(deposit_rc, grid)
+        for rows, cells in _band_cells(grid):
+            ok[rows] &= deposits.beyond(cells, buffer).reshape(-1, grid.cols)
     return ok
 
 

@@ -28,6 +28,7 @@ from deepprospect.core.sampling.labels import (
     study_area_mask,
     valid_windows,
 )
+from deepprospect.core.sampling.nearest import DepositCells
 from deepprospect.core.sampling.stored_arrays import StoredArray
 from deepprospect.core.sampling.windows import WINDOW_FILL
 from scipy import ndimage
@@ -409,6 +410,23 @@ def test_the_grid_sized_sampling_is_refused_up_front_when_memory_is_short(stack,
         build(stack, exclusion_buffer=20.0)
 
 
+@pytest.mark.parametrize("pixel", [0.3, 0.1, 0.00025, 7.5])
+def test_a_cell_exactly_one_buffer_away_is_excluded_wherever_it_lies(pixel, monkeypatch):
+    """The buffer is decided on integer offsets times the pixel size, as the distance transform does; the tree's
+    own distances (differences of rounded coordinates) let some cells at exactly the buffer through."""
+    monkeypatch.setattr(labels, "_BAND_CELLS", 64)
+    grid = GridSpec(0.0, 60 * pixel, pixel, pixel, 7, 60, "EPSG:32650")
+    deposit_rc = np.array([[r, c] for r in range(2, 58, 5) for c in (1, 3, 5)])
+    away = np.ones(grid.shape, dtype=bool)
+    away[deposit_rc[:, 0], deposit_rc[:, 1]] = False
+    no_positives = labels._Samples.make([], [], 1, 0, "block", labels.SHARED)
+    for cells in (1, 2):
+        buffer = cells * pixel
+        expected = ndimage.distance_transform_edt(away, sampling=(pixel, pixel)) > buffer
+        found = labels._negative_candidates(grid, np.ones(grid.shape, dtype=bool), no_positives, deposit_rc, buffer)
+        np.testing.assert_array_equal(found, expected)
+
+
 def test_grid_wide_searches_a_band_of_rows_at_a_time_equal_the_whole_grid(monkeypatch):
     """Nearest deposits (split regions, exclusion buffer) and random draws work in bands of rows; with bands of 37
     cells (partial rows) they give what the whole-grid forms give: the distance transform's distances, and the
@@ -423,10 +441,12 @@ def test_grid_wide_searches_a_band_of_rows_at_a_time_equal_the_whole_grid(monkey
     expected = ndimage.distance_transform_edt(away, sampling=(7.5, 10.0))
     region = labels._nearest_deposit_region(deposit_rc, split, grid)
     seen = np.zeros(grid.shape, dtype=int)
-    for rows, distance, index in labels._nearest_deposit(deposit_rc, grid):
+    deposits = DepositCells(deposit_rc, grid)
+    for rows, cells in labels._band_cells(grid):
         seen[rows] += 1
-        np.testing.assert_allclose(distance, expected[rows], rtol=1e-12)
-        np.testing.assert_array_equal(region[rows], split[index])
+        distance, index = deposits.nearest(cells)
+        np.testing.assert_allclose(distance.reshape(-1, grid.cols), expected[rows], rtol=1e-12)
+        np.testing.assert_array_equal(region[rows], split[index].reshape(-1, grid.cols))
     assert (seen == 1).all() and set(np.unique(region)) == set(split)
     mask = rng.random(grid.shape) < 0.3
     pool = labels._CellPool(mask[rows] for rows in labels._row_bands(grid.shape))
