@@ -393,8 +393,8 @@ class _NearestKernel:
         # Pixels holding a sample get their value from _apply_exact; their division by zero is harmless.
         self.exact = _CoincidentCells(points, values, grid)
         n = points.shape[0]
-        # Neighbours per cell: the limit, else (a radius alone) at most the samples of any 3 × 3 radius-sided
-        # squares; each piece then asks for the most that any of its cells has within the radius.
+        # Neighbours per cell: the limit, else (a radius alone) at most the samples of any 2 × 2 squares of side
+        # twice the radius; each piece then asks for the most that any of its cells has within the radius.
         self.k = min(settings.max_points, n) if settings.max_points else _radius_count_bound(points, settings.radius)
 
     def pieces(self, block: _Window) -> list[_Window]:
@@ -424,6 +424,9 @@ class _NearestKernel:
         if k == 1:
             dist, idx = dist[:, None], idx[:, None]
         found = idx < self.values.shape[0]
+        if radius > 0:  # the tree may let a sample one ulp past the bound through (it compares squared distances)
+            found &= dist <= radius
+            dist = np.where(found, dist, np.inf)
         weights = _weights(dist * dist, self.settings.power)  # missing neighbours: infinite distance, weight 0
         gathered = self.values[np.where(found, idx, 0)]  # (cells, k, fields)
         numerator = np.matmul(weights[:, None, :], gathered)[:, 0, :]

@@ -657,7 +657,7 @@ def build_training_set(
     allowed = valid_cells(source, is_cancelled=is_cancelled)
     if study_area is not None:
         for rows in _row_bands(grid.shape):
-            allowed[rows] &= study_area[rows, :]
+            allowed[rows] &= np.asarray(study_area[rows, :], dtype=bool)  # a 0/1 array is a mask too
     report(progress, 5)
 
     deposit_rc = _deposit_cells(deposit_xy, grid, allowed, notes, "deposit(s)")

@@ -136,6 +136,21 @@ def test_a_sample_exactly_at_the_radius_counts():
         assert np.isnan(result[1:]).all()  # 22.4 and 28.3 away: beyond the radius
 
 
+def test_a_sample_one_ulp_past_the_radius_never_counts_whatever_the_blocks():
+    """k-d tree queries compare squared distances, so a sample just past the radius can come back; it is dropped
+    whether or not another cell of the block leaves room for it."""
+    radius = 0.4068960439866572
+    points = np.array([[0.19262342716410485, 0.2333841094689753],  # 0.40689604398665724 from the first centre
+                       [0.51, 0.5], [1.5, 0.52], [1.5, 0.48], [1.52, 0.5]])
+    values = np.array([100.0, 0.0, 1.0, 1.0, 1.0])
+    grid = GridSpec(0.0, 1.0, 1.0, 1.0, 2, 1, "EPSG:3857")  # centres (0.5, 0.5) and (1.5, 0.5)
+    for block_side in (1, 2):
+        blocks = idw_blocks(points, values, grid, IdwSettings(max_points=0, radius=radius), block_side=block_side,
+                            dtype=np.float64)
+        first = next(values for tile, values in blocks if tile.slices[1].start == 0)
+        assert first[0, 0, 0] == 0.0
+
+
 def test_values_stay_within_the_sample_range(samples):
     points, values = samples
     result = idw_grid(points, values[:, 0], GRID, IdwSettings(max_points=0))[0]

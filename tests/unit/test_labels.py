@@ -359,6 +359,8 @@ def test_study_area_with_holes(stack):
     ts = build(stack, study_area=mask, negative_ratio=3, validation_fraction=0, test_fraction=0)
     centres = ts.window_rc + 2
     assert mask[centres[:, 0], centres[:, 1]].all()
+    as_bytes = build(stack, study_area=mask.astype(np.uint8), negative_ratio=3, validation_fraction=0, test_fraction=0)
+    np.testing.assert_array_equal(as_bytes.window_rc, ts.window_rc)  # a 0/1 array is the same mask
     with pytest.raises(InputError, match="no polygons"):
         study_area_mask([], GRID)
 
