@@ -395,7 +395,8 @@ class _NearestKernel:
         n = points.shape[0]
         # Neighbours per cell: the limit, else (a radius alone) at most the samples of any 2 × 2 squares of side
         # twice the radius; each piece then asks for the most that any of its cells has within the radius.
-        self.k = min(settings.max_points, n) if settings.max_points else _radius_count_bound(points, settings.radius)
+        self.k = (min(settings.max_points, n) if settings.max_points
+                  else _radius_count_bound(_near_grid(points, grid, settings.radius), settings.radius))
 
     def pieces(self, block: _Window) -> list[_Window]:
         per_cell = 8 * max(self.k, 1) * (3 + self.values.shape[1]) + 16 * self.values.shape[1]
@@ -433,9 +434,21 @@ class _NearestKernel:
         return numerator / weights.sum(axis=1)[:, None], found.sum(axis=1) >= self.settings.min_points
 
 
+def _near_grid(points: np.ndarray, grid: GridSpec, radius: float) -> np.ndarray:
+    """The samples that may lie within ``radius`` of a cell centre of ``grid``: those in the grid's extent grown
+    by the radius (and half a cell more, so rounding never leaves one out). Only they can count toward the bound
+    of :func:`_radius_count_bound`; a cluster of samples far off the grid would shrink its pieces for nothing."""
+    margin = radius + max(grid.pixel_width, grid.pixel_height)
+    low = np.array([grid.x_min, grid.y_max - grid.rows * grid.pixel_height]) - margin
+    high = np.array([grid.x_min + grid.cols * grid.pixel_width, grid.y_max]) + margin
+    return points[((points >= low) & (points <= high)).all(axis=1)]
+
+
 def _radius_count_bound(points: np.ndarray, radius: float) -> int:
     """An upper bound of the samples within ``radius`` of any point: a disc of that radius lies in 2 × 2 squares
     of side ``2 radius``, so the most samples in any 2 × 2 such squares (only those holding samples are counted)."""
+    if len(points) == 0:
+        return 1
     squares = np.floor((points - points.min(axis=0)) / (2.0 * radius)).astype(np.int64) + 1
     side = int(squares[:, 1].max()) + 2  # keys of neighbours never wrap into another column of squares
     keys, counts = np.unique(squares[:, 0] * side + squares[:, 1], return_counts=True)
