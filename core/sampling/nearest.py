@@ -3,9 +3,10 @@ distance transform.
 
 Distances are Euclidean in map units between cell centres, as ``scipy.ndimage.distance_transform_edt`` gives
 them with the pixel sizes as sampling: integer cell offsets times the pixel size. A k-d tree over the deposit
-cells finds the nearest one; :meth:`DepositCells.beyond` recomputes the distance from the integer offsets, so a
-cell exactly at the distance is decided the same way wherever it lies in the grid (the tree's own distances are
-differences of rounded coordinates).
+cells finds the nearest one. The tree's own distances are differences of rounded coordinates, so where one lies
+within a hair of the exclusion distance, :meth:`DepositCells.beyond` recomputes the distances to every deposit
+cell near it from the integer offsets: a cell exactly at the distance is decided the same way wherever it lies in
+the grid, as the distance transform decides it.
 """
 
 from __future__ import annotations
@@ -31,11 +32,20 @@ class DepositCells:
 
     def beyond(self, cells_rc: np.ndarray, distance: float) -> np.ndarray:
         """Whether each (row, col) is farther than ``distance`` from every deposit cell (exact offsets; see the
-        module docstring)."""
-        bound = distance * (1 + 1e-9) + 1e-9 * self.sampling.max()
-        _, nearest = self.nearest(cells_rc, bound)
-        found = nearest < len(self.deposit_rc)
-        away = np.ones(len(cells_rc), dtype=bool)
-        offsets = (cells_rc[found] - self.deposit_rc[nearest[found]]) * self.sampling
-        away[found] = np.sqrt((offsets * offsets).sum(axis=1)) > distance
+        module docstring).
+
+        The tree's distances are right to a few ulps: a cell it finds clearly nearer or farther is decided by
+        them; a cell within a hair of ``distance`` is decided on the exact offsets to every deposit cell near it,
+        since the tree's nearest may not be the exactly nearest there."""
+        if len(self.deposit_rc) == 0 or not np.isfinite(distance):
+            return np.full(len(cells_rc), len(self.deposit_rc) == 0)
+        tolerance = 1e-9 * (distance + self.sampling.max())
+        found, _ = self.nearest(cells_rc, distance + tolerance)  # inf: nothing within the bound
+        away = found > distance + tolerance
+        unsure = np.flatnonzero(~away & (found >= distance - tolerance))
+        if unsure.size:
+            near = self.tree.query_ball_point(cells_rc[unsure] * self.sampling, r=distance + tolerance)
+            for cell, deposits in zip(unsure, near):
+                offsets = (cells_rc[cell] - self.deposit_rc[deposits]) * self.sampling
+                away[cell] = np.sqrt((offsets * offsets).sum(axis=1)).min() > distance
         return away

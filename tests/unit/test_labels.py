@@ -429,6 +429,23 @@ def test_a_cell_exactly_one_buffer_away_is_excluded_wherever_it_lies(pixel, monk
         np.testing.assert_array_equal(found, expected)
 
 
+def test_the_exactly_nearest_deposit_decides_the_buffer_when_the_tree_picks_another():
+    """0.3 × 0.1 pixels: from cell (20, 42) one deposit is one column away (0.3 exactly) and another three rows
+    away (0.30000000000000004 as the tree computes it); the cell is within the buffer, as the distance transform
+    says, whichever the tree reports as nearest."""
+    grid = GridSpec(500000.0, 7000000.0, 0.3, 0.1, 60, 60, "EPSG:32650")
+    deposit_rc = np.array([[20, 43], [23, 42]])
+    away = np.ones(grid.shape, dtype=bool)
+    away[deposit_rc[:, 0], deposit_rc[:, 1]] = False
+    expected = ndimage.distance_transform_edt(away, sampling=(0.1, 0.3)) > 0.3
+    no_positives = labels._Samples.make([], [], 1, 0, "block", labels.SHARED)
+    found = labels._negative_candidates(grid, np.ones(grid.shape, dtype=bool), no_positives, deposit_rc, 0.3)
+    assert not found[20, 42]
+    np.testing.assert_array_equal(found, expected)
+    assert DepositCells(np.empty((0, 2)), grid).beyond(np.array([[0, 0]]), np.inf).all()  # no deposit: all away
+    assert not DepositCells(deposit_rc, grid).beyond(np.array([[0, 0]]), np.inf).any()
+
+
 def test_grid_wide_searches_a_band_of_rows_at_a_time_equal_the_whole_grid(monkeypatch):
     """Nearest deposits (split regions, exclusion buffer) and random draws work in bands of rows; with bands of 37
     cells (partial rows) they give what the whole-grid forms give: the distance transform's distances, and the
