@@ -13,6 +13,7 @@ mask or a bool array.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -92,20 +93,22 @@ class PolygonCells(WindowedMask):
         self.holes = [_mapped(hole, to_cells) for hole in holes]
         self.band_rows = max(1, BAND_CELLS // max(self.shape[1], 1))
         self._last_bands: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()  # the kept bands are shared: threads reading windows take turns
 
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
         rows, cols = (_bounds(part, size) for part, size in zip(key, self.shape))
         if rows[0] == rows[1] or cols[0] == cols[1]:
             return np.zeros((rows[1] - rows[0], cols[1] - cols[0]), dtype=bool)
         needed = range(rows[0] // self.band_rows, (rows[1] - 1) // self.band_rows + 1)
-        self._last_bands = {index: self._last_bands[index] for index in needed if index in self._last_bands}
-        for index in needed:
-            self._last_bands[index] = self._band(index)
         inside = np.empty((rows[1] - rows[0], cols[1] - cols[0]), dtype=bool)
-        for index, band in self._last_bands.items():
-            top = index * self.band_rows
-            first, stop = max(rows[0], top), min(rows[1], top + band.shape[0])
-            inside[first - rows[0]:stop - rows[0]] = band[first - top:stop - top, cols[0]:cols[1]]
+        with self._lock:
+            self._last_bands = {index: self._last_bands[index] for index in needed if index in self._last_bands}
+            for index in needed:
+                self._last_bands[index] = self._band(index)
+            for index, band in self._last_bands.items():
+                top = index * self.band_rows
+                first, stop = max(rows[0], top), min(rows[1], top + band.shape[0])
+                inside[first - rows[0]:stop - rows[0]] = band[first - top:stop - top, cols[0]:cols[1]]
         return inside
 
     def _band(self, index: int) -> np.ndarray:

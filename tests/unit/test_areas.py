@@ -63,6 +63,18 @@ def test_a_cell_centre_on_an_edge_falls_the_same_way_in_every_window():
             np.testing.assert_array_equal(cells[r0:r0 + 7, c0:c0 + 9], whole[r0:r0 + 7, c0:c0 + 9])
 
 
+def test_threads_reading_windows_at_once_get_their_own_windows(shapes):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cells = PolygonCells(shapes[0], GRID, shapes[1])
+    cells.band_rows = 2  # many bands: every window replaces the kept ones
+    expected = cells[:, :]
+    windows = [(slice(r, r + 5), slice(c, c + 7)) for r in range(0, 41, 3) for c in range(0, 53, 4)] * 4
+    with ThreadPoolExecutor(4) as pool:
+        for window, got in zip(windows, pool.map(lambda w: cells[w], windows)):
+            np.testing.assert_array_equal(got, expected[window])
+
+
 def test_intersections_stay_windowed_and_match_arrays(shapes, monkeypatch):
     polygons, holes = shapes
     cells = PolygonCells(polygons, GRID, holes)
