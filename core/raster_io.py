@@ -7,6 +7,7 @@ place only when complete (and, inside an :func:`.outputs.output_set`, only when 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.crs import CRS
+from rasterio.env import get_gdal_config, set_gdal_config
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
@@ -33,15 +35,44 @@ fills with the blocks of a large raster read window by window, so a step's memor
 the machine instead of staying at a few windows."""
 
 
+class _SharedCacheCap:
+    """GDAL's cache size is one setting for the whole process, while QGIS may run several steps at once in
+    threads: the first step to start caps it, the last to end puts back what was there before."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._steps = 0
+        self._before: Any = None
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._steps == 0:
+                self._before = get_gdal_config("GDAL_CACHEMAX")
+                set_gdal_config("GDAL_CACHEMAX", CACHE_BYTES)
+            self._steps += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._steps -= 1
+            if self._steps == 0:
+                set_gdal_config("GDAL_CACHEMAX", self._before)
+
+
+_CACHE_CAP = _SharedCacheCap()
+
+
 @contextmanager
 def bounded_gdal_cache() -> Iterator[None]:
-    """Cap the block cache of the GDAL that rasterio uses at :data:`CACHE_BYTES` for the block, unless the user
-    set ``GDAL_CACHEMAX``; GDAL's own setting comes back afterwards."""
+    """Cap the block cache of the GDAL that rasterio uses at :data:`CACHE_BYTES` while the block runs (in any
+    thread), unless the user set ``GDAL_CACHEMAX``; GDAL's own setting comes back when the last such block ends."""
     if "GDAL_CACHEMAX" in os.environ:
         yield
         return
-    with rasterio.Env(GDAL_CACHEMAX=CACHE_BYTES):
+    _CACHE_CAP.enter()
+    try:
         yield
+    finally:
+        _CACHE_CAP.leave()
 
 
 def geotiff_profile(width: int, height: int, count: int, dtype: str, crs, transform: Affine,

@@ -131,3 +131,32 @@ def test_steps_cap_gdals_block_cache_unless_the_user_set_it(monkeypatch):
     monkeypatch.setenv("GDAL_CACHEMAX", "64")
     with bounded_gdal_cache():
         assert get_gdal_config("GDAL_CACHEMAX") == before
+
+
+def test_the_cache_stays_capped_while_any_of_two_overlapping_steps_runs(monkeypatch):
+    """QGIS may run two steps at once in threads: the cap holds until the last one ends, then GDAL's own comes back
+    (the cache size is one setting for the whole process)."""
+    import threading
+
+    from deepprospect.core.raster_io import CACHE_BYTES, bounded_gdal_cache
+    from rasterio._env import get_gdal_config
+
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    before = get_gdal_config("GDAL_CACHEMAX")
+    first_in, second_in, first_out, seen = threading.Event(), threading.Event(), threading.Event(), []
+
+    def second_step():
+        first_in.wait()
+        with bounded_gdal_cache():
+            second_in.set()
+            first_out.wait()
+            seen.append(get_gdal_config("GDAL_CACHEMAX"))
+
+    thread = threading.Thread(target=second_step)
+    thread.start()
+    with bounded_gdal_cache():
+        first_in.set()
+        second_in.wait(10)
+    first_out.set()
+    thread.join()
+    assert seen == [CACHE_BYTES] and get_gdal_config("GDAL_CACHEMAX") == before
