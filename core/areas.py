@@ -104,7 +104,8 @@ class PolygonCells(WindowedMask):
         with self._lock:
             self._last_bands = {index: self._last_bands[index] for index in needed if index in self._last_bands}
             for index in needed:
-                self._last_bands[index] = self._band(index)
+                if index not in self._last_bands:
+                    self._last_bands[index] = self._band(index)
             for index, band in self._last_bands.items():
                 top = index * self.band_rows
                 first, stop = max(rows[0], top), min(rows[1], top + band.shape[0])
@@ -112,9 +113,7 @@ class PolygonCells(WindowedMask):
         return inside
 
     def _band(self, index: int) -> np.ndarray:
-        """The mask of band ``index`` (rows from ``index * band_rows``, every column)."""
-        if index in self._last_bands:
-            return self._last_bands[index]
+        """The mask of band ``index`` (rows from ``index * band_rows``, every column), rasterised."""
         top = index * self.band_rows
         shape = (min(self.band_rows, self.shape[0] - top), self.shape[1])
         inside = self._cells(self.polygons, top, shape)

@@ -49,7 +49,7 @@ from ..bands import WINDOW, ArrayBands, BandSource, grid_windows, read_cells
 from ..errors import InputError
 from ..grid import GridSpec
 from ..progress import CancelFn, ProgressFn, check_cancelled, report
-from ..sampling.nearest import DepositCells
+from ..sampling.nearest import DepositCells, cells_of
 
 # gao2022 / gao2023: Z_AUC > 2.58 marks an AUC significantly above 0.5.
 DEFAULT_CRITICAL_VALUE = 2.58
@@ -359,9 +359,8 @@ class _BackgroundPool:
 
     def _away(self, part: Window) -> np.ndarray:
         """Cells of ``part`` farther than the exclusion distance from every deposit cell centre."""
-        rows, cols = np.mgrid[part.row_off:part.row_off + part.height, part.col_off:part.col_off + part.width]
-        cells = np.column_stack([rows.ravel(), cols.ravel()])
-        return self.deposits.beyond(cells, self.exclusion).reshape(part.height, part.width)
+        rows, cols = part.toslices()
+        return self.deposits.beyond(cells_of(rows, cols), self.exclusion).reshape(part.height, part.width)
 
 
 def _score_bands(samples: np.ndarray, labels: np.ndarray, band_names: Sequence[str], settings: ScreeningSettings,

@@ -436,7 +436,7 @@ class _NearestKernel:
 
 def _near_grid(points: np.ndarray, grid: GridSpec, radius: float) -> np.ndarray:
     """The samples that may lie within ``radius`` of a cell centre of ``grid``: those in the grid's extent grown
-    by the radius (and half a cell more, so rounding never leaves one out). Only they can count toward the bound
+    by the radius (and a cell more, so rounding never leaves one out). Only they can count toward the bound
     of :func:`_radius_count_bound`; a cluster of samples far off the grid would shrink its pieces for nothing."""
     margin = radius + max(grid.pixel_width, grid.pixel_height)
     low = np.array([grid.x_min, grid.y_max - grid.rows * grid.pixel_height]) - margin

@@ -71,7 +71,7 @@ from ..outputs import atomic_path
 from ..progress import CancelFn, ProgressFn, check_cancelled, report
 from . import augment as aug
 from . import blocks as blk
-from .nearest import DepositCells
+from .nearest import DepositCells, cells_of
 from .stored_arrays import StoredArray, stored_member
 from .windows import WINDOW_FILL
 
@@ -359,8 +359,7 @@ def _row_bands(shape: tuple[int, int]) -> Iterator[slice]:
 def _band_cells(grid: GridSpec) -> Iterator[tuple[slice, np.ndarray]]:
     """Per band of rows: (rows, (band cells, 2) row/col of its cells in row-major order)."""
     for rows in _row_bands(grid.shape):
-        band_rows, band_cols = np.mgrid[rows, 0:grid.cols]
-        yield rows, np.column_stack([band_rows.ravel(), band_cols.ravel()])
+        yield rows, cells_of(rows, slice(0, grid.cols))
 
 
 def _nearest_deposit_region(deposit_rc: np.ndarray, deposit_split: np.ndarray, grid: GridSpec) -> np.ndarray:

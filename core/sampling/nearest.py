@@ -17,6 +17,12 @@ from scipy.spatial import cKDTree
 from ..grid import GridSpec
 
 
+def cells_of(rows: slice, cols: slice) -> np.ndarray:
+    """(cells, 2) row, col of the cells of a window (two slices with bounds), row-major: what the queries take."""
+    row, col = np.mgrid[rows, cols]
+    return np.column_stack([row.ravel(), col.ravel()])
+
+
 class DepositCells:
     """Deposit cells ((n, 2) row, col) of ``grid`` in a k-d tree (coordinates: row × pixel height, col × width)."""
 
